@@ -1,0 +1,359 @@
+/**
+ * The typed stream API: `DataStream<T>`, `KeyedStream<T, K>` and sinks. Every call adds a
+ * transformation to the environment's description; nothing runs until the job executes.
+ */
+import type { AggregateFunction, ReduceFunction } from '../state/functions.js';
+import type { Key } from '../state/hash.js';
+import {
+  FilterOperator,
+  FlatMapOperator,
+  KeyedAggregateOperator,
+  KeyedProcessOperator,
+  KeyedReduceOperator,
+  MapOperator,
+  ProcessOperator,
+} from './basic.js';
+import type { StreamEnvironment } from './environment.js';
+import {
+  type FilterFunction,
+  type FlatMapFunction,
+  KeyedProcessFunction,
+  type KeyedProcessFunctionLike,
+  type KeySelector,
+  type MapFunction,
+  type ProcessFunctionLike,
+  type SinkFunction,
+} from './functions.js';
+import type { AbstractStreamOperator } from './operator.js';
+import type { OutputTag } from './output-tag.js';
+import { CollectSink, JsonLinesSink, PrintSink, SinkOperator, SummarySink } from './sinks/sinks.js';
+import type {
+  ChainingStrategy,
+  OperatorTransformation,
+  PartitionerSpec,
+  PartitionTransformation,
+  SideOutputTransformation,
+  Transformation,
+  UnionTransformation,
+} from './transformation.js';
+
+type AnyOperator = AbstractStreamOperator<unknown>;
+type AnyKeySelector = KeySelector<unknown, Key>;
+
+/** Settings shared by operators and sinks. */
+abstract class Configurable {
+  constructor(
+    readonly env: StreamEnvironment,
+    /** @internal */ readonly transformation: Transformation,
+  ) {}
+
+  private physical(what: string): Transformation {
+    const t = this.transformation;
+    if (t.type !== 'source' && t.type !== 'operator')
+      throw new TypeError(`${what}() applies to operators; '${t.name}' (${t.type}) is not an operator`);
+    return t;
+  }
+
+  /** Sets the operator's display name. */
+  name(name: string): this {
+    this.physical('name').name = name;
+    return this;
+  }
+
+  /** Sets the operator's stable id (its state is stored under it; must be unique in the job). */
+  uid(uid: string): this {
+    if (typeof uid !== 'string' || uid.length === 0) throw new TypeError('uid() needs a non-empty string');
+    this.physical('uid').uid = uid;
+    return this;
+  }
+
+  /** Sets the operator's parallelism. */
+  setParallelism(parallelism: number): this {
+    if (!Number.isInteger(parallelism) || parallelism < 1)
+      throw new RangeError(
+        `parallelism of '${this.transformation.name}' must be a positive integer, got ${parallelism}`,
+      );
+    this.physical('setParallelism').parallelism = parallelism;
+    return this;
+  }
+
+  /** Sets the operator's maximum parallelism (its number of key groups, if keyed). */
+  setMaxParallelism(maxParallelism: number): this {
+    if (!Number.isInteger(maxParallelism) || maxParallelism < 1 || maxParallelism > 32768)
+      throw new RangeError(
+        `maxParallelism of '${this.transformation.name}' must be an integer in [1, 32768], got ${maxParallelism}`,
+      );
+    this.physical('setMaxParallelism').maxParallelism = maxParallelism;
+    return this;
+  }
+
+  /** Never chains this operator with its neighbours. */
+  disableChaining(): this {
+    return this.chaining('never');
+  }
+
+  /** Starts a new chain at this operator (it may still chain with what follows). */
+  startNewChain(): this {
+    return this.chaining('head');
+  }
+
+  private chaining(c: ChainingStrategy): this {
+    this.physical('chaining').chaining = c;
+    return this;
+  }
+}
+
+/** A stream of records of type `T`. */
+export class DataStream<T> extends Configurable {
+  /** @internal key selector when the stream is keyed. */
+  protected readonly keySelector: AnyKeySelector | undefined = undefined;
+
+  /** @internal */
+  protected derive<R>(
+    kind: string,
+    factory: () => AnyOperator,
+    options: { name?: string; keyed?: boolean; requiresKeyed?: boolean; parallelism?: number } = {},
+  ): DataStream<R> {
+    const keyed = options.keyed ?? this.keySelector !== undefined;
+    const t = this.env.addTransformation<OperatorTransformation>({
+      type: 'operator',
+      kind,
+      name: options.name ?? kind,
+      inputs: [this.transformation],
+      factory,
+      keySelectors: [keyed ? this.keySelector : undefined],
+      requiresKeyed: options.requiresKeyed ?? false,
+      isSink: false,
+      parallelism: options.parallelism,
+    });
+    return new DataStream<R>(this.env, t);
+  }
+
+  /** One record in, one out. */
+  map<R>(fn: MapFunction<T, R>): DataStream<R> {
+    const ks = this.keySelector;
+    return this.derive('map', () => new MapOperator(fn as MapFunction<unknown, unknown>, ks));
+  }
+
+  /** Keeps the records for which `fn` returns true. */
+  filter(fn: FilterFunction<T>): DataStream<T> {
+    const ks = this.keySelector;
+    return this.derive('filter', () => new FilterOperator(fn as FilterFunction<unknown>, ks));
+  }
+
+  /** Zero or more records out per record in (return an iterable, or call `out.collect`). */
+  flatMap<R>(fn: FlatMapFunction<T, R>): DataStream<R> {
+    const ks = this.keySelector;
+    return this.derive('flatMap', () => new FlatMapOperator(fn as FlatMapFunction<unknown, unknown>, ks));
+  }
+
+  /** A low-level function with side outputs (and, on a keyed stream, state and timers). */
+  process<R>(fn: ProcessFunctionLike<T, R>): DataStream<R> {
+    if (fn instanceof KeyedProcessFunction)
+      return this.derive('process', () => new ProcessOperator(fn as ProcessFunctionLike<unknown, unknown>), {
+        requiresKeyed: true,
+        name: 'keyedProcess',
+      });
+    return this.derive('process', () => new ProcessOperator(fn as ProcessFunctionLike<unknown, unknown>), {
+      keyed: false,
+    });
+  }
+
+  /** Partitions the stream by key: records with equal keys go to the same subtask. */
+  keyBy<K extends Key>(keySelector: KeySelector<T, K>): KeyedStream<T, K> {
+    if (typeof keySelector !== 'function') throw new TypeError('keyBy() needs a key selector function');
+    const t = this.partition({ kind: 'hash', keySelector: keySelector as AnyKeySelector }, 'keyBy');
+    return new KeyedStream<T, K>(this.env, t, keySelector);
+  }
+
+  /** Merges this stream with others of the same type. */
+  union(...others: DataStream<T>[]): DataStream<T> {
+    for (const o of others)
+      if (o.env !== this.env) throw new TypeError('union() of streams from different environments');
+    const t = this.env.addTransformation<UnionTransformation>({
+      type: 'union',
+      kind: 'union',
+      name: 'union',
+      inputs: [this.transformation, ...others.map((o) => o.transformation)],
+    });
+    return new DataStream<T>(this.env, t);
+  }
+
+  /** Sends each record to the subtask with the same index (parallelism must match). */
+  forward(): DataStream<T> {
+    return new DataStream<T>(this.env, this.partition({ kind: 'forward' }, 'forward'));
+  }
+  /** Distributes records round-robin over all downstream subtasks. */
+  rebalance(): DataStream<T> {
+    return new DataStream<T>(this.env, this.partition({ kind: 'rebalance' }, 'rebalance'));
+  }
+  /** Round-robin over a local subset of downstream subtasks (pointwise). */
+  rescale(): DataStream<T> {
+    return new DataStream<T>(this.env, this.partition({ kind: 'rescale' }, 'rescale'));
+  }
+  /** Sends every record to every downstream subtask. */
+  broadcast(): DataStream<T> {
+    return new DataStream<T>(this.env, this.partition({ kind: 'broadcast' }, 'broadcast'));
+  }
+  /** Distributes records randomly (seeded per subtask, so runs are repeatable). */
+  shuffle(): DataStream<T> {
+    return new DataStream<T>(this.env, this.partition({ kind: 'shuffle' }, 'shuffle'));
+  }
+  /** Sends every record to the first downstream subtask. */
+  global(): DataStream<T> {
+    return new DataStream<T>(this.env, this.partition({ kind: 'global' }, 'global'));
+  }
+
+  private partition(partitioner: PartitionerSpec, kind: string): Transformation {
+    return this.env.addTransformation<PartitionTransformation>({
+      type: 'partition',
+      kind,
+      name: kind,
+      inputs: [this.transformation],
+      partitioner,
+    });
+  }
+
+  /** The records this operator sent to the side output `tag`. */
+  getSideOutput<S>(tag: OutputTag<S>): DataStream<S> {
+    const t = this.transformation;
+    if (t.type !== 'operator' && t.type !== 'source')
+      throw new TypeError(
+        `getSideOutput() applies to operators; '${t.name}' (${t.type}) has no side outputs`,
+      );
+    const side = this.env.addTransformation<SideOutputTransformation>({
+      type: 'side-output',
+      kind: 'sideOutput',
+      name: `side output ${tag.id}`,
+      inputs: [t],
+      tag,
+    });
+    return new DataStream<S>(this.env, side);
+  }
+
+  // ---- sinks ----
+
+  private sink(
+    kind: string,
+    factory: () => AnyOperator,
+    options: { parallelism?: number; resultId?: string } = {},
+  ): DataStreamSink<T> {
+    const t = this.env.addTransformation<OperatorTransformation>({
+      type: 'operator',
+      kind,
+      name: kind,
+      inputs: [this.transformation],
+      factory,
+      keySelectors: [undefined],
+      requiresKeyed: false,
+      isSink: true,
+      parallelism: options.parallelism,
+      resultId: options.resultId,
+    });
+    return new DataStreamSink<T>(this.env, t);
+  }
+
+  /** Calls `fn` for every record; a returned Promise holds the next record back. */
+  addSink(fn: SinkFunction<T>): DataStreamSink<T> {
+    return this.sink('sink', () => new SinkOperator(fn as SinkFunction<unknown>));
+  }
+
+  /** Prints every record to standard output (`label` prefixes the lines). */
+  print(label?: string): DataStreamSink<T> {
+    return this.sink('print', () => new PrintSink(label));
+  }
+
+  /** Collects every record for the client: read `values` after the job ends (for tests). */
+  collect(): CollectedStream<T> {
+    const id = this.env.newResultId('collect');
+    const sink = this.sink('collect', () => new CollectSink(id), { resultId: id });
+    const handle = new CollectedStream<T>(id, sink);
+    this.env.collectedStreams.push(handle as CollectedStream<unknown>);
+    return handle;
+  }
+
+  /**
+   * When the input ends, prints one JSON object of the last value per key (and reports it as a
+   * result). Runs at parallelism 1.
+   */
+  printSummary<K extends Key, V>(
+    keyOf: (value: T) => K,
+    valueFn: (value: T) => V,
+  ): CollectedStream<Record<string, V>> {
+    const id = this.env.newResultId('summary');
+    const sink = this.sink(
+      'summary',
+      () => new SummarySink(keyOf as (v: unknown) => Key, valueFn as (v: unknown) => unknown, id),
+      { parallelism: 1, resultId: id },
+    );
+    const handle = new CollectedStream<Record<string, V>>(id, sink);
+    this.env.collectedStreams.push(handle as CollectedStream<unknown>);
+    return handle;
+  }
+
+  /** Writes records as JSON lines to `path` (a file, or a directory of part files if parallel). */
+  writeAsJsonLines(path: string): DataStreamSink<T> {
+    return this.sink('jsonLines', () => new JsonLinesSink(path), { parallelism: 1 });
+  }
+}
+
+/** A stream partitioned by key: keyed state, timers, rolling aggregations (and windows). */
+export class KeyedStream<T, K extends Key> extends DataStream<T> {
+  protected override readonly keySelector: AnyKeySelector;
+  constructor(env: StreamEnvironment, transformation: Transformation, keySelector: KeySelector<T, K>) {
+    super(env, transformation);
+    this.keySelector = keySelector as AnyKeySelector;
+  }
+
+  /** The key selector of this stream. */
+  getKeySelector(): KeySelector<T, K> {
+    return this.keySelector as KeySelector<T, K>;
+  }
+
+  /** Rolling reduce: for every record, emits the key's reduced value so far. */
+  reduce(fn: ReduceFunction<T>): DataStream<T> {
+    const ks = this.keySelector;
+    return this.derive('reduce', () => new KeyedReduceOperator(fn as ReduceFunction<unknown>, ks), {
+      requiresKeyed: true,
+    });
+  }
+
+  /** Rolling aggregate: for every record, emits the key's current aggregate result. */
+  aggregate<ACC, R>(fn: AggregateFunction<T, ACC, R>): DataStream<R> {
+    const ks = this.keySelector;
+    return this.derive(
+      'aggregate',
+      () => new KeyedAggregateOperator(fn as AggregateFunction<unknown, unknown, unknown>, ks),
+      {
+        requiresKeyed: true,
+      },
+    );
+  }
+
+  /** A keyed process function: keyed state and event/processing-time timers. */
+  override process<R>(fn: KeyedProcessFunctionLike<K, T, R>): DataStream<R> {
+    const ks = this.keySelector;
+    return this.derive(
+      'process',
+      () => new KeyedProcessOperator(fn as KeyedProcessFunctionLike<Key, unknown, unknown>, ks),
+      {
+        requiresKeyed: true,
+      },
+    );
+  }
+}
+
+/** The end of a stream: a sink, with operator settings. */
+export class DataStreamSink<T> extends Configurable {
+  declare readonly __type?: T;
+}
+
+/** A collecting sink: `values` holds the records once the job has finished. */
+export class CollectedStream<T> {
+  /** The collected records (in arrival order); filled when the job finishes. */
+  values: T[] = [];
+  constructor(
+    /** @internal */ readonly id: string,
+    readonly sink: DataStreamSink<unknown>,
+  ) {}
+}

@@ -1,0 +1,151 @@
+/**
+ * The graph-building half of the execution environment: configuration, sources and the list of
+ * transformations. The runtime's `StreamExecutionEnvironment` extends it with execution.
+ */
+import { checkParallelism, UPPER_BOUND_MAX_PARALLELISM } from '../state/key-groups.js';
+import { type CollectedStream, DataStream } from './data-stream.js';
+import { AsyncIterableSource } from './sources/async-iterable.js';
+import { CollectionSource } from './sources/collection.js';
+import { type GeneratorOptions, GeneratorSource } from './sources/generator.js';
+import { type Source, SourceOperator } from './sources/source.js';
+import type { SourceTransformation, Transformation } from './transformation.js';
+
+/** Settings of an environment. */
+export interface EnvironmentOptions {
+  /** Job name, shown in plans, errors and metrics (default `job`). */
+  jobName?: string;
+  /** Default parallelism of operators (default 1). */
+  parallelism?: number;
+  /** Default max parallelism = number of key groups (default 128, or more for high parallelism). */
+  maxParallelism?: number;
+  /** Capacity, in records, of the queue between two subtasks (default 1024). */
+  bufferCapacity?: number;
+}
+
+/** Resolved configuration of an environment. */
+export interface EnvironmentConfig {
+  jobName: string;
+  parallelism: number;
+  maxParallelism: number | undefined;
+  bufferCapacity: number;
+}
+
+type NewTransformation<T extends Transformation> = Omit<
+  T,
+  'id' | 'uid' | 'parallelism' | 'maxParallelism' | 'chaining'
+> &
+  Partial<Pick<T, 'parallelism' | 'maxParallelism' | 'chaining' | 'uid'>>;
+
+/** Builds a job: sources, then transformations on the streams they return. */
+export class StreamEnvironment {
+  readonly config: EnvironmentConfig;
+  /** @internal every transformation, in creation order. */
+  readonly transformations: Transformation[] = [];
+  /** @internal collecting sinks, filled when the job ends. */
+  readonly collectedStreams: CollectedStream<unknown>[] = [];
+  private resultCount = 0;
+
+  constructor(options: EnvironmentOptions = {}) {
+    this.config = {
+      jobName: options.jobName ?? 'job',
+      parallelism: options.parallelism ?? 1,
+      maxParallelism: options.maxParallelism,
+      bufferCapacity: options.bufferCapacity ?? 1024,
+    };
+    this.setParallelism(this.config.parallelism);
+    if (this.config.maxParallelism !== undefined) this.setMaxParallelism(this.config.maxParallelism);
+    if (!Number.isInteger(this.config.bufferCapacity) || this.config.bufferCapacity < 1)
+      throw new RangeError(`bufferCapacity must be a positive integer, got ${this.config.bufferCapacity}`);
+  }
+
+  /** Default parallelism of operators that do not set their own. */
+  setParallelism(parallelism: number): this {
+    if (!Number.isInteger(parallelism) || parallelism < 1)
+      throw new RangeError(`parallelism must be a positive integer, got ${parallelism}`);
+    this.config.parallelism = parallelism;
+    return this;
+  }
+
+  getParallelism(): number {
+    return this.config.parallelism;
+  }
+
+  /** Default max parallelism (number of key groups) of keyed operators. */
+  setMaxParallelism(maxParallelism: number): this {
+    checkParallelism(1, maxParallelism);
+    if (maxParallelism > UPPER_BOUND_MAX_PARALLELISM)
+      throw new RangeError(`maxParallelism must be at most ${UPPER_BOUND_MAX_PARALLELISM}`);
+    this.config.maxParallelism = maxParallelism;
+    return this;
+  }
+
+  getMaxParallelism(): number | undefined {
+    return this.config.maxParallelism;
+  }
+
+  /** Sets the job name. */
+  setJobName(name: string): this {
+    this.config.jobName = name;
+    return this;
+  }
+
+  /** @internal adds a transformation with the next id. */
+  addTransformation<T extends Transformation>(t: NewTransformation<T>): T {
+    const full = {
+      uid: undefined,
+      parallelism: undefined,
+      maxParallelism: undefined,
+      chaining: 'always',
+      ...t,
+      id: this.transformations.length + 1,
+    } as unknown as T;
+    this.transformations.push(full);
+    return full;
+  }
+
+  /** @internal a fresh id for a result-reporting sink. */
+  newResultId(kind: string): string {
+    this.resultCount++;
+    return `${kind}-${this.resultCount}`;
+  }
+
+  /** A stream from any {@link Source}. */
+  fromSource<T>(source: Source<T>, name = 'source'): DataStream<T> {
+    const t = this.addTransformation<SourceTransformation>({
+      type: 'source',
+      kind: 'source',
+      name,
+      source: source as Source<unknown>,
+      factory: () => new SourceOperator(source as Source<unknown>),
+      maxParallelism: source.maxParallelism,
+      parallelism: source.maxParallelism === 1 ? 1 : undefined,
+    });
+    return new DataStream<T>(this, t);
+  }
+
+  /** A bounded, non-parallel stream of the given values. */
+  fromElements<T>(...items: T[]): DataStream<T> {
+    return this.fromSource(new CollectionSource(items), 'fromElements');
+  }
+
+  /** A bounded stream of an array's items (non-parallel unless `parallel: true`). */
+  fromArray<T>(items: readonly T[], options: { parallel?: boolean } = {}): DataStream<T> {
+    return this.fromSource(new CollectionSource(items, options), 'fromArray');
+  }
+
+  /**
+   * A non-parallel stream of an async (or sync) iterable's items. Pass a function that creates the
+   * iterable to make the source restartable.
+   */
+  fromAsyncIterable<T>(
+    iterable: AsyncIterable<T> | Iterable<T> | (() => AsyncIterable<T> | Iterable<T>),
+    options: { bounded?: boolean } = {},
+  ): DataStream<T> {
+    return this.fromSource(new AsyncIterableSource(iterable, options), 'fromAsyncIterable');
+  }
+
+  /** A parallel stream of `generate(0), generate(1), ...`: `count` records at `ratePerSecond`. */
+  fromGenerator<T>(generate: (index: number) => T, options: GeneratorOptions<T> = {}): DataStream<T> {
+    return this.fromSource(new GeneratorSource(generate, options), 'generator');
+  }
+}

@@ -1,0 +1,46 @@
+/** The user-facing API of `operators/` (re-exported by the `tidemark` entry). */
+export type { Clock, Counter, MetricGroup, TaskInfo } from './contract.js';
+export { MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP } from './contract.js';
+export { CollectedStream, DataStream, DataStreamSink, KeyedStream } from './data-stream.js';
+export type { EnvironmentOptions } from './environment.js';
+export { StreamEnvironment } from './environment.js';
+export type {
+  Collector,
+  FilterFunction,
+  FlatMapFunction,
+  KeyedProcessContext,
+  KeyedProcessFunctionLike,
+  KeySelector,
+  MapFunction,
+  OnTimerContext,
+  ProcessContext,
+  ProcessFunctionLike,
+  RichFunction,
+  RuntimeContext,
+  SinkContext,
+  SinkFunction,
+  TimeDomain,
+  TimerService,
+} from './functions.js';
+export {
+  AbstractRichFunction,
+  KeyedProcessFunction,
+  ProcessFunction,
+  RichFilterFunction,
+  RichFlatMapFunction,
+  RichMapFunction,
+} from './functions.js';
+export { OutputTag } from './output-tag.js';
+export { AsyncIterableSource } from './sources/async-iterable.js';
+export { CollectionSource } from './sources/collection.js';
+export type { GeneratorOptions } from './sources/generator.js';
+export { GeneratorSource } from './sources/generator.js';
+export type {
+  InputStatus,
+  ReaderOutput,
+  Source,
+  SourceReader,
+  SourceReaderContext,
+  SourceSplit,
+} from './sources/source.js';
+export { END_OF_INPUT, MORE_AVAILABLE, NOTHING_AVAILABLE } from './sources/source.js';

@@ -1,0 +1,43 @@
+/**
+ * The `tidemark` package entry: the stream API, state descriptors, jobs and execution.
+ * Everything exported here is public API; nothing else is.
+ */
+export * from '../operators/index.js';
+export type {
+  AggregatingState,
+  ListState,
+  MapState,
+  ReducingState,
+  StateDescriptorOptions,
+  StateTtlConfig,
+  TtlStateVisibility,
+  TtlUpdateType,
+  ValueState,
+} from '../state/descriptors.js';
+export {
+  AggregatingStateDescriptor,
+  ListStateDescriptor,
+  MapStateDescriptor,
+  ReducingStateDescriptor,
+  ValueStateDescriptor,
+} from '../state/descriptors.js';
+export type { ErrorCode, ErrorContext } from '../state/errors.js';
+export {
+  InvalidGraphError,
+  JobCancelledError,
+  JobFailedError,
+  TidemarkError,
+  UserFunctionError,
+} from '../state/errors.js';
+export type { AggregateFunction, ReduceFunction } from '../state/functions.js';
+export type { Key } from '../state/hash.js';
+export { KeyGroupRange, keyGroupFor, subtaskForKey, subtaskForKeyGroup } from '../state/key-groups.js';
+export { ManualClock, SystemClock } from './clock.js';
+export type { ExecuteOptions, JobClient } from './environment.js';
+export { StreamExecutionEnvironment } from './environment.js';
+export type { JobGraph, JobVertex, StreamEdge, StreamNode } from './graph/job-graph.js';
+export type { PlanFormat } from './graph/plan.js';
+export type { JobBuilder, JobDefinition } from './job.js';
+export { buildJob, isJobDefinition, job } from './job.js';
+export type { ExecutionOptions, JobResult, SchedulingPolicy } from './local-executor.js';
+export type { JobMetricsSnapshot, OperatorMetricsSnapshot } from './metrics.js';

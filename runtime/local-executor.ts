@@ -1,0 +1,333 @@
+/**
+ * The local executor: runs every subtask of a job graph in this thread. Tasks are stepped by a
+ * scheduler loop that never blocks: it does bounded work per task, yields to the event loop between
+ * time slices (so I/O, async sources and timers make progress) and sleeps when nothing can run.
+ *
+ * NOTE: the scheduling is pluggable ({@link SchedulingPolicy}): the testing toolkit replaces the
+ * round-robin loop with a seeded choice of task, budget and input channel, and a manual clock.
+ */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Clock, LineWriter, ResultSink } from '../operators/contract.js';
+import { JobCancelledError, JobFailedError, TidemarkError } from '../state/errors.js';
+import { isManualClock, SystemClock } from './clock.js';
+import type { JobGraph } from './graph/job-graph.js';
+import { aggregateMetrics, type JobMetricsSnapshot } from './metrics.js';
+import { Channel } from './task/channel.js';
+import { type OperatorRestore, Task, type TaskHost } from './task/task.js';
+import { connectedSubtasks, createWriter } from './task/writers.js';
+
+/** Chooses which task runs next, with what budget, and which channel it reads. */
+export interface SchedulingPolicy {
+  /** Index into `runnable` of the task to step next. */
+  chooseTask(runnable: readonly Task[]): number;
+  /** Maximum events the chosen task may process in this step. */
+  budget(task: Task): number;
+  /** Index among `candidates` readable input channels of `task`. */
+  chooseChannel?(task: Task, candidates: number): number;
+  /**
+   * Called when no task can run. Return true after making progress possible (e.g. advancing a
+   * manual clock); false to wait for outside events.
+   */
+  onIdle?(state: { nextWakeTime: number; clock: Clock }): boolean;
+}
+
+/** Options of one execution. */
+export interface ExecutionOptions {
+  /** Processing-time clock (default: the wall clock). */
+  clock?: Clock;
+  /** Where print sinks write lines (default: standard output). */
+  stdout?: LineWriter;
+  /** Scheduling (default: round-robin over runnable tasks). */
+  policy?: SchedulingPolicy;
+  /** Events a task may process per step (default 512). */
+  budget?: number;
+  /** Milliseconds of work between yields to the event loop (default 10). */
+  timeSliceMs?: number;
+  /** State to start from, per operator id and subtask index. */
+  restore?: Map<string, OperatorRestore>[];
+  /** 0 on the first run, +1 per restart. */
+  attemptNumber?: number;
+}
+
+/** What a finished job produced. */
+export interface JobResult {
+  readonly jobName: string;
+  readonly status: 'FINISHED' | 'CANCELLED';
+  readonly durationMs: number;
+  readonly metrics: JobMetricsSnapshot;
+  /** Values reported by result sinks, by sink id, in arrival order. */
+  readonly results: ReadonlyMap<string, unknown[]>;
+}
+
+/** Collects values of result sinks. */
+class Results implements ResultSink {
+  readonly values = new Map<string, unknown[]>();
+  add(sinkId: string, _subtaskIndex: number, value: unknown): void {
+    let list = this.values.get(sinkId);
+    if (list === undefined) this.values.set(sinkId, (list = []));
+    list.push(value);
+  }
+}
+
+/** Buffers lines and writes them to standard output in batches. */
+export class BufferedStdout implements LineWriter {
+  private lines: string[] = [];
+  writeLine(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length >= 4096) this.flush();
+  }
+  flush(): void {
+    if (this.lines.length === 0) return;
+    process.stdout.write(`${this.lines.join('\n')}\n`);
+    this.lines = [];
+  }
+}
+
+/** Runs one job graph in this thread. */
+export class LocalExecutor implements TaskHost {
+  readonly jobName: string;
+  readonly clock: Clock;
+  readonly stdout: LineWriter;
+  readonly results = new Results();
+  readonly attemptNumber: number;
+  readonly tasks: Task[] = [];
+  readonly chooseChannel?: (task: Task, candidates: number) => number;
+  private readonly policy: SchedulingPolicy | undefined;
+  private readonly budget: number;
+  private readonly sliceMs: number;
+  private failure: { error: unknown; task: Task | undefined } | undefined;
+  private cancelled = false;
+  private pending = 0;
+  private wakeResolve: (() => void) | undefined;
+  private started = 0;
+  private unsubscribeClock: (() => void) | undefined;
+
+  constructor(
+    readonly graph: JobGraph,
+    options: ExecutionOptions = {},
+  ) {
+    this.jobName = graph.jobName;
+    this.clock = options.clock ?? new SystemClock();
+    this.stdout = options.stdout ?? new BufferedStdout();
+    this.policy = options.policy;
+    const choose = options.policy?.chooseChannel;
+    if (choose !== undefined) this.chooseChannel = (t, n) => choose.call(options.policy, t, n);
+    this.budget = options.budget ?? 512;
+    this.sliceMs = options.timeSliceMs ?? 10;
+    this.attemptNumber = options.attemptNumber ?? 0;
+    this.createTasks(options.restore);
+  }
+
+  private createTasks(restore: Map<string, OperatorRestore>[] | undefined): void {
+    const byVertex = new Map<number, Task[]>();
+    for (const v of this.graph.vertices) {
+      const tasks: Task[] = [];
+      for (let i = 0; i < v.parallelism; i++) tasks.push(new Task(this, v, i, restore?.[i] ?? new Map()));
+      byVertex.set(v.id, tasks);
+      this.tasks.push(...tasks);
+    }
+    const vertexOf = new Map(this.graph.vertices.flatMap((v) => v.nodes.map((n) => [n, v] as const)));
+    // Channels for every network edge.
+    for (const v of this.graph.vertices) {
+      for (const edge of v.outputs) {
+        const targetVertex = vertexOf.get(edge.target)!;
+        const producers = byVertex.get(v.id)!;
+        const consumers = byVertex.get(targetVertex.id)!;
+        producers.forEach((producer, i) => {
+          const to = connectedSubtasks(edge.partitioner, i, producers.length, consumers.length);
+          const channels = to.map((j) => {
+            const consumer = consumers[j]!;
+            const c = new Channel(
+              this.graph.bufferCapacity,
+              producer,
+              consumer,
+              edge.inputIndex,
+              `${producer.describe()} -> ${consumer.describe()}`,
+            );
+            c.index = consumer.inputs.length;
+            consumer.inputs.push(c);
+            return c;
+          });
+          producer.writers.set(
+            edge,
+            createWriter(edge.partitioner, channels, i, edge.target.maxParallelism, () =>
+              producer.describe(),
+            ),
+          );
+        });
+      }
+    }
+    for (const t of this.tasks) t.setup();
+  }
+
+  // ---- TaskHost ----
+
+  wake(): void {
+    const r = this.wakeResolve;
+    if (r !== undefined) {
+      this.wakeResolve = undefined;
+      r();
+    }
+  }
+
+  scheduleAt(): void {
+    // The loop reads `task.wakeTime` when it decides how long to sleep.
+  }
+
+  track(task: Task, promise: Promise<unknown>): void {
+    this.pending++;
+    promise.then(
+      () => {
+        this.pending--;
+        this.wake();
+      },
+      (e: unknown) => {
+        this.pending--;
+        this.fail(e, task);
+        this.wake();
+      },
+    );
+  }
+
+  private fail(error: unknown, task: Task | undefined): void {
+    if (this.failure === undefined) this.failure = { error, task };
+  }
+
+  /** Stops the job; `run` resolves with status CANCELLED. */
+  cancel(): void {
+    this.cancelled = true;
+    this.wake();
+  }
+
+  /** Current metrics of every operator. */
+  metrics(): JobMetricsSnapshot {
+    return aggregateMetrics(
+      this.tasks.flatMap((t) => t.metrics()),
+      Date.now(),
+    );
+  }
+
+  /** Runs the job to its end. */
+  async run(): Promise<JobResult> {
+    this.started = performance.now();
+    if (isManualClock(this.clock)) this.unsubscribeClock = this.clock.onAdvance(() => this.wake());
+    try {
+      for (const t of this.tasks) {
+        try {
+          t.open();
+        } catch (e) {
+          this.fail(e, t);
+          break;
+        }
+      }
+      if (this.failure === undefined) await this.loop();
+    } finally {
+      this.unsubscribeClock?.();
+      if (this.stdout instanceof BufferedStdout) this.stdout.flush();
+    }
+    if (this.failure !== undefined) {
+      for (const t of this.tasks) if (t.status !== 'finished') t.closeOperators();
+      throw this.jobError(this.failure.error, this.failure.task);
+    }
+    const status = this.cancelled ? 'CANCELLED' : 'FINISHED';
+    if (this.cancelled) for (const t of this.tasks) if (t.status !== 'finished') t.closeOperators();
+    return {
+      jobName: this.jobName,
+      status,
+      durationMs: performance.now() - this.started,
+      metrics: this.metrics(),
+      results: this.results.values,
+    };
+  }
+
+  private jobError(error: unknown, task: Task | undefined): Error {
+    if (error instanceof JobCancelledError) return error;
+    const ctx = error instanceof TidemarkError ? error.context : {};
+    const where = error instanceof TidemarkError || task === undefined ? '' : ` in ${task.describe()}`;
+    const msg = error instanceof Error ? error.message : String(error);
+    return new JobFailedError(
+      `job '${this.jobName}' failed${where}: ${msg}`,
+      { ...ctx, jobName: this.jobName },
+      error,
+    );
+  }
+
+  private async loop(): Promise<void> {
+    const tasks = this.tasks;
+    const policy = this.policy;
+    for (;;) {
+      const sliceEnd = performance.now() + this.sliceMs;
+      let progressed = false;
+      do {
+        progressed = false;
+        const now = this.clock.now();
+        if (policy === undefined) {
+          for (let i = 0; i < tasks.length; i++) {
+            const t = tasks[i]!;
+            if (!t.canRun(now)) continue;
+            progressed = true;
+            try {
+              t.step(this.budget, now);
+            } catch (e) {
+              this.fail(e, t);
+              return;
+            }
+          }
+        } else {
+          const runnable = tasks.filter((t) => t.canRun(now));
+          if (runnable.length > 0) {
+            progressed = true;
+            const t = runnable[runnable.length === 1 ? 0 : policy.chooseTask(runnable)]!;
+            try {
+              t.step(policy.budget(t), now);
+            } catch (e) {
+              this.fail(e, t);
+              return;
+            }
+          }
+        }
+        if (this.failure !== undefined || this.cancelled) return;
+      } while (progressed && performance.now() < sliceEnd);
+      if (this.stdout instanceof BufferedStdout) this.stdout.flush();
+      if (this.failure !== undefined || this.cancelled) return;
+      if (tasks.every((t) => t.status === 'finished')) return;
+      if (progressed) await yieldToEventLoop();
+      else await this.waitForWork();
+      if (this.failure !== undefined || this.cancelled) return;
+    }
+  }
+
+  /** Sleeps until something can run: a wake-up, a settled promise, or a processing-time deadline. */
+  private waitForWork(): Promise<void> {
+    let next = Number.POSITIVE_INFINITY;
+    for (const t of this.tasks) if (t.status === 'running' && t.wakeTime < next) next = t.wakeTime;
+    const manual = isManualClock(this.clock);
+    if (this.policy?.onIdle?.({ nextWakeTime: next, clock: this.clock })) return Promise.resolve();
+    const waitingSources = this.tasks.some((t) => t.isSource && t.status === 'running' && !t.sourceAvailable);
+    if (this.pending === 0 && !waitingSources && (next === Number.POSITIVE_INFINITY || manual)) {
+      if (!manual || next === Number.POSITIVE_INFINITY) {
+        const stuck = this.tasks
+          .filter((t) => t.status !== 'finished')
+          .map((t) => `${t.describe()} [${t.status}, ${t.queued} queued]`);
+        this.fail(
+          new TidemarkError(
+            'INTERNAL_ERROR',
+            `job '${this.jobName}' stalled: nothing can run, but these tasks did not finish: ${stuck.join('; ')}`,
+          ),
+          undefined,
+        );
+        return Promise.resolve();
+      }
+    }
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      this.wakeResolve = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      if (next < Number.POSITIVE_INFINITY && !manual) {
+        timer = setTimeout(() => this.wake(), Math.max(0, next - this.clock.now()));
+      }
+    });
+  }
+}

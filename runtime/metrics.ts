@@ -1,0 +1,94 @@
+/** Counters and gauges of operator subtasks, and their aggregation per operator. */
+import type { Counter, MetricGroup } from '../operators/contract.js';
+
+/** A plain counter. */
+export class SimpleCounter implements Counter {
+  count = 0;
+  inc(n = 1): void {
+    this.count += n;
+  }
+}
+
+/** The metrics of one operator subtask. */
+export class OperatorMetrics implements MetricGroup {
+  readonly numRecordsIn = new SimpleCounter();
+  readonly numRecordsOut = new SimpleCounter();
+  readonly counters = new Map<string, SimpleCounter>([
+    ['numRecordsIn', this.numRecordsIn],
+    ['numRecordsOut', this.numRecordsOut],
+  ]);
+  readonly gauges = new Map<string, () => number>();
+  constructor(
+    readonly operatorId: string,
+    readonly operatorName: string,
+    readonly subtaskIndex: number,
+  ) {}
+  counter(name: string): Counter {
+    let c = this.counters.get(name);
+    if (c === undefined) this.counters.set(name, (c = new SimpleCounter()));
+    return c;
+  }
+  gauge(name: string, read: () => number): void {
+    this.gauges.set(name, read);
+  }
+  /** Current values of every counter and gauge. */
+  values(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, c] of this.counters) out[k] = c.count;
+    for (const [k, g] of this.gauges) out[k] = g();
+    return out;
+  }
+}
+
+/** Metrics of one operator, summed over its subtasks. */
+export interface OperatorMetricsSnapshot {
+  operatorId: string;
+  operatorName: string;
+  isSource: boolean;
+  isSink: boolean;
+  parallelism: number;
+  metrics: Record<string, number>;
+}
+
+/** Metrics of a job at one moment. */
+export interface JobMetricsSnapshot {
+  timeMs: number;
+  operators: OperatorMetricsSnapshot[];
+  /** Records emitted by all sources. */
+  sourceRecords: number;
+  /** Records received by all sinks. */
+  sinkRecords: number;
+}
+
+/** Sums the metrics of subtasks per operator. */
+export function aggregateMetrics(
+  subtasks: readonly { metrics: OperatorMetrics; isSource: boolean; isSink: boolean; parallelism: number }[],
+  timeMs: number,
+): JobMetricsSnapshot {
+  const byOp = new Map<string, OperatorMetricsSnapshot>();
+  for (const s of subtasks) {
+    let o = byOp.get(s.metrics.operatorId);
+    if (o === undefined)
+      byOp.set(
+        s.metrics.operatorId,
+        (o = {
+          operatorId: s.metrics.operatorId,
+          operatorName: s.metrics.operatorName,
+          isSource: s.isSource,
+          isSink: s.isSink,
+          parallelism: s.parallelism,
+          metrics: {},
+        }),
+      );
+    for (const [k, v] of Object.entries(s.metrics.values())) o.metrics[k] = (o.metrics[k] ?? 0) + v;
+  }
+  const operators = [...byOp.values()];
+  return {
+    timeMs,
+    operators,
+    sourceRecords: operators
+      .filter((o) => o.isSource)
+      .reduce((n, o) => n + (o.metrics.numRecordsOut ?? 0), 0),
+    sinkRecords: operators.filter((o) => o.isSink).reduce((n, o) => n + (o.metrics.numRecordsIn ?? 0), 0),
+  };
+}

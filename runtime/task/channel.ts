@@ -1,0 +1,108 @@
+/**
+ * A channel between two subtasks in one thread: a ring of events (records, watermarks, idleness,
+ * barriers, end of partition) in preallocated parallel arrays, so nothing is allocated per record.
+ *
+ * NOTE: `capacity` is a soft bound. A producer only runs while all its output channels are below
+ * capacity (checked between input records, as Flink checks buffer availability), so a channel can
+ * exceed it by at most what one input record fans out to; the ring grows for that rare case.
+ */
+
+/** Event kinds. */
+export const RECORD = 0;
+export const WATERMARK = 1;
+export const IDLE = 2;
+export const BARRIER = 3;
+export const END = 4;
+
+/** A task end of a channel, notified when the channel changes. */
+export interface ChannelEndpoint {
+  /** Events queued in all input channels. */
+  queued: number;
+  /** Output channels at or above capacity. */
+  fullOutputs: number;
+}
+
+/** A single-producer, single-consumer queue of events between two subtasks. */
+export class Channel {
+  kinds: Uint8Array;
+  values: unknown[];
+  times: Float64Array;
+  private head = 0;
+  private tail = 0;
+  size = 0;
+  private mask: number;
+  /** Set by barrier alignment: the consumer does not read this channel for now. */
+  blocked = false;
+  /** The consumer has read END from this channel. */
+  ended = false;
+  /** Index of this channel among the consumer's input channels. */
+  index = -1;
+
+  constructor(
+    readonly capacity: number,
+    readonly producer: ChannelEndpoint,
+    readonly consumer: ChannelEndpoint,
+    /** Which input of the consumer (1 or 2). */
+    readonly inputIndex: 1 | 2,
+    /** For messages: `vertex[subtask] -> vertex[subtask]`. */
+    readonly label: string,
+  ) {
+    let n = 8;
+    while (n < capacity + 1) n *= 2;
+    this.kinds = new Uint8Array(n);
+    this.values = new Array(n).fill(undefined);
+    this.times = new Float64Array(n);
+    this.mask = n - 1;
+  }
+
+  push(kind: number, value: unknown, time: number): void {
+    if (this.size === this.mask + 1) this.grow();
+    const t = this.tail;
+    this.kinds[t] = kind;
+    this.values[t] = value;
+    this.times[t] = time;
+    this.tail = (t + 1) & this.mask;
+    if (++this.size === this.capacity) this.producer.fullOutputs++;
+    this.consumer.queued++;
+  }
+
+  /** Kind of the next event; only when `size > 0`. */
+  peekKind(): number {
+    return this.kinds[this.head]!;
+  }
+
+  /** Removes the next event; read `lastValue` / `lastTime` afterwards. */
+  pop(): number {
+    const h = this.head;
+    const kind = this.kinds[h]!;
+    this.lastValue = this.values[h];
+    this.lastTime = this.times[h]!;
+    this.values[h] = undefined;
+    this.head = (h + 1) & this.mask;
+    if (this.size-- === this.capacity) this.producer.fullOutputs--;
+    this.consumer.queued--;
+    return kind;
+  }
+
+  lastValue: unknown = undefined;
+  lastTime = 0;
+
+  private grow(): void {
+    const n = (this.mask + 1) * 2;
+    const kinds = new Uint8Array(n);
+    const values = new Array(n).fill(undefined);
+    const times = new Float64Array(n);
+    for (let i = 0; i < this.size; i++) {
+      const j = (this.head + i) & this.mask;
+      kinds[i] = this.kinds[j]!;
+      values[i] = this.values[j];
+      times[i] = this.times[j]!;
+    }
+    this.kinds = kinds;
+    this.values = values;
+    this.times = times;
+    this.head = 0;
+    this.tail = this.size;
+    this.mask = n - 1;
+  }
+}

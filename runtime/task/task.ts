@@ -1,0 +1,492 @@
+/**
+ * A task: one subtask of a job vertex, i.e. one parallel instance of a chain of operators. It reads
+ * events from its input channels (or polls its source), drives its operators by direct calls, and
+ * writes to its output channels. It never blocks: `step` does a bounded amount of work and returns.
+ */
+import type {
+  Clock,
+  InternalTimerService,
+  LineWriter,
+  NamespaceKeyFn,
+  OperatorContext,
+  Output,
+  ResultSink,
+  TaskInfo,
+  Triggerable,
+} from '../../operators/contract.js';
+import type {
+  AbstractStreamOperator,
+  OneInputStreamOperator,
+  TwoInputStreamOperator,
+} from '../../operators/operator.js';
+import type { OutputTag } from '../../operators/output-tag.js';
+import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
+import { TidemarkError } from '../../state/errors.js';
+import type { Key } from '../../state/hash.js';
+import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
+import { KeyGroupRange } from '../../state/key-groups.js';
+import { OperatorStateStore } from '../../state/operator-state.js';
+import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
+import { OperatorMetrics } from '../metrics.js';
+import { BARRIER, type Channel, type ChannelEndpoint, END, IDLE, RECORD, WATERMARK } from './channel.js';
+import { TimerServiceImpl } from './timers.js';
+import { WatermarkValve } from './watermark-valve.js';
+import type { RecordWriter } from './writers.js';
+
+/** What a task needs from the executor that runs it. */
+export interface TaskHost {
+  readonly jobName: string;
+  readonly clock: Clock;
+  readonly results: ResultSink;
+  readonly stdout: LineWriter;
+  readonly attemptNumber: number;
+  /** The task should be looked at again (it may be runnable now). */
+  wake(task: Task): void;
+  /** Wake the task once processing time reaches `time`. */
+  scheduleAt(task: Task, time: number): void;
+  /** The task is blocked on a promise (async sink); reject fails the job. */
+  track(task: Task, promise: Promise<unknown>): void;
+  /** Picks the next input channel to read among `candidates` (deterministic simulation). */
+  chooseChannel?(task: Task, candidates: number): number;
+}
+
+/** The life of a task. */
+export type TaskStatus = 'created' | 'running' | 'finishing' | 'finished' | 'failed' | 'cancelled';
+
+/** A target of an operator's output: a chained operator or a network writer. */
+interface Target {
+  record(value: unknown, timestamp: number): void;
+  watermark(watermark: number): void;
+  idle(idle: boolean): void;
+}
+
+class ChainTarget implements Target {
+  constructor(
+    private readonly op: OneInputStreamOperator<unknown, unknown>,
+    private readonly metrics: OperatorMetrics,
+  ) {}
+  record(value: unknown, timestamp: number): void {
+    this.metrics.numRecordsIn.count++;
+    this.op.processElement(value, timestamp);
+  }
+  watermark(watermark: number): void {
+    this.op.processWatermark(watermark);
+  }
+  idle(idle: boolean): void {
+    this.op.processIdle(idle);
+  }
+}
+
+class WriterTarget implements Target {
+  constructor(private readonly writer: RecordWriter) {}
+  record(value: unknown, timestamp: number): void {
+    this.writer.emit(value, timestamp);
+  }
+  watermark(watermark: number): void {
+    this.writer.broadcastEvent(WATERMARK, undefined, watermark);
+  }
+  idle(idle: boolean): void {
+    this.writer.broadcastEvent(IDLE, idle, 0);
+  }
+}
+
+/** An operator's output: to its main targets, its side-output targets, and watermarks to all. */
+class NodeOutput implements Output<unknown> {
+  private readonly single: Target | undefined;
+  constructor(
+    private readonly main: Target[],
+    private readonly side: Map<string, Target[]>,
+    private readonly all: Target[],
+    private readonly metrics: OperatorMetrics,
+  ) {
+    this.single = main.length === 1 ? main[0] : undefined;
+  }
+  collect(value: unknown, timestamp: number): void {
+    this.metrics.numRecordsOut.count++;
+    if (this.single !== undefined) this.single.record(value, timestamp);
+    else for (const t of this.main) t.record(value, timestamp);
+  }
+  collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
+    const targets = this.side.get(tag.id);
+    if (targets !== undefined) for (const t of targets) t.record(value, timestamp);
+  }
+  emitWatermark(watermark: number): void {
+    for (const t of this.all) t.watermark(watermark);
+  }
+  emitIdle(idle: boolean): void {
+    for (const t of this.all) t.idle(idle);
+  }
+}
+
+/** One operator of the chain with its runtime pieces. */
+interface ChainMember {
+  node: StreamNode;
+  op: AbstractStreamOperator<unknown>;
+  ctx: OperatorContext<unknown>;
+  metrics: OperatorMetrics;
+  keyed: HeapKeyedStateBackend | undefined;
+  operatorState: OperatorStateStore;
+  timerServices: Map<string, TimerServiceImpl<unknown>>;
+  watermark: number;
+}
+
+/** Restored state of one operator subtask. */
+export interface OperatorRestore {
+  keyed?: import('../../state/heap-backend.js').KeyedStateSnapshot[];
+  operatorState?: import('../../state/operator-state.js').OperatorStateSnapshot;
+  timers?: Record<
+    string,
+    { event: import('./timers.js').TimerSnapshot[]; processing: import('./timers.js').TimerSnapshot[] }
+  >;
+}
+
+/** A running subtask of a chain. */
+export class Task implements ChannelEndpoint {
+  queued = 0;
+  fullOutputs = 0;
+  status: TaskStatus = 'created';
+  /** Input channels, in order; `channel.index` is the position. */
+  readonly inputs: Channel[] = [];
+  /** Writers per network output edge (set by the executor before `open`). */
+  readonly writers = new Map<StreamEdge, RecordWriter>();
+  readonly members: ChainMember[] = [];
+  /** A promise the task waits for (async sink, finishing). */
+  blocked = false;
+  /** Source tasks: the reader may have data. */
+  sourceAvailable = true;
+  /** Processing time at which the task wants to be run again (timers, source wake-ups). */
+  wakeTime = Number.POSITIVE_INFINITY;
+  private head: ChainMember | undefined = undefined;
+  private valve: WatermarkValve | undefined;
+  private endedChannels = 0;
+  private readonly endedPerInput = [0, 0, 0];
+  private readonly channelsPerInput = [0, 0, 0];
+  private current = 0;
+  private finishIndex = 0;
+  readonly info: { subtaskIndex: number; parallelism: number };
+
+  constructor(
+    readonly host: TaskHost,
+    readonly vertex: JobVertex,
+    readonly subtaskIndex: number,
+    private readonly restore: Map<string, OperatorRestore> = new Map(),
+  ) {
+    this.info = { subtaskIndex, parallelism: vertex.parallelism };
+  }
+
+  /** `vertex name (i/p)` for messages. */
+  describe(): string {
+    return `${this.vertex.name} (${this.subtaskIndex + 1}/${this.vertex.parallelism})`;
+  }
+
+  get isSource(): boolean {
+    return this.vertex.head.isSource;
+  }
+
+  /** Creates the operators and their contexts and outputs (writers must be set). */
+  setup(): void {
+    const members = new Map<StreamNode, ChainMember>();
+    // Create in reverse topological order so that chained targets exist before their producers.
+    for (const node of [...this.vertex.nodes].reverse()) {
+      const metrics = new OperatorMetrics(node.operatorId, node.name, this.subtaskIndex);
+      const main: Target[] = [];
+      const side = new Map<string, Target[]>();
+      const all: Target[] = [];
+      for (const e of node.outEdges) {
+        let target: Target;
+        if (e.chained) {
+          const m = members.get(e.target)!;
+          target = new ChainTarget(m.op as OneInputStreamOperator<unknown, unknown>, m.metrics);
+        } else {
+          target = new WriterTarget(this.writers.get(e)!);
+        }
+        all.push(target);
+        if (e.sideOutput === undefined) main.push(target);
+        else {
+          const list = side.get(e.sideOutput.id) ?? [];
+          list.push(target);
+          side.set(e.sideOutput.id, list);
+        }
+      }
+      const output = new NodeOutput(main, side, all, metrics);
+      const member = this.createMember(node, output, metrics);
+      members.set(node, member);
+    }
+    for (const node of this.vertex.nodes) this.members.push(members.get(node)!);
+    this.head = this.members[0];
+    if (this.inputs.length > 0) {
+      this.valve = new WatermarkValve(this.inputs.length, {
+        watermark: (wm) => this.members[0]!.op.processWatermark(wm),
+        idle: (idle) => this.members[0]!.op.processIdle(idle),
+      });
+      for (const c of this.inputs)
+        this.channelsPerInput[c.inputIndex] = (this.channelsPerInput[c.inputIndex] ?? 0) + 1;
+    }
+  }
+
+  private createMember(node: StreamNode, output: Output<unknown>, metrics: OperatorMetrics): ChainMember {
+    const host = this.host;
+    const info: TaskInfo = {
+      jobName: host.jobName,
+      operatorId: node.operatorId,
+      operatorName: node.name,
+      subtaskIndex: this.subtaskIndex,
+      parallelism: node.parallelism,
+      maxParallelism: node.maxParallelism,
+      attemptNumber: host.attemptNumber,
+    };
+    const describe = () =>
+      `operator '${node.name}' (${node.operatorId}) subtask ${this.subtaskIndex + 1}/${node.parallelism} of job '${host.jobName}'`;
+    const restore = this.restore.get(node.operatorId);
+    const keyed = node.keyed
+      ? new HeapKeyedStateBackend({
+          maxParallelism: node.maxParallelism,
+          keyGroupRange: KeyGroupRange.forSubtask(this.subtaskIndex, node.parallelism, node.maxParallelism),
+          now: () => host.clock.now(),
+          owner: describe(),
+        })
+      : undefined;
+    if (keyed !== undefined && restore?.keyed !== undefined) keyed.restore(restore.keyed);
+    const operatorState = new OperatorStateStore(describe());
+    if (restore?.operatorState !== undefined) operatorState.restore(restore.operatorState);
+    const op = node.transformation.factory();
+    const member = {
+      node,
+      op,
+      metrics,
+      keyed,
+      operatorState,
+      timerServices: new Map(),
+      watermark: Number.NEGATIVE_INFINITY,
+    } as unknown as ChainMember;
+    const task = this;
+    const ctx: OperatorContext<unknown> = {
+      info,
+      output,
+      clock: host.clock,
+      keyedState: keyed,
+      operatorState,
+      metrics,
+      results: host.results,
+      stdout: host.stdout,
+      currentWatermark: () => member.watermark,
+      getTimerService<N>(
+        name: string,
+        target: Triggerable<Key, N>,
+        namespaceKey?: NamespaceKeyFn<N>,
+      ): InternalTimerService<N> {
+        const existing = member.timerServices.get(name);
+        if (existing !== undefined) return existing as unknown as InternalTimerService<N>;
+        if (keyed === undefined)
+          throw new TidemarkError(
+            'STATE_ERROR',
+            `${describe()}: timers are only available on keyed streams (call keyBy() first)`,
+            {
+              jobName: host.jobName,
+              operatorId: node.operatorId,
+            },
+          );
+        const nsKey =
+          namespaceKey ?? ((ns: N) => (ns === undefined ? 0 : (ns as unknown as string | number)));
+        const svc = new TimerServiceImpl<N>(name, keyed, target, nsKey, {
+          now: () => host.clock.now(),
+          currentWatermark: () => member.watermark,
+          scheduleProcessingTime: (t) => task.requestWakeAt(t),
+        });
+        const r = restore?.timers?.[name];
+        if (r !== undefined) svc.restore(r.event, r.processing);
+        member.timerServices.set(name, svc as unknown as TimerServiceImpl<unknown>);
+        return svc;
+      },
+      advanceWatermark(watermark: number): void {
+        member.watermark = watermark;
+        for (const svc of member.timerServices.values()) svc.advanceWatermark(watermark);
+      },
+      wakeUp: () => {
+        task.sourceAvailable = true;
+        host.wake(task);
+      },
+      wakeAt: (t) => task.requestWakeAt(t),
+      blockUntil: (promise) => task.blockOn(promise),
+      describe,
+    };
+    member.ctx = ctx;
+    op.setup(ctx);
+    return member;
+  }
+
+  /** Initializes state and opens the operators (tail first, so consumers are ready). */
+  open(): void {
+    this.status = 'running';
+    for (const m of this.members) m.op.initializeState();
+    for (let i = this.members.length - 1; i >= 0; i--) this.members[i]!.op.open();
+  }
+
+  requestWakeAt(time: number): void {
+    if (time < this.wakeTime) {
+      this.wakeTime = time;
+      this.host.scheduleAt(this, time);
+    }
+  }
+
+  private blockOn(promise: Promise<unknown>): void {
+    this.blocked = true;
+    this.host.track(
+      this,
+      promise.then(() => {
+        this.blocked = false;
+      }),
+    );
+  }
+
+  /** True if `step` would make progress now. */
+  canRun(now: number): boolean {
+    if (this.status !== 'running' || this.blocked) return false;
+    if (this.wakeTime <= now) return true;
+    if (this.fullOutputs > 0) return false;
+    return this.head!.node.isSource ? this.sourceAvailable : this.queued > 0;
+  }
+
+  /** Does up to `budget` units of work. */
+  step(budget: number, now: number): void {
+    if (this.wakeTime <= now) this.fireProcessingTime(now);
+    if (this.status !== 'running' || this.blocked) return;
+    if (this.isSource) this.stepSource(budget);
+    else this.stepInputs(budget);
+  }
+
+  private fireProcessingTime(now: number): void {
+    this.wakeTime = Number.POSITIVE_INFINITY;
+    if (this.isSource) this.sourceAvailable = true;
+    for (const m of this.members) for (const svc of m.timerServices.values()) svc.advanceProcessingTime(now);
+    let next = Number.POSITIVE_INFINITY;
+    for (const m of this.members)
+      for (const svc of m.timerServices.values()) next = Math.min(next, svc.nextProcessingTime());
+    if (next < Number.POSITIVE_INFINITY) this.requestWakeAt(next);
+  }
+
+  private stepSource(budget: number): void {
+    const source = this.head!.op as unknown as SourceOperator<unknown>;
+    for (let i = 0; i < budget; i++) {
+      if (this.fullOutputs > 0 || this.blocked) return;
+      const status = source.emitNext();
+      if (status === NOTHING_AVAILABLE) {
+        this.sourceAvailable = false;
+        return;
+      }
+      if (status === END_OF_INPUT) {
+        source.endOfInput();
+        this.beginFinish();
+        return;
+      }
+    }
+  }
+
+  private stepInputs(budget: number): void {
+    const head = this.head!;
+    const op = head.op as OneInputStreamOperator<unknown, unknown> &
+      TwoInputStreamOperator<unknown, unknown, unknown>;
+    const inputs = this.inputs;
+    const n = inputs.length;
+    const choose = this.host.chooseChannel;
+    // NOTE: each step starts at the next channel, so a busy channel cannot starve the others.
+    if (++this.current >= n) this.current = 0;
+    for (let done = 0; done < budget; done++) {
+      if (this.fullOutputs > 0 || this.queued === 0 || this.blocked || this.status !== 'running') return;
+      let ch: Channel;
+      if (choose !== undefined) {
+        const picked = this.pickChannel(choose);
+        if (picked === undefined) return;
+        ch = picked;
+      } else {
+        ch = inputs[this.current]!;
+        let tries = 0;
+        while (ch.size === 0 || ch.blocked) {
+          if (++tries > n) return;
+          if (++this.current === n) this.current = 0;
+          ch = inputs[this.current]!;
+        }
+      }
+      const kind = ch.pop();
+      if (kind === RECORD) {
+        head.metrics.numRecordsIn.count++;
+        if (ch.inputIndex === 1) op.processElement(ch.lastValue, ch.lastTime);
+        else op.processElement2(ch.lastValue, ch.lastTime);
+      } else if (kind === WATERMARK) {
+        this.valve!.inputWatermark(ch.index, ch.lastTime);
+      } else if (kind === IDLE) {
+        this.valve!.inputIdle(ch.index, ch.lastValue as boolean);
+      } else if (kind === END) {
+        this.endChannel(ch);
+      } else if (kind === BARRIER) {
+        // Checkpoint barriers are handled by the checkpointing runtime.
+      }
+    }
+  }
+
+  private pickChannel(choose: (task: Task, candidates: number) => number): Channel | undefined {
+    const ready: Channel[] = [];
+    for (const c of this.inputs) if (c.size > 0 && !c.blocked) ready.push(c);
+    return ready.length <= 1 ? ready[0] : ready[choose(this, ready.length)];
+  }
+
+  private endChannel(ch: Channel): void {
+    ch.ended = true;
+    this.endedChannels++;
+    const k = ch.inputIndex;
+    if (++this.endedPerInput[k]! === this.channelsPerInput[k]) this.head!.op.endInput(k);
+    if (this.endedChannels === this.inputs.length) this.beginFinish();
+  }
+
+  private beginFinish(): void {
+    this.status = 'finishing';
+    this.finishIndex = 0;
+    this.continueFinish();
+  }
+
+  /** Finishes the operators head to tail, waiting for async finishes, then ends the outputs. */
+  private continueFinish(): void {
+    while (this.finishIndex < this.members.length) {
+      const m = this.members[this.finishIndex++]!;
+      if (m !== this.head) m.op.endInput(1);
+      const r = m.op.finish();
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
+        this.blocked = true;
+        this.host.track(
+          this,
+          (r as Promise<void>).then(() => {
+            this.blocked = false;
+            this.continueFinish();
+          }),
+        );
+        return;
+      }
+    }
+    for (const w of this.writers.values()) w.broadcastEvent(END, undefined, 0);
+    this.closeOperators();
+    this.status = 'finished';
+  }
+
+  /** Closes every operator, collecting (not throwing) errors. */
+  closeOperators(): unknown[] {
+    const errors: unknown[] = [];
+    for (const m of this.members) {
+      try {
+        m.op.close();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    return errors;
+  }
+
+  /** Per-operator metrics of this task. */
+  metrics(): { metrics: OperatorMetrics; isSource: boolean; isSink: boolean; parallelism: number }[] {
+    return this.members.map((m) => ({
+      metrics: m.metrics,
+      isSource: m.node.isSource,
+      isSink: m.node.isSink,
+      parallelism: m.node.parallelism,
+    }));
+  }
+}

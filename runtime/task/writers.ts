@@ -1,0 +1,156 @@
+/**
+ * Record writers: the producer side of a network edge. Each picks the channel(s) of a record by the
+ * edge's partitioning; watermarks, idleness, barriers and end of partition go to every channel.
+ */
+import type { PartitionerSpec } from '../../operators/transformation.js';
+import { UserFunctionError } from '../../state/errors.js';
+import { describeValue, type Key } from '../../state/hash.js';
+import { keyGroupFor, subtaskForKeyGroup } from '../../state/key-groups.js';
+import { type Channel, RECORD } from './channel.js';
+
+/** Sends records of one producer subtask over one edge. */
+export abstract class RecordWriter {
+  constructor(readonly channels: readonly Channel[]) {}
+  abstract emit(value: unknown, timestamp: number): void;
+  /** Sends a non-record event to every channel. */
+  broadcastEvent(kind: number, value: unknown, time: number): void {
+    for (const c of this.channels) c.push(kind, value, time);
+  }
+}
+
+class SingleWriter extends RecordWriter {
+  private readonly channel: Channel;
+  constructor(channels: readonly Channel[]) {
+    super(channels);
+    this.channel = channels[0]!;
+  }
+  emit(value: unknown, timestamp: number): void {
+    this.channel.push(RECORD, value, timestamp);
+  }
+}
+
+class RoundRobinWriter extends RecordWriter {
+  private next: number;
+  constructor(channels: readonly Channel[], start: number) {
+    super(channels);
+    this.next = start % channels.length;
+  }
+  emit(value: unknown, timestamp: number): void {
+    this.channels[this.next]!.push(RECORD, value, timestamp);
+    if (++this.next === this.channels.length) this.next = 0;
+  }
+}
+
+class BroadcastWriter extends RecordWriter {
+  emit(value: unknown, timestamp: number): void {
+    for (const c of this.channels) c.push(RECORD, value, timestamp);
+  }
+}
+
+class ShuffleWriter extends RecordWriter {
+  private state: number;
+  constructor(channels: readonly Channel[], seed: number) {
+    super(channels);
+    this.state = (seed * 0x9e3779b1) | 1;
+  }
+  emit(value: unknown, timestamp: number): void {
+    // xorshift32: seeded per subtask, so a run is repeatable.
+    let x = this.state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x;
+    this.channels[(x >>> 0) % this.channels.length]!.push(RECORD, value, timestamp);
+  }
+}
+
+class HashWriter extends RecordWriter {
+  constructor(
+    channels: readonly Channel[],
+    private readonly keySelector: (value: unknown) => Key,
+    private readonly maxParallelism: number,
+    private readonly describe: () => string,
+  ) {
+    super(channels);
+  }
+  emit(value: unknown, timestamp: number): void {
+    let key: Key;
+    try {
+      key = this.keySelector(value);
+    } catch (e) {
+      throw new UserFunctionError(
+        `${this.describe()}: key selector threw on record ${describeValue(value)}: ${e instanceof Error ? e.message : String(e)}`,
+        {},
+        describeValue(value),
+        e,
+      );
+    }
+    let group: number;
+    try {
+      group = keyGroupFor(key, this.maxParallelism);
+    } catch (e) {
+      throw new UserFunctionError(
+        `${this.describe()}: key selector returned ${describeValue(key)} for record ${describeValue(value)}, which is not a valid key (use strings, numbers, bigints, booleans or arrays of them)`,
+        {},
+        describeValue(value),
+        e,
+      );
+    }
+    this.channels[subtaskForKeyGroup(group, this.channels.length, this.maxParallelism)]!.push(
+      RECORD,
+      value,
+      timestamp,
+    );
+  }
+}
+
+/**
+ * The writer of one edge for producer subtask `subtaskIndex`. `channels` are the channels this
+ * producer has on the edge, indexed by consumer subtask for all-to-all edges.
+ */
+export function createWriter(
+  partitioner: PartitionerSpec,
+  channels: readonly Channel[],
+  subtaskIndex: number,
+  targetMaxParallelism: number,
+  describe: () => string,
+): RecordWriter {
+  switch (partitioner.kind) {
+    case 'forward':
+    case 'global':
+      return new SingleWriter(channels);
+    case 'rebalance':
+    case 'rescale':
+      return channels.length === 1
+        ? new SingleWriter(channels)
+        : new RoundRobinWriter(channels, subtaskIndex);
+    case 'broadcast':
+      return new BroadcastWriter(channels);
+    case 'shuffle':
+      return new ShuffleWriter(channels, subtaskIndex + 1);
+    case 'hash':
+      return new HashWriter(channels, partitioner.keySelector, targetMaxParallelism, describe);
+  }
+}
+
+/**
+ * Which consumer subtasks producer subtask `i` of `p` connects to on an edge with this partitioning
+ * towards `q` consumer subtasks.
+ */
+export function connectedSubtasks(partitioner: PartitionerSpec, i: number, p: number, q: number): number[] {
+  switch (partitioner.kind) {
+    case 'forward':
+      return [i];
+    case 'global':
+      return [0];
+    case 'rescale': {
+      // Pointwise, as Flink: each producer feeds a contiguous range of consumers (or shares one).
+      if (p >= q) return [Math.floor((i * q) / p)];
+      const from = Math.floor((i * q) / p);
+      const to = Math.floor(((i + 1) * q) / p);
+      return Array.from({ length: to - from }, (_x, k) => from + k);
+    }
+    default:
+      return Array.from({ length: q }, (_x, k) => k);
+  }
+}

@@ -1,0 +1,632 @@
+/**
+ * The heap keyed-state backend: keyed state in JavaScript `Map`s, one per state and key group.
+ *
+ * NOTE: tables are partitioned by key group so that a snapshot can be taken, stored and
+ * redistributed per key group (rescaling), and so that a checkpoint can skip key groups that did not
+ * change (`dirty` tracking). Values are stored as given (no copy on write to the table), so a value
+ * that user code mutates after `update` is mutated in the table too, as with Flink's heap backend.
+ */
+import type {
+  AggregatingState,
+  AggregatingStateDescriptor,
+  ListState,
+  ListStateDescriptor,
+  MapState,
+  MapStateDescriptor,
+  ReducingState,
+  ReducingStateDescriptor,
+  StateDescriptor,
+  StateKind,
+  StateTtlConfig,
+  ValueState,
+  ValueStateDescriptor,
+} from './descriptors.js';
+import { describeValue, type Key } from './hash.js';
+import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
+import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
+
+/** A namespace key (e.g. a window's canonical form); `undefined` is the default (void) namespace. */
+export type Namespace = string | number;
+
+/** The data of one state in one key group, as stored in a snapshot. */
+export interface StateTableSnapshot {
+  kind: StateKind;
+  namespaced: boolean;
+  /** `[canonicalKey, value]` or, for namespaced tables, `[canonicalKey, [[namespace, value], ...]]`. */
+  entries: [MapKey, unknown][];
+}
+
+/** All keyed state of one key group: state name → table data. */
+export type KeyGroupSnapshot = Record<string, StateTableSnapshot>;
+
+/** Keyed state of a backend, by key group. */
+export interface KeyedStateSnapshot {
+  maxParallelism: number;
+  groups: Map<number, KeyGroupSnapshot>;
+}
+
+/** Options of a {@link HeapKeyedStateBackend}. */
+export interface HeapKeyedStateBackendOptions {
+  maxParallelism: number;
+  keyGroupRange: KeyGroupRange;
+  /** Processing time, for state TTL. */
+  now: () => number;
+  /** Names the owner (operator) in error messages. */
+  owner: string;
+}
+
+interface TtlValue<V> {
+  v: V;
+  t: number;
+}
+
+/** Raised when a key does not belong to the key groups of this backend. */
+export class KeyGroupMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyGroupMismatchError';
+  }
+}
+
+/** One registered state: per key group, canonical key → value (or namespace → value). */
+class StateTable {
+  readonly groups: (Map<MapKey, unknown> | undefined)[];
+  constructor(
+    readonly name: string,
+    readonly kind: StateKind,
+    readonly namespaced: boolean,
+    size: number,
+  ) {
+    this.groups = new Array(size).fill(undefined);
+  }
+}
+
+/**
+ * The heap backend for one subtask of one keyed operator. The runtime sets the current key before
+ * each record or timer; state handles read and write the entry of that key.
+ */
+export class HeapKeyedStateBackend {
+  readonly maxParallelism: number;
+  readonly keyGroupRange: KeyGroupRange;
+  readonly now: () => number;
+  readonly owner: string;
+  /** One flag per key group of the range: written since {@link clearDirty}. */
+  readonly dirty: Uint8Array;
+
+  private readonly tables = new Map<string, StateTable>();
+  private readonly handles = new Map<string, unknown>();
+  private key: Key | undefined = undefined;
+  /** Canonical form of the current key. */
+  mapKey: MapKey = '';
+  /** Current key group minus the range start. */
+  groupIndex = -1;
+
+  constructor(options: HeapKeyedStateBackendOptions) {
+    this.maxParallelism = options.maxParallelism;
+    this.keyGroupRange = options.keyGroupRange;
+    this.now = options.now;
+    this.owner = options.owner;
+    this.dirty = new Uint8Array(this.keyGroupRange.size);
+  }
+
+  /** Sets the key that state handles refer to. */
+  setCurrentKey(key: Key): void {
+    const group = keyGroupFor(key, this.maxParallelism);
+    const index = group - this.keyGroupRange.start;
+    if (index < 0 || index >= this.dirty.length) {
+      if (!isKey(key))
+        throw new TypeError(
+          `${this.owner}: ${describeValue(key)} is not a valid key (use strings, numbers, bigints, booleans or arrays of them)`,
+        );
+      throw new KeyGroupMismatchError(
+        `${this.owner}: key ${describeValue(key)} is in key group ${group}, which this subtask (key groups ${this.keyGroupRange}) does not own; is the key selector deterministic?`,
+      );
+    }
+    this.key = key;
+    this.groupIndex = index;
+    this.mapKey = canonicalKey(key);
+  }
+
+  /** Sets the current key when its key group is already known (timers, restore). */
+  setCurrentKeyInGroup(key: Key, keyGroup: number): void {
+    this.key = key;
+    this.groupIndex = keyGroup - this.keyGroupRange.start;
+    this.mapKey = canonicalKey(key);
+  }
+
+  /** The current key; throws when none is set. */
+  getCurrentKey(): Key {
+    if (this.key === undefined)
+      throw new Error(
+        `${this.owner}: no current key (keyed state is only accessible while processing a keyed record or timer)`,
+      );
+    return this.key;
+  }
+
+  /** The current key group. */
+  get currentKeyGroup(): number {
+    return this.groupIndex + this.keyGroupRange.start;
+  }
+
+  /** Registered state names. */
+  stateNames(): string[] {
+    return [...this.tables.keys()];
+  }
+
+  getState<T>(d: ValueStateDescriptor<T>): ValueState<T>;
+  getState<T>(d: ListStateDescriptor<T>): ListState<T>;
+  getState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV>;
+  getState<T>(d: ReducingStateDescriptor<T>): ReducingState<T>;
+  getState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT>;
+  getState(d: StateDescriptor): unknown;
+  /** The state a descriptor describes, in the default namespace. */
+  getState(d: StateDescriptor): unknown {
+    return this.handle(d, false);
+  }
+
+  /**
+   * The state a descriptor describes, with a settable namespace (window operators keep per-window
+   * state this way). Call `setNamespace` before each use.
+   */
+  getNamespacedState<S>(d: StateDescriptor): S & { setNamespace(ns: Namespace): void } {
+    return this.handle(d, true) as S & { setNamespace(ns: Namespace): void };
+  }
+
+  private handle(d: StateDescriptor, namespaced: boolean): unknown {
+    const id = namespaced ? `ns:${d.name}` : d.name;
+    const existing = this.handles.get(id);
+    if (existing !== undefined) {
+      const table = this.tables.get(d.name)!;
+      if (table.kind !== d.kind) throw this.kindMismatch(d, table.kind);
+      return existing;
+    }
+    let table = this.tables.get(d.name);
+    if (table === undefined) {
+      table = new StateTable(d.name, d.kind, namespaced, this.keyGroupRange.size);
+      this.tables.set(d.name, table);
+    } else if (table.kind !== d.kind) {
+      throw this.kindMismatch(d, table.kind);
+    } else if (table.namespaced !== namespaced) {
+      throw new Error(
+        `${this.owner}: state '${d.name}' is already registered ${table.namespaced ? 'with' : 'without'} namespaces`,
+      );
+    }
+    const h = createHandle(this, table, d);
+    this.handles.set(id, h);
+    return h;
+  }
+
+  private kindMismatch(d: StateDescriptor, kind: StateKind): Error {
+    return new Error(
+      `${this.owner}: state '${d.name}' is already registered as ${kind} state, not ${d.kind} state`,
+    );
+  }
+
+  /** Every key that has an entry in the given state (in any namespace). */
+  *keys(stateName: string): IterableIterator<Key> {
+    const table = this.tables.get(stateName);
+    if (table === undefined) return;
+    for (const group of table.groups)
+      if (group !== undefined) for (const k of group.keys()) yield decodeKey(k);
+  }
+
+  /** Every key with state, with its key group, over all states (deduplicated). */
+  *allKeys(): IterableIterator<[Key, number]> {
+    for (let i = 0; i < this.keyGroupRange.size; i++) {
+      const seen = new Set<MapKey>();
+      for (const table of this.tables.values()) {
+        const group = table.groups[i];
+        if (group === undefined) continue;
+        for (const k of group.keys()) {
+          if (seen.has(k)) continue;
+          seen.add(k);
+          yield [decodeKey(k), i + this.keyGroupRange.start];
+        }
+      }
+    }
+  }
+
+  /** Number of entries (keys × namespaces) of a state, for tests and metrics. */
+  size(stateName?: string): number {
+    let n = 0;
+    for (const table of this.tables.values()) {
+      if (stateName !== undefined && table.name !== stateName) continue;
+      for (const group of table.groups) {
+        if (group === undefined) continue;
+        if (!table.namespaced) n += group.size;
+        else for (const inner of group.values()) n += (inner as Map<Namespace, unknown>).size;
+      }
+    }
+    return n;
+  }
+
+  /** The state of one key group, as plain data (empty tables are left out). */
+  snapshotKeyGroup(keyGroup: number): KeyGroupSnapshot {
+    const index = keyGroup - this.keyGroupRange.start;
+    const out: KeyGroupSnapshot = {};
+    for (const table of this.tables.values()) {
+      const group = table.groups[index];
+      if (group === undefined || group.size === 0) continue;
+      const entries: [MapKey, unknown][] = [];
+      for (const [k, v] of group)
+        entries.push([
+          k,
+          table.namespaced ? [...(v as Map<Namespace, unknown>)] : snapshotValue(table.kind, v),
+        ]);
+      out[table.name] = { kind: table.kind, namespaced: table.namespaced, entries };
+    }
+    return out;
+  }
+
+  /** All key groups of this backend that hold state. */
+  snapshot(): KeyedStateSnapshot {
+    const groups = new Map<number, KeyGroupSnapshot>();
+    for (let g = this.keyGroupRange.start; g <= this.keyGroupRange.end; g++) {
+      const s = this.snapshotKeyGroup(g);
+      if (Object.keys(s).length > 0) groups.set(g, s);
+    }
+    return { maxParallelism: this.maxParallelism, groups };
+  }
+
+  /**
+   * Loads key groups from snapshots (of any number of earlier subtasks). Key groups outside this
+   * backend's range are ignored, so every subtask can be given the whole snapshot on rescale.
+   */
+  restore(snapshots: Iterable<KeyedStateSnapshot>): void {
+    for (const snap of snapshots) {
+      if (snap.maxParallelism !== this.maxParallelism)
+        throw new Error(
+          `${this.owner}: the snapshot was taken with maxParallelism ${snap.maxParallelism}, but the job runs with maxParallelism ${this.maxParallelism}; maxParallelism cannot change across a restore`,
+        );
+      for (const [g, data] of snap.groups) if (this.keyGroupRange.contains(g)) this.restoreKeyGroup(g, data);
+    }
+  }
+
+  /** Loads one key group (replacing what it held). */
+  restoreKeyGroup(keyGroup: number, data: KeyGroupSnapshot): void {
+    const index = keyGroup - this.keyGroupRange.start;
+    for (const [name, t] of Object.entries(data)) {
+      let table = this.tables.get(name);
+      if (table === undefined) {
+        table = new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size);
+        this.tables.set(name, table);
+      } else if (table.kind !== t.kind) {
+        throw new Error(
+          `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
+        );
+      }
+      const group = new Map<MapKey, unknown>();
+      for (const [k, v] of t.entries)
+        group.set(k, t.namespaced ? new Map(v as [Namespace, unknown][]) : restoreValue(t.kind, v));
+      table.groups[index] = group;
+    }
+    this.dirty[index] = 1;
+  }
+
+  /** Marks every key group clean (after a snapshot). */
+  clearDirty(): void {
+    this.dirty.fill(0);
+  }
+
+  /** Drops all state. */
+  dispose(): void {
+    this.tables.clear();
+    this.handles.clear();
+  }
+
+  // ---- used by state handles ----
+
+  /** @internal the current key's group map of a table, created on demand. */
+  group(table: StateTable, create: boolean): Map<MapKey, unknown> | undefined {
+    const i = this.groupIndex;
+    if (i < 0) this.getCurrentKey();
+    let g = table.groups[i];
+    if (g === undefined && create) table.groups[i] = g = new Map();
+    if (create) this.dirty[i] = 1;
+    return g;
+  }
+}
+
+function snapshotValue(kind: StateKind, v: unknown): unknown {
+  // NOTE: maps are stored as entry arrays; lists are copied so later appends do not leak in.
+  if (kind === 'map') return [...(v as Map<MapKey, unknown>)];
+  if (kind === 'list') return (v as unknown[]).slice();
+  return v;
+}
+
+function restoreValue(kind: StateKind, v: unknown): unknown {
+  if (kind === 'map') return new Map(v as [MapKey, unknown][]);
+  if (kind === 'list') return (v as unknown[]).slice();
+  return v;
+}
+
+/** Reads and writes one table at the backend's current key (and namespace). */
+abstract class BaseHandle {
+  ns: Namespace | undefined = undefined;
+  readonly ttl: StateTtlConfig | undefined;
+  readonly refreshOnRead: boolean;
+  readonly returnExpired: boolean;
+
+  constructor(
+    readonly backend: HeapKeyedStateBackend,
+    readonly table: StateTable,
+    d: StateDescriptor,
+  ) {
+    this.ttl = d.ttl;
+    this.refreshOnRead = d.ttl?.updateType === 'OnReadAndWrite';
+    this.returnExpired = d.ttl?.stateVisibility === 'ReturnExpiredIfNotCleanedUp';
+  }
+
+  setNamespace(ns: Namespace): void {
+    this.ns = ns;
+  }
+
+  /** The raw stored entry of the current key/namespace. */
+  protected raw(): unknown {
+    const g = this.backend.group(this.table, false);
+    if (g === undefined) return undefined;
+    const v = g.get(this.backend.mapKey);
+    if (!this.table.namespaced || v === undefined) return v;
+    return (v as Map<Namespace, unknown>).get(this.nsKey());
+  }
+
+  protected setRaw(value: unknown): void {
+    const g = this.backend.group(this.table, true)!;
+    if (!this.table.namespaced) {
+      g.set(this.backend.mapKey, value);
+      return;
+    }
+    let inner = g.get(this.backend.mapKey) as Map<Namespace, unknown> | undefined;
+    if (inner === undefined) g.set(this.backend.mapKey, (inner = new Map()));
+    inner.set(this.nsKey(), value);
+  }
+
+  protected deleteRaw(): void {
+    const g = this.backend.group(this.table, false);
+    if (g === undefined) return;
+    this.backend.dirty[this.backend.groupIndex] = 1;
+    if (!this.table.namespaced) {
+      g.delete(this.backend.mapKey);
+      return;
+    }
+    const inner = g.get(this.backend.mapKey) as Map<Namespace, unknown> | undefined;
+    if (inner === undefined) return;
+    inner.delete(this.nsKey());
+    if (inner.size === 0) g.delete(this.backend.mapKey);
+  }
+
+  private nsKey(): Namespace {
+    if (this.ns === undefined)
+      throw new Error(
+        `${this.backend.owner}: namespaced state '${this.table.name}' used without a namespace`,
+      );
+    return this.ns;
+  }
+
+  clear(): void {
+    this.deleteRaw();
+  }
+
+  // ---- TTL helpers: with TTL, a stored unit is { v, t } ----
+
+  protected wrap<V>(v: V): unknown {
+    return this.ttl === undefined ? v : ({ v, t: this.backend.now() } satisfies TtlValue<V>);
+  }
+
+  /** Unwraps a stored unit; returns `EXPIRED` when it must not be returned. */
+  protected unwrap<V>(u: unknown): V | typeof EXPIRED {
+    if (this.ttl === undefined) return u as V;
+    const w = u as TtlValue<V>;
+    const now = this.backend.now();
+    if (w.t + this.ttl.ttlMs <= now && !this.returnExpired) return EXPIRED;
+    if (this.refreshOnRead) w.t = now;
+    return w.v;
+  }
+
+  protected isExpired(u: unknown): boolean {
+    return this.ttl !== undefined && (u as TtlValue<unknown>).t + this.ttl.ttlMs <= this.backend.now();
+  }
+}
+
+const EXPIRED: unique symbol = Symbol('expired');
+
+class HeapValueState<T> extends BaseHandle implements ValueState<T> {
+  constructor(
+    backend: HeapKeyedStateBackend,
+    table: StateTable,
+    private readonly d: ValueStateDescriptor<T>,
+  ) {
+    super(backend, table, d);
+  }
+  value(): T | undefined {
+    const u = this.raw();
+    if (u === undefined) return this.d.defaultValue;
+    const v = this.unwrap<T>(u);
+    if (v === EXPIRED) {
+      this.deleteRaw();
+      return this.d.defaultValue;
+    }
+    return v;
+  }
+  update(value: T | undefined): void {
+    if (value === undefined) this.deleteRaw();
+    else this.setRaw(this.wrap(value));
+  }
+}
+
+class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
+  constructor(
+    backend: HeapKeyedStateBackend,
+    table: StateTable,
+    private readonly d: ReducingStateDescriptor<T>,
+  ) {
+    super(backend, table, d);
+  }
+  get(): T | undefined {
+    const u = this.raw();
+    if (u === undefined) return undefined;
+    const v = this.unwrap<T>(u);
+    if (v === EXPIRED) {
+      this.deleteRaw();
+      return undefined;
+    }
+    return v;
+  }
+  add(value: T): void {
+    const current = this.get();
+    this.setRaw(this.wrap(current === undefined ? value : this.d.reduce(current, value)));
+  }
+}
+
+class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements AggregatingState<IN, OUT> {
+  constructor(
+    backend: HeapKeyedStateBackend,
+    table: StateTable,
+    private readonly d: AggregatingStateDescriptor<IN, ACC, OUT>,
+  ) {
+    super(backend, table, d);
+  }
+  private acc(): ACC | undefined {
+    const u = this.raw();
+    if (u === undefined) return undefined;
+    const v = this.unwrap<ACC>(u);
+    if (v === EXPIRED) {
+      this.deleteRaw();
+      return undefined;
+    }
+    return v;
+  }
+  get(): OUT | undefined {
+    const acc = this.acc();
+    return acc === undefined ? undefined : this.d.aggregate.getResult(acc);
+  }
+  add(value: IN): void {
+    const acc = this.acc() ?? this.d.aggregate.createAccumulator();
+    this.setRaw(this.wrap(this.d.aggregate.add(value, acc)));
+  }
+  /** @internal the accumulator, for merging namespaces. */
+  getAccumulator(): ACC | undefined {
+    return this.acc();
+  }
+  /** @internal replaces the accumulator. */
+  setAccumulator(acc: ACC): void {
+    this.setRaw(this.wrap(acc));
+  }
+}
+
+class HeapListState<T> extends BaseHandle implements ListState<T> {
+  get(): readonly T[] {
+    const list = this.raw() as unknown[] | undefined;
+    if (list === undefined) return [];
+    if (this.ttl === undefined) return list as T[];
+    const out: T[] = [];
+    let expired = 0;
+    for (const u of list) {
+      const v = this.unwrap<T>(u);
+      if (v === EXPIRED) expired++;
+      else out.push(v);
+    }
+    if (expired > 0) {
+      const kept = list.filter((u) => !this.isExpired(u));
+      if (kept.length === 0) this.deleteRaw();
+      else this.setRaw(kept);
+    }
+    return out;
+  }
+  add(value: T): void {
+    if (value === undefined || value === null)
+      throw new TypeError(`${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`);
+    const list = this.raw() as unknown[] | undefined;
+    if (list === undefined) this.setRaw([this.wrap(value)]);
+    else {
+      list.push(this.wrap(value));
+      this.backend.dirty[this.backend.groupIndex] = 1;
+    }
+  }
+  addAll(values: Iterable<T>): void {
+    for (const v of values) this.add(v);
+  }
+  update(values: Iterable<T>): void {
+    const list: unknown[] = [];
+    for (const v of values) list.push(this.wrap(v));
+    if (list.length === 0) this.deleteRaw();
+    else this.setRaw(list);
+  }
+}
+
+class HeapMapState<UK extends Key, UV> extends BaseHandle implements MapState<UK, UV> {
+  private map(create: boolean): Map<MapKey, unknown> | undefined {
+    let m = this.raw() as Map<MapKey, unknown> | undefined;
+    if (m === undefined && create) this.setRaw((m = new Map()));
+    else if (create) this.backend.dirty[this.backend.groupIndex] = 1;
+    return m;
+  }
+  get(key: UK): UV | undefined {
+    const m = this.map(false);
+    if (m === undefined) return undefined;
+    const ck = canonicalKey(key);
+    const u = m.get(ck);
+    if (u === undefined) return undefined;
+    const v = this.unwrap<UV>(u);
+    if (v === EXPIRED) {
+      this.removeCanonical(m, ck);
+      return undefined;
+    }
+    return v;
+  }
+  put(key: UK, value: UV): void {
+    this.map(true)!.set(canonicalKey(key), this.wrap(value));
+  }
+  putAll(entries: Iterable<readonly [UK, UV]>): void {
+    for (const [k, v] of entries) this.put(k, v);
+  }
+  remove(key: UK): void {
+    const m = this.map(false);
+    if (m !== undefined) this.removeCanonical(m, canonicalKey(key));
+  }
+  private removeCanonical(m: Map<MapKey, unknown>, ck: MapKey): void {
+    m.delete(ck);
+    this.backend.dirty[this.backend.groupIndex] = 1;
+    if (m.size === 0) this.deleteRaw();
+  }
+  contains(key: UK): boolean {
+    return this.get(key) !== undefined;
+  }
+  *entries(): IterableIterator<[UK, UV]> {
+    const m = this.map(false);
+    if (m === undefined) return;
+    for (const [k, u] of [...m]) {
+      const v = this.unwrap<UV>(u);
+      if (v === EXPIRED) this.removeCanonical(m, k);
+      else yield [decodeKey(k) as UK, v];
+    }
+  }
+  *keys(): IterableIterator<UK> {
+    for (const [k] of this.entries()) yield k;
+  }
+  *values(): IterableIterator<UV> {
+    for (const [, v] of this.entries()) yield v;
+  }
+  isEmpty(): boolean {
+    return this.entries().next().done === true;
+  }
+}
+
+function createHandle(backend: HeapKeyedStateBackend, table: StateTable, d: StateDescriptor): BaseHandle {
+  switch (d.kind) {
+    case 'value':
+      return new HeapValueState(backend, table, d as ValueStateDescriptor<unknown>);
+    case 'list':
+      return new HeapListState(backend, table, d);
+    case 'map':
+      return new HeapMapState(backend, table, d);
+    case 'reducing':
+      return new HeapReducingState(backend, table, d as ReducingStateDescriptor<unknown>);
+    case 'aggregating':
+      return new HeapAggregatingState(
+        backend,
+        table,
+        d as AggregatingStateDescriptor<unknown, unknown, unknown>,
+      );
+  }
+}
