@@ -2,7 +2,12 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   resolve: { conditions: ['tidemark-source', 'module', 'node', 'import', 'default'] },
-  ssr: { resolve: { conditions: ['tidemark-source', 'module', 'node', 'import', 'default'], externalConditions: ['tidemark-source'] } },
+  ssr: {
+    resolve: {
+      conditions: ['tidemark-source', 'module', 'node', 'import', 'default'],
+      externalConditions: ['tidemark-source'],
+    },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,

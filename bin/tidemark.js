@@ -6,7 +6,7 @@ import { register } from 'node:module';
 
 const root = new URL('../', import.meta.url);
 const fromSource = process.env.TIDEMARK_USE_BUILD !== '1' && existsSync(new URL('runtime/cli/main.ts', root));
-if (fromSource) register('./source-conditions.js', import.meta.url);
+register('./resolve-hooks.js', import.meta.url, { data: { source: fromSource } });
 const { register: registerTsx } = await import('tsx/esm/api');
 registerTsx();
 const entry = fromSource ? new URL('runtime/cli/main.ts', root) : new URL('dist/runtime/cli/main.js', root);

@@ -14,6 +14,7 @@ import {
   ProcessOperator,
 } from './basic.js';
 import type { StreamEnvironment } from './environment.js';
+import { copyFunction } from './function-copy.js';
 import {
   type FilterFunction,
   type FlatMapFunction,
@@ -132,31 +133,42 @@ export class DataStream<T> extends Configurable {
   /** One record in, one out. */
   map<R>(fn: MapFunction<T, R>): DataStream<R> {
     const ks = this.keySelector;
-    return this.derive('map', () => new MapOperator(fn as MapFunction<unknown, unknown>, ks));
+    return this.derive('map', () => new MapOperator(copyFunction(fn) as MapFunction<unknown, unknown>, ks));
   }
 
   /** Keeps the records for which `fn` returns true. */
   filter(fn: FilterFunction<T>): DataStream<T> {
     const ks = this.keySelector;
-    return this.derive('filter', () => new FilterOperator(fn as FilterFunction<unknown>, ks));
+    return this.derive('filter', () => new FilterOperator(copyFunction(fn) as FilterFunction<unknown>, ks));
   }
 
   /** Zero or more records out per record in (return an iterable, or call `out.collect`). */
   flatMap<R>(fn: FlatMapFunction<T, R>): DataStream<R> {
     const ks = this.keySelector;
-    return this.derive('flatMap', () => new FlatMapOperator(fn as FlatMapFunction<unknown, unknown>, ks));
+    return this.derive(
+      'flatMap',
+      () => new FlatMapOperator(copyFunction(fn) as FlatMapFunction<unknown, unknown>, ks),
+    );
   }
 
   /** A low-level function with side outputs (and, on a keyed stream, state and timers). */
   process<R>(fn: ProcessFunctionLike<T, R>): DataStream<R> {
     if (fn instanceof KeyedProcessFunction)
-      return this.derive('process', () => new ProcessOperator(fn as ProcessFunctionLike<unknown, unknown>), {
-        requiresKeyed: true,
-        name: 'keyedProcess',
-      });
-    return this.derive('process', () => new ProcessOperator(fn as ProcessFunctionLike<unknown, unknown>), {
-      keyed: false,
-    });
+      return this.derive(
+        'process',
+        () => new ProcessOperator(copyFunction(fn) as ProcessFunctionLike<unknown, unknown>),
+        {
+          requiresKeyed: true,
+          name: 'keyedProcess',
+        },
+      );
+    return this.derive(
+      'process',
+      () => new ProcessOperator(copyFunction(fn) as ProcessFunctionLike<unknown, unknown>),
+      {
+        keyed: false,
+      },
+    );
   }
 
   /** Partitions the stream by key: records with equal keys go to the same subtask. */
@@ -255,7 +267,7 @@ export class DataStream<T> extends Configurable {
 
   /** Calls `fn` for every record; a returned Promise holds the next record back. */
   addSink(fn: SinkFunction<T>): DataStreamSink<T> {
-    return this.sink('sink', () => new SinkOperator(fn as SinkFunction<unknown>));
+    return this.sink('sink', () => new SinkOperator(copyFunction(fn) as SinkFunction<unknown>));
   }
 
   /** Prints every record to standard output (`label` prefixes the lines). */
@@ -313,9 +325,13 @@ export class KeyedStream<T, K extends Key> extends DataStream<T> {
   /** Rolling reduce: for every record, emits the key's reduced value so far. */
   reduce(fn: ReduceFunction<T>): DataStream<T> {
     const ks = this.keySelector;
-    return this.derive('reduce', () => new KeyedReduceOperator(fn as ReduceFunction<unknown>, ks), {
-      requiresKeyed: true,
-    });
+    return this.derive(
+      'reduce',
+      () => new KeyedReduceOperator(copyFunction(fn) as ReduceFunction<unknown>, ks),
+      {
+        requiresKeyed: true,
+      },
+    );
   }
 
   /** Rolling aggregate: for every record, emits the key's current aggregate result. */
@@ -323,7 +339,7 @@ export class KeyedStream<T, K extends Key> extends DataStream<T> {
     const ks = this.keySelector;
     return this.derive(
       'aggregate',
-      () => new KeyedAggregateOperator(fn as AggregateFunction<unknown, unknown, unknown>, ks),
+      () => new KeyedAggregateOperator(copyFunction(fn) as AggregateFunction<unknown, unknown, unknown>, ks),
       {
         requiresKeyed: true,
       },
@@ -335,7 +351,7 @@ export class KeyedStream<T, K extends Key> extends DataStream<T> {
     const ks = this.keySelector;
     return this.derive(
       'process',
-      () => new KeyedProcessOperator(fn as KeyedProcessFunctionLike<Key, unknown, unknown>, ks),
+      () => new KeyedProcessOperator(copyFunction(fn) as KeyedProcessFunctionLike<Key, unknown, unknown>, ks),
       {
         requiresKeyed: true,
       },

@@ -37,6 +37,10 @@ export class RangeReader<T> implements SourceReader<T, RangeSplit> {
   addSplits(splits: readonly RangeSplit[]): void {
     for (const s of splits) this.splits.push({ ...s });
   }
+  /** True while some split has records left. */
+  hasMore(): boolean {
+    return this.splits.some((s) => s.next < s.end);
+  }
   pollNext(output: ReaderOutput<T>): InputStatus {
     const split = this.splits[0];
     if (split === undefined) return END_OF_INPUT;

@@ -64,7 +64,7 @@ class RateLimitedReader<T> implements SourceReader<T, RangeSplit> {
     const now = this.ctx.clock.now();
     if (Number.isNaN(this.start)) this.start = now;
     const allowed = Math.floor(((now - this.start) * this.ratePerSecond) / 1000) + 1;
-    if (this.emitted >= allowed) {
+    if (this.emitted >= allowed && this.inner.hasMore()) {
       this.ctx.wakeAt(this.start + Math.ceil((this.emitted * 1000) / this.ratePerSecond));
       return NOTHING_AVAILABLE;
     }

@@ -28,8 +28,11 @@ export async function loadJob(file: string): Promise<LoadedJob> {
   try {
     mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   } catch (e) {
-    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    throw new UsageError(`could not load job module ${file}: ${msg}`);
+    const msg = e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e);
+    const hint = /require\(\) ES Module|Cannot use import statement outside a module/.test(msg)
+      ? ' (it is an ES module outside an ESM package: name it .mts, or add "type": "module" to its package.json)'
+      : '';
+    throw new UsageError(`could not load job module ${file}: ${msg}${hint}`);
   }
   const candidate = isJobDefinition(mod.default)
     ? mod.default

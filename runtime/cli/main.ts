@@ -1,5 +1,5 @@
 /** The `tidemark` command line. `main` returns the exit code. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { describeErrorChain } from '../../state/errors.js';
 import type { PlanFormat } from '../graph/plan.js';
@@ -7,11 +7,15 @@ import { buildJob } from '../job.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
 import { loadJob, UsageError } from './load-job.js';
 
+/** The package version (from source, ../../package.json; from dist/, ../../../package.json). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    const url = new URL(rel, import.meta.url);
+    if (!existsSync(url)) continue;
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version: string };
+    if (pkg.name === 'tidemark') return pkg.version;
+  }
+  return 'unknown';
 }
 
 function positiveInt(value: string): number {

@@ -343,13 +343,15 @@ export class Task implements ChannelEndpoint {
   canRun(now: number): boolean {
     if (this.status !== 'running' || this.blocked) return false;
     if (this.wakeTime <= now) return true;
-    if (this.fullOutputs > 0) return false;
-    return this.head!.node.isSource ? this.sourceAvailable : this.queued > 0;
+    if (this.isSource) return this.sourceAvailable && this.fullOutputs === 0;
+    if (this.inputs.length === 0) return true; // nothing will ever arrive: it finishes at once
+    return this.queued > 0 && this.fullOutputs === 0;
   }
 
   /** Does up to `budget` units of work. */
   step(budget: number, now: number): void {
     if (this.wakeTime <= now) this.fireProcessingTime(now);
+    if (this.status === 'running' && !this.isSource && this.inputs.length === 0) this.beginFinish();
     if (this.status !== 'running' || this.blocked) return;
     if (this.isSource) this.stepSource(budget);
     else this.stepInputs(budget);

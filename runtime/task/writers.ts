@@ -118,6 +118,8 @@ export function createWriter(
   switch (partitioner.kind) {
     case 'forward':
     case 'global':
+      // NOTE: global edges connect to every consumer (so each gets watermarks and end of input);
+      // records only go to the first.
       return new SingleWriter(channels);
     case 'rebalance':
     case 'rescale':
@@ -141,8 +143,6 @@ export function connectedSubtasks(partitioner: PartitionerSpec, i: number, p: nu
   switch (partitioner.kind) {
     case 'forward':
       return [i];
-    case 'global':
-      return [0];
     case 'rescale': {
       // Pointwise, as Flink: each producer feeds a contiguous range of consumers (or shares one).
       if (p >= q) return [Math.floor((i * q) / p)];

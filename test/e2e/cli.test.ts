@@ -1,0 +1,108 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { lastLine, runCli } from '../helpers/cli.js';
+
+const WORDS = { hello: 2, world: 1, python: 2, is: 1, fun: 1 };
+
+describe('tidemark CLI', () => {
+  test.each([1, 4])(
+    'runs examples/wordcount.ts at parallelism %i and ends with the counts as JSON',
+    async (p) => {
+      const r = await runCli(['run', 'examples/wordcount.ts', '--parallelism', String(p)]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(lastLine(r.stdout))).toEqual(WORDS);
+      // Every rolling update is printed before the summary.
+      const updates = r.stdout.trimEnd().split('\n').slice(0, -1);
+      expect(updates.length).toBe(7);
+    },
+  );
+
+  test('plan prints the execution graph as text, dot and json', async () => {
+    const text = await runCli(['plan', 'examples/wordcount.ts', '-p', '4']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain("job 'wordcount'");
+    expect(text.stdout).toContain('chain: reduce [5-reduce] keyed -> print [6-print]');
+    expect(text.stdout).toContain('by hash (keyBy)');
+    const dot = await runCli(['plan', 'examples/wordcount.ts', '--format', 'dot']);
+    expect(dot.stdout).toMatch(/^digraph "wordcount" \{/);
+    const json = await runCli(['plan', 'examples/wordcount.ts', '--format', 'json', '--parallelism', '3']);
+    const plan = JSON.parse(json.stdout);
+    expect(plan.jobName).toBe('wordcount');
+    expect(plan.vertices.find((v: { name: string }) => v.name.startsWith('reduce')).parallelism).toBe(3);
+  });
+
+  test('--help and --version', async () => {
+    const help = await runCli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('run [options] <job>');
+    expect(help.stdout).toContain('plan [options] <job>');
+    const version = await runCli(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  test('usage errors give one clear line and exit code 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const noJob = join(dir, 'no-job.mts');
+    writeFileSync(noJob, 'export const x = 1;\n');
+    const cases: [string[], RegExp][] = [
+      [['run', 'examples/wordcount.ts', '--bogus'], /^tidemark: unknown option '--bogus'\n$/],
+      [['run', join(dir, 'missing.ts')], /^tidemark: job module not found: .*missing\.ts\n$/],
+      [['run', noJob], /^tidemark: .*no-job\.mts does not export a job: its default export must be job\(/],
+      [
+        ['run', 'examples/wordcount.ts', '--parallelism', 'four'],
+        /^tidemark: option '-p, --parallelism <n>' argument 'four' is invalid/,
+      ],
+      [['frobnicate'], /^tidemark: unknown command 'frobnicate'/],
+      [
+        ['plan', 'examples/wordcount.ts', '--format', 'svg'],
+        /^tidemark: option '-f, --format <format>' argument 'svg' is invalid/,
+      ],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(pattern);
+      expect(r.stderr.trimEnd().split('\n').length, args.join(' ')).toBe(1);
+    }
+  });
+
+  test('a failing job exits 1 and names the operator and record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const file = join(dir, 'failing.mts');
+    writeFileSync(
+      file,
+      `import { job } from 'tidemark';
+export default job((env) => {
+  env.fromElements(1, 2, 3).map((x) => { if (x === 2) throw new Error('two is not allowed'); return x; }).name('check').print();
+});
+`,
+    );
+    const r = await runCli(['run', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^tidemark: job 'failing' failed: operator 'check' \(\d+-map\) subtask 1\/1 of job 'failing': user function threw on record 2: two is not allowed/,
+    );
+  });
+
+  test('an invalid graph exits 1 with the validation error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const file = join(dir, 'dup.mts');
+    writeFileSync(
+      file,
+      `import { job } from 'tidemark';
+export default job((env) => {
+  const s = env.fromElements(1);
+  s.map((x) => x).uid('x').print();
+  s.map((x) => x).uid('x').print();
+});
+`,
+    );
+    const r = await runCli(['plan', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("duplicate uid 'x'");
+  });
+});

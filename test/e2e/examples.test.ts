@@ -1,0 +1,83 @@
+// Every file in examples/ runs here, so examples cannot rot. Each example has its own check of
+// what it computes; a new example without a check fails this test.
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { buildJob, isJobDefinition } from 'tidemark';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { lastLine, ROOT, runCli } from '../helpers/cli.js';
+
+function exampleFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) return exampleFiles(p);
+    return p.endsWith('.ts') ? [relative(ROOT, p)] : [];
+  });
+}
+
+/** Runs an example in process; returns what it printed. */
+async function runExample(file: string, parallelism: number): Promise<string[]> {
+  const mod = (await import(join(ROOT, file))) as { default: unknown };
+  if (!isJobDefinition(mod.default)) throw new Error(`${file} does not export a job`);
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    lines.push(...args.join(' ').split('\n'));
+  });
+  try {
+    const env = await buildJob(mod.default, { parallelism });
+    await env.execute({ stdout: { writeLine: (l) => lines.push(l) } });
+  } finally {
+    spy.mockRestore();
+  }
+  return lines;
+}
+
+const checks: Record<string, (parallelism: number) => Promise<void>> = {
+  'examples/wordcount.ts': async (p) => {
+    const lines = await runExample('examples/wordcount.ts', p);
+    expect(JSON.parse(lastLine(lines.join('\n')))).toEqual({ hello: 2, world: 1, python: 2, is: 1, fun: 1 });
+  },
+  'examples/pageviews.ts': async (p) => {
+    const { pageView, COUNT } = (await import(
+      '../../examples/pageviews.js'
+    )) as typeof import('../../examples/pageviews.js');
+    const lines = await runExample('examples/pageviews.ts', p);
+    // Independent computation of the same figures.
+    const views = new Map<string, number>();
+    for (let i = 0; i < COUNT; i++) {
+      const v = pageView(i);
+      if (!v.page.startsWith('/admin')) views.set(v.user, (views.get(v.user) ?? 0) + 1);
+    }
+    const top = [...views].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 10);
+    expect(lines[0]).toBe(`users seen: ${views.size}; top 10 by views:`);
+    expect(lines.slice(1, 11).map((l) => l.trim().split(/\s+/).slice(0, 2))).toEqual(
+      top.map(([u, n]) => [u, String(n)]),
+    );
+  },
+};
+
+describe('examples', () => {
+  process.env.PAGEVIEWS = '20000';
+  afterEach(() => vi.restoreAllMocks());
+  const files = exampleFiles(join(ROOT, 'examples'));
+
+  test('every example has a check', () => {
+    expect(files.filter((f) => !(f in checks))).toEqual([]);
+  });
+
+  for (const file of files) {
+    test.each([1, 3])(`${file} at parallelism %i`, async (p) => {
+      const check = checks[file];
+      if (check === undefined) throw new Error(`no check for ${file}`);
+      await check(p);
+    });
+  }
+
+  test('npm start runs the demo with a progress line and ends by itself', async () => {
+    const r = await runCli(['run', 'examples/pageviews.ts', '--progress'], { env: { PAGEVIEWS: '300000' } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^users seen: \d+; top 10 by views:/);
+    expect(r.stderr).toMatch(
+      /\[pageviews\] [\d.]+ s \| events 300,000 \([\d,]+\/s average\) \| records out [\d,]+\n$/,
+    );
+  });
+});

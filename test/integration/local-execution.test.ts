@@ -1,0 +1,254 @@
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type Collector,
+  JobFailedError,
+  type KeyedProcessContext,
+  KeyedProcessFunction,
+  ManualClock,
+  OutputTag,
+  RichMapFunction,
+  type RuntimeContext,
+  StreamExecutionEnvironment,
+  UserFunctionError,
+  type ValueState,
+  ValueStateDescriptor,
+} from 'tidemark';
+import { describe, expect, test } from 'vitest';
+
+describe('local execution', () => {
+  test('a slow sink slows the source down: queues stay bounded', async () => {
+    const env = new StreamExecutionEnvironment({ parallelism: 1, bufferCapacity: 16 });
+    let emitted = 0;
+    let consumed = 0;
+    let maxInFlight = 0;
+    env
+      .fromGenerator((i) => i, { count: 3000 })
+      .map((x) => {
+        emitted++;
+        return x;
+      })
+      .disableChaining()
+      .addSink(async () => {
+        consumed++;
+        maxInFlight = Math.max(maxInFlight, emitted - consumed);
+        await new Promise<void>((r) => setImmediate(r));
+      });
+    await env.execute();
+    expect(consumed).toBe(3000);
+    // One channel of capacity 16 between source and sink, plus the record being processed.
+    expect(maxInFlight).toBeLessThanOrEqual(16 + 2);
+  });
+
+  test('a user function exception fails the job, naming the operator and the record', async () => {
+    const env = new StreamExecutionEnvironment({ parallelism: 2, jobName: 'failing' });
+    env
+      .fromArray([{ id: 1 }, { id: 2 }, { id: 3 }, { id: 4 }])
+      .map((r) => {
+        if (r.id === 3) throw new Error('bad id');
+        return r;
+      })
+      .name('validate')
+      .uid('validate-ids')
+      .print();
+    const err = await env.execute().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(JobFailedError);
+    const e = err as JobFailedError;
+    expect(e.message).toMatch(
+      /^job 'failing' failed: operator 'validate' \(validate-ids\) subtask \d\/2 of job 'failing': user function threw on record \{"id":3\}: bad id$/,
+    );
+    expect(e.cause).toBeInstanceOf(UserFunctionError);
+    const cause = e.cause as UserFunctionError;
+    expect(cause.context).toMatchObject({
+      operatorId: 'validate-ids',
+      operatorName: 'validate',
+      jobName: 'failing',
+    });
+    expect(cause.record).toBe('{"id":3}');
+    expect((cause.cause as Error).message).toBe('bad id');
+  });
+
+  test('rich functions are opened and closed once per subtask and see their task info', async () => {
+    const env = new StreamExecutionEnvironment({ parallelism: 3 });
+    const opened: string[] = [];
+    let closed = 0;
+    class Tag extends RichMapFunction<number, string> {
+      private prefix = '';
+      override open(ctx: RuntimeContext) {
+        const t = ctx.taskInfo;
+        opened.push(`${t.operatorName}:${t.subtaskIndex}/${t.parallelism}`);
+        this.prefix = `s${t.subtaskIndex}`;
+      }
+      map(v: number) {
+        return `${this.prefix}:${v}`;
+      }
+      override close() {
+        closed++;
+      }
+    }
+    const out = env.fromArray([1, 2, 3, 4, 5, 6]).rebalance().map(new Tag()).name('tag').collect();
+    await env.execute();
+    expect(opened.sort()).toEqual(['tag:0/3', 'tag:1/3', 'tag:2/3']);
+    expect(closed).toBe(3);
+    expect(out.values.map((v) => Number(v.split(':')[1])).sort()).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  test('side outputs via typed output tags', async () => {
+    const env = new StreamExecutionEnvironment({ parallelism: 2 });
+    const odd = new OutputTag<string>('odd');
+    const main = env.fromArray([1, 2, 3, 4, 5], { parallel: true }).process({
+      processElement(v: number, ctx, out: Collector<number>) {
+        if (v % 2 === 0) out.collect(v);
+        else ctx.output(odd, `odd ${v}`);
+      },
+    });
+    const evens = main.collect();
+    const odds = main.getSideOutput(odd).collect();
+    await env.execute();
+    expect(evens.values.sort()).toEqual([2, 4]);
+    expect(odds.values.sort()).toEqual(['odd 1', 'odd 3', 'odd 5']);
+  });
+
+  test('keyed process function with value state (deduplication)', async () => {
+    class Dedup extends KeyedProcessFunction<string, { id: string; v: number }, number> {
+      private seen!: ValueState<boolean>;
+      override open(ctx: RuntimeContext) {
+        this.seen = ctx.getState(new ValueStateDescriptor<boolean>('seen'));
+      }
+      processElement(e: { id: string; v: number }, ctx: KeyedProcessContext<string>, out: Collector<number>) {
+        expect(ctx.getCurrentKey()).toBe(e.id);
+        if (this.seen.value() === true) return;
+        this.seen.update(true);
+        out.collect(e.v);
+      }
+    }
+    const input = Array.from({ length: 200 }, (_x, i) => ({ id: `k${i % 17}`, v: i }));
+    for (const p of [1, 4]) {
+      const env = new StreamExecutionEnvironment({ parallelism: p });
+      const out = env
+        .fromArray(input)
+        .keyBy((e) => e.id)
+        .process(new Dedup())
+        .collect();
+      await env.execute();
+      expect(out.values.sort((a, b) => a - b)).toEqual(Array.from({ length: 17 }, (_x, i) => i));
+    }
+  });
+
+  test('async iterable source: awaits between items, keeps order', async () => {
+    async function* slow() {
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 1));
+        yield i;
+      }
+    }
+    const env = new StreamExecutionEnvironment({ parallelism: 1 });
+    const out = env
+      .fromAsyncIterable(() => slow())
+      .map((x) => x * 2)
+      .collect();
+    await env.execute();
+    expect(out.values).toEqual(Array.from({ length: 20 }, (_x, i) => i * 2));
+  });
+
+  test('an async iterable that throws fails the job', async () => {
+    async function* broken() {
+      yield 1;
+      throw new Error('upstream gone');
+    }
+    const env = new StreamExecutionEnvironment({ parallelism: 1 });
+    env.fromAsyncIterable(broken()).print();
+    await expect(env.execute()).rejects.toThrow(/source threw: upstream gone/);
+  });
+
+  test('the rate-controlled generator follows the (manual) clock', async () => {
+    const clock = new ManualClock(0);
+    const env = new StreamExecutionEnvironment({ parallelism: 2 });
+    const seen: [number, number][] = [];
+    env
+      .fromGenerator((i) => i, { count: 40, ratePerSecond: 20 })
+      .addSink((v) => {
+        seen.push([v, clock.now()]);
+      });
+    const job = env.executeAsync({ clock });
+    let done = false;
+    void job.result.then(() => {
+      done = true;
+    });
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      clock.advance(50);
+    }
+    expect(seen.length).toBe(40);
+    // 20 records/s over 2 subtasks: 10/s each; the k-th record of a subtask needs k * 100 ms.
+    const perSubtask = new Map<number, number>();
+    for (const [v, t] of seen) {
+      const s = v < 20 ? 0 : 1;
+      const k = perSubtask.get(s) ?? 0;
+      perSubtask.set(s, k + 1);
+      expect(t).toBeGreaterThanOrEqual(k * 100);
+    }
+    expect(Math.max(...seen.map(([, t]) => t))).toBeGreaterThanOrEqual(1900);
+  });
+
+  test('an unbounded job can be cancelled', async () => {
+    const env = new StreamExecutionEnvironment({ parallelism: 2 });
+    let n = 0;
+    env
+      .fromGenerator((i) => i)
+      .addSink(() => {
+        n++;
+      });
+    const job = env.executeAsync();
+    while (n < 10_000) await new Promise((r) => setTimeout(r, 5));
+    job.cancel();
+    const result = await job.result;
+    expect(result.status).toBe('CANCELLED');
+    expect(job.metrics().sourceRecords).toBeGreaterThanOrEqual(10_000);
+  });
+
+  test('JSON-lines file sink (one file, or part files when parallel)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-jsonl-'));
+    const env = new StreamExecutionEnvironment({ parallelism: 2 });
+    const src = env.fromArray(
+      Array.from({ length: 1000 }, (_x, i) => ({ i, big: 10n ** 20n })),
+      { parallel: true },
+    );
+    src.writeAsJsonLines(join(dir, 'single.jsonl'));
+    src.writeAsJsonLines(join(dir, 'parts')).setParallelism(2);
+    await env.execute();
+    const single = readFileSync(join(dir, 'single.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(single.map((r: { i: number }) => r.i).sort((a: number, b: number) => a - b)).toEqual(
+      Array.from({ length: 1000 }, (_x, i) => i),
+    );
+    expect(single[0].big).toBe('100000000000000000000');
+    const parts = readdirSync(join(dir, 'parts')).sort();
+    expect(parts).toEqual(['part-0.jsonl', 'part-1.jsonl']);
+    const lines = parts.flatMap((p) =>
+      readFileSync(join(dir, 'parts', p), 'utf8')
+        .trim()
+        .split('\n'),
+    );
+    expect(lines.length).toBe(1000);
+  });
+
+  test('print sink writes lines with subtask prefixes when parallel', async () => {
+    const lines: string[] = [];
+    const env = new StreamExecutionEnvironment({ parallelism: 2 });
+    const s = env.fromArray(['a', 'b', 'c', 'd'], { parallel: true });
+    s.print();
+    s.map((x) => ({ x }))
+      .print('obj')
+      .setParallelism(1);
+    await env.execute({ stdout: { writeLine: (l) => lines.push(l) } });
+    expect(lines.filter((l) => /^[12]> [a-d]$/.test(l)).length).toBe(4);
+    expect(lines.filter((l) => /^obj> \{"x":"[a-d]"\}$/.test(l)).length).toBe(4);
+  });
+});
