@@ -166,25 +166,38 @@ describe('partitionings deliver every record the right number of times', () => {
 describe('scheduling', () => {
   test('any interleaving chosen by a scheduling policy gives the same keyed results', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(record, { maxLength: 150 }), fc.integer({ min: 1, max: 6 }), fc.integer(), async (records, p, seed) => {
-        let s = seed | 1;
-        const rnd = (n: number) => {
-          s ^= s << 13;
-          s ^= s >>> 17;
-          s ^= s << 5;
-          return (s >>> 0) % n;
-        };
-        const env = new StreamExecutionEnvironment({ parallelism: p, bufferCapacity: 1 + rnd(8) });
-        const out = env
-          .fromArray(records, { parallel: true })
-          .keyBy((r) => r.key)
-          .reduce((a, b) => ({ key: a.key, value: a.value + b.value }))
-          .collect();
-        await env.execute({ policy: { chooseTask: (ts) => rnd(ts.length), budget: () => 1 + rnd(5), chooseChannel: (_t, n) => rnd(n) } });
-        const expected = new Map<string, number>();
-        for (const r of records) expected.set(r.key, (expected.get(r.key) ?? 0) + r.value);
-        expect(new Map([...lastPerKey(out.values, (r) => r.key)].map(([k, v]) => [k, v.value]))).toEqual(expected);
-      }),
+      fc.asyncProperty(
+        fc.array(record, { maxLength: 150 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer(),
+        async (records, p, seed) => {
+          let s = seed | 1;
+          const rnd = (n: number) => {
+            s ^= s << 13;
+            s ^= s >>> 17;
+            s ^= s << 5;
+            return (s >>> 0) % n;
+          };
+          const env = new StreamExecutionEnvironment({ parallelism: p, bufferCapacity: 1 + rnd(8) });
+          const out = env
+            .fromArray(records, { parallel: true })
+            .keyBy((r) => r.key)
+            .reduce((a, b) => ({ key: a.key, value: a.value + b.value }))
+            .collect();
+          await env.execute({
+            policy: {
+              chooseTask: (ts) => rnd(ts.length),
+              budget: () => 1 + rnd(5),
+              chooseChannel: (_t, n) => rnd(n),
+            },
+          });
+          const expected = new Map<string, number>();
+          for (const r of records) expected.set(r.key, (expected.get(r.key) ?? 0) + r.value);
+          expect(new Map([...lastPerKey(out.values, (r) => r.key)].map(([k, v]) => [k, v.value]))).toEqual(
+            expected,
+          );
+        },
+      ),
       { numRuns: 60 },
     );
   });
