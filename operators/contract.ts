@@ -127,8 +127,22 @@ export interface OperatorContext<OUT = unknown> {
   wakeUp(): void;
   /** Asks the runtime to run this task again once processing time reaches `time`. */
   wakeAt(time: number): void;
+  /** Asks the runtime to run this task again once nothing else in the job can run. */
+  wakeWhenIdle(): void;
+  /** Calls `callback(time)` once processing time reaches `time`; returns a cancel function. */
+  registerProcessingTimer(time: number, callback: (time: number) => void): () => void;
+  /** The watermark alignment group `group` of the job's sources. */
+  watermarkAlignment(group: string): AlignmentGroup;
   /** The task takes no further input until `promise` settles (async sinks, flow control). */
   blockUntil(promise: Promise<unknown>): void;
   /** A clear description for error messages: operator, subtask and job. */
   describe(): string;
+}
+
+/** Shared state of sources aligned on one group: each subtask reports its watermark. */
+export interface AlignmentGroup {
+  /** Reports this subtask's watermark (`+Infinity` when idle or finished). */
+  report(watermark: number): void;
+  /** The smallest watermark reported in the group (-Infinity until every member reported). */
+  minWatermark(): number;
 }

@@ -28,6 +28,7 @@ import {
 import type { AbstractStreamOperator } from './operator.js';
 import type { OutputTag } from './output-tag.js';
 import { CollectSink, JsonLinesSink, PrintSink, SinkOperator, SummarySink } from './sinks/sinks.js';
+import { TimestampsAndWatermarksOperator } from './timestamps-watermarks.js';
 import type {
   ChainingStrategy,
   OperatorTransformation,
@@ -37,6 +38,7 @@ import type {
   Transformation,
   UnionTransformation,
 } from './transformation.js';
+import type { WatermarkStrategy } from './watermarks.js';
 
 type AnyOperator = AbstractStreamOperator<unknown>;
 type AnyKeySelector = KeySelector<unknown, Key>;
@@ -168,6 +170,19 @@ export class DataStream<T> extends Configurable {
       {
         keyed: false,
       },
+    );
+  }
+
+  /**
+   * Assigns event timestamps and generates watermarks here (upstream watermarks are dropped,
+   * except the final one). Prefer a strategy on the source, where watermarks are per split.
+   */
+  assignTimestampsAndWatermarks(strategy: WatermarkStrategy<T>): DataStream<T> {
+    const interval = this.env.config.autoWatermarkIntervalMs;
+    return this.derive(
+      'timestamps',
+      () => new TimestampsAndWatermarksOperator(strategy as WatermarkStrategy<unknown>, interval),
+      { keyed: false, name: 'Timestamps/Watermarks' },
     );
   }
 

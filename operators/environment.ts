@@ -7,8 +7,10 @@ import { type CollectedStream, DataStream } from './data-stream.js';
 import { AsyncIterableSource } from './sources/async-iterable.js';
 import { CollectionSource } from './sources/collection.js';
 import { type GeneratorOptions, GeneratorSource } from './sources/generator.js';
-import { type Source, SourceOperator } from './sources/source.js';
+import { type Source, SourceOperator, type SourceSplit } from './sources/source.js';
+
 import type { SourceTransformation, Transformation } from './transformation.js';
+import type { WatermarkStrategy } from './watermarks.js';
 
 /** Settings of an environment. */
 export interface EnvironmentOptions {
@@ -20,6 +22,8 @@ export interface EnvironmentOptions {
   maxParallelism?: number;
   /** Capacity, in records, of the queue between two subtasks (default 1024). */
   bufferCapacity?: number;
+  /** Processing-time interval of periodic watermark generation in ms (default 200; 0 disables). */
+  autoWatermarkIntervalMs?: number;
 }
 
 /** Resolved configuration of an environment. */
@@ -28,6 +32,7 @@ export interface EnvironmentConfig {
   parallelism: number;
   maxParallelism: number | undefined;
   bufferCapacity: number;
+  autoWatermarkIntervalMs: number;
 }
 
 type NewTransformation<T extends Transformation> = Omit<
@@ -51,6 +56,7 @@ export class StreamEnvironment {
       parallelism: options.parallelism ?? 1,
       maxParallelism: options.maxParallelism,
       bufferCapacity: options.bufferCapacity ?? 1024,
+      autoWatermarkIntervalMs: options.autoWatermarkIntervalMs ?? 200,
     };
     this.setParallelism(this.config.parallelism);
     if (this.config.maxParallelism !== undefined) this.setMaxParallelism(this.config.maxParallelism);
@@ -109,14 +115,34 @@ export class StreamEnvironment {
     return `${kind}-${this.resultCount}`;
   }
 
-  /** A stream from any {@link Source}. */
-  fromSource<T>(source: Source<T>, name = 'source'): DataStream<T> {
+  /** Sets the processing-time interval of periodic watermarks (Flink's auto-watermark interval). */
+  setAutoWatermarkInterval(intervalMs: number): this {
+    if (!(intervalMs >= 0)) throw new RangeError(`the watermark interval must be >= 0, got ${intervalMs}`);
+    this.config.autoWatermarkIntervalMs = intervalMs;
+    return this;
+  }
+
+  /**
+   * A stream from any {@link Source}, with timestamps and watermarks generated per split by
+   * `watermarks` (none if omitted: only the final watermark of a bounded source).
+   */
+  fromSource<T, S extends SourceSplit = SourceSplit>(
+    source: Source<T, S>,
+    watermarks?: WatermarkStrategy<T>,
+    name = 'source',
+  ): DataStream<T> {
+    const config = this.config;
     const t = this.addTransformation<SourceTransformation>({
       type: 'source',
       kind: 'source',
       name,
-      source: source as Source<unknown>,
-      factory: () => new SourceOperator(source as Source<unknown>),
+      source: source as unknown as Source<unknown>,
+      factory: () =>
+        new SourceOperator(
+          source as unknown as Source<unknown>,
+          watermarks as WatermarkStrategy<unknown> | undefined,
+          config.autoWatermarkIntervalMs,
+        ),
       maxParallelism: source.maxParallelism,
       parallelism: source.maxParallelism === 1 ? 1 : undefined,
     });
@@ -125,12 +151,15 @@ export class StreamEnvironment {
 
   /** A bounded, non-parallel stream of the given values. */
   fromElements<T>(...items: T[]): DataStream<T> {
-    return this.fromSource(new CollectionSource(items), 'fromElements');
+    return this.fromSource(new CollectionSource(items), undefined, 'fromElements');
   }
 
   /** A bounded stream of an array's items (non-parallel unless `parallel: true`). */
-  fromArray<T>(items: readonly T[], options: { parallel?: boolean } = {}): DataStream<T> {
-    return this.fromSource(new CollectionSource(items, options), 'fromArray');
+  fromArray<T>(
+    items: readonly T[],
+    options: { parallel?: boolean; watermarks?: WatermarkStrategy<T> } = {},
+  ): DataStream<T> {
+    return this.fromSource(new CollectionSource(items, options), options.watermarks, 'fromArray');
   }
 
   /**
@@ -139,13 +168,23 @@ export class StreamEnvironment {
    */
   fromAsyncIterable<T>(
     iterable: AsyncIterable<T> | Iterable<T> | (() => AsyncIterable<T> | Iterable<T>),
-    options: { bounded?: boolean } = {},
+    options: { bounded?: boolean; watermarks?: WatermarkStrategy<T> } = {},
   ): DataStream<T> {
-    return this.fromSource(new AsyncIterableSource(iterable, options), 'fromAsyncIterable');
+    return this.fromSource(
+      new AsyncIterableSource(iterable, options),
+      options.watermarks,
+      'fromAsyncIterable',
+    );
   }
 
-  /** A parallel stream of `generate(0), generate(1), ...`: `count` records at `ratePerSecond`. */
-  fromGenerator<T>(generate: (index: number) => T, options: GeneratorOptions<T> = {}): DataStream<T> {
-    return this.fromSource(new GeneratorSource(generate, options), 'generator');
+  /**
+   * A parallel stream of `generate(0), generate(1), ...`: `count` records at `ratePerSecond`,
+   * with timestamps and watermarks by `options.watermarks`.
+   */
+  fromGenerator<T>(
+    generate: (index: number) => T,
+    options: GeneratorOptions<T> & { watermarks?: WatermarkStrategy<T> } = {},
+  ): DataStream<T> {
+    return this.fromSource(new GeneratorSource(generate, options), options.watermarks, 'generator');
   }
 }

@@ -44,3 +44,10 @@ export type {
   SourceSplit,
 } from './sources/source.js';
 export { END_OF_INPUT, MORE_AVAILABLE, NOTHING_AVAILABLE } from './sources/source.js';
+export type {
+  TimestampAssigner,
+  WatermarkGenerator,
+  WatermarkGeneratorContext,
+  WatermarkOutput,
+} from './watermarks.js';
+export { BoundedOutOfOrdernessWatermarks, WatermarkStrategy } from './watermarks.js';

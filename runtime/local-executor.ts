@@ -7,7 +7,8 @@
  * round-robin loop with a seeded choice of task, budget and input channel, and a manual clock.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Clock, LineWriter, ResultSink } from '../operators/contract.js';
+import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../operators/contract.js';
+
 import { JobCancelledError, JobFailedError, TidemarkError } from '../state/errors.js';
 import { isManualClock, SystemClock } from './clock.js';
 import type { JobGraph } from './graph/job-graph.js';
@@ -170,6 +171,19 @@ export class LocalExecutor implements TaskHost {
     }
   }
 
+  private readonly idleWaiters = new Set<Task>();
+  private readonly alignment = new Map<string, AlignmentState>();
+
+  wakeWhenIdle(task: Task): void {
+    this.idleWaiters.add(task);
+  }
+
+  alignmentGroup(group: string, task: Task): AlignmentGroup {
+    let g = this.alignment.get(group);
+    if (g === undefined) this.alignment.set(group, (g = new AlignmentState(() => this.wake())));
+    return g.member(task);
+  }
+
   scheduleAt(): void {
     // The loop reads `task.wakeTime` when it decides how long to sleep.
   }
@@ -291,6 +305,12 @@ export class LocalExecutor implements TaskHost {
       if (this.stdout instanceof BufferedStdout) this.stdout.flush();
       if (this.failure !== undefined || this.cancelled) return;
       if (tasks.every((t) => t.status === 'finished')) return;
+      if (!progressed && this.idleWaiters.size > 0) {
+        // Nothing else can run: wake the tasks that asked to run then (TestStream steps).
+        for (const t of this.idleWaiters) t.sourceAvailable = true;
+        this.idleWaiters.clear();
+        continue;
+      }
       if (progressed) await yieldToEventLoop();
       else await this.waitForWork();
       if (this.failure !== undefined || this.cancelled) return;
@@ -329,5 +349,37 @@ export class LocalExecutor implements TaskHost {
         timer = setTimeout(() => this.wake(), Math.max(0, next - this.clock.now()));
       }
     });
+  }
+}
+
+/** The watermarks of the subtasks of one alignment group. */
+class AlignmentState {
+  private readonly watermarks = new Map<Task, number>();
+  private readonly paused = new Set<Task>();
+  private min = Number.NEGATIVE_INFINITY;
+  constructor(private readonly wake: () => void) {}
+
+  member(task: Task): AlignmentGroup {
+    this.watermarks.set(task, Number.NEGATIVE_INFINITY);
+    return {
+      report: (watermark) => this.report(task, watermark),
+      minWatermark: () => {
+        this.paused.add(task);
+        return this.min;
+      },
+    };
+  }
+
+  private report(task: Task, watermark: number): void {
+    this.watermarks.set(task, watermark);
+    let min = Number.POSITIVE_INFINITY;
+    for (const w of this.watermarks.values()) if (w < min) min = w;
+    if (min > this.min) {
+      this.min = min;
+      // The group advanced: paused members may read again.
+      for (const t of this.paused) t.sourceAvailable = true;
+      this.paused.clear();
+      this.wake();
+    }
   }
 }

@@ -41,16 +41,20 @@ export class RangeReader<T> implements SourceReader<T, RangeSplit> {
   hasMore(): boolean {
     return this.splits.some((s) => s.next < s.end);
   }
+  private out: ReaderOutput<T> | undefined;
   pollNext(output: ReaderOutput<T>): InputStatus {
     const split = this.splits[0];
     if (split === undefined) return END_OF_INPUT;
     if (split.next >= split.end) {
+      output.releaseSplit(split.splitId);
+      this.out = undefined;
       this.splits.shift();
       return this.splits.length === 0 ? END_OF_INPUT : MORE_AVAILABLE;
     }
+    const out = this.out ?? (this.out = output.forSplit(split.splitId));
     const i = split.next++;
     const value = this.at(i);
-    output.collect(value, this.timestampOf === undefined ? undefined : this.timestampOf(value, i));
+    out.collect(value, this.timestampOf === undefined ? undefined : this.timestampOf(value, i));
     this.emitted++;
     return MORE_AVAILABLE;
   }

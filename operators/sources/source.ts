@@ -5,13 +5,21 @@
  * NOTE: splits are assigned statically: every subtask calls `createSplits(parallelism)` (which must
  * be deterministic) and takes the splits `i` with `i % parallelism === subtaskIndex`. On restore
  * the snapshotted splits are redistributed evenly instead, so no split is read twice or lost.
+ *
+ * Watermarks are generated per split (a reader writes each split's records to
+ * `output.forSplit(id)`) and combined per subtask as the minimum over active splits, as Flink does.
  */
-
 import type { ListState } from '../../state/descriptors.js';
 import { ListStateDescriptor } from '../../state/descriptors.js';
-import type { Clock, TaskInfo } from '../contract.js';
+import type { AlignmentGroup, Clock, TaskInfo } from '../contract.js';
 import { MAX_WATERMARK, NO_TIMESTAMP } from '../contract.js';
 import { AbstractStreamOperator } from '../operator.js';
+import type {
+  TimestampAssigner,
+  WatermarkGenerator,
+  WatermarkOutput,
+  WatermarkStrategy,
+} from '../watermarks.js';
 
 /** The reader emitted records and has more right away. */
 export const MORE_AVAILABLE = 0;
@@ -27,10 +35,18 @@ export interface SourceSplit {
   readonly splitId: string;
 }
 
-/** Where a reader sends records. */
+/** Where a reader sends records (and, if it knows them, watermarks). */
 export interface ReaderOutput<T> {
   /** Emits a record; `timestamp` is its event time if the source knows it. */
   collect(value: T, timestamp?: number): void;
+  /** Emits a watermark directly (sources that know their event-time progress). */
+  emitWatermark(watermark: number): void;
+  markIdle(): void;
+  markActive(): void;
+  /** The output for the records of one split (watermarks are generated per split). */
+  forSplit(splitId: string): ReaderOutput<T>;
+  /** The split is finished: its watermark no longer holds the others back. */
+  releaseSplit(splitId: string): void;
 }
 
 /** What a reader gets from the runtime. */
@@ -41,6 +57,8 @@ export interface SourceReaderContext {
   wakeUp(): void;
   /** Have `pollNext` called again once processing time reaches `time`. */
   wakeAt(time: number): void;
+  /** Have `pollNext` called again once nothing else in the job can run. */
+  wakeWhenIdle(): void;
 }
 
 /** Reads the records of some splits. */
@@ -66,13 +84,80 @@ export interface Source<T, S extends SourceSplit = SourceSplit> {
 
 const SPLITS = new ListStateDescriptor<SourceSplit>('source-splits');
 
-/** Runs a source reader in a task: split assignment, split state, end of input. */
-export class SourceOperator<T> extends AbstractStreamOperator<T> implements ReaderOutput<T> {
+/** The watermark state of one split (or of the reader's main output). */
+class SplitOutput<T> implements ReaderOutput<T>, WatermarkOutput {
+  watermark = Number.NEGATIVE_INFINITY;
+  idle = false;
+  /** The main output only counts once records or watermarks went through it. */
+  used = false;
+  constructor(
+    private readonly op: SourceOperator<T>,
+    readonly generator: WatermarkGenerator<T> | undefined,
+    private readonly assigner: TimestampAssigner<T> | undefined,
+  ) {}
+  collect(value: T, timestamp?: number): void {
+    const op = this.op;
+    let ts = timestamp ?? NO_TIMESTAMP;
+    if (this.assigner !== undefined) {
+      try {
+        ts = this.assigner(value, ts);
+      } catch (e) {
+        throw op.wrapUserError(e, value, 'timestamp assigner');
+      }
+    }
+    this.used = true;
+    if (this.idle) this.markActive();
+    if (this.generator !== undefined) this.generator.onEvent(value, ts, this);
+    op.emitRecord(value, ts);
+  }
+  emitWatermark(watermark: number): void {
+    this.used = true;
+    if (watermark > this.watermark) {
+      this.watermark = watermark;
+      this.op.updateWatermark();
+    }
+  }
+  markIdle(): void {
+    this.used = true;
+    if (!this.idle) {
+      this.idle = true;
+      this.op.updateWatermark();
+    }
+  }
+  markActive(): void {
+    if (this.idle) {
+      this.idle = false;
+      this.op.updateWatermark();
+    }
+  }
+  forSplit(splitId: string): ReaderOutput<T> {
+    return this.op.forSplit(splitId);
+  }
+  releaseSplit(splitId: string): void {
+    this.op.releaseSplit(splitId);
+  }
+}
+
+/**
+ * Runs a source reader in a task: split assignment and state, timestamps, per-split watermark
+ * generation (per event and periodic), idleness, alignment, and the final watermark at the end.
+ */
+export class SourceOperator<T> extends AbstractStreamOperator<T> {
   private reader!: SourceReader<T, SourceSplit>;
   private splitState!: ListState<SourceSplit>;
   private splits: SourceSplit[] = [];
+  private main: SplitOutput<T> | undefined;
+  private readonly perSplit = new Map<string, SplitOutput<T>>();
+  private combined = Number.NEGATIVE_INFINITY;
+  private idle = false;
+  private alignment: AlignmentGroup | undefined;
+  private cancelPeriodic: (() => void) | undefined;
 
-  constructor(readonly source: Source<T, SourceSplit>) {
+  constructor(
+    readonly source: Source<T, SourceSplit>,
+    private readonly strategy: WatermarkStrategy<T> | undefined = undefined,
+    private readonly autoWatermarkIntervalMs = 200,
+  ) {
     super();
   }
 
@@ -94,28 +179,123 @@ export class SourceOperator<T> extends AbstractStreamOperator<T> implements Read
         clock: ctx.clock,
         wakeUp: () => ctx.wakeUp(),
         wakeAt: (t) => ctx.wakeAt(t),
+        wakeWhenIdle: () => ctx.wakeWhenIdle(),
       });
       this.reader.addSplits(this.splits);
     } catch (e) {
       throw this.userError(e, undefined, 'source reader');
     }
+    const strategy = this.strategy;
+    if (strategy?.alignment !== undefined) this.alignment = ctx.watermarkAlignment(strategy.alignment.group);
+    if (strategy !== undefined && (strategy.emitsWatermarks || strategy.idleTimeoutMs !== undefined))
+      this.schedulePeriodic();
+    if (this.splits.length === 0 && this.source.boundedness === 'unbounded') {
+      // A subtask without splits must not hold the watermark back (Flink marks it idle).
+      this.idle = true;
+      this.output.emitIdle(true);
+      this.alignment?.report(MAX_WATERMARK);
+    }
   }
 
-  /** Polls the reader once. */
+  private schedulePeriodic(): void {
+    const interval = this.autoWatermarkIntervalMs;
+    const tick = (time: number) => {
+      for (const out of this.outputs()) out.generator?.onPeriodicEmit(out);
+      this.cancelPeriodic = this.ctx.registerProcessingTimer(time + interval, tick);
+    };
+    this.cancelPeriodic = this.ctx.registerProcessingTimer(this.ctx.clock.now() + interval, tick);
+  }
+
+  private *outputs(): IterableIterator<SplitOutput<T>> {
+    if (this.main?.used === true) yield this.main;
+    yield* this.perSplit.values();
+  }
+
+  private newOutput(): SplitOutput<T> {
+    const s = this.strategy;
+    return new SplitOutput<T>(this, s?.createGenerator({ clock: this.ctx.clock }), s?.timestampAssigner);
+  }
+
+  /** @internal */
+  forSplit(splitId: string): ReaderOutput<T> {
+    let out = this.perSplit.get(splitId);
+    if (out === undefined) this.perSplit.set(splitId, (out = this.newOutput()));
+    return out;
+  }
+
+  /** @internal */
+  releaseSplit(splitId: string): void {
+    if (this.perSplit.delete(splitId)) this.updateWatermark();
+  }
+
+  /** @internal a record from a split output. */
+  emitRecord(value: T, timestamp: number): void {
+    if (this.idle) {
+      this.idle = false;
+      this.output.emitIdle(false);
+    }
+    this.output.collect(value, timestamp);
+  }
+
+  /** @internal recombines the split watermarks: min over active splits; all idle → idle. */
+  updateWatermark(): void {
+    let min = Number.POSITIVE_INFINITY;
+    let active = 0;
+    let any = false;
+    for (const out of this.outputs()) {
+      any = true;
+      if (out.idle) continue;
+      active++;
+      if (out.watermark < min) min = out.watermark;
+    }
+    if (!any) return;
+    if (active === 0) {
+      if (!this.idle) {
+        this.idle = true;
+        this.output.emitIdle(true);
+        this.alignment?.report(MAX_WATERMARK);
+      }
+      return;
+    }
+    if (this.idle) {
+      this.idle = false;
+      this.output.emitIdle(false);
+    }
+    if (min > this.combined) {
+      this.combined = min;
+      this.processWatermark(min);
+    }
+    this.alignment?.report(this.combined);
+  }
+
+  /** @internal */
+  wrapUserError(e: unknown, record: unknown, what: string): Error {
+    return this.userError(e, record, what);
+  }
+
+  /** Polls the reader once (not while the alignment group holds this subtask back). */
   emitNext(): InputStatus {
+    const a = this.alignment;
+    if (a !== undefined && this.combined > a.minWatermark() + this.strategy!.alignment!.maxDriftMs) {
+      // Paused: the runtime wakes this task when the group's minimum advances.
+      return NOTHING_AVAILABLE;
+    }
     try {
-      return this.reader.pollNext(this);
+      return this.reader.pollNext(this.main ?? (this.main = this.newOutput()));
     } catch (e) {
       throw this.userError(e, undefined, 'source');
     }
   }
 
-  collect(value: T, timestamp?: number): void {
-    this.output.collect(value, timestamp ?? NO_TIMESTAMP);
-  }
-
   /** The reader ended: the final watermark fires every event-time timer downstream. */
   endOfInput(): void {
+    this.cancelPeriodic?.();
+    this.alignment?.report(MAX_WATERMARK);
+    if (this.idle) {
+      this.idle = false;
+      this.output.emitIdle(false);
+    }
+    this.combined = MAX_WATERMARK;
     this.processWatermark(MAX_WATERMARK);
   }
 
@@ -124,6 +304,7 @@ export class SourceOperator<T> extends AbstractStreamOperator<T> implements Read
   }
 
   override close(): void {
+    this.cancelPeriodic?.();
     this.reader?.close?.();
   }
 }

@@ -4,6 +4,7 @@
  * writes to its output channels. It never blocks: `step` does a bounded amount of work and returns.
  */
 import type {
+  AlignmentGroup,
   Clock,
   InternalTimerService,
   LineWriter,
@@ -48,6 +49,10 @@ export interface TaskHost {
   track(task: Task, promise: Promise<unknown>): void;
   /** Picks the next input channel to read among `candidates` (deterministic simulation). */
   chooseChannel?(task: Task, candidates: number): number;
+  /** Run the task again once nothing else can run. */
+  wakeWhenIdle(task: Task): void;
+  /** The shared watermark alignment group `group` (one member per calling subtask). */
+  alignmentGroup(group: string, task: Task): AlignmentGroup;
 }
 
 /** The life of a task. */
@@ -307,6 +312,9 @@ export class Task implements ChannelEndpoint {
         host.wake(task);
       },
       wakeAt: (t) => task.requestWakeAt(t),
+      wakeWhenIdle: () => host.wakeWhenIdle(task),
+      registerProcessingTimer: (time, callback) => task.registerCallback(time, callback),
+      watermarkAlignment: (group) => host.alignmentGroup(group, task),
       blockUntil: (promise) => task.blockOn(promise),
       describe,
     };
@@ -320,6 +328,20 @@ export class Task implements ChannelEndpoint {
     this.status = 'running';
     for (const m of this.members) m.op.initializeState();
     for (let i = this.members.length - 1; i >= 0; i--) this.members[i]!.op.open();
+  }
+
+  /** Processing-time callbacks of the operators, in time order. */
+  private callbacks: { time: number; callback: (time: number) => void; cancelled: boolean }[] = [];
+
+  registerCallback(time: number, callback: (time: number) => void): () => void {
+    const entry = { time, callback, cancelled: false };
+    let i = this.callbacks.length;
+    while (i > 0 && this.callbacks[i - 1]!.time > time) i--;
+    this.callbacks.splice(i, 0, entry);
+    this.requestWakeAt(time);
+    return () => {
+      entry.cancelled = true;
+    };
   }
 
   requestWakeAt(time: number): void {
@@ -360,8 +382,12 @@ export class Task implements ChannelEndpoint {
   private fireProcessingTime(now: number): void {
     this.wakeTime = Number.POSITIVE_INFINITY;
     if (this.isSource) this.sourceAvailable = true;
+    while (this.callbacks.length > 0 && this.callbacks[0]!.time <= now) {
+      const c = this.callbacks.shift()!;
+      if (!c.cancelled) c.callback(c.time);
+    }
     for (const m of this.members) for (const svc of m.timerServices.values()) svc.advanceProcessingTime(now);
-    let next = Number.POSITIVE_INFINITY;
+    let next = this.callbacks.find((c) => !c.cancelled)?.time ?? Number.POSITIVE_INFINITY;
     for (const m of this.members)
       for (const svc of m.timerServices.values()) next = Math.min(next, svc.nextProcessingTime());
     if (next < Number.POSITIVE_INFINITY) this.requestWakeAt(next);
@@ -466,6 +492,8 @@ export class Task implements ChannelEndpoint {
     }
     for (const w of this.writers.values()) w.broadcastEvent(END, undefined, 0);
     this.closeOperators();
+    this.callbacks = [];
+    this.wakeTime = Number.POSITIVE_INFINITY;
     this.status = 'finished';
   }
 
