@@ -76,7 +76,8 @@ class AsyncIterableReader<T> implements SourceReader<T, IterableSplit> {
     const item = this.buffer.shift();
     if (item !== undefined || this.buffer.length > 0) {
       this.split.consumed++;
-      output.collect(item as T);
+      output.forSplit(this.split.splitId).collect(item as T);
+
       return MORE_AVAILABLE;
     }
     if (this.done) return END_OF_INPUT;

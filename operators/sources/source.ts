@@ -185,6 +185,8 @@ export class SourceOperator<T> extends AbstractStreamOperator<T> {
     } catch (e) {
       throw this.userError(e, undefined, 'source reader');
     }
+    for (const s of this.splits) this.forSplit(s.splitId);
+
     const strategy = this.strategy;
     if (strategy?.alignment !== undefined) this.alignment = ctx.watermarkAlignment(strategy.alignment.group);
     if (strategy !== undefined && (strategy.emitsWatermarks || strategy.idleTimeoutMs !== undefined))
@@ -207,8 +209,12 @@ export class SourceOperator<T> extends AbstractStreamOperator<T> {
   }
 
   private *outputs(): IterableIterator<SplitOutput<T>> {
-    if (this.main?.used === true) yield this.main;
-    yield* this.perSplit.values();
+    // NOTE: split outputs exist from the start (so a silent split holds event time back, or goes
+    // idle after the idle timeout, as in Flink). A reader that writes to the main output instead
+    // of per split makes the split outputs it never used irrelevant.
+    const mainUsed = this.main?.used === true;
+    if (mainUsed) yield this.main!;
+    for (const out of this.perSplit.values()) if (!mainUsed || out.used) yield out;
   }
 
   private newOutput(): SplitOutput<T> {

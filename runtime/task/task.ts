@@ -159,6 +159,9 @@ export class Task implements ChannelEndpoint {
   blocked = false;
   /** Source tasks: the reader may have data. */
   sourceAvailable = true;
+  /** Number of wake-ups of the source (to detect one that happens during a poll). */
+  wakeups = 0;
+
   /** Processing time at which the task wants to be run again (timers, source wake-ups). */
   wakeTime = Number.POSITIVE_INFINITY;
   private head: ChainMember | undefined = undefined;
@@ -308,6 +311,7 @@ export class Task implements ChannelEndpoint {
         for (const svc of member.timerServices.values()) svc.advanceWatermark(watermark);
       },
       wakeUp: () => {
+        task.wakeups++;
         task.sourceAvailable = true;
         host.wake(task);
       },
@@ -397,9 +401,11 @@ export class Task implements ChannelEndpoint {
     const source = this.head!.op as unknown as SourceOperator<unknown>;
     for (let i = 0; i < budget; i++) {
       if (this.fullOutputs > 0 || this.blocked) return;
+      const wakeups = this.wakeups;
       const status = source.emitNext();
       if (status === NOTHING_AVAILABLE) {
-        this.sourceAvailable = false;
+        // A wake-up during the poll (the reader knows more is coming) keeps the source runnable.
+        if (this.wakeups === wakeups) this.sourceAvailable = false;
         return;
       }
       if (status === END_OF_INPUT) {

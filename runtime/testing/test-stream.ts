@@ -189,7 +189,10 @@ class TestStreamReader<T> implements SourceReader<T, TestStreamSplit> {
           const total = (this.advanced.get(split.script) ?? 0) + step.advanceMs;
           this.advanced.set(split.script, total);
           if (this.start + total > clock.now()) clock.set(this.start + total);
-          break;
+          split.step++;
+          // Yield, so that the timers now due fire before the next step's records.
+          this.ctx.wakeUp();
+          return NOTHING_AVAILABLE;
         }
       }
       split.step++;
