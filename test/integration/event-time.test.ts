@@ -298,15 +298,15 @@ describe('watermark alignment', () => {
         onEvent: (_e, ts, out) => out.emitWatermark(ts - 1),
         onPeriodicEmit: () => {},
       })).withTimestampAssigner((v) => v);
-    const strategy = (name: string) => (aligned ? perEvent().withWatermarkAlignment('g', 50) : perEvent());
+    const strategy = () => (aligned ? perEvent().withWatermarkAlignment('g', 50) : perEvent());
     const fast = env
-      .fromGenerator((i) => i * 10, { count: 3000, watermarks: strategy('fast') })
+      .fromGenerator((i) => i * 10, { count: 3000, watermarks: strategy() })
       .map((v) => {
         log.push(['fast', v]);
         return v;
       });
     const slow = env
-      .fromGenerator((i) => i, { count: 30000, watermarks: strategy('slow') })
+      .fromGenerator((i) => i, { count: 30000, watermarks: strategy() })
       .map((v) => {
         log.push(['slow', v]);
         return v;
