@@ -2,6 +2,8 @@
  * The typed stream API: `DataStream<T>`, `KeyedStream<T, K>` and sinks. Every call adds a
  * transformation to the environment's description; nothing runs until the job executes.
  */
+
+import type { MapStateDescriptor } from '../state/descriptors.js';
 import type { AggregateFunction, ReduceFunction } from '../state/functions.js';
 import type { Key } from '../state/hash.js';
 import {
@@ -13,8 +15,15 @@ import {
   MapOperator,
   ProcessOperator,
 } from './basic.js';
+import {
+  BroadcastConnectedStream,
+  BroadcastStream,
+  ConnectedStreams,
+  IntervalJoin,
+} from './connected-streams.js';
 import type { StreamEnvironment } from './environment.js';
 import { copyFunction } from './function-copy.js';
+
 import {
   type FilterFunction,
   type FlatMapFunction,
@@ -219,8 +228,32 @@ export class DataStream<T> extends Configurable {
     return new DataStream<T>(this.env, this.partition({ kind: 'rescale' }, 'rescale'));
   }
   /** Sends every record to every downstream subtask. */
-  broadcast(): DataStream<T> {
-    return new DataStream<T>(this.env, this.partition({ kind: 'broadcast' }, 'broadcast'));
+  broadcast(): DataStream<T>;
+  /**
+   * A broadcast stream for the broadcast state pattern: connect it to a (keyed) stream; its
+   * elements update the broadcast states described here, identical in every subtask.
+   */
+  broadcast(
+    ...descriptors: [MapStateDescriptor<Key, unknown>, ...MapStateDescriptor<Key, unknown>[]]
+  ): BroadcastStream<T>;
+  broadcast(...descriptors: MapStateDescriptor<Key, unknown>[]): DataStream<T> | BroadcastStream<T> {
+    const t = this.partition({ kind: 'broadcast' }, 'broadcast');
+    if (descriptors.length === 0) return new DataStream<T>(this.env, t);
+    return new BroadcastStream<T>(this.env, t as PartitionTransformation, descriptors);
+  }
+
+  // ---- two inputs ----
+
+  /** Connects with a broadcast stream (broadcast state pattern). */
+  connect<R>(other: BroadcastStream<R>): BroadcastConnectedStream<T, R>;
+  /** Connects with another stream: one function with a method per input (co-map, co-process). */
+  connect<R>(other: DataStream<R>): ConnectedStreams<T, R>;
+  connect<R>(
+    other: DataStream<R> | BroadcastStream<R>,
+  ): ConnectedStreams<T, R> | BroadcastConnectedStream<T, R> {
+    if (other.env !== this.env) throw new TypeError('connect() of streams from different environments');
+    if (other instanceof BroadcastStream) return new BroadcastConnectedStream<T, R>(this.env, this, other);
+    return new ConnectedStreams<T, R>(this.env, this, other);
   }
   /** Distributes records randomly (seeded per subtask, so runs are repeatable). */
   shuffle(): DataStream<T> {
@@ -359,6 +392,21 @@ export class KeyedStream<T, K extends Key> extends DataStream<T> {
         requiresKeyed: true,
       },
     );
+  }
+
+  /** Interval join with another keyed stream (same key type): choose the bounds with `between`. */
+  intervalJoin<R>(other: KeyedStream<R, K>): IntervalJoin<T, R, K> {
+    return new IntervalJoin<T, R, K>(this, other);
+  }
+
+  /** Connects with another keyed stream: a keyed co-process function gets state and timers. */
+  override connect<R>(other: BroadcastStream<R>): BroadcastConnectedStream<T, R, K>;
+  override connect<R>(other: DataStream<R>): ConnectedStreams<T, R, K>;
+  override connect<R>(
+    other: DataStream<R> | BroadcastStream<R>,
+  ): ConnectedStreams<T, R, K> | BroadcastConnectedStream<T, R, K> {
+    if (other instanceof BroadcastStream) return new BroadcastConnectedStream<T, R, K>(this.env, this, other);
+    return new ConnectedStreams<T, R, K>(this.env, this, other);
   }
 
   /** A keyed process function: keyed state and event/processing-time timers. */

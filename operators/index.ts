@@ -1,4 +1,36 @@
 /** The user-facing API of `operators/` (re-exported by the `tidemark` entry). */
+
+export type {
+  BroadcastContext,
+  BroadcastProcessFunctionLike,
+  BroadcastState,
+  CoFlatMapFunction,
+  CoMapFunction,
+  CoProcessFunctionLike,
+  KeyedBroadcastContext,
+  KeyedBroadcastOnTimerContext,
+  KeyedBroadcastProcessFunctionLike,
+  KeyedCoProcessFunctionLike,
+  KeyedReadOnlyBroadcastContext,
+  ProcessJoinContext,
+  ProcessJoinFunctionLike,
+  ReadOnlyBroadcastContext,
+  ReadOnlyBroadcastState,
+} from './co-functions.js';
+export {
+  BroadcastProcessFunction,
+  CoProcessFunction,
+  KeyedBroadcastProcessFunction,
+  KeyedCoProcessFunction,
+  ProcessJoinFunction,
+} from './co-functions.js';
+export {
+  BroadcastConnectedStream,
+  BroadcastStream,
+  ConnectedStreams,
+  IntervalJoin,
+  IntervalJoined,
+} from './connected-streams.js';
 export type { Clock, Counter, MetricGroup, TaskInfo } from './contract.js';
 export { MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP } from './contract.js';
 export { CollectedStream, DataStream, DataStreamSink, KeyedStream } from './data-stream.js';

@@ -191,15 +191,12 @@ export function buildJobGraph(env: StreamEnvironment, options: JobGraphOptions =
         target.inEdges.push(edge);
       }
     });
-    // Keyed operators need every input partitioned by key.
-    if (t.requiresKeyed || target.keyed) {
-      for (const e of target.inEdges)
-        if (e.partitioner.kind !== 'hash')
-          fail(
-            `operator ${label(t)} is a keyed operation (keyed state or timers) on a non-keyed stream; call keyBy() before it`,
-            t,
-          );
-    }
+    // Keyed operators need a keyed input, partitioned by key (a broadcast input may join them).
+    const keyedMessage = `operator ${label(t)} is a keyed operation (keyed state or timers) on a non-keyed stream; call keyBy() before it`;
+    if (t.requiresKeyed && !target.keyed) fail(keyedMessage, t);
+    for (const e of target.inEdges)
+      if (t.keySelectors[e.inputIndex - 1] !== undefined && e.partitioner.kind !== 'hash')
+        fail(keyedMessage, t);
   }
 
   // Chains.

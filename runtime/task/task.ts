@@ -423,6 +423,9 @@ export class Task implements ChannelEndpoint {
     const inputs = this.inputs;
     const n = inputs.length;
     const choose = this.host.chooseChannel;
+    const twoInputs =
+      head.node.transformation.type === 'operator' && head.node.transformation.inputs.length === 2;
+
     // NOTE: each step starts at the next channel, so a busy channel cannot starve the others.
     if (++this.current >= n) this.current = 0;
     for (let done = 0; done < budget; done++) {
@@ -444,7 +447,8 @@ export class Task implements ChannelEndpoint {
       const kind = ch.pop();
       if (kind === RECORD) {
         head.metrics.numRecordsIn.count++;
-        if (ch.inputIndex === 1) op.processElement(ch.lastValue, ch.lastTime);
+        if (!twoInputs) op.processElement(ch.lastValue, ch.lastTime);
+        else if (ch.inputIndex === 1) op.processElement1(ch.lastValue, ch.lastTime);
         else op.processElement2(ch.lastValue, ch.lastTime);
       } else if (kind === WATERMARK) {
         this.valve!.inputWatermark(ch.index, ch.lastTime);
