@@ -124,6 +124,8 @@ export class ConnectedStreams<IN1, IN2, K extends Key = Key> {
   }
 
   /** A co-process function; on keyed inputs it has keyed state and timers (KeyedCoProcessFunction). */
+  process<R>(fn: KeyedCoProcessFunctionLike<K, IN1, IN2, R>): DataStream<R>;
+  process<R>(fn: CoProcessFunctionLike<IN1, IN2, R>): DataStream<R>;
   process<R>(
     fn: KeyedCoProcessFunctionLike<K, IN1, IN2, R> | CoProcessFunctionLike<IN1, IN2, R>,
   ): DataStream<R> {
@@ -149,7 +151,6 @@ export class BroadcastStream<T> {
   /** Only for typing: the element type. */
   declare readonly __type?: T;
   constructor(
-
     readonly env: StreamEnvironment,
     /** @internal */ readonly transformation: PartitionTransformation,
     /** @internal */ readonly descriptors: readonly MapStateDescriptor<Key, unknown>[],
@@ -165,6 +166,8 @@ export class BroadcastConnectedStream<IN1, IN2, K extends Key = Key> {
   ) {}
 
   /** Processes both: `processElement` (read-only broadcast state) and `processBroadcastElement`. */
+  process<R>(fn: KeyedBroadcastProcessFunctionLike<K, IN1, IN2, R>): DataStream<R>;
+  process<R>(fn: BroadcastProcessFunctionLike<IN1, IN2, R>): DataStream<R>;
   process<R>(
     fn: KeyedBroadcastProcessFunctionLike<K, IN1, IN2, R> | BroadcastProcessFunctionLike<IN1, IN2, R>,
   ): DataStream<R> {
