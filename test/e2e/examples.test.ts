@@ -32,6 +32,31 @@ async function runExample(file: string, parallelism: number): Promise<string[]> 
 }
 
 const checks: Record<string, (parallelism: number) => Promise<void>> = {
+  'examples/fraud-detection.ts': async (p) => {
+    const m = (await import(
+      '../../examples/fraud-detection.js'
+    )) as typeof import('../../examples/fraud-detection.js');
+    const lines = await runExample('examples/fraud-detection.ts', p);
+    // Independent computation: per account, a large transaction within a minute after the latest
+    // unconsumed small one.
+    const last = new Map<number, number>();
+    const alerts = new Map<string, number>();
+    let total = 0;
+    for (let i = 0; i < m.COUNT; i++) {
+      const t = m.transaction(i);
+      const s = last.get(t.accountId);
+      if (s !== undefined && t.timestamp - s < m.ONE_MINUTE && t.amount > m.LARGE_AMOUNT) {
+        alerts.set(String(t.accountId), (alerts.get(String(t.accountId)) ?? 0) + 1);
+        last.delete(t.accountId);
+        total++;
+      }
+      if (t.amount < m.SMALL_AMOUNT) last.set(t.accountId, t.timestamp);
+    }
+    expect(total).toBeGreaterThan(3);
+    expect(JSON.parse(lastLine(lines.join('\n')))).toEqual(Object.fromEntries(alerts));
+    expect(lines.filter((l) => /^alert(:\d)?> /.test(l)).length).toBe(total);
+  },
+
   'examples/wordcount.ts': async (p) => {
     const lines = await runExample('examples/wordcount.ts', p);
     expect(JSON.parse(lastLine(lines.join('\n')))).toEqual({ hello: 2, world: 1, python: 2, is: 1, fun: 1 });
@@ -57,6 +82,7 @@ const checks: Record<string, (parallelism: number) => Promise<void>> = {
 
 describe('examples', () => {
   process.env.PAGEVIEWS = '20000';
+  process.env.TRANSACTIONS = '20000';
   afterEach(() => vi.restoreAllMocks());
   const files = exampleFiles(join(ROOT, 'examples'));
 
