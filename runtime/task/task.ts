@@ -3,36 +3,18 @@
  * events from its input channels (or polls its source), drives its operators by direct calls, and
  * writes to its output channels. It never blocks: `step` does a bounded amount of work and returns.
  */
-import type {
-  AlignmentGroup,
-  Clock,
-  InternalTimerService,
-  LineWriter,
-  NamespaceKeyFn,
-  OperatorContext,
-  Output,
-  ResultSink,
-  TaskInfo,
-  Triggerable,
-} from '../../operators/contract.js';
-import type {
-  AbstractStreamOperator,
-  OneInputStreamOperator,
-  TwoInputStreamOperator,
-} from '../../operators/operator.js';
+import type { AlignmentGroup, Clock, LineWriter, Output, ResultSink } from '../../operators/contract.js';
+import type { OneInputStreamOperator, TwoInputStreamOperator } from '../../operators/operator.js';
 import type { OutputTag } from '../../operators/output-tag.js';
 import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
-import { TidemarkError } from '../../state/errors.js';
-import type { Key } from '../../state/hash.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { KeyGroupRange } from '../../state/key-groups.js';
-import { OperatorStateStore } from '../../state/operator-state.js';
 import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
 import { OperatorMetrics } from '../metrics.js';
 import { BARRIER, type Channel, type ChannelEndpoint, END, IDLE, RECORD, WATERMARK } from './channel.js';
-import { TimerServiceImpl } from './timers.js';
+import { type OperatorHost, type OperatorRestore, OperatorRuntime } from './operator-runtime.js';
 import { WatermarkValve } from './watermark-valve.js';
 import type { RecordWriter } from './writers.js';
+
+export type { OperatorRestore } from './operator-runtime.js';
 
 /** What a task needs from the executor that runs it. */
 export interface TaskHost {
@@ -123,26 +105,9 @@ class NodeOutput implements Output<unknown> {
   }
 }
 
-/** One operator of the chain with its runtime pieces. */
-interface ChainMember {
-  node: StreamNode;
-  op: AbstractStreamOperator<unknown>;
-  ctx: OperatorContext<unknown>;
-  metrics: OperatorMetrics;
-  keyed: HeapKeyedStateBackend | undefined;
-  operatorState: OperatorStateStore;
-  timerServices: Map<string, TimerServiceImpl<unknown>>;
-  watermark: number;
-}
-
-/** Restored state of one operator subtask. */
-export interface OperatorRestore {
-  keyed?: import('../../state/heap-backend.js').KeyedStateSnapshot[];
-  operatorState?: import('../../state/operator-state.js').OperatorStateSnapshot;
-  timers?: Record<
-    string,
-    { event: import('./timers.js').TimerSnapshot[]; processing: import('./timers.js').TimerSnapshot[] }
-  >;
+/** One operator of the chain. */
+interface ChainMember extends OperatorRuntime {
+  readonly node: StreamNode;
 }
 
 /** A running subtask of a chain. */
@@ -234,97 +199,39 @@ export class Task implements ChannelEndpoint {
 
   private createMember(node: StreamNode, output: Output<unknown>, metrics: OperatorMetrics): ChainMember {
     const host = this.host;
-    const info: TaskInfo = {
+    const operatorHost: OperatorHost = {
       jobName: host.jobName,
-      operatorId: node.operatorId,
-      operatorName: node.name,
-      subtaskIndex: this.subtaskIndex,
-      parallelism: node.parallelism,
-      maxParallelism: node.maxParallelism,
-      attemptNumber: host.attemptNumber,
-    };
-    const describe = () =>
-      `operator '${node.name}' (${node.operatorId}) subtask ${this.subtaskIndex + 1}/${node.parallelism} of job '${host.jobName}'`;
-    const restore = this.restore.get(node.operatorId);
-    const keyed = node.keyed
-      ? new HeapKeyedStateBackend({
-          maxParallelism: node.maxParallelism,
-          keyGroupRange: KeyGroupRange.forSubtask(this.subtaskIndex, node.parallelism, node.maxParallelism),
-          now: () => host.clock.now(),
-          owner: describe(),
-        })
-      : undefined;
-    if (keyed !== undefined && restore?.keyed !== undefined) keyed.restore(restore.keyed);
-    const operatorState = new OperatorStateStore(describe());
-    if (restore?.operatorState !== undefined) operatorState.restore(restore.operatorState);
-    const op = node.transformation.factory();
-    const member = {
-      node,
-      op,
-      metrics,
-      keyed,
-      operatorState,
-      timerServices: new Map(),
-      watermark: Number.NEGATIVE_INFINITY,
-    } as unknown as ChainMember;
-    const task = this;
-    const ctx: OperatorContext<unknown> = {
-      info,
-      output,
       clock: host.clock,
-      keyedState: keyed,
-      operatorState,
-      metrics,
       results: host.results,
       stdout: host.stdout,
-      currentWatermark: () => member.watermark,
-      getTimerService<N>(
-        name: string,
-        target: Triggerable<Key, N>,
-        namespaceKey?: NamespaceKeyFn<N>,
-      ): InternalTimerService<N> {
-        const existing = member.timerServices.get(name);
-        if (existing !== undefined) return existing as unknown as InternalTimerService<N>;
-        if (keyed === undefined)
-          throw new TidemarkError(
-            'STATE_ERROR',
-            `${describe()}: timers are only available on keyed streams (call keyBy() first)`,
-            {
-              jobName: host.jobName,
-              operatorId: node.operatorId,
-            },
-          );
-        const nsKey =
-          namespaceKey ?? ((ns: N) => (ns === undefined ? 0 : (ns as unknown as string | number)));
-        const svc = new TimerServiceImpl<N>(name, keyed, target, nsKey, {
-          now: () => host.clock.now(),
-          currentWatermark: () => member.watermark,
-          scheduleProcessingTime: (t) => task.requestWakeAt(t),
-        });
-        const r = restore?.timers?.[name];
-        if (r !== undefined) svc.restore(r.event, r.processing);
-        member.timerServices.set(name, svc as unknown as TimerServiceImpl<unknown>);
-        return svc;
-      },
-      advanceWatermark(watermark: number): void {
-        member.watermark = watermark;
-        for (const svc of member.timerServices.values()) svc.advanceWatermark(watermark);
-      },
+      attemptNumber: host.attemptNumber,
       wakeUp: () => {
-        task.wakeups++;
-        task.sourceAvailable = true;
-        host.wake(task);
+        this.wakeups++;
+        this.sourceAvailable = true;
+        host.wake(this);
       },
-      wakeAt: (t) => task.requestWakeAt(t),
-      wakeWhenIdle: () => host.wakeWhenIdle(task),
-      registerProcessingTimer: (time, callback) => task.registerCallback(time, callback),
-      watermarkAlignment: (group) => host.alignmentGroup(group, task),
-      blockUntil: (promise) => task.blockOn(promise),
-      describe,
+      wakeAt: (t) => this.requestWakeAt(t),
+      wakeWhenIdle: () => host.wakeWhenIdle(this),
+      blockOn: (promise) => this.blockOn(promise),
+      alignmentGroup: (group) => host.alignmentGroup(group, this),
     };
-    member.ctx = ctx;
-    op.setup(ctx);
-    return member;
+    const spec = {
+      operatorId: node.operatorId,
+      name: node.name,
+      parallelism: node.parallelism,
+      maxParallelism: node.maxParallelism,
+      keyed: node.keyed,
+      factory: node.transformation.factory,
+    };
+    const runtime = new OperatorRuntime(
+      spec,
+      this.subtaskIndex,
+      output,
+      metrics,
+      operatorHost,
+      this.restore.get(node.operatorId),
+    );
+    return Object.assign(runtime, { node });
   }
 
   /** Initializes state and opens the operators (tail first, so consumers are ready). */
@@ -334,20 +241,6 @@ export class Task implements ChannelEndpoint {
     for (let i = this.members.length - 1; i >= 0; i--) this.members[i]!.op.open();
   }
 
-  /** Processing-time callbacks of the operators, in time order. */
-  private callbacks: { time: number; callback: (time: number) => void; cancelled: boolean }[] = [];
-
-  registerCallback(time: number, callback: (time: number) => void): () => void {
-    const entry = { time, callback, cancelled: false };
-    let i = this.callbacks.length;
-    while (i > 0 && this.callbacks[i - 1]!.time > time) i--;
-    this.callbacks.splice(i, 0, entry);
-    this.requestWakeAt(time);
-    return () => {
-      entry.cancelled = true;
-    };
-  }
-
   requestWakeAt(time: number): void {
     if (time < this.wakeTime) {
       this.wakeTime = time;
@@ -355,7 +248,7 @@ export class Task implements ChannelEndpoint {
     }
   }
 
-  private blockOn(promise: Promise<unknown>): void {
+  blockOn(promise: Promise<unknown>): void {
     this.blocked = true;
     this.host.track(
       this,
@@ -386,14 +279,8 @@ export class Task implements ChannelEndpoint {
   private fireProcessingTime(now: number): void {
     this.wakeTime = Number.POSITIVE_INFINITY;
     if (this.isSource) this.sourceAvailable = true;
-    while (this.callbacks.length > 0 && this.callbacks[0]!.time <= now) {
-      const c = this.callbacks.shift()!;
-      if (!c.cancelled) c.callback(c.time);
-    }
-    for (const m of this.members) for (const svc of m.timerServices.values()) svc.advanceProcessingTime(now);
-    let next = this.callbacks.find((c) => !c.cancelled)?.time ?? Number.POSITIVE_INFINITY;
-    for (const m of this.members)
-      for (const svc of m.timerServices.values()) next = Math.min(next, svc.nextProcessingTime());
+    let next = Number.POSITIVE_INFINITY;
+    for (const m of this.members) next = Math.min(next, m.fireProcessingTime(now));
     if (next < Number.POSITIVE_INFINITY) this.requestWakeAt(next);
   }
 
@@ -502,7 +389,7 @@ export class Task implements ChannelEndpoint {
     }
     for (const w of this.writers.values()) w.broadcastEvent(END, undefined, 0);
     this.closeOperators();
-    this.callbacks = [];
+    for (const m of this.members) m.clearCallbacks();
     this.wakeTime = Number.POSITIVE_INFINITY;
     this.status = 'finished';
   }

@@ -208,7 +208,23 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     return this.processingTimers.peekTimestamp();
   }
 
+  /** Every timer, grouped by key group (in registration order within each group). */
+  snapshotByKeyGroup(): Map<number, { event: TimerSnapshot[]; processing: TimerSnapshot[] }> {
+    const out = new Map<number, { event: TimerSnapshot[]; processing: TimerSnapshot[] }>();
+    const add = (h: TimerHeap<N>, kind: 'event' | 'processing') => {
+      for (const e of [...h.entries()].sort((a, b) => a.seq - b.seq)) {
+        let g = out.get(e.keyGroup);
+        if (g === undefined) out.set(e.keyGroup, (g = { event: [], processing: [] }));
+        g[kind].push({ key: e.key, keyGroup: e.keyGroup, namespace: e.namespace, timestamp: e.timestamp });
+      }
+    };
+    add(this.eventTimers, 'event');
+    add(this.processingTimers, 'processing');
+    return out;
+  }
+
   /** Timers of one key group (for checkpoints). */
+
   snapshotKeyGroup(keyGroup: number): { event: TimerSnapshot[]; processing: TimerSnapshot[] } {
     const pick = (h: TimerHeap<N>) =>
       [...h.entries()]

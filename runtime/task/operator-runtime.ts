@@ -1,0 +1,295 @@
+/**
+ * The runtime side of one operator subtask: its context (state backends, timer services,
+ * processing-time callbacks, watermark), its snapshot and its restore. Tasks hold one per chained
+ * operator; the test harness of `tidemark/testing` holds one on its own.
+ */
+import type {
+  AlignmentGroup,
+  Clock,
+  InternalTimerService,
+  LineWriter,
+  NamespaceKeyFn,
+  OperatorContext,
+  Output,
+  ResultSink,
+  TaskInfo,
+  Triggerable,
+} from '../../operators/contract.js';
+import type { AbstractStreamOperator } from '../../operators/operator.js';
+import { TidemarkError } from '../../state/errors.js';
+import type { Key } from '../../state/hash.js';
+import {
+  HeapKeyedStateBackend,
+  type KeyedStateSnapshot,
+  type KeyGroupSnapshot,
+} from '../../state/heap-backend.js';
+import { KeyGroupRange } from '../../state/key-groups.js';
+import {
+  type OperatorStateSnapshot,
+  OperatorStateStore,
+  redistributeOperatorState,
+} from '../../state/operator-state.js';
+import type { OperatorMetrics } from '../metrics.js';
+import { TimerServiceImpl, type TimerSnapshot } from './timers.js';
+
+/** Timers of one key group, by timer service name. */
+export type KeyGroupTimers = Record<string, { event: TimerSnapshot[]; processing: TimerSnapshot[] }>;
+
+/** Everything of one key group of one operator: state tables and timers. */
+export interface KeyGroupState {
+  state: KeyGroupSnapshot;
+  timers: KeyGroupTimers;
+}
+
+/** The snapshot of one operator subtask (the unit a checkpoint stores per operator and subtask). */
+export interface OperatorSubtaskState {
+  operatorId: string;
+  subtaskIndex: number;
+  parallelism: number;
+  maxParallelism: number;
+  /** Keyed operators: per key group (only groups that hold something). */
+  keyGroups?: Map<number, KeyGroupState>;
+  operatorState: OperatorStateSnapshot;
+}
+
+/** What an operator subtask starts from. */
+export interface OperatorRestore {
+  keyed?: KeyedStateSnapshot[];
+  operatorState?: OperatorStateSnapshot;
+  timers?: Record<string, { event: TimerSnapshot[]; processing: TimerSnapshot[] }>;
+}
+
+/** The operator a runtime runs: identity, parallelism and how to create it. */
+export interface OperatorSpec {
+  readonly operatorId: string;
+  readonly name: string;
+  readonly parallelism: number;
+  readonly maxParallelism: number;
+  readonly keyed: boolean;
+  readonly factory: () => AbstractStreamOperator<unknown>;
+}
+
+/** What an operator subtask needs from the task (or harness) that runs it. */
+export interface OperatorHost {
+  readonly jobName: string;
+  readonly clock: Clock;
+  readonly results: ResultSink;
+  readonly stdout: LineWriter;
+  readonly attemptNumber: number;
+  /** The operator's task should run again (a source has data). */
+  wakeUp(): void;
+  /** The task should run again once nothing else can run. */
+  wakeWhenIdle(): void;
+  /** The task should run again at processing time `time`. */
+  wakeAt(time: number): void;
+  /** The task takes no input until the promise settles. */
+  blockOn(promise: Promise<unknown>): void;
+  alignmentGroup(group: string): AlignmentGroup;
+}
+
+/** One operator subtask with its runtime context. */
+export class OperatorRuntime {
+  readonly op: AbstractStreamOperator<unknown>;
+  readonly ctx: OperatorContext<unknown>;
+  readonly keyed: HeapKeyedStateBackend | undefined;
+  readonly operatorState: OperatorStateStore;
+  readonly timerServices = new Map<string, TimerServiceImpl<unknown>>();
+  /** The last watermark this operator processed. */
+  watermark = Number.NEGATIVE_INFINITY;
+  private callbacks: { time: number; callback: (time: number) => void; cancelled: boolean }[] = [];
+
+  constructor(
+    readonly spec: OperatorSpec,
+    readonly subtaskIndex: number,
+    output: Output<unknown>,
+    readonly metrics: OperatorMetrics,
+    private readonly host: OperatorHost,
+    restore: OperatorRestore | undefined,
+  ) {
+    const info: TaskInfo = {
+      jobName: host.jobName,
+      operatorId: spec.operatorId,
+      operatorName: spec.name,
+      subtaskIndex,
+      parallelism: spec.parallelism,
+      maxParallelism: spec.maxParallelism,
+      attemptNumber: host.attemptNumber,
+    };
+    const describe = () =>
+      `operator '${spec.name}' (${spec.operatorId}) subtask ${subtaskIndex + 1}/${spec.parallelism} of job '${host.jobName}'`;
+    this.keyed = spec.keyed
+      ? new HeapKeyedStateBackend({
+          maxParallelism: spec.maxParallelism,
+          keyGroupRange: KeyGroupRange.forSubtask(subtaskIndex, spec.parallelism, spec.maxParallelism),
+          now: () => host.clock.now(),
+          owner: describe(),
+        })
+      : undefined;
+    if (this.keyed !== undefined && restore?.keyed !== undefined) this.keyed.restore(restore.keyed);
+    this.operatorState = new OperatorStateStore(describe());
+    if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
+    const restoredTimers = restore?.timers;
+    const self = this;
+    const keyed = this.keyed;
+    this.ctx = {
+      info,
+      output,
+      clock: host.clock,
+      keyedState: keyed,
+      operatorState: this.operatorState,
+      metrics,
+      results: host.results,
+      stdout: host.stdout,
+      currentWatermark: () => self.watermark,
+      getTimerService<N>(
+        name: string,
+        target: Triggerable<Key, N>,
+        namespaceKey?: NamespaceKeyFn<N>,
+      ): InternalTimerService<N> {
+        const existing = self.timerServices.get(name);
+        if (existing !== undefined) return existing as unknown as InternalTimerService<N>;
+        if (keyed === undefined)
+          throw new TidemarkError(
+            'STATE_ERROR',
+            `${describe()}: timers are only available on keyed streams (call keyBy() first)`,
+            {
+              jobName: host.jobName,
+              operatorId: spec.operatorId,
+            },
+          );
+        const nsKey =
+          namespaceKey ?? ((ns: N) => (ns === undefined ? 0 : (ns as unknown as string | number)));
+        const svc = new TimerServiceImpl<N>(name, keyed, target, nsKey, {
+          now: () => host.clock.now(),
+          currentWatermark: () => self.watermark,
+          scheduleProcessingTime: (t) => host.wakeAt(t),
+        });
+        const r = restoredTimers?.[name];
+        if (r !== undefined) svc.restore(r.event, r.processing);
+        self.timerServices.set(name, svc as unknown as TimerServiceImpl<unknown>);
+        return svc;
+      },
+      advanceWatermark(watermark: number): void {
+        self.watermark = watermark;
+        for (const svc of self.timerServices.values()) svc.advanceWatermark(watermark);
+      },
+      wakeUp: () => host.wakeUp(),
+      wakeAt: (t) => host.wakeAt(t),
+      wakeWhenIdle: () => host.wakeWhenIdle(),
+      registerProcessingTimer: (time, callback) => self.registerCallback(time, callback),
+      watermarkAlignment: (group) => host.alignmentGroup(group),
+      blockUntil: (promise) => host.blockOn(promise),
+      describe,
+    };
+    this.op = spec.factory();
+    this.op.setup(this.ctx);
+  }
+
+  private registerCallback(time: number, callback: (time: number) => void): () => void {
+    const entry = { time, callback, cancelled: false };
+    let i = this.callbacks.length;
+    while (i > 0 && this.callbacks[i - 1]!.time > time) i--;
+    this.callbacks.splice(i, 0, entry);
+    this.host.wakeAt(time);
+    return () => {
+      entry.cancelled = true;
+    };
+  }
+
+  /** Fires due processing-time callbacks and timers; returns the next time it needs, or +Infinity. */
+  fireProcessingTime(now: number): number {
+    while (this.callbacks.length > 0 && this.callbacks[0]!.time <= now) {
+      const c = this.callbacks.shift()!;
+      if (!c.cancelled) c.callback(c.time);
+    }
+    for (const svc of this.timerServices.values()) svc.advanceProcessingTime(now);
+    return this.nextProcessingTime();
+  }
+
+  /** The earliest pending processing-time callback or timer. */
+  nextProcessingTime(): number {
+    let next = this.callbacks.find((c) => !c.cancelled)?.time ?? Number.POSITIVE_INFINITY;
+    for (const svc of this.timerServices.values()) next = Math.min(next, svc.nextProcessingTime());
+    return next;
+  }
+
+  /** Drops pending processing-time callbacks (the operator finished). */
+  clearCallbacks(): void {
+    this.callbacks = [];
+  }
+
+  /** Takes a full snapshot: the operator's own hook, then keyed state, timers and operator state. */
+  snapshot(checkpointId: number): OperatorSubtaskState {
+    this.op.snapshotState(checkpointId);
+    const out: OperatorSubtaskState = {
+      operatorId: this.spec.operatorId,
+      subtaskIndex: this.subtaskIndex,
+      parallelism: this.spec.parallelism,
+      maxParallelism: this.spec.maxParallelism,
+      operatorState: this.operatorState.snapshot(),
+    };
+    if (this.keyed !== undefined) {
+      const groups = new Map<number, KeyGroupState>();
+      const state = this.keyed.snapshot();
+      for (const [g, s] of state.groups) groups.set(g, { state: s, timers: {} });
+      for (const [name, svc] of this.timerServices) {
+        for (const [g, t] of svc.snapshotByKeyGroup()) {
+          let entry = groups.get(g);
+          if (entry === undefined) groups.set(g, (entry = { state: {}, timers: {} }));
+          entry.timers[name] = t;
+        }
+      }
+      out.keyGroups = groups;
+    }
+    return out;
+  }
+}
+
+/**
+ * What subtask `subtaskIndex` of `parallelism` starts from, given the snapshots of every subtask
+ * of the operator's previous run (at any parallelism): the key groups it now owns (with their
+ * timers) and its share of the operator state.
+ */
+export function restoreForSubtask(
+  previous: readonly OperatorSubtaskState[],
+  subtaskIndex: number,
+  parallelism: number,
+  maxParallelism: number,
+): OperatorRestore {
+  const range = KeyGroupRange.forSubtask(subtaskIndex, parallelism, maxParallelism);
+  const groups = new Map<number, KeyGroupSnapshot>();
+  const timers: Record<string, { event: TimerSnapshot[]; processing: TimerSnapshot[] }> = {};
+  let keyed = false;
+  for (const s of previous) {
+    if (s.keyGroups === undefined) continue;
+    keyed = true;
+    if (s.maxParallelism !== maxParallelism)
+      throw new TidemarkError(
+        'STATE_ERROR',
+        `operator ${s.operatorId}: the snapshot was taken with maxParallelism ${s.maxParallelism}, but the job runs it with maxParallelism ${maxParallelism}; maxParallelism cannot change across a restore`,
+        { operatorId: s.operatorId },
+      );
+    for (const [g, kg] of s.keyGroups) {
+      if (!range.contains(g)) continue;
+      groups.set(g, kg.state);
+      for (const [name, t] of Object.entries(kg.timers)) {
+        const acc = (timers[name] ??= { event: [], processing: [] });
+        acc.event.push(...t.event);
+        acc.processing.push(...t.processing);
+      }
+    }
+  }
+  const ordered = [...previous].sort((a, b) => a.subtaskIndex - b.subtaskIndex);
+  const out: OperatorRestore = {
+    operatorState: redistributeOperatorState(
+      ordered.map((s) => s.operatorState),
+      subtaskIndex,
+      parallelism,
+    ),
+  };
+  if (keyed) {
+    out.keyed = [{ maxParallelism, groups }];
+    out.timers = timers;
+  }
+  return out;
+}
