@@ -1,4 +1,7 @@
 /** The `tidemark/testing` entry: tools to test jobs. */
 export { ManualClock } from '../clock.js';
+export type { OperatorSubtaskState } from '../task/operator-runtime.js';
+export type { HarnessOptions, HarnessTimer, TimestampedValue } from './harness.js';
+export { OperatorHarness } from './harness.js';
 export type { TestStreamSplit, TestStreamStep } from './test-stream.js';
 export { fromTestStream, TestStream } from './test-stream.js';
