@@ -30,6 +30,8 @@ export interface SchedulingPolicy {
    * manual clock); false to wait for outside events.
    */
   onIdle?(state: { nextWakeTime: number; clock: Clock }): boolean;
+  /** Called before each step (a simulation may move a manual clock here). */
+  beforeStep?(clock: Clock): void;
 }
 
 /** Options of one execution. */
@@ -288,12 +290,14 @@ export class LocalExecutor implements TaskHost {
             }
           }
         } else {
-          const runnable = tasks.filter((t) => t.canRun(now));
+          policy.beforeStep?.(this.clock);
+          const at = this.clock.now();
+          const runnable = tasks.filter((t) => t.canRun(at));
           if (runnable.length > 0) {
             progressed = true;
             const t = runnable[runnable.length === 1 ? 0 : policy.chooseTask(runnable)]!;
             try {
-              t.step(policy.budget(t), now);
+              t.step(policy.budget(t), at);
             } catch (e) {
               this.fail(e, t);
               return;

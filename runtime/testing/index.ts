@@ -3,5 +3,8 @@ export { ManualClock } from '../clock.js';
 export type { OperatorSubtaskState } from '../task/operator-runtime.js';
 export type { HarnessOptions, HarnessTimer, TimestampedValue } from './harness.js';
 export { OperatorHarness } from './harness.js';
+export { SeededRandom } from './random.js';
+export type { SimulationOptions, SimulationResult } from './simulation.js';
+export { SimulationFailure, SimulationPolicy, simulate, simulateJob } from './simulation.js';
 export type { TestStreamSplit, TestStreamStep } from './test-stream.js';
 export { fromTestStream, TestStream } from './test-stream.js';

@@ -34,6 +34,36 @@ describe('tidemark CLI', () => {
     expect(plan.vertices.find((v: { name: string }) => v.name.startsWith('reduce')).parallelism).toBe(3);
   });
 
+  test('simulate runs seeds deterministically and prints one digest per seed', async () => {
+    const r = await runCli(['simulate', 'examples/wordcount.ts', '--seed', '5', '--seeds', '20', '-p', '3']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBe(21);
+    expect(lines[0]).toMatch(/^seed 5: ok, \d+ steps, output digest [0-9a-f]{16}$/);
+    expect(lines[20]).toMatch(/^20 seed\(s\) in [\d.]+ s \([\d.]+ seeds\/s\); 1 distinct output\(s\)$/);
+    const again = await runCli(['simulate', 'examples/wordcount.ts', '--seed', '5', '-p', '3', '--trace']);
+    expect(again.stdout).toContain(lines[0]!);
+    expect(again.stdout).toMatch(/ {2}step 1: /);
+  });
+
+  test('simulate names the seed and the command that replays a failure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const file = join(dir, 'flaky.mts');
+    writeFileSync(
+      file,
+      `import { job } from 'tidemark';
+export default job((env) => {
+  env.fromArray([1, 2, 3, 4], { parallel: true }).map((x) => { if (x === 4) throw new Error('four'); return x; }).print();
+});
+`,
+    );
+    const r = await runCli(['simulate', file, '--seed', '3', '-p', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `simulated run failed with seed 3; replay it with tidemark simulate ${file} --seed 3 --parallelism 2`,
+    );
+  });
+
   test('--help and --version', async () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);
