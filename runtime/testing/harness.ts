@@ -387,7 +387,14 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
     return this.runtime.keyed?.keyGroupRange ?? KeyGroupRange.all(this.runtime.spec.maxParallelism);
   }
 
+  /** True if `element` belongs to this subtask (by its key; any element if the operator is not keyed). */
+  ownsElement(element: IN): boolean {
+    const selector = this.transformation.keySelectors[0];
+    return selector === undefined ? this.runtime.subtaskIndex === 0 : this.ownsKey(selector(element));
+  }
+
   /** True if `key` belongs to this subtask. */
+
   ownsKey(key: Key): boolean {
     return this.keyGroupRange().contains(keyGroupFor(key, this.runtime.spec.maxParallelism));
   }

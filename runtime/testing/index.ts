@@ -3,6 +3,28 @@ export { ManualClock } from '../clock.js';
 export type { OperatorSubtaskState } from '../task/operator-runtime.js';
 export type { HarnessOptions, HarnessTimer, TimestampedValue } from './harness.js';
 export { OperatorHarness } from './harness.js';
+export type {
+  CheckOptions,
+  EventStreamOptions,
+  HarnessStep,
+  JobUnderTest,
+  LateStream,
+  TimedEvent,
+} from './properties.js';
+export {
+  assertSameResults,
+  boundedPermutations,
+  canonical,
+  checkInterleavingInvariance,
+  checkOrderInvariance,
+  checkParallelismInvariance,
+  checkRescaling,
+  diffResults,
+  eventStreams,
+  formatEvents,
+  KeySequenceChecker,
+  lateStreams,
+} from './properties.js';
 export { SeededRandom } from './random.js';
 export type { SimulationOptions, SimulationResult } from './simulation.js';
 export { SimulationFailure, SimulationPolicy, simulate, simulateJob } from './simulation.js';
