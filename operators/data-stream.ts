@@ -37,6 +37,8 @@ import {
 import type { AbstractStreamOperator } from './operator.js';
 import type { OutputTag } from './output-tag.js';
 import { CollectSink, JsonLinesSink, PrintSink, SinkOperator, SummarySink } from './sinks/sinks.js';
+import { CommittedCollectSink } from './sinks/two-phase-commit.js';
+
 import { TimestampsAndWatermarksOperator } from './timestamps-watermarks.js';
 import type {
   ChainingStrategy,
@@ -48,6 +50,9 @@ import type {
   UnionTransformation,
 } from './transformation.js';
 import type { WatermarkStrategy } from './watermarks.js';
+import type { WindowAssigner } from './windows/assigners.js';
+import { AllWindowedStream, WindowedStream } from './windows/windowed-stream.js';
+import type { Window } from './windows/windows.js';
 
 type AnyOperator = AbstractStreamOperator<unknown>;
 type AnyKeySelector = KeySelector<unknown, Key>;
@@ -274,6 +279,11 @@ export class DataStream<T> extends Configurable {
     });
   }
 
+  /** Cuts the whole stream into windows (one subtask with a constant key, as Flink's `windowAll`). */
+  windowAll<W extends Window>(assigner: WindowAssigner<T, W>): AllWindowedStream<T, W> {
+    return new AllWindowedStream<T, W>(this, assigner);
+  }
+
   /** The records this operator sent to the side output `tag`. */
   getSideOutput<S>(tag: OutputTag<S>): DataStream<S> {
     const t = this.transformation;
@@ -327,6 +337,19 @@ export class DataStream<T> extends Configurable {
   collect(): CollectedStream<T> {
     const id = this.env.newResultId('collect');
     const sink = this.sink('collect', () => new CollectSink(id), { resultId: id });
+    const handle = new CollectedStream<T>(id, sink);
+    this.env.collectedStreams.push(handle as CollectedStream<unknown>);
+    return handle;
+  }
+
+  /**
+   * Collects records exactly once (a two-phase-commit sink): they count only when a checkpoint
+   * covering them completes, or when the job finishes — so after failures and restores each
+   * record is in `values` once. For tests of exactly-once behaviour.
+   */
+  collectCommitted(): CollectedStream<T> {
+    const id = this.env.newResultId('committed');
+    const sink = this.sink('collectCommitted', () => new CommittedCollectSink(id), { resultId: id });
     const handle = new CollectedStream<T>(id, sink);
     this.env.collectedStreams.push(handle as CollectedStream<unknown>);
     return handle;
@@ -407,6 +430,11 @@ export class KeyedStream<T, K extends Key> extends DataStream<T> {
   ): ConnectedStreams<T, R, K> | BroadcastConnectedStream<T, R, K> {
     if (other instanceof BroadcastStream) return new BroadcastConnectedStream<T, R, K>(this.env, this, other);
     return new ConnectedStreams<T, R, K>(this.env, this, other);
+  }
+
+  /** Cuts the stream of each key into windows (Flink's `KeyedStream.window`). */
+  window<W extends Window>(assigner: WindowAssigner<T, W>): WindowedStream<T, K, W> {
+    return new WindowedStream<T, K, W>(this, assigner);
   }
 
   /** A keyed process function: keyed state and event/processing-time timers. */

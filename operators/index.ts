@@ -83,3 +83,46 @@ export type {
   WatermarkOutput,
 } from './watermarks.js';
 export { BoundedOutOfOrdernessWatermarks, WatermarkStrategy } from './watermarks.js';
+export type { SessionWindowTimeGapExtractor, WindowAssignerContext } from './windows/assigners.js';
+export {
+  DynamicEventTimeSessionWindows,
+  DynamicProcessingTimeSessionWindows,
+  EventTimeSessionWindows,
+  GlobalWindows,
+  MergingWindowAssigner,
+  ProcessingTimeSessionWindows,
+  SlidingEventTimeWindows,
+  SlidingProcessingTimeWindows,
+  TumblingEventTimeWindows,
+  TumblingProcessingTimeWindows,
+  WindowAssigner,
+} from './windows/assigners.js';
+export type { DeltaFunction, EvictorContext, TimestampedValue } from './windows/evictors.js';
+export { CountEvictor, DeltaEvictor, Evictor, removeElementsIf, TimeEvictor } from './windows/evictors.js';
+export type { OnMergeContext, TriggerContext } from './windows/triggers.js';
+export {
+  ContinuousEventTimeTrigger,
+  ContinuousProcessingTimeTrigger,
+  CountTrigger,
+  EventTimeTrigger,
+  isFire,
+  isPurge,
+  NeverTrigger,
+  ProcessingTimeTrigger,
+  PurgingTrigger,
+  Trigger,
+  TriggerResult,
+} from './windows/triggers.js';
+export type {
+  AllWindowFunction,
+  KeyedStateStore,
+  ProcessAllWindowContext,
+  ProcessAllWindowFunctionLike,
+  ProcessWindowContext,
+  ProcessWindowFunctionLike,
+  WindowFunction,
+} from './windows/window-functions.js';
+export { ProcessAllWindowFunction, ProcessWindowFunction } from './windows/window-functions.js';
+export type { NumericField } from './windows/windowed-stream.js';
+export { AllWindowedStream, WindowedStream } from './windows/windowed-stream.js';
+export { GlobalWindow, TimeWindow, Window } from './windows/windows.js';

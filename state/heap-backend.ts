@@ -202,6 +202,29 @@ export class HeapKeyedStateBackend {
     );
   }
 
+  /**
+   * Merges the entries of the current key in namespaces `sources` of state `d` into namespace
+   * `target`, and removes the source entries (Flink's `InternalMergingState.mergeNamespaces`, used
+   * by merging windows). Reducing state reduces (`reduce(target, reduce(s1, s2, ...))`),
+   * aggregating state merges accumulators with `AggregateFunction.merge`, list state appends the
+   * source lists, in order, to the target list. Value and map state cannot be merged.
+   */
+  mergeNamespaces(d: StateDescriptor, target: Namespace, sources: readonly Namespace[]): void {
+    if (d.kind === 'value' || d.kind === 'map')
+      throw new Error(
+        `${this.owner}: state '${d.name}' is ${d.kind} state, which cannot be merged; only reducing, aggregating and list state can`,
+      );
+    if (
+      d.kind === 'aggregating' &&
+      typeof (d as AggregatingStateDescriptor<unknown, unknown, unknown>).aggregate.merge !== 'function'
+    )
+      throw new Error(
+        `${this.owner}: aggregating state '${d.name}' cannot be merged: its AggregateFunction has no merge() (merging windows, such as session windows, need one)`,
+      );
+    if (sources.length === 0) return;
+    (this.handle(d, true) as MergingHandle).mergeNamespaces(target, sources);
+  }
+
   /** Every key that has an entry in the given state (in any namespace). */
   *keys(stateName: string): IterableIterator<Key> {
     const table = this.tables.get(stateName);
@@ -248,11 +271,14 @@ export class HeapKeyedStateBackend {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
       const entries: [MapKey, unknown][] = [];
-      for (const [k, v] of group)
-        entries.push([
-          k,
-          table.namespaced ? [...(v as Map<Namespace, unknown>)] : snapshotValue(table.kind, v),
-        ]);
+      for (const [k, v] of group) {
+        // NOTE: namespaced entries (window state) are copied per namespace like plain ones (lists
+        // copied, maps as entries), so later writes do not leak into the snapshot.
+        const data = table.namespaced
+          ? [...(v as Map<Namespace, unknown>)].map(([ns, x]) => [ns, snapshotValue(table.kind, x)])
+          : snapshotValue(table.kind, v);
+        entries.push([k, data]);
+      }
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, entries };
     }
     return out;
@@ -297,7 +323,12 @@ export class HeapKeyedStateBackend {
       }
       const group = new Map<MapKey, unknown>();
       for (const [k, v] of t.entries)
-        group.set(k, t.namespaced ? new Map(v as [Namespace, unknown][]) : restoreValue(t.kind, v));
+        group.set(
+          k,
+          t.namespaced
+            ? new Map((v as [Namespace, unknown][]).map(([ns, x]) => [ns, restoreValue(t.kind, x)]))
+            : restoreValue(t.kind, v),
+        );
       table.groups[index] = group;
     }
     this.dirty[index] = 1;
@@ -430,6 +461,11 @@ abstract class BaseHandle {
 
 const EXPIRED: unique symbol = Symbol('expired');
 
+/** A handle whose entries can be merged across namespaces. */
+interface MergingHandle {
+  mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void;
+}
+
 class HeapValueState<T> extends BaseHandle implements ValueState<T> {
   constructor(
     backend: HeapKeyedStateBackend,
@@ -476,6 +512,26 @@ class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
     const current = this.get();
     this.setRaw(this.wrap(current === undefined ? value : this.d.reduce(current, value)));
   }
+  /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */
+  mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void {
+    const saved = this.ns;
+    try {
+      let merged: T | undefined;
+      for (const source of sources) {
+        this.ns = source;
+        const v = this.get();
+        if (v === undefined) continue;
+        this.deleteRaw();
+        merged = merged === undefined ? v : this.d.reduce(merged, v);
+      }
+      if (merged === undefined) return;
+      this.ns = target;
+      const current = this.get();
+      this.setRaw(this.wrap(current === undefined ? merged : this.d.reduce(current, merged)));
+    } finally {
+      this.ns = saved;
+    }
+  }
 }
 
 class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements AggregatingState<IN, OUT> {
@@ -511,6 +567,27 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
   /** @internal replaces the accumulator. */
   setAccumulator(acc: ACC): void {
     this.setRaw(this.wrap(acc));
+  }
+  /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */
+  mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void {
+    const merge = this.d.aggregate.merge!.bind(this.d.aggregate);
+    const saved = this.ns;
+    try {
+      let merged: ACC | undefined;
+      for (const source of sources) {
+        this.ns = source;
+        const acc = this.acc();
+        if (acc === undefined) continue;
+        this.deleteRaw();
+        merged = merged === undefined ? acc : merge(merged, acc);
+      }
+      if (merged === undefined) return;
+      this.ns = target;
+      const current = this.acc();
+      this.setRaw(this.wrap(current === undefined ? merged : merge(current, merged)));
+    } finally {
+      this.ns = saved;
+    }
   }
 }
 
@@ -551,6 +628,32 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
     for (const v of values) list.push(this.wrap(v));
     if (list.length === 0) this.deleteRaw();
     else this.setRaw(list);
+  }
+  /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */
+  mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void {
+    const saved = this.ns;
+    try {
+      // NOTE: stored units are moved as they are, so with TTL every element keeps its own
+      // timestamp; expired elements are dropped on the way.
+      const moved: unknown[] = [];
+      for (const source of sources) {
+        this.ns = source;
+        const list = this.raw() as unknown[] | undefined;
+        if (list === undefined) continue;
+        this.deleteRaw();
+        for (const u of list) if (!this.isExpired(u)) moved.push(u);
+      }
+      if (moved.length === 0) return;
+      this.ns = target;
+      const current = this.raw() as unknown[] | undefined;
+      if (current === undefined) this.setRaw(moved);
+      else {
+        for (const u of moved) current.push(u);
+        this.backend.dirty[this.backend.groupIndex] = 1;
+      }
+    } finally {
+      this.ns = saved;
+    }
   }
 }
 

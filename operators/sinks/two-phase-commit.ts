@@ -1,0 +1,165 @@
+/**
+ * Two-phase-commit sinks (Flink's TwoPhaseCommitSinkFunction): records go into a transaction;
+ * at each checkpoint barrier the transaction is pre-committed (flushed, not yet visible) and kept
+ * in operator state; when the checkpoint completes it is committed (made visible). After a
+ * failure, transactions that a completed checkpoint pre-committed are committed again on restore
+ * — so `commit` must be idempotent — and the rest are dropped with the replay.
+ *
+ * At the end of a bounded input, the open transaction is pre-committed and published when the
+ * job has finished (its final checkpoint).
+ */
+
+import type { ListState } from '../../state/descriptors.js';
+import { ListStateDescriptor } from '../../state/descriptors.js';
+import { OneInputStreamOperator } from '../operator.js';
+
+/** A pre-committed transaction waiting for its checkpoint to complete. */
+interface PendingTransaction<TXN> {
+  checkpointId: number;
+  txn: TXN;
+}
+
+const PENDING = new ListStateDescriptor<PendingTransaction<unknown>>('2pc-pending');
+
+/** Context of a transaction: where it belongs, for stable, idempotent ids. */
+export interface TransactionContext {
+  /** Subtask index of the sink. */
+  subtaskIndex: number;
+  /** Restart attempt. */
+  attemptNumber: number;
+  /** Sequence number of the transaction within this attempt and subtask. */
+  sequence: number;
+}
+
+/**
+ * Base of two-phase-commit sinks. `TXN` is the transaction handle: plain data (it is
+ * checkpointed), e.g. `{ id, file }`.
+ */
+export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<T, never> {
+  private current: TXN | undefined;
+  private pending: PendingTransaction<TXN>[] = [];
+  private pendingState!: ListState<PendingTransaction<unknown>>;
+  private sequence = 0;
+  private ready: Promise<void> | undefined;
+
+  /** Starts a transaction. */
+  protected abstract beginTransaction(ctx: TransactionContext): TXN;
+  /** Adds a record to the transaction. */
+  protected abstract invoke(txn: TXN, value: T, timestamp: number | null): void | Promise<void>;
+  /** Makes the transaction durable but not yet visible (called at the checkpoint barrier). */
+  protected abstract preCommit(txn: TXN): void | Promise<void>;
+  /** Makes the transaction visible. Must be idempotent: it may run again after a restore. */
+  protected abstract commit(txn: TXN): void | Promise<void>;
+  /** Drops the transaction. */
+  protected abstract abort(txn: TXN): void | Promise<void>;
+
+  override initializeState(): void {
+    this.pendingState = this.ctx.operatorState.getListState(PENDING);
+    // NOTE: restored pending transactions were pre-committed by a checkpoint that completed
+    // (we restore from it), so they are committed now (Flink's recoverAndCommit).
+    const restored = [...this.pendingState.get()] as PendingTransaction<TXN>[];
+    this.pendingState.clear();
+    if (restored.length > 0) this.ready = this.commitAll(restored);
+  }
+
+  override open(): void {
+    this.current = this.begin();
+    if (this.ready !== undefined) this.ctx.blockUntil(this.ready);
+  }
+
+  private begin(): TXN {
+    return this.beginTransaction({
+      subtaskIndex: this.ctx.info.subtaskIndex,
+      attemptNumber: this.ctx.info.attemptNumber,
+      sequence: this.sequence++,
+    });
+  }
+
+  processElement(value: T, timestamp: number): void {
+    let r: void | Promise<void>;
+    try {
+      r = this.invoke(this.current!, value, timestamp === Number.NEGATIVE_INFINITY ? null : timestamp);
+    } catch (e) {
+      throw this.userError(e, value, 'sink');
+    }
+    if (r instanceof Promise)
+      this.ctx.blockUntil(r.catch((e: unknown) => Promise.reject(this.userError(e, value, 'sink'))));
+  }
+
+  override snapshotState(checkpointId: number): void {
+    const txn = this.current!;
+    const r = this.preCommit(txn);
+    if (r instanceof Promise) this.ctx.blockUntil(r);
+    this.pending.push({ checkpointId, txn });
+    this.pendingState.update(this.pending as PendingTransaction<unknown>[]);
+    this.current = this.begin();
+  }
+
+  override async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+    const done = this.pending.filter((p) => p.checkpointId <= checkpointId);
+    if (done.length === 0) return;
+    this.pending = this.pending.filter((p) => p.checkpointId > checkpointId);
+    this.pendingState.update(this.pending as PendingTransaction<unknown>[]);
+    await this.commitAll(done);
+  }
+
+  private async commitAll(list: PendingTransaction<TXN>[]): Promise<void> {
+    for (const p of list) {
+      try {
+        await this.commit(p.txn);
+      } catch (e) {
+        throw this.userError(e, undefined, `sink commit (checkpoint ${p.checkpointId})`);
+      }
+    }
+  }
+
+  override async finish(): Promise<void> {
+    // End of input: pre-commit the open transaction; it is published with the final checkpoint.
+    const txn = this.current!;
+    this.current = undefined;
+    await this.preCommit(txn);
+    this.pending.push({ checkpointId: Number.MAX_SAFE_INTEGER, txn });
+  }
+
+  override close(): void {
+    // Transactions not committed by now are dropped (they will be replayed after a restore).
+    if (this.current !== undefined) void Promise.resolve(this.abort(this.current)).catch(() => {});
+    this.current = undefined;
+  }
+}
+
+/** A transaction of the committed-collect sink: its stable id and records. */
+interface CollectTransaction {
+  id: string;
+  values: unknown[];
+}
+
+/** Where committed results go, deduplicated by transaction id (idempotent commits). */
+export interface CommittedResults {
+  commit(sinkId: string, transactionId: string, values: readonly unknown[]): void;
+}
+
+/**
+ * A collecting sink with exactly-once output: records become visible (in the job result) only
+ * when the checkpoint that covers them completes, or when the job finishes. For tests of
+ * exactly-once behaviour.
+ */
+export class CommittedCollectSink<T> extends TwoPhaseCommitSink<T, CollectTransaction> {
+  constructor(private readonly resultId: string) {
+    super();
+  }
+  protected beginTransaction(ctx: TransactionContext): CollectTransaction {
+    return { id: `${ctx.subtaskIndex}-${ctx.attemptNumber}-${ctx.sequence}`, values: [] };
+  }
+  protected invoke(txn: CollectTransaction, value: T): void {
+    txn.values.push(value);
+  }
+  protected preCommit(): void {}
+  protected commit(txn: CollectTransaction): void {
+    const results = this.ctx.results as unknown as Partial<CommittedResults>;
+    if (typeof results.commit !== 'function')
+      throw new Error('this runtime does not support committed results');
+    results.commit(this.resultId, txn.id, txn.values);
+  }
+  protected abort(): void {}
+}

@@ -1,0 +1,695 @@
+/**
+ * The window operator (Flink's `WindowOperator` and `EvictingWindowOperator`): assigns each element
+ * to windows, keeps window contents in keyed state namespaced by window, asks the trigger when to
+ * fire and purge, evaluates the window function, and cleans a window up at its cleanup time
+ * (`maxTimestamp + allowedLateness` in event time, `maxTimestamp` in processing time).
+ *
+ * Lateness, exactly as Flink: a window is late when it is in event time and its cleanup time is
+ * <= the current watermark; an element is skipped when every window it is assigned to is late, and
+ * then, if it is late itself (`timestamp + allowedLateness <= watermark`), it goes to the late-data
+ * side output if one is set, or else is counted in `numLateRecordsDropped`.
+ */
+import {
+  type AggregatingState,
+  AggregatingStateDescriptor,
+  type ListState,
+  ListStateDescriptor,
+  type MapState,
+  type MapStateDescriptor,
+  type ReducingState,
+  ReducingStateDescriptor,
+  type StateDescriptor,
+  type ValueState,
+  ValueStateDescriptor,
+} from '../../state/descriptors.js';
+import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
+import type { Key } from '../../state/hash.js';
+import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
+import type { Counter, InternalTimerService, MetricGroup, Timer, Triggerable } from '../contract.js';
+import { NO_TIMESTAMP } from '../contract.js';
+import type { Collector, KeySelector, RuntimeContext } from '../functions.js';
+import { closeFunction, OneInputStreamOperator, openFunction } from '../operator.js';
+import type { OutputTag } from '../output-tag.js';
+import { createRuntimeContext } from '../runtime-context.js';
+import { MergingWindowAssigner, type WindowAssigner, type WindowAssignerContext } from './assigners.js';
+import type { Evictor, EvictorContext, TimestampedValue } from './evictors.js';
+import { MergingWindowSet, type MergingWindowSetState } from './merging-window-set.js';
+import {
+  EventTimeTrigger,
+  isFire,
+  isPurge,
+  type OnMergeContext,
+  type Trigger,
+  type TriggerResult,
+} from './triggers.js';
+import type { KeyedStateStore, ProcessWindowContext, ProcessWindowFunctionLike } from './window-functions.js';
+import { Window } from './windows.js';
+
+/** How window contents are kept: reduced, aggregated, or as the list of elements. */
+export type WindowContentsSpec<IN> =
+  | { readonly kind: 'reduce'; readonly reduce: ReduceFunction<IN> }
+  | { readonly kind: 'aggregate'; readonly aggregate: AggregateFunction<IN, unknown, unknown> }
+  | { readonly kind: 'list' };
+
+/** Everything a window operator is built from (fresh copies per subtask). */
+export interface WindowOperatorSpec<IN, K extends Key, W extends Window> {
+  readonly assigner: WindowAssigner<IN, W>;
+  readonly trigger: Trigger<IN, W>;
+  readonly evictor: Evictor<IN, W> | undefined;
+  readonly allowedLatenessMs: number;
+  readonly lateDataTag: OutputTag<IN> | undefined;
+  readonly keySelector: KeySelector<IN, K>;
+  readonly contents: WindowContentsSpec<IN>;
+  /**
+   * Evaluates a fired window; `undefined` emits the reduced/aggregated value itself. With reduce
+   * or aggregate contents it receives one element, the pre-aggregated value.
+   */
+  readonly fn: ProcessWindowFunctionLike<unknown, unknown, K, W> | undefined;
+}
+
+/** The state of a window's contents, whatever its kind. */
+interface ContentsState {
+  setNamespace(ns: Namespace): void;
+  add(value: unknown): void;
+  get(): unknown;
+  clear(): void;
+}
+
+/** The heap backend's aggregating state gives its accumulator (no `getResult` call). */
+interface AccumulatorAccess {
+  getAccumulator(): unknown;
+}
+
+/** Name of the window contents state (as in Flink). */
+const CONTENTS = 'window-contents';
+/** Name of the merging window set state (as in Flink). */
+const MERGING_SET = 'merging-window-set';
+
+/** A keyed state store whose state is scoped to the key and a window. */
+class PerWindowStateStore implements KeyedStateStore {
+  window!: Window;
+  constructor(private readonly op: WindowOperator<Key, unknown, Window>) {}
+  private state<S>(d: StateDescriptor): S {
+    if (this.op.merging !== undefined)
+      throw new Error('Per-window state is not allowed when using merging windows.');
+    const h = this.op.namespaced(d);
+    h.setNamespace(this.window.namespace());
+    return h as S;
+  }
+  getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
+    return this.state(d);
+  }
+  getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
+    return this.state(d);
+  }
+  getMapState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV> {
+    return this.state(d);
+  }
+  getReducingState<T>(d: ReducingStateDescriptor<T>): ReducingState<T> {
+    return this.state(d);
+  }
+  getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
+    return this.state(d);
+  }
+}
+
+/** Keyed state of the current key (not scoped to a window). */
+class GlobalStateStore implements KeyedStateStore {
+  constructor(private readonly backend: () => HeapKeyedStateBackend) {}
+  getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
+    return this.backend().getState(d);
+  }
+  getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
+    return this.backend().getState(d);
+  }
+  getMapState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV> {
+    return this.backend().getState(d);
+  }
+  getReducingState<T>(d: ReducingStateDescriptor<T>): ReducingState<T> {
+    return this.backend().getState(d);
+  }
+  getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
+    return this.backend().getState(d);
+  }
+}
+
+/** The context of triggers: timers and state of the current key and window. */
+class WindowTriggerContext implements OnMergeContext {
+  window!: Window;
+  mergedWindows: readonly Window[] = [];
+  /** The event-time timer the trigger registered last for `registeredWindow` (NaN: none or deleted since). */
+  registeredTime = Number.NaN;
+  registeredWindow: Window | undefined = undefined;
+  constructor(private readonly op: WindowOperator<Key, unknown, Window>) {}
+  getCurrentProcessingTime(): number {
+    return this.op.timers.currentProcessingTime();
+  }
+  getCurrentWatermark(): number {
+    return this.op.timers.currentWatermark();
+  }
+  getMetricGroup(): MetricGroup {
+    return this.op.metricGroup();
+  }
+  registerProcessingTimeTimer(time: number): void {
+    this.op.timers.registerProcessingTimeTimer(this.window, time);
+  }
+  registerEventTimeTimer(time: number): void {
+    this.op.timers.registerEventTimeTimer(this.window, time);
+    this.registeredTime = time;
+    this.registeredWindow = this.window;
+  }
+  deleteProcessingTimeTimer(time: number): void {
+    this.op.timers.deleteProcessingTimeTimer(this.window, time);
+  }
+  deleteEventTimeTimer(time: number): void {
+    this.op.timers.deleteEventTimeTimer(this.window, time);
+    this.registeredTime = Number.NaN;
+  }
+  getPartitionedState<T>(d: ValueStateDescriptor<T>): ValueState<T>;
+  getPartitionedState<T>(d: ListStateDescriptor<T>): ListState<T>;
+  getPartitionedState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV>;
+  getPartitionedState<T>(d: ReducingStateDescriptor<T>): ReducingState<T>;
+  getPartitionedState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT>;
+  getPartitionedState(d: StateDescriptor): unknown {
+    const h = this.op.namespaced(d);
+    h.setNamespace(this.window.namespace());
+    return h;
+  }
+  mergePartitionedState<T>(d: ReducingStateDescriptor<T>): void;
+  mergePartitionedState<T>(d: ListStateDescriptor<T>): void;
+  mergePartitionedState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): void;
+  mergePartitionedState(d: StateDescriptor): void {
+    const merged = this.mergedWindows;
+    if (merged.length === 0) return;
+    const sources: Namespace[] = [];
+    for (const w of merged) sources.push(w.namespace());
+    this.op.backend.mergeNamespaces(d, this.window.namespace(), sources);
+  }
+}
+
+/** The context of process window functions. */
+class WindowProcessContext implements ProcessWindowContext<Window> {
+  window!: Window;
+  private readonly perWindow: PerWindowStateStore;
+  private readonly global: GlobalStateStore;
+  constructor(private readonly op: WindowOperator<Key, unknown, Window>) {
+    this.perWindow = new PerWindowStateStore(op);
+    this.global = new GlobalStateStore(() => op.backend);
+  }
+  currentProcessingTime(): number {
+    return this.op.timers.currentProcessingTime();
+  }
+  currentWatermark(): number {
+    return this.op.timers.currentWatermark();
+  }
+  windowState(): KeyedStateStore {
+    this.perWindow.window = this.window;
+    return this.perWindow;
+  }
+  globalState(): KeyedStateStore {
+    return this.global;
+  }
+  output<X>(tag: OutputTag<X>, value: X): void {
+    this.op.sideOutput(tag, value, this.window.maxTimestamp());
+  }
+}
+
+/** @internal the window operator; with an evictor it keeps every element (Flink's EvictingWindowOperator). */
+export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
+  extends OneInputStreamOperator<IN, OUT>
+  implements Triggerable<Key, W>, Collector<OUT>
+{
+  /** @internal */ backend!: HeapKeyedStateBackend;
+  /** @internal */ timers!: InternalTimerService<W>;
+  /** @internal set for merging (session) assigners. */
+  readonly merging: MergingWindowAssigner<IN, W> | undefined;
+
+  private readonly assigner: WindowAssigner<IN, W>;
+  private readonly trigger: Trigger<IN, W>;
+  private readonly evictor: Evictor<IN, W> | undefined;
+  private readonly allowedLateness: number;
+  private readonly lateDataTag: OutputTag<IN> | undefined;
+  private readonly keySelector: KeySelector<IN, K>;
+  private readonly spec: WindowContentsSpec<IN>;
+  private readonly fn: ProcessWindowFunctionLike<unknown, unknown, K, W> | undefined;
+  private readonly isEventTime: boolean;
+  /** Descriptor of the contents state (an element list when there is an evictor). */
+  private readonly contentsDescriptor: StateDescriptor;
+  /** True when the contents are the list of elements (process/apply, or any evictor). */
+  private readonly listContents: boolean;
+  /** The trigger is the built-in EventTimeTrigger on non-merging windows (see addToWindows). */
+  private readonly eventTimeFastPath: boolean;
+
+  private contents!: ContentsState;
+  private mergingState: ValueState<MergingWindowSetState<W>> | undefined;
+  private numLateRecordsDropped!: Counter;
+  private runtimeContext!: RuntimeContext;
+  private readonly handles = new Map<string, { kind: StateDescriptor['kind']; handle: ContentsState }>();
+  private readonly triggerContext: WindowTriggerContext;
+  private readonly processContext: WindowProcessContext;
+  private readonly assignerContext: WindowAssignerContext = {
+    getCurrentProcessingTime: () => this.timers.currentProcessingTime(),
+  };
+  private readonly evictorContext: EvictorContext = {
+    getCurrentProcessingTime: () => this.timers.currentProcessingTime(),
+    getCurrentWatermark: () => this.timers.currentWatermark(),
+    getMetricGroup: () => this.ctx.metrics,
+  };
+  private readonly mergeFunction = (
+    mergeResult: W,
+    mergedWindows: readonly W[],
+    stateWindowResult: W,
+    mergedStateWindows: readonly W[],
+  ): void => this.onWindowsMerged(mergeResult, mergedWindows, stateWindowResult, mergedStateWindows);
+  /** Timestamp of what the window function emits (the window's maxTimestamp). */
+  private emitTimestamp = NO_TIMESTAMP;
+  /** What user code runs now, for error messages. */
+  private stage = 'window operator';
+
+  constructor(spec: WindowOperatorSpec<IN, K, W>) {
+    super();
+    this.assigner = spec.assigner;
+    this.trigger = spec.trigger;
+    this.evictor = spec.evictor;
+    this.allowedLateness = spec.allowedLatenessMs;
+    this.lateDataTag = spec.lateDataTag;
+    this.keySelector = spec.keySelector;
+    this.spec = spec.contents;
+    this.fn = spec.fn;
+    this.isEventTime = spec.assigner.isEventTime();
+    this.merging = spec.assigner instanceof MergingWindowAssigner ? spec.assigner : undefined;
+    this.listContents = spec.evictor !== undefined || spec.contents.kind === 'list';
+    this.eventTimeFastPath =
+      spec.trigger instanceof EventTimeTrigger && this.merging === undefined && this.isEventTime;
+    this.contentsDescriptor = contentsDescriptor(spec.contents, spec.evictor !== undefined);
+    const self = this as unknown as WindowOperator<Key, unknown, Window>;
+    this.triggerContext = new WindowTriggerContext(self);
+    this.processContext = new WindowProcessContext(self);
+  }
+
+  override open(): void {
+    const ctx = this.ctx;
+    if (ctx.keyedState === undefined)
+      throw new Error(`${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`);
+    this.backend = ctx.keyedState;
+    this.contents = this.backend.getNamespacedState<ContentsState>(this.contentsDescriptor);
+    if (this.merging !== undefined)
+      this.mergingState = this.backend.getState(
+        new ValueStateDescriptor<MergingWindowSetState<W>>(MERGING_SET),
+      );
+    const assigner = this.assigner;
+    this.timers = ctx.getTimerService<W>('window-timers', this, (w) =>
+      (w instanceof Window ? w : assigner.restoreWindow(w)).namespace(),
+    );
+    this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
+    this.runtimeContext = createRuntimeContext(ctx);
+    if (this.fn !== undefined)
+      openFunction(this.fn, this.runtimeContext, (e) => this.userError(e, undefined, 'open()'));
+  }
+
+  override close(): void {
+    if (this.fn !== undefined) closeFunction(this.fn);
+  }
+
+  /** @internal the metric group (for trigger contexts). */
+  metricGroup(): MetricGroup {
+    return this.ctx.metrics;
+  }
+
+  /** @internal a namespaced state handle by descriptor (cached by name, as the backend does). */
+  namespaced(d: StateDescriptor): ContentsState {
+    const cached = this.handles.get(d.name);
+    if (cached !== undefined && cached.kind === d.kind) return cached.handle;
+    // The backend validates (kind, namespaced) and throws a clear error on a mismatch.
+    const handle = this.backend.getNamespacedState<ContentsState>(d);
+    this.handles.set(d.name, { kind: d.kind, handle });
+    return handle;
+  }
+
+  /** @internal emits to a side output. */
+  sideOutput<X>(tag: OutputTag<X>, value: X, timestamp: number): void {
+    this.output.collectSide(tag, value, timestamp);
+  }
+
+  /** Collector of the window function. */
+  collect(value: OUT): void {
+    this.output.collect(value, this.emitTimestamp);
+  }
+
+  processElement(value: IN, timestamp: number): void {
+    try {
+      this.stage = 'key selector';
+      this.backend.setCurrentKey(this.keySelector(value));
+      this.stage = 'window assigner';
+      const windows = this.assigner.assignWindows(value, timestamp, this.assignerContext);
+      const skipped =
+        this.merging === undefined
+          ? this.addToWindows(value, timestamp, windows)
+          : this.addToMergingWindows(value, timestamp, windows);
+      // NOTE: as in Flink, an element is dropped only if none of its windows took it and it is
+      // late itself; it then goes to the late side output if one is set, else it is counted.
+      if (skipped && this.isElementLate(timestamp)) {
+        if (this.lateDataTag !== undefined) this.output.collectSide(this.lateDataTag, value, timestamp);
+        else this.numLateRecordsDropped.inc();
+      }
+    } catch (e) {
+      throw this.userError(e, value, this.stage);
+    }
+  }
+
+  /** Adds an element to its (non-merging) windows; returns true if every window was late. */
+  private addToWindows(value: IN, timestamp: number, windows: readonly W[]): boolean {
+    let skipped = true;
+    const contents = this.contents;
+    const tctx = this.triggerContext;
+    for (let i = 0; i < windows.length; i++) {
+      const window = windows[i]!;
+      if (this.isWindowLate(window)) continue;
+      skipped = false;
+      contents.setNamespace(window.namespace());
+      if (
+        this.eventTimeFastPath &&
+        window.maxTimestamp() > this.timers.currentWatermark() &&
+        this.hasContents()
+      ) {
+        // NOTE: EventTimeTrigger on a window that already has contents and has not reached its end:
+        // its timer (maxTimestamp) and the cleanup timer were registered with the first element and
+        // neither fired nor was deleted since (only the end of the window or its cleanup removes
+        // them), so onElement would return CONTINUE and both registrations would be no-ops. Skip
+        // them: the timer service's dedupe lookup is the largest cost per element.
+        this.add(value, timestamp);
+        continue;
+      }
+      this.add(value, timestamp);
+      tctx.window = window;
+      tctx.registeredTime = Number.NaN;
+      this.stage = 'trigger';
+      const result = this.trigger.onElement(value, timestamp, window, tctx);
+      if (isFire(result)) {
+        const c = this.read();
+        if (c === undefined) continue;
+        this.emitWindowContents(window, c);
+      }
+      if (isPurge(result)) contents.clear();
+      this.registerCleanupTimer(window);
+    }
+    return skipped;
+  }
+
+  /** Adds an element to its windows, merging them with the key's in-flight windows. */
+  private addToMergingWindows(value: IN, timestamp: number, windows: readonly W[]): boolean {
+    let skipped = true;
+    const contents = this.contents;
+    const tctx = this.triggerContext;
+    const set = this.mergingWindowSet();
+    for (let i = 0; i < windows.length; i++) {
+      const window = windows[i]!;
+      // Adding the window may merge it; then the merged window is the one we work with.
+      this.stage = 'trigger';
+      const actual = set.addWindow(window, this.mergeFunction);
+      // NOTE: lateness is judged on the window after merging (Flink).
+      if (this.isWindowLate(actual)) {
+        set.retireWindow(actual);
+        continue;
+      }
+      skipped = false;
+      const stateWindow = set.getStateWindow(actual);
+      if (stateWindow === undefined) throw new Error(`Window ${window} is not in in-flight window set.`);
+      contents.setNamespace(stateWindow.namespace());
+      this.add(value, timestamp);
+      tctx.window = actual;
+      tctx.registeredTime = Number.NaN;
+      this.stage = 'trigger';
+      const result = this.trigger.onElement(value, timestamp, actual, tctx);
+      if (isFire(result)) {
+        const c = this.read();
+        if (c === undefined) continue;
+        this.emitWindowContents(actual, c);
+      }
+      if (isPurge(result)) contents.clear();
+      this.registerCleanupTimer(actual);
+    }
+    set.persist();
+    return skipped;
+  }
+
+  /** Flink's merge function: trigger onMerge, clear the merged windows, merge their state. */
+  private onWindowsMerged(
+    mergeResult: W,
+    mergedWindows: readonly W[],
+    stateWindowResult: W,
+    mergedStateWindows: readonly W[],
+  ): void {
+    if (this.isEventTime) {
+      const wm = this.timers.currentWatermark();
+      if (this.cleanupTime(mergeResult) <= wm)
+        throw new Error(
+          `The end timestamp of an event-time window cannot become earlier than the current watermark by merging. Current watermark: ${wm} window: ${mergeResult}`,
+        );
+    } else {
+      const now = this.timers.currentProcessingTime();
+      if (mergeResult.maxTimestamp() <= now)
+        throw new Error(
+          `The end timestamp of a processing-time window cannot become earlier than the current processing time by merging. Current processing time: ${now} window: ${mergeResult}`,
+        );
+    }
+    const tctx = this.triggerContext;
+    tctx.window = mergeResult;
+    tctx.mergedWindows = mergedWindows;
+    this.stage = 'trigger';
+    try {
+      this.trigger.onMerge(mergeResult, tctx);
+    } finally {
+      tctx.mergedWindows = [];
+    }
+    for (const m of mergedWindows) {
+      tctx.window = m;
+      this.trigger.clear(m, tctx);
+      this.deleteCleanupTimer(m);
+    }
+    if (mergedStateWindows.length > 0) {
+      const sources: Namespace[] = [];
+      for (const s of mergedStateWindows) sources.push(s.namespace());
+      this.stage = this.spec.kind === 'aggregate' ? 'aggregate function' : 'reduce function';
+      this.backend.mergeNamespaces(this.contentsDescriptor, stateWindowResult.namespace(), sources);
+    }
+  }
+
+  /** Adds to the contents state at its current namespace. */
+  private add(value: IN, timestamp: number): void {
+    if (this.evictor !== undefined) {
+      this.contents.add({ value, timestamp } satisfies TimestampedValue<IN>);
+      return;
+    }
+    this.stage = this.spec.kind === 'reduce' ? 'reduce function' : 'aggregate function';
+    this.contents.add(value);
+  }
+
+  /** True if the window at the current namespace has contents (without computing a result). */
+  private hasContents(): boolean {
+    if (this.spec.kind === 'aggregate' && this.evictor === undefined)
+      return (this.contents as unknown as AccumulatorAccess).getAccumulator() !== undefined;
+    return this.read() !== undefined;
+  }
+
+  /** The contents at the current namespace, or `undefined` if there are none (Flink's null). */
+  private read(): unknown {
+    const c = this.contents.get();
+    if (this.listContents && (c as readonly unknown[]).length === 0) return undefined;
+    return c;
+  }
+
+  onEventTime(timer: Timer<Key, W>): void {
+    this.onTimer(timer, true);
+  }
+
+  onProcessingTime(timer: Timer<Key, W>): void {
+    this.onTimer(timer, false);
+  }
+
+  private onTimer(timer: Timer<Key, W>, eventTime: boolean): void {
+    try {
+      const window =
+        timer.namespace instanceof Window ? timer.namespace : this.assigner.restoreWindow(timer.namespace);
+      const tctx = this.triggerContext;
+      tctx.window = window;
+      let set: MergingWindowSet<W> | undefined;
+      if (this.merging !== undefined) {
+        set = this.mergingWindowSet();
+        const stateWindow = set.getStateWindow(window);
+        // A timer of a window that merged away or was cleaned up: nothing to do.
+        if (stateWindow === undefined) return;
+        this.contents.setNamespace(stateWindow.namespace());
+      } else {
+        this.contents.setNamespace(window.namespace());
+      }
+      this.stage = 'trigger';
+      const result: TriggerResult = eventTime
+        ? this.trigger.onEventTime(timer.timestamp, window, tctx)
+        : this.trigger.onProcessingTime(timer.timestamp, window, tctx);
+      if (isFire(result)) {
+        const c = this.read();
+        if (c !== undefined) this.emitWindowContents(window, c);
+      }
+      if (isPurge(result)) this.contents.clear();
+      if (eventTime === this.isEventTime && this.cleanupTime(window) === timer.timestamp)
+        this.clearAllState(window, set);
+      set?.persist();
+    } catch (e) {
+      throw this.userError(
+        e,
+        { key: timer.key, window: String(timer.namespace), timer: timer.timestamp },
+        this.stage,
+      );
+    }
+  }
+
+  /** Removes everything of a window: contents, trigger state and timers, window-function state. */
+  private clearAllState(window: W, set: MergingWindowSet<W> | undefined): void {
+    this.contents.clear();
+    const tctx = this.triggerContext;
+    tctx.window = window;
+    this.stage = 'trigger';
+    this.trigger.clear(window, tctx);
+    if (this.fn?.clear !== undefined) {
+      this.stage = 'window function clear()';
+      this.processContext.window = window;
+      this.fn.clear(this.processContext as unknown as ProcessWindowContext<W>);
+    }
+    if (set !== undefined) {
+      set.retireWindow(window);
+      set.persist();
+    }
+  }
+
+  /** Evaluates a window on its contents and emits the results with the window's maxTimestamp. */
+  private emitWindowContents(window: W, contents: unknown): void {
+    const ts = window.maxTimestamp();
+    if (this.evictor !== undefined) {
+      this.emitEvicting(window, contents as readonly TimestampedValue<IN>[]);
+      return;
+    }
+    this.stage = 'window function';
+    if (this.fn === undefined) {
+      this.output.collect(contents as OUT, ts);
+      return;
+    }
+    this.emitTimestamp = ts;
+    this.processContext.window = window;
+    const input = this.listContents ? (contents as readonly unknown[]) : [contents];
+    this.fn.process(
+      this.backend.getCurrentKey() as K,
+      this.processContext as unknown as ProcessWindowContext<W>,
+      input,
+      this as Collector<unknown>,
+    );
+  }
+
+  /** Flink's EvictingWindowOperator: evict before, evaluate the rest, evict after, store the rest. */
+  private emitEvicting(window: W, stored: readonly TimestampedValue<IN>[]): void {
+    const evictor = this.evictor!;
+    const elements = stored.slice();
+    this.stage = 'evictor';
+    evictor.evictBefore(elements, elements.length, window, this.evictorContext);
+    const ts = window.maxTimestamp();
+    this.emitTimestamp = ts;
+    this.stage = this.spec.kind === 'list' ? 'window function' : `${this.spec.kind} function`;
+    let result: unknown;
+    let hasResult = true;
+    switch (this.spec.kind) {
+      case 'reduce': {
+        const reduce = this.spec.reduce;
+        let acc: IN | undefined;
+        for (let i = 0; i < elements.length; i++) {
+          const v = elements[i]!.value;
+          acc = i === 0 ? v : reduce(acc as IN, v);
+        }
+        // NOTE: with every element evicted there is nothing to reduce, so nothing is emitted.
+        hasResult = elements.length > 0;
+        result = acc;
+        break;
+      }
+      case 'aggregate': {
+        const agg = this.spec.aggregate;
+        let acc = agg.createAccumulator();
+        for (const e of elements) acc = agg.add(e.value, acc);
+        result = agg.getResult(acc);
+        break;
+      }
+      case 'list': {
+        const values: IN[] = [];
+        for (const e of elements) values.push(e.value);
+        result = values;
+        break;
+      }
+    }
+    if (hasResult) {
+      this.stage = 'window function';
+      if (this.fn === undefined) this.output.collect(result as OUT, ts);
+      else {
+        this.processContext.window = window;
+        this.fn.process(
+          this.backend.getCurrentKey() as K,
+          this.processContext as unknown as ProcessWindowContext<W>,
+          this.spec.kind === 'list' ? (result as IN[]) : [result],
+          this as Collector<unknown>,
+        );
+      }
+    }
+    this.stage = 'evictor';
+    evictor.evictAfter(elements, elements.length, window, this.evictorContext);
+    // Store what is left (Flink rewrites the list; skip it when nothing was evicted).
+    let same = elements.length === stored.length;
+    for (let i = 0; same && i < elements.length; i++) same = elements[i] === stored[i];
+    if (!same) (this.contents as unknown as ListState<TimestampedValue<IN>>).update(elements);
+  }
+
+  private mergingWindowSet(): MergingWindowSet<W> {
+    return new MergingWindowSet(
+      this.merging as unknown as MergingWindowAssigner<unknown, W>,
+      this.mergingState!,
+    );
+  }
+
+  /** `maxTimestamp + allowedLateness` in event time (+Infinity beyond safe integers), else `maxTimestamp`. */
+  private cleanupTime(window: W): number {
+    const max = window.maxTimestamp();
+    if (!this.isEventTime) return max;
+    const t = max + this.allowedLateness;
+    return t > Number.MAX_SAFE_INTEGER ? Number.POSITIVE_INFINITY : t;
+  }
+
+  private isWindowLate(window: W): boolean {
+    return this.isEventTime && this.cleanupTime(window) <= this.timers.currentWatermark();
+  }
+
+  private isElementLate(timestamp: number): boolean {
+    return this.isEventTime && timestamp + this.allowedLateness <= this.timers.currentWatermark();
+  }
+
+  private registerCleanupTimer(window: W): void {
+    const t = this.cleanupTime(window);
+    // NOTE: no cleanup timer for "the end of time" (the global window), as in Flink.
+    if (t === Number.POSITIVE_INFINITY) return;
+    if (this.isEventTime) {
+      // NOTE: the trigger (EventTimeTrigger, allowed lateness 0) has just registered this very
+      // timer; registering it again is a no-op, so skip the timer service's lookup.
+      const tctx = this.triggerContext;
+      if (tctx.registeredTime === t && tctx.registeredWindow === window) return;
+      this.timers.registerEventTimeTimer(window, t);
+    } else this.timers.registerProcessingTimeTimer(window, t);
+  }
+
+  private deleteCleanupTimer(window: W): void {
+    const t = this.cleanupTime(window);
+    if (t === Number.POSITIVE_INFINITY) return;
+    if (this.isEventTime) this.timers.deleteEventTimeTimer(window, t);
+    else this.timers.deleteProcessingTimeTimer(window, t);
+  }
+}
+
+function contentsDescriptor<IN>(spec: WindowContentsSpec<IN>, evicting: boolean): StateDescriptor {
+  if (evicting || spec.kind === 'list') return new ListStateDescriptor(CONTENTS);
+  if (spec.kind === 'reduce') return new ReducingStateDescriptor(CONTENTS, spec.reduce);
+  return new AggregatingStateDescriptor(CONTENTS, spec.aggregate);
+}

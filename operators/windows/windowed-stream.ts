@@ -1,0 +1,420 @@
+/**
+ * The windowed-stream API (Flink's `WindowedStream` and `AllWindowedStream`): `keyBy(...).window(
+ * assigner)` or `windowAll(assigner)`, optionally `trigger`, `evictor`, `allowedLateness` and
+ * `sideOutputLateData`, then a window function (`reduce`, `aggregate`, `process`, `apply`, or a
+ * field aggregation) that makes the window operator.
+ */
+import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
+import type { Key } from '../../state/hash.js';
+import { DataStream, type KeyedStream } from '../data-stream.js';
+import { copyFunction } from '../function-copy.js';
+import type { KeySelector } from '../functions.js';
+import { OutputTag } from '../output-tag.js';
+import type { OperatorTransformation } from '../transformation.js';
+import { MergingWindowAssigner, WindowAssigner } from './assigners.js';
+import { Evictor } from './evictors.js';
+import { Trigger } from './triggers.js';
+import {
+  type AllWindowFunction,
+  AllWindowFunctionAdapter,
+  ProcessAllWindowFunctionAdapter,
+  type ProcessAllWindowFunctionLike,
+  type ProcessWindowFunctionLike,
+  type WindowFunction,
+  WindowFunctionAdapter,
+} from './window-functions.js';
+import { type WindowContentsSpec, WindowOperator } from './window-operator.js';
+import type { Window } from './windows.js';
+
+/** The fields of `T` that hold numbers (for `sum`, `min`, `max`, `minBy`, `maxBy`). */
+export type NumericField<T> = { [P in keyof T]-?: T[P] extends number ? P : never }[keyof T] & string;
+
+/** A window function given after `reduce`/`aggregate`, or to `apply`/`process`. */
+type KeyedWindowFn<IN, OUT, K, W extends Window> =
+  | ProcessWindowFunctionLike<IN, OUT, K, W>
+  | WindowFunction<IN, OUT, K, W>;
+
+/** Makes a fresh window function for one subtask. */
+type FnFactory<K, W extends Window> = () => ProcessWindowFunctionLike<unknown, unknown, K, W>;
+
+function keyedFactory<K, W extends Window>(fn: KeyedWindowFn<unknown, unknown, K, W>): FnFactory<K, W> {
+  if (typeof fn === 'function') return () => new WindowFunctionAdapter(fn);
+  if (typeof fn === 'object' && fn !== null) {
+    if (typeof (fn as { process?: unknown }).process === 'function')
+      return () => copyFunction(fn as ProcessWindowFunctionLike<unknown, unknown, K, W>);
+    if (typeof (fn as { apply?: unknown }).apply === 'function')
+      return () => new WindowFunctionAdapter(copyFunction(fn as WindowFunction<unknown, unknown, K, W>));
+  }
+  throw new TypeError(
+    'a window function must be a function, an object with process(key, context, elements, out) or an object with apply(key, window, elements, out)',
+  );
+}
+
+function allFactory<W extends Window>(
+  fn: ProcessAllWindowFunctionLike<unknown, unknown, W> | AllWindowFunction<unknown, unknown, W>,
+): FnFactory<unknown, W> {
+  if (typeof fn === 'function') return () => new AllWindowFunctionAdapter(fn);
+  if (typeof fn === 'object' && fn !== null) {
+    if (typeof (fn as { process?: unknown }).process === 'function')
+      return () =>
+        new ProcessAllWindowFunctionAdapter(
+          copyFunction(fn as ProcessAllWindowFunctionLike<unknown, unknown, W>),
+        );
+    if (typeof (fn as { apply?: unknown }).apply === 'function')
+      return () => new AllWindowFunctionAdapter(copyFunction(fn as AllWindowFunction<unknown, unknown, W>));
+  }
+  throw new TypeError(
+    'a window function must be a function, an object with process(context, elements, out) or an object with apply(window, elements, out)',
+  );
+}
+
+function checkReduce(fn: unknown): void {
+  if (typeof fn !== 'function') throw new TypeError('reduce() needs a function (a, b) => combined');
+}
+
+function checkAggregate(fn: unknown): void {
+  const f = fn as AggregateFunction<unknown, unknown, unknown> | null;
+  if (
+    typeof f !== 'object' ||
+    f === null ||
+    typeof f.createAccumulator !== 'function' ||
+    typeof f.add !== 'function' ||
+    typeof f.getResult !== 'function'
+  )
+    throw new TypeError(
+      'aggregate() needs an AggregateFunction { createAccumulator, add, getResult, merge? }',
+    );
+}
+
+/** Settings and operator construction shared by keyed and non-keyed windowed streams. */
+class WindowBuilder<T, K extends Key, W extends Window> {
+  trigger: Trigger<T, W>;
+  evictor: Evictor<T, W> | undefined = undefined;
+  allowedLatenessMs = 0;
+  lateDataTag: OutputTag<T> | undefined = undefined;
+
+  constructor(
+    readonly input: KeyedStream<T, K>,
+    readonly assigner: WindowAssigner<T, W>,
+    readonly nonParallel: boolean,
+  ) {
+    if (!(assigner instanceof WindowAssigner))
+      throw new TypeError(
+        `${nonParallel ? 'windowAll' : 'window'}() needs a WindowAssigner (e.g. TumblingEventTimeWindows.of(60_000))`,
+      );
+    this.trigger = assigner.getDefaultTrigger();
+  }
+
+  setTrigger(trigger: Trigger<T, W>): void {
+    if (!(trigger instanceof Trigger)) throw new TypeError('trigger() needs a Trigger');
+    if (this.assigner instanceof MergingWindowAssigner && !trigger.canMerge())
+      throw new TypeError(
+        `A merging window assigner (${this.assigner}) cannot be used with a trigger that does not support merging (${trigger}).`,
+      );
+    this.trigger = trigger;
+  }
+
+  setEvictor(evictor: Evictor<T, W>): void {
+    if (!(evictor instanceof Evictor)) throw new TypeError('evictor() needs an Evictor');
+    this.evictor = evictor;
+  }
+
+  setAllowedLateness(ms: number): void {
+    if (!Number.isSafeInteger(ms) || ms < 0)
+      throw new RangeError(
+        `The allowed lateness cannot be negative: allowedLateness() needs an integer number of ms >= 0, got ${ms}`,
+      );
+    this.allowedLatenessMs = ms;
+  }
+
+  setLateDataTag(tag: OutputTag<T>): void {
+    if (!(tag instanceof OutputTag)) throw new TypeError('sideOutputLateData() needs an OutputTag');
+    this.lateDataTag = tag;
+  }
+
+  /** Adds the window operator to the job. */
+  build<R>(udfName: string, contents: WindowContentsSpec<T>, fn: FnFactory<K, W> | undefined): DataStream<R> {
+    const { input, assigner, trigger, evictor, allowedLatenessMs, lateDataTag } = this;
+    if (
+      contents.kind === 'aggregate' &&
+      evictor === undefined &&
+      assigner instanceof MergingWindowAssigner &&
+      typeof contents.aggregate.merge !== 'function'
+    )
+      throw new TypeError(
+        `aggregate() on merging windows (${assigner}) needs an AggregateFunction with merge(a, b): the accumulators of merged windows are merged`,
+      );
+    const env = input.env;
+    const keySelector = input.getKeySelector();
+    const kind = this.nonParallel ? 'windowAll' : 'window';
+    const prefix = evictor === undefined ? '' : 'Evicting';
+    const parts = [String(assigner), String(trigger)];
+    if (evictor !== undefined) parts.push(String(evictor));
+    parts.push(udfName);
+    const name = `${prefix}${this.nonParallel ? 'AllWindow' : 'Window'}(${parts.join(', ')})`;
+    const factory = () =>
+      new WindowOperator<K, T, W>({
+        assigner,
+        trigger: copyFunction(trigger),
+        evictor: evictor === undefined ? undefined : copyFunction(evictor),
+        allowedLatenessMs,
+        lateDataTag,
+        keySelector,
+        contents: copyContents(contents),
+        fn: fn?.(),
+      }) as unknown as WindowOperator<Key, unknown, Window>;
+    const t = env.addTransformation<OperatorTransformation>({
+      type: 'operator',
+      kind,
+      name,
+      inputs: [input.transformation],
+      factory,
+      keySelectors: [keySelector as KeySelector<unknown, Key>],
+      requiresKeyed: true,
+      isSink: false,
+    });
+    const out = new DataStream<R>(env, t);
+    // NOTE: as Flink's windowAll: one subtask with a constant key (one key group).
+    if (this.nonParallel) out.setParallelism(1).setMaxParallelism(1);
+    return out;
+  }
+}
+
+function copyContents<T>(c: WindowContentsSpec<T>): WindowContentsSpec<T> {
+  return c.kind === 'aggregate' ? { kind: 'aggregate', aggregate: copyFunction(c.aggregate) } : c;
+}
+
+function reduceSpec<T>(fn: ReduceFunction<T>): WindowContentsSpec<T> {
+  checkReduce(fn);
+  return { kind: 'reduce', reduce: fn };
+}
+
+function aggregateSpec<T>(fn: AggregateFunction<T, unknown, unknown>): WindowContentsSpec<T> {
+  checkAggregate(fn);
+  return { kind: 'aggregate', aggregate: fn };
+}
+
+const LIST = { kind: 'list' } as const;
+
+function listSpec<T>(): WindowContentsSpec<T> {
+  return LIST;
+}
+
+type Numeric = Record<string, number>;
+
+function sumBy<T>(field: string): ReduceFunction<T> {
+  return (a, b) => ({ ...a, [field]: (a as Numeric)[field]! + (b as Numeric)[field]! }) as T;
+}
+function minOf<T>(field: string): ReduceFunction<T> {
+  return (a, b) =>
+    (b as Numeric)[field]! < (a as Numeric)[field]! ? ({ ...a, [field]: (b as Numeric)[field] } as T) : a;
+}
+function maxOf<T>(field: string): ReduceFunction<T> {
+  return (a, b) =>
+    (b as Numeric)[field]! > (a as Numeric)[field]! ? ({ ...a, [field]: (b as Numeric)[field] } as T) : a;
+}
+function minElementBy<T>(field: string): ReduceFunction<T> {
+  return (a, b) => ((b as Numeric)[field]! < (a as Numeric)[field]! ? b : a);
+}
+function maxElementBy<T>(field: string): ReduceFunction<T> {
+  return (a, b) => ((b as Numeric)[field]! > (a as Numeric)[field]! ? b : a);
+}
+
+/** A keyed stream cut into windows: choose a window function to get a stream of results. */
+export class WindowedStream<T, K extends Key, W extends Window> {
+  private readonly builder: WindowBuilder<T, K, W>;
+
+  constructor(input: KeyedStream<T, K>, assigner: WindowAssigner<T, W>) {
+    this.builder = new WindowBuilder(input, assigner, false);
+  }
+
+  /** Replaces the assigner's default trigger. */
+  trigger(trigger: Trigger<T, W>): this {
+    this.builder.setTrigger(trigger);
+    return this;
+  }
+
+  /** Removes elements from firing windows (the window then keeps every element). */
+  evictor(evictor: Evictor<T, W>): this {
+    this.builder.setEvictor(evictor);
+    return this;
+  }
+
+  /**
+   * Keeps event-time windows for `ms` after their end: late elements within it are added and
+   * re-fire the window (default 0).
+   */
+  allowedLateness(ms: number): this {
+    this.builder.setAllowedLateness(ms);
+    return this;
+  }
+
+  /** Sends elements too late for all of their windows to the side output `tag` instead of dropping them. */
+  sideOutputLateData(tag: OutputTag<T>): this {
+    this.builder.setLateDataTag(tag);
+    return this;
+  }
+
+  /** Reduces each window incrementally; emits the reduced value (or passes it to `windowFn`). */
+  reduce(fn: ReduceFunction<T>): DataStream<T>;
+  reduce<R>(fn: ReduceFunction<T>, windowFn: KeyedWindowFn<T, R, K, W>): DataStream<R>;
+  reduce<R>(fn: ReduceFunction<T>, windowFn?: KeyedWindowFn<T, R, K, W>): DataStream<T> | DataStream<R> {
+    const f =
+      windowFn === undefined ? undefined : keyedFactory(windowFn as KeyedWindowFn<unknown, unknown, K, W>);
+    return this.builder.build<R>('reduce', reduceSpec(fn), f);
+  }
+
+  /** Aggregates each window incrementally; emits the result (or passes it to `windowFn`). */
+  aggregate<ACC, R>(fn: AggregateFunction<T, ACC, R>): DataStream<R>;
+  aggregate<ACC, V, R>(fn: AggregateFunction<T, ACC, V>, windowFn: KeyedWindowFn<V, R, K, W>): DataStream<R>;
+  aggregate(
+    fn: AggregateFunction<T, unknown, unknown>,
+    windowFn?: KeyedWindowFn<never, never, K, W>,
+  ): DataStream<unknown> {
+    const f =
+      windowFn === undefined ? undefined : keyedFactory(windowFn as KeyedWindowFn<unknown, unknown, K, W>);
+    return this.builder.build('aggregate', aggregateSpec(fn), f);
+  }
+
+  /** Evaluates each window with all its elements, its key and context. */
+  process<R>(fn: ProcessWindowFunctionLike<T, R, K, W>): DataStream<R> {
+    return this.builder.build(
+      'process',
+      listSpec<T>(),
+      keyedFactory(fn as KeyedWindowFn<unknown, unknown, K, W>),
+    );
+  }
+
+  /** Evaluates each window with a (legacy) window function: key, window and elements. */
+  apply<R>(fn: WindowFunction<T, R, K, W>): DataStream<R> {
+    return this.builder.build(
+      'apply',
+      listSpec<T>(),
+      keyedFactory(fn as KeyedWindowFn<unknown, unknown, K, W>),
+    );
+  }
+
+  /** Per window, the first element with `field` replaced by the sum of `field`. */
+  sum(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`sum(${field})`, reduceSpec(sumBy<T>(field)), undefined);
+  }
+
+  /** Per window, the first element with `field` replaced by the minimum of `field`. */
+  min(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`min(${field})`, reduceSpec(minOf<T>(field)), undefined);
+  }
+
+  /** Per window, the first element with `field` replaced by the maximum of `field`. */
+  max(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`max(${field})`, reduceSpec(maxOf<T>(field)), undefined);
+  }
+
+  /** Per window, the (first) element with the smallest `field`. */
+  minBy(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`minBy(${field})`, reduceSpec(minElementBy<T>(field)), undefined);
+  }
+
+  /** Per window, the (first) element with the largest `field`. */
+  maxBy(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`maxBy(${field})`, reduceSpec(maxElementBy<T>(field)), undefined);
+  }
+}
+
+/** A window function of a non-keyed window, given after `reduce`/`aggregate`, or to `apply`/`process`. */
+type AllWindowFn<IN, OUT, W extends Window> =
+  | ProcessAllWindowFunctionLike<IN, OUT, W>
+  | AllWindowFunction<IN, OUT, W>;
+
+/**
+ * A whole (non-keyed) stream cut into windows. As in Flink, it runs as a keyed window operator with
+ * one constant key at parallelism 1.
+ */
+export class AllWindowedStream<T, W extends Window> {
+  private readonly builder: WindowBuilder<T, number, W>;
+
+  constructor(input: DataStream<T>, assigner: WindowAssigner<T, W>) {
+    this.builder = new WindowBuilder(
+      input.keyBy(() => 0),
+      assigner,
+      true,
+    );
+  }
+
+  /** Replaces the assigner's default trigger. */
+  trigger(trigger: Trigger<T, W>): this {
+    this.builder.setTrigger(trigger);
+    return this;
+  }
+
+  /** Removes elements from firing windows (the window then keeps every element). */
+  evictor(evictor: Evictor<T, W>): this {
+    this.builder.setEvictor(evictor);
+    return this;
+  }
+
+  /** Keeps event-time windows for `ms` after their end (default 0). */
+  allowedLateness(ms: number): this {
+    this.builder.setAllowedLateness(ms);
+    return this;
+  }
+
+  /** Sends elements too late for all of their windows to the side output `tag`. */
+  sideOutputLateData(tag: OutputTag<T>): this {
+    this.builder.setLateDataTag(tag);
+    return this;
+  }
+
+  /** Reduces each window incrementally; emits the reduced value (or passes it to `windowFn`). */
+  reduce(fn: ReduceFunction<T>): DataStream<T>;
+  reduce<R>(fn: ReduceFunction<T>, windowFn: AllWindowFn<T, R, W>): DataStream<R>;
+  reduce<R>(fn: ReduceFunction<T>, windowFn?: AllWindowFn<T, R, W>): DataStream<T> | DataStream<R> {
+    const f = windowFn === undefined ? undefined : allFactory(windowFn as AllWindowFn<unknown, unknown, W>);
+    return this.builder.build<R>('reduce', reduceSpec(fn), f);
+  }
+
+  /** Aggregates each window incrementally; emits the result (or passes it to `windowFn`). */
+  aggregate<ACC, R>(fn: AggregateFunction<T, ACC, R>): DataStream<R>;
+  aggregate<ACC, V, R>(fn: AggregateFunction<T, ACC, V>, windowFn: AllWindowFn<V, R, W>): DataStream<R>;
+  aggregate(
+    fn: AggregateFunction<T, unknown, unknown>,
+    windowFn?: AllWindowFn<never, never, W>,
+  ): DataStream<unknown> {
+    const f = windowFn === undefined ? undefined : allFactory(windowFn as AllWindowFn<unknown, unknown, W>);
+    return this.builder.build('aggregate', aggregateSpec(fn), f);
+  }
+
+  /** Evaluates each window with all its elements and context. */
+  process<R>(fn: ProcessAllWindowFunctionLike<T, R, W>): DataStream<R> {
+    return this.builder.build('process', listSpec<T>(), allFactory(fn as AllWindowFn<unknown, unknown, W>));
+  }
+
+  /** Evaluates each window with a (legacy) all-window function: window and elements. */
+  apply<R>(fn: AllWindowFunction<T, R, W>): DataStream<R> {
+    return this.builder.build('apply', listSpec<T>(), allFactory(fn as AllWindowFn<unknown, unknown, W>));
+  }
+
+  /** Per window, the first element with `field` replaced by the sum of `field`. */
+  sum(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`sum(${field})`, reduceSpec(sumBy<T>(field)), undefined);
+  }
+
+  /** Per window, the first element with `field` replaced by the minimum of `field`. */
+  min(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`min(${field})`, reduceSpec(minOf<T>(field)), undefined);
+  }
+
+  /** Per window, the first element with `field` replaced by the maximum of `field`. */
+  max(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`max(${field})`, reduceSpec(maxOf<T>(field)), undefined);
+  }
+
+  /** Per window, the (first) element with the smallest `field`. */
+  minBy(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`minBy(${field})`, reduceSpec(minElementBy<T>(field)), undefined);
+  }
+
+  /** Per window, the (first) element with the largest `field`. */
+  maxBy(field: NumericField<T>): DataStream<T> {
+    return this.builder.build(`maxBy(${field})`, reduceSpec(maxElementBy<T>(field)), undefined);
+  }
+}
