@@ -23,7 +23,6 @@ import {
 } from './connected-streams.js';
 import type { StreamEnvironment } from './environment.js';
 import { copyFunction } from './function-copy.js';
-
 import {
   type FilterFunction,
   type FlatMapFunction,
@@ -34,6 +33,7 @@ import {
   type ProcessFunctionLike,
   type SinkFunction,
 } from './functions.js';
+import { TwoStreams } from './joins/window-join.js';
 import type { AbstractStreamOperator } from './operator.js';
 import type { OutputTag } from './output-tag.js';
 import { CollectSink, JsonLinesSink, PrintSink, SinkOperator, SummarySink } from './sinks/sinks.js';
@@ -248,6 +248,16 @@ export class DataStream<T> extends Configurable {
   }
 
   // ---- two inputs ----
+
+  /** A window join with another stream: `.where(k1).equalTo(k2).window(assigner).apply(fn)`. */
+  join<B>(other: DataStream<B>): TwoStreams<T, B, 'join'> {
+    return new TwoStreams<T, B, 'join'>('join', this, other);
+  }
+
+  /** A window coGroup with another stream: `.where(k1).equalTo(k2).window(assigner).apply(fn)`. */
+  coGroup<B>(other: DataStream<B>): TwoStreams<T, B, 'coGroup'> {
+    return new TwoStreams<T, B, 'coGroup'>('coGroup', this, other);
+  }
 
   /** Connects with a broadcast stream (broadcast state pattern). */
   connect<R>(other: BroadcastStream<R>): BroadcastConnectedStream<T, R>;

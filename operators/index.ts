@@ -62,6 +62,14 @@ export {
   RichFlatMapFunction,
   RichMapFunction,
 } from './functions.js';
+export type { CoGroupFunction, FlatJoinFunction, JoinFunction, TaggedUnion } from './joins/window-join.js';
+export {
+  TwoStreams,
+  TwoStreamsKeyed,
+  TwoStreamsWhere,
+  WindowedCoGroup,
+  WindowedJoin,
+} from './joins/window-join.js';
 export { OutputTag } from './output-tag.js';
 export { AsyncIterableSource } from './sources/async-iterable.js';
 export { CollectionSource } from './sources/collection.js';

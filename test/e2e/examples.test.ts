@@ -32,6 +32,62 @@ async function runExample(file: string, parallelism: number): Promise<string[]> 
 }
 
 const checks: Record<string, (parallelism: number) => Promise<void>> = {
+  'examples/sessionization.ts': async (p) => {
+    const m = (await import(
+      '../../examples/sessionization.js'
+    )) as typeof import('../../examples/sessionization.js');
+    const lines = await runExample('examples/sessionization.ts', p);
+    // Independent computation: stragglers are late; the rest form sessions per user, split
+    // where the next click is more than the gap after the previous one.
+    const clicks = Array.from({ length: m.COUNT }, (_x, i) => m.click(i));
+    let max = Number.NEGATIVE_INFINITY;
+    const onTime: typeof clicks = [];
+    let late = 0;
+    for (const c of clicks) {
+      if (c.time + m.GAP_MS - 1 <= max - m.OUT_OF_ORDER_MS - 1) late++;
+      else onTime.push(c);
+      max = Math.max(max, c.time);
+    }
+    const sessions: string[] = [];
+    const byUser = new Map<string, typeof clicks>();
+    for (const c of onTime) byUser.set(c.user, [...(byUser.get(c.user) ?? []), c]);
+    for (const [user, cs] of byUser) {
+      cs.sort((a, b) => a.time - b.time);
+      let start = cs[0]!.time;
+      let last = start;
+      let n = 0;
+      for (const c of cs) {
+        if (c.time - last > m.GAP_MS) {
+          sessions.push(`${user} ${start} ${last + m.GAP_MS} ${n}`);
+          start = c.time;
+          n = 0;
+        }
+        last = c.time;
+        n++;
+      }
+      sessions.push(`${user} ${start} ${last + m.GAP_MS} ${n}`);
+    }
+    const printed = lines
+      .filter((l) => /^session(:\d)?> /.test(l))
+      .map(
+        (l) =>
+          JSON.parse(l.slice(l.indexOf('> ') + 2)) as {
+            user: string;
+            start: number;
+            end: number;
+            clicks: number;
+          },
+      )
+      .map((s) => `${s.user} ${s.start} ${s.end} ${s.clicks}`);
+    expect(late).toBeGreaterThan(0);
+    expect(printed.sort()).toEqual(sessions.sort());
+    expect(lines.filter((l) => /^late(:\d)?> /.test(l)).length).toBe(late);
+    const perUser = Object.fromEntries(
+      [...byUser.keys()].map((u) => [u, sessions.filter((s) => s.startsWith(`${u} `)).length]),
+    );
+    expect(JSON.parse(lastLine(lines.join('\n')))).toEqual(perUser);
+  },
+
   'examples/fraud-detection.ts': async (p) => {
     const m = (await import(
       '../../examples/fraud-detection.js'
@@ -83,6 +139,7 @@ const checks: Record<string, (parallelism: number) => Promise<void>> = {
 describe('examples', () => {
   process.env.PAGEVIEWS = '20000';
   process.env.TRANSACTIONS = '20000';
+  process.env.CLICKS = '20000';
   afterEach(() => vi.restoreAllMocks());
   const files = exampleFiles(join(ROOT, 'examples'));
 
