@@ -51,8 +51,11 @@ import type {
 } from './transformation.js';
 import type { WatermarkStrategy } from './watermarks.js';
 import type { WindowAssigner } from './windows/assigners.js';
+import { GlobalWindows } from './windows/assigners.js';
+import { CountEvictor, type Evictor } from './windows/evictors.js';
+import { CountTrigger, PurgingTrigger, type Trigger } from './windows/triggers.js';
 import { AllWindowedStream, WindowedStream } from './windows/windowed-stream.js';
-import type { Window } from './windows/windows.js';
+import type { GlobalWindow, Window } from './windows/windows.js';
 
 type AnyOperator = AbstractStreamOperator<unknown>;
 type AnyKeySelector = KeySelector<unknown, Key>;
@@ -294,6 +297,19 @@ export class DataStream<T> extends Configurable {
     return new AllWindowedStream<T, W>(this, assigner);
   }
 
+  /** Count windows over the whole stream (Flink's `countWindowAll`); see `KeyedStream.countWindow`. */
+  countWindowAll(size: number, slide?: number): AllWindowedStream<T, GlobalWindow> {
+    const w = new AllWindowedStream<T, GlobalWindow>(
+      this,
+      GlobalWindows.create() as WindowAssigner<T, GlobalWindow>,
+    );
+    if (slide === undefined)
+      return w.trigger(PurgingTrigger.of(CountTrigger.of(size)) as Trigger<T, GlobalWindow>);
+    return w
+      .evictor(CountEvictor.of(size) as Evictor<T, GlobalWindow>)
+      .trigger(CountTrigger.of(slide) as Trigger<T, GlobalWindow>);
+  }
+
   /** The records this operator sent to the side output `tag`. */
   getSideOutput<S>(tag: OutputTag<S>): DataStream<S> {
     const t = this.transformation;
@@ -445,6 +461,22 @@ export class KeyedStream<T, K extends Key> extends DataStream<T> {
   /** Cuts the stream of each key into windows (Flink's `KeyedStream.window`). */
   window<W extends Window>(assigner: WindowAssigner<T, W>): WindowedStream<T, K, W> {
     return new WindowedStream<T, K, W>(this, assigner);
+  }
+
+  /**
+   * Count windows of each key (Flink's `countWindow`): every `size` elements, or — with `slide` —
+   * the last `size` elements every `slide` elements.
+   */
+  countWindow(size: number, slide?: number): WindowedStream<T, K, GlobalWindow> {
+    const w = new WindowedStream<T, K, GlobalWindow>(
+      this,
+      GlobalWindows.create() as WindowAssigner<T, GlobalWindow>,
+    );
+    if (slide === undefined)
+      return w.trigger(PurgingTrigger.of(CountTrigger.of(size)) as Trigger<T, GlobalWindow>);
+    return w
+      .evictor(CountEvictor.of(size) as Evictor<T, GlobalWindow>)
+      .trigger(CountTrigger.of(slide) as Trigger<T, GlobalWindow>);
   }
 
   /** A keyed process function: keyed state and event/processing-time timers. */
