@@ -10,6 +10,7 @@
 import {
   type AggregateFunction,
   type Collector,
+  type DataStream,
   EventTimeSessionWindows,
   job,
   OutputTag,
@@ -101,9 +102,24 @@ class ToSession extends ProcessWindowFunction<Acc, Session, string, TimeWindow> 
   }
 }
 
+/** The pipeline: sessions per user, and the clicks that came too late for theirs. */
+export function sessionize(clicks: DataStream<Click>): {
+  sessions: DataStream<Session>;
+  late: DataStream<Click>;
+} {
+  const sessions = clicks
+    .keyBy((c) => c.user)
+    .window(EventTimeSessionWindows.withGap(GAP_MS))
+    .sideOutputLateData(lateClicks)
+    .aggregate(countClicks, new ToSession())
+    .name('sessions')
+    .uid('sessions');
+  return { sessions, late: sessions.getSideOutput(lateClicks) };
+}
+
 export default job(
   (env) => {
-    const sessions = env
+    const clicks = env
       .fromGenerator(click, {
         count: COUNT,
         // Per-event watermarks keep the run deterministic (periodic ones depend on the wall clock).
@@ -121,15 +137,10 @@ export default job(
         }).withTimestampAssigner((c) => c.time),
       })
       .name('clicks')
-      .setParallelism(1)
-      .keyBy((c) => c.user)
-      .window(EventTimeSessionWindows.withGap(GAP_MS))
-      .sideOutputLateData(lateClicks)
-      .aggregate(countClicks, new ToSession())
-      .name('sessions')
-      .uid('sessions');
+      .setParallelism(1);
+    const { sessions, late } = sessionize(clicks);
     sessions.print('session');
-    sessions.getSideOutput(lateClicks).print('late');
+    late.print('late');
     // At the end: the number of sessions per user, as one JSON object.
     sessions
       .map((s) => ({ user: s.user, n: 1 }))

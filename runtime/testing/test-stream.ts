@@ -42,6 +42,30 @@ export class TestStream<T> {
     return new TestStream<T>();
   }
 
+  /**
+   * A script that replays recorded events in their recorded order, each with its event time,
+   * and after each one the watermark a bounded-out-of-orderness strategy would emit
+   * (`largest time so far - maxOutOfOrdernessMs - 1`), so replays are exact and deterministic.
+   */
+  static replay<T>(
+    events: Iterable<T>,
+    timestampOf: (event: T) => number,
+    options: { maxOutOfOrdernessMs?: number } = {},
+  ): TestStream<T> {
+    const lag = options.maxOutOfOrdernessMs ?? 0;
+    const s = new TestStream<T>();
+    let max = Number.NEGATIVE_INFINITY;
+    for (const e of events) {
+      const t = timestampOf(e);
+      s.addElement(e, t);
+      if (t > max) {
+        max = t;
+        s.advanceWatermarkTo(max - lag - 1);
+      }
+    }
+    return s;
+  }
+
   /** An element with an event timestamp (or none). */
   addElement(value: T, timestamp?: number): this {
     this.steps.push({ kind: 'element', value, timestamp });

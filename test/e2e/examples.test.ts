@@ -10,7 +10,7 @@ function exampleFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
     const p = join(dir, f);
     if (statSync(p).isDirectory()) return exampleFiles(p);
-    return p.endsWith('.ts') ? [relative(ROOT, p)] : [];
+    return p.endsWith('.ts') && !p.endsWith('.test.ts') ? [relative(ROOT, p)] : [];
   });
 }
 
