@@ -31,7 +31,8 @@ import type {
   TimeDomain,
   TimerService,
 } from './functions.js';
-import { closeFunction, openFunction, TwoInputStreamOperator } from './operator.js';
+import { closeFunction, openFunction, snapshotFunction, TwoInputStreamOperator } from './operator.js';
+
 import type { OutputTag } from './output-tag.js';
 import { createRuntimeContext } from './runtime-context.js';
 
@@ -57,6 +58,9 @@ export abstract class TwoInputUdfOperator<IN1, IN2, OUT, F>
   }
   override close(): void {
     closeFunction(this.fn);
+  }
+  override snapshotState(checkpointId: number): void {
+    snapshotFunction(this.fn, checkpointId, (e) => this.userError(e, undefined, 'snapshotState()'));
   }
   collect(value: OUT): void {
     this.output.collect(value, this.ts);
@@ -352,7 +356,8 @@ export class BroadcastProcessOperator<K extends Key, IN1, IN2, OUT> extends TwoI
     }
   }
 
-  override snapshotState(): void {
+  override snapshotState(checkpointId: number): void {
+    super.snapshotState(checkpointId);
     for (const [name, s] of this.states)
       this.ctx.operatorState.list(BROADCAST_PREFIX + name, 'broadcast').update([...s.map]);
   }

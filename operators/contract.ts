@@ -107,6 +107,9 @@ export interface OperatorContext<OUT = unknown> {
   /** Keyed state of this subtask's key groups; `undefined` for a non-keyed operator. */
   readonly keyedState: HeapKeyedStateBackend | undefined;
   readonly operatorState: OperatorStateStore;
+  /** True if this subtask started from a checkpoint or savepoint. */
+  readonly restored: boolean;
+
   readonly metrics: MetricGroup;
   readonly results: ResultSink;
   readonly stdout: LineWriter;

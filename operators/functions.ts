@@ -43,6 +43,8 @@ export interface RuntimeContext {
   getOperatorListState<T>(descriptor: ListStateDescriptor<T>): ListState<T>;
   /** Operator list state that every subtask receives whole on restore. */
   getUnionListState<T>(descriptor: ListStateDescriptor<T>): ListState<T>;
+  /** True if this subtask started from a checkpoint or savepoint. */
+  isRestored(): boolean;
 }
 
 /** Lifecycle hooks any function object may have. */
@@ -51,6 +53,11 @@ export interface RichFunction {
   open?(context: RuntimeContext): void;
   /** Called once per subtask when it ends (normally or not). */
   close?(): void;
+  /**
+   * Called when a checkpoint is taken, before state is captured: write what the function keeps
+   * in fields into the state it got from the runtime context (Flink's CheckpointedFunction).
+   */
+  snapshotState?(checkpointId: number): void;
 }
 
 /**

@@ -108,6 +108,10 @@ export abstract class UdfOperator<IN, OUT, F> extends OneInputStreamOperator<IN,
     closeFunction(this.fn);
   }
 
+  override snapshotState(checkpointId: number): void {
+    snapshotFunction(this.fn, checkpointId, (e) => this.userError(e, undefined, 'snapshotState()'));
+  }
+
   /** Sets the current key from a record (keyed operators only). */
   protected setKey(value: IN): void {
     if (this.keySelector === undefined) return;
@@ -133,7 +137,20 @@ export function openFunction(fn: unknown, rc: RuntimeContext, wrap: (e: unknown)
   }
 }
 
+/** Calls the function's `snapshotState` hook, if any (Flink's CheckpointedFunction). */
+export function snapshotFunction(fn: unknown, checkpointId: number, wrap: (e: unknown) => Error): void {
+  if (typeof fn !== 'object' || fn === null) return;
+  const f = fn as RichFunction;
+  if (f.snapshotState === undefined) return;
+  try {
+    f.snapshotState(checkpointId);
+  } catch (e) {
+    throw wrap(e);
+  }
+}
+
 /** Calls `close` on a function object. */
+
 export function closeFunction(fn: unknown): void {
   if (typeof fn === 'object' && fn !== null) (fn as RichFunction).close?.();
 }

@@ -34,5 +34,6 @@ export function createRuntimeContext(ctx: OperatorContext<unknown>): RuntimeCont
       keyed(`aggregating state '${d.name}'`).getState(d),
     getOperatorListState: <T>(d: ListStateDescriptor<T>) => ctx.operatorState.getListState(d),
     getUnionListState: <T>(d: ListStateDescriptor<T>) => ctx.operatorState.getUnionListState(d),
+    isRestored: () => ctx.restored,
   };
 }

@@ -1,16 +1,26 @@
 /**
  * The execution environment users build jobs with: the stream API of `operators/` plus execution
- * (`execute`, `executeAsync`) and the job graph (`getJobGraph`, `getExecutionPlan`).
+ * (`execute`, `executeAsync`), checkpointing, restarts, and the job graph (`getJobGraph`,
+ * `getExecutionPlan`).
  */
 import type { CollectedStream } from '../operators/data-stream.js';
 import { type EnvironmentOptions, StreamEnvironment } from '../operators/environment.js';
+import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
+import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
 import { buildJobGraph, type JobGraph, type JobGraphOptions } from './graph/job-graph.js';
 import { formatPlan, type PlanFormat } from './graph/plan.js';
-import { type ExecutionOptions, type JobResult, LocalExecutor } from './local-executor.js';
+import { JobRunner, type RunOptions } from './job-runner.js';
+import type { JobResult } from './local-executor.js';
 import type { JobMetricsSnapshot } from './metrics.js';
+import type { RestartStrategy } from './restart-strategies.js';
 
 /** Options of `execute`. */
-export interface ExecuteOptions extends ExecutionOptions, JobGraphOptions {}
+export interface ExecuteOptions
+  extends Omit<RunOptions, 'checkpointing' | 'restartStrategy'>,
+    JobGraphOptions {}
+
+/** Checkpointing settings of an environment (the storage is set separately). */
+export type CheckpointConfig = Omit<CheckpointingOptions, 'intervalMs' | 'storage'>;
 
 /** A running job. */
 export interface JobClient {
@@ -21,13 +31,50 @@ export interface JobClient {
   cancel(): void;
   /** Current metrics. */
   metrics(): JobMetricsSnapshot;
+  /** Takes a savepoint (checkpointing must be on); resolves with its id. */
+  triggerSavepoint(): Promise<number>;
+  /** Figures of the last completed checkpoint. */
+  lastCheckpoint(): CheckpointStats | undefined;
+  /** Restarts after failures so far. */
+  restarts(): number;
 }
 
 /** Builds and runs a streaming job. */
 export class StreamExecutionEnvironment extends StreamEnvironment {
+  private checkpointInterval: number | undefined;
+  private checkpointConfig: CheckpointConfig = {};
+  private checkpointStorage: CheckpointStorage | undefined;
+  private restartStrategy: RestartStrategy | undefined;
+
   /** A new environment. */
   static create(options: EnvironmentOptions = {}): StreamExecutionEnvironment {
     return new StreamExecutionEnvironment(options);
+  }
+
+  /** Takes a checkpoint every `intervalMs` of processing time (Flink's `enableCheckpointing`). */
+  enableCheckpointing(intervalMs: number, config: CheckpointConfig = {}): this {
+    if (!(intervalMs > 0))
+      throw new RangeError(`the checkpoint interval must be positive, got ${intervalMs}`);
+    this.checkpointInterval = intervalMs;
+    this.checkpointConfig = { ...this.checkpointConfig, ...config };
+    return this;
+  }
+
+  /** Where checkpoints are kept (default when checkpointing: a storage in this process's memory). */
+  setCheckpointStorage(storage: CheckpointStorage): this {
+    this.checkpointStorage = storage;
+    return this;
+  }
+
+  /** What happens when a task fails (default: none without checkpointing, exponential delay with it). */
+  setRestartStrategy(strategy: RestartStrategy): this {
+    this.restartStrategy = strategy;
+    return this;
+  }
+
+  /** The checkpoint storage set on this environment, if any. */
+  getCheckpointStorage(): CheckpointStorage | undefined {
+    return this.checkpointStorage;
   }
 
   /** The validated job graph (operators, edges, chains). */
@@ -43,17 +90,34 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
   /** Starts the job and returns a client for it. */
   executeAsync(options: ExecuteOptions = {}): JobClient {
     const graph = this.getJobGraph(options);
-    const executor = new LocalExecutor(graph, options);
+    const storage = options.storage ?? this.checkpointStorage;
+    let checkpointing: CheckpointingOptions | undefined;
+    if (this.checkpointInterval !== undefined) {
+      if (storage === undefined)
+        throw new TypeError(
+          `job '${graph.jobName}': checkpointing needs a checkpoint storage: call setCheckpointStorage(...) (e.g. new MemoryCheckpointStorage() in tests)`,
+        );
+      checkpointing = { ...this.checkpointConfig, intervalMs: this.checkpointInterval, storage };
+    }
+    const runner = new JobRunner(graph, {
+      ...options,
+      storage,
+      checkpointing,
+      restartStrategy: this.restartStrategy,
+    });
     const handles = this.collectedStreams;
-    const result = executor.run().then((r) => {
+    const result = runner.run().then((r) => {
       fillCollected(handles, r);
       return r;
     });
     return {
       jobName: graph.jobName,
       result,
-      cancel: () => executor.cancel(),
-      metrics: () => executor.metrics(),
+      cancel: () => runner.cancel(),
+      metrics: () => runner.metrics(),
+      triggerSavepoint: () => runner.triggerSavepoint(),
+      lastCheckpoint: () => runner.lastCheckpoint(),
+      restarts: () => runner.restarts,
     };
   }
 

@@ -10,10 +10,17 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../operators/contract.js';
 
 import { JobCancelledError, JobFailedError, TidemarkError } from '../state/errors.js';
+import {
+  CheckpointCoordinator,
+  type CheckpointingOptions,
+  type CheckpointStats,
+} from './checkpoint/coordinator.js';
 import { isManualClock, SystemClock } from './clock.js';
 import type { JobGraph } from './graph/job-graph.js';
 import { aggregateMetrics, type JobMetricsSnapshot } from './metrics.js';
 import { Channel } from './task/channel.js';
+import type { SubtaskSnapshot } from './task/operator-runtime.js';
+
 import { type OperatorRestore, Task, type TaskHost } from './task/task.js';
 import { connectedSubtasks, createWriter } from './task/writers.js';
 
@@ -50,6 +57,17 @@ export interface ExecutionOptions {
   restore?: Map<string, OperatorRestore>[];
   /** 0 on the first run, +1 per restart. */
   attemptNumber?: number;
+  /** Where result sinks report (default: a fresh one; a job runner shares one across restarts). */
+  results?: ResultCollector;
+  /** Checkpointing of this execution (set up by the job runner). */
+  checkpointing?: {
+    options: CheckpointingOptions;
+    jobId: string;
+    epoch: number;
+    /** Ids of new checkpoints start after this one. */
+    lastCheckpointId: number;
+    onComplete?: (stats: CheckpointStats) => void;
+  };
 }
 
 /** What a finished job produced. */
@@ -62,13 +80,25 @@ export interface JobResult {
   readonly results: ReadonlyMap<string, unknown[]>;
 }
 
-/** Collects values of result sinks. */
-class Results implements ResultSink {
+/**
+ * Collects values of result sinks; committed (exactly-once) sinks commit whole transactions,
+ * deduplicated by transaction id, so a transaction committed again after a restore counts once.
+ */
+export class ResultCollector implements ResultSink {
   readonly values = new Map<string, unknown[]>();
+  private readonly committed = new Set<string>();
   add(sinkId: string, _subtaskIndex: number, value: unknown): void {
     let list = this.values.get(sinkId);
     if (list === undefined) this.values.set(sinkId, (list = []));
     list.push(value);
+  }
+  commit(sinkId: string, transactionId: string, values: readonly unknown[]): void {
+    const id = `${sinkId}/${transactionId}`;
+    let list = this.values.get(sinkId);
+    if (list === undefined) this.values.set(sinkId, (list = []));
+    if (this.committed.has(id)) return;
+    this.committed.add(id);
+    list.push(...values);
   }
 }
 
@@ -91,8 +121,11 @@ export class LocalExecutor implements TaskHost {
   readonly jobName: string;
   readonly clock: Clock;
   readonly stdout: LineWriter;
-  readonly results = new Results();
+  readonly results: ResultCollector;
   readonly attemptNumber: number;
+  readonly checkpointMode: 'exactly-once' | 'at-least-once';
+  /** The checkpoint coordinator, when checkpointing is on. */
+  readonly coordinator: CheckpointCoordinator | undefined;
   readonly tasks: Task[] = [];
   readonly chooseChannel?: (task: Task, candidates: number) => number;
   private readonly policy: SchedulingPolicy | undefined;
@@ -118,7 +151,34 @@ export class LocalExecutor implements TaskHost {
     this.budget = options.budget ?? 512;
     this.sliceMs = options.timeSliceMs ?? 10;
     this.attemptNumber = options.attemptNumber ?? 0;
+    this.results = options.results ?? new ResultCollector();
     this.createTasks(options.restore);
+    const cp = options.checkpointing;
+    this.checkpointMode = cp?.options.mode ?? 'exactly-once';
+    this.coordinator =
+      cp === undefined
+        ? undefined
+        : new CheckpointCoordinator(
+            cp.options,
+            {
+              jobId: cp.jobId,
+              tasks: this.tasks,
+              graph: this.graph,
+              now: () => this.clock.now(),
+              fail: (e) => {
+                this.fail(e, undefined);
+                this.wake();
+              },
+              wake: () => this.wake(),
+              ...(cp.onComplete === undefined ? {} : { onComplete: cp.onComplete }),
+            },
+            cp.epoch,
+            cp.lastCheckpointId,
+          );
+  }
+
+  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void {
+    this.coordinator?.acknowledge(task, checkpointId, snapshots);
   }
 
   private createTasks(restore: Map<string, OperatorRestore>[] | undefined): void {
@@ -237,16 +297,24 @@ export class LocalExecutor implements TaskHost {
         }
       }
       if (this.failure === undefined) await this.loop();
+      this.coordinator?.stop();
+      // NOTE: the end of a bounded job is its final checkpoint: sinks publish what they pre-committed
+      // at the end of input only now that every task has finished (as Flink's final checkpoint).
+      if (this.failure === undefined && !this.cancelled) {
+        try {
+          await Promise.all(this.tasks.map((t) => t.finalCommit()));
+        } catch (e) {
+          this.fail(e, undefined);
+        }
+      }
     } finally {
+      this.coordinator?.stop();
       this.unsubscribeClock?.();
       if (this.stdout instanceof BufferedStdout) this.stdout.flush();
+      for (const t of this.tasks) t.closeOperators();
     }
-    if (this.failure !== undefined) {
-      for (const t of this.tasks) if (t.status !== 'finished') t.closeOperators();
-      throw this.jobError(this.failure.error, this.failure.task);
-    }
+    if (this.failure !== undefined) throw this.jobError(this.failure.error, this.failure.task);
     const status = this.cancelled ? 'CANCELLED' : 'FINISHED';
-    if (this.cancelled) for (const t of this.tasks) if (t.status !== 'finished') t.closeOperators();
     return {
       jobName: this.jobName,
       status,
@@ -271,11 +339,13 @@ export class LocalExecutor implements TaskHost {
   private async loop(): Promise<void> {
     const tasks = this.tasks;
     const policy = this.policy;
+    const coordinator = this.coordinator;
     for (;;) {
       const sliceEnd = performance.now() + this.sliceMs;
       let progressed = false;
       do {
         progressed = false;
+        coordinator?.tick(this.clock.now());
         const now = this.clock.now();
         if (policy === undefined) {
           for (let i = 0; i < tasks.length; i++) {
@@ -302,8 +372,12 @@ export class LocalExecutor implements TaskHost {
               this.fail(e, t);
               return;
             }
+            // NOTE: with a policy the loop does not yield by time; while a checkpoint is being
+            // written it yields after every step, so that storage I/O completes between steps.
+            if (coordinator?.busy === true) await yieldToEventLoop();
           }
         }
+
         if (this.failure !== undefined || this.cancelled) return;
       } while (progressed && performance.now() < sliceEnd);
       if (this.stdout instanceof BufferedStdout) this.stdout.flush();
@@ -323,8 +397,9 @@ export class LocalExecutor implements TaskHost {
 
   /** Sleeps until something can run: a wake-up, a settled promise, or a processing-time deadline. */
   private waitForWork(): Promise<void> {
-    let next = Number.POSITIVE_INFINITY;
+    let next = this.coordinator?.nextWakeTime() ?? Number.POSITIVE_INFINITY;
     for (const t of this.tasks) if (t.status === 'running' && t.wakeTime < next) next = t.wakeTime;
+
     const manual = isManualClock(this.clock);
     if (this.policy?.onIdle?.({ nextWakeTime: next, clock: this.clock })) return Promise.resolve();
     const waitingSources = this.tasks.some((t) => t.isSource && t.status === 'running' && !t.sourceAvailable);

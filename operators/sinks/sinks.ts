@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import type { Key } from '../../state/hash.js';
 import { NO_TIMESTAMP } from '../contract.js';
 import type { SinkContext, SinkFunction } from '../functions.js';
-import { closeFunction, OneInputStreamOperator, openFunction } from '../operator.js';
+import { closeFunction, OneInputStreamOperator, openFunction, snapshotFunction } from '../operator.js';
+
 import { createRuntimeContext } from '../runtime-context.js';
 import { formatRecord, toJson } from './format.js';
 
@@ -60,6 +61,9 @@ export class SinkOperator<T> extends BaseSink<T> {
   }
   override close(): void {
     closeFunction(this.fn);
+  }
+  override snapshotState(checkpointId: number): void {
+    snapshotFunction(this.fn, checkpointId, (e) => this.userError(e, undefined, 'snapshotState()'));
   }
 }
 

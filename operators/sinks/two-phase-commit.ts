@@ -54,13 +54,23 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
   protected abstract abort(txn: TXN): void | Promise<void>;
 
   override initializeState(): void {
-    this.pendingState = this.ctx.operatorState.getListState(PENDING);
+    // NOTE: union state: after a restore (at any parallelism) every subtask gets every pending
+    // transaction and commits it; commits are idempotent, so the repeats are harmless, and
+    // cleanup knows every transaction that is still to be committed.
+    this.pendingState = this.ctx.operatorState.getUnionListState(PENDING);
     // NOTE: restored pending transactions were pre-committed by a checkpoint that completed
     // (we restore from it), so they are committed now (Flink's recoverAndCommit).
     const restored = [...this.pendingState.get()] as PendingTransaction<TXN>[];
     this.pendingState.clear();
+    if (this.ctx.restored || this.ctx.info.attemptNumber > 0) this.recover(restored.map((p) => p.txn));
     if (restored.length > 0) this.ready = this.commitAll(restored);
   }
+
+  /**
+   * After a restart: `committing` are the transactions about to be committed again; anything
+   * else left over by earlier attempts will never be committed and may be cleaned up.
+   */
+  protected recover(_committing: readonly TXN[]): void {}
 
   override open(): void {
     this.current = this.begin();

@@ -1,13 +1,20 @@
 /** The `tidemark` command line. `main` returns the exit code. */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { describeErrorChain } from '../../state/errors.js';
 import type { PlanFormat } from '../graph/plan.js';
 import { buildJob } from '../job.js';
-import type { JobMetricsSnapshot } from '../metrics.js';
 import { simulateJob } from '../testing/simulation.js';
+import {
+  deleteCheckpoint,
+  listCheckpoints,
+  savepointCommand,
+  showCheckpoint,
+} from './checkpoint-commands.js';
 import { loadJob, UsageError } from './load-job.js';
+import { duration, nonNegativeInt, positiveInt, restartStrategy, restoreTarget } from './options.js';
+import { DEFAULT_STORAGE, type RunFlags, runCommand } from './run-command.js';
 
 /** The package version (from source, ../../package.json; from dist/, ../../../package.json). */
 function version(): string {
@@ -20,20 +27,9 @@ function version(): string {
   return 'unknown';
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
-    throw new InvalidArgumentError('must be a positive integer.');
-  return n;
-}
-
 interface GraphFlags {
   parallelism?: number;
   maxParallelism?: number;
-}
-
-interface RunFlags extends GraphFlags {
-  progress?: boolean;
 }
 
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
@@ -63,8 +59,66 @@ export async function main(argv: string[]): Promise<number> {
       .argument('<job>', 'path to the job module (.ts or .js)'),
   )
     .option('--progress', 'print a live progress line to standard error')
+    .option('--checkpoint-interval <duration>', 'take a checkpoint every interval (e.g. 1s, 500ms)', duration)
+    .option(
+      '--checkpoint-storage <url>',
+      `where checkpoints go: a directory, file:///dir, redis://..., rediss://... (TLS), memory://name (default ${DEFAULT_STORAGE})`,
+    )
+    .addOption(
+      new Option('--checkpoint-mode <mode>', 'barrier alignment').choices(['exactly-once', 'at-least-once']),
+    )
+    .option('--checkpoint-timeout <duration>', 'abandon a checkpoint not complete after this long', duration)
+    .option('--retain <n>', 'completed checkpoints to keep', positiveInt)
+    .option('--restore <checkpoint>', "start from 'latest' or a checkpoint/savepoint id", restoreTarget)
+    .option('--allow-non-restored-state', 'drop state of operators that are no longer in the job')
+    .option(
+      '--restart-strategy <strategy>',
+      'none, fixed-delay[:attempts[:delay]], exponential-delay, failure-rate[:max[:interval[:delay]]]',
+      restartStrategy,
+    )
+    .option('--job-id <id>', 'the id checkpoints are stored under (default: the job name)')
     .action(async (file: string, flags: RunFlags) => {
-      code = await runJob(file, flags);
+      code = await runCommand(file, flags);
+    });
+
+  const checkpoints = program
+    .command('checkpoints')
+    .description('inspect and delete stored checkpoints and savepoints');
+  checkpoints
+    .command('list')
+    .description('list stored checkpoints (id, time, size, chunks)')
+    .option('--storage <url>', `checkpoint storage (default ${DEFAULT_STORAGE})`)
+    .option('--job <id>', 'only this job')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: { storage?: string; job?: string; json?: boolean }) => {
+      code = await listCheckpoints(flags);
+    });
+  checkpoints
+    .command('show')
+    .description('show one checkpoint: operators, parallelism, key groups')
+    .argument('<id>', 'checkpoint id', positiveInt)
+    .requiredOption('--job <id>', 'the job')
+    .option('--storage <url>', `checkpoint storage (default ${DEFAULT_STORAGE})`)
+    .option('--json', 'machine-readable output')
+    .action(async (id: number, flags: { storage?: string; job: string; json?: boolean }) => {
+      code = await showCheckpoint(id, flags);
+    });
+  checkpoints
+    .command('delete')
+    .description('delete a checkpoint or savepoint')
+    .argument('<id>', 'checkpoint id', positiveInt)
+    .requiredOption('--job <id>', 'the job')
+    .option('--storage <url>', `checkpoint storage (default ${DEFAULT_STORAGE})`)
+    .action(async (id: number, flags: { storage?: string; job: string }) => {
+      code = await deleteCheckpoint(id, flags);
+    });
+
+  program
+    .command('savepoint')
+    .description('take a savepoint of a job running here (started by tidemark run with checkpoints)')
+    .argument('<job-id>', 'the job id')
+    .action(async (jobId: string) => {
+      code = await savepointCommand(jobId);
     });
 
   graphOptions(
@@ -127,13 +181,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
     return 1;
   }
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
-    throw new InvalidArgumentError('must be a non-negative integer.');
-  return n;
 }
 
 /** Runs seeds `seed .. seed + seeds - 1`; prints one line per seed; exit 1 at the first failure. */
@@ -213,63 +260,4 @@ function graphFlags(flags: GraphFlags): GraphFlags {
   if (flags.parallelism !== undefined) out.parallelism = flags.parallelism;
   if (flags.maxParallelism !== undefined) out.maxParallelism = flags.maxParallelism;
   return out;
-}
-
-async function runJob(file: string, flags: RunFlags): Promise<number> {
-  const loaded = await loadJob(file);
-  const env = await buildJob(loaded.definition, { jobName: loaded.name, ...graphFlags(flags) });
-  const client = env.executeAsync();
-  const onSignal = () => client.cancel();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const progress =
-    flags.progress === true ? startProgress(client.jobName, () => client.metrics()) : undefined;
-  try {
-    const result = await client.result;
-    progress?.stop(result.metrics);
-    return result.status === 'FINISHED' ? 0 : 130;
-  } catch (e) {
-    progress?.stop(undefined);
-    process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
-    return 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
-
-/** Prints a progress line every second (rewritten in place on a terminal). */
-function startProgress(
-  jobName: string,
-  read: () => JobMetricsSnapshot,
-): { stop(final: JobMetricsSnapshot | undefined): void } {
-  const tty = process.stderr.isTTY === true;
-  const start = Date.now();
-  let last = { t: start, events: 0 };
-  const fmt = new Intl.NumberFormat('en-US');
-  const line = (m: JobMetricsSnapshot, final: boolean) => {
-    const now = Date.now();
-    const dt = (now - last.t) / 1000;
-    const rate = final
-      ? (m.sourceRecords * 1000) / Math.max(1, now - start)
-      : dt > 0
-        ? (m.sourceRecords - last.events) / dt
-        : 0;
-    last = { t: now, events: m.sourceRecords };
-    return `[${jobName}] ${((now - start) / 1000).toFixed(1)} s | events ${fmt.format(m.sourceRecords)} (${fmt.format(Math.round(rate))}/s${final ? ' average' : ''}) | records out ${fmt.format(m.sinkRecords)}`;
-  };
-  const timer = setInterval(() => {
-    const text = line(read(), false);
-    process.stderr.write(tty ? `\r\x1b[2K${text}` : `${text}\n`);
-  }, 1000);
-  timer.unref();
-  return {
-    stop(final) {
-      clearInterval(timer);
-      if (final !== undefined) {
-        const text = line(final, true);
-        process.stderr.write(tty ? `\r\x1b[2K${text}\n` : `${text}\n`);
-      } else if (tty) process.stderr.write('\n');
-    },
-  };
 }

@@ -29,6 +29,7 @@ import {
   OperatorStateStore,
   redistributeOperatorState,
 } from '../../state/operator-state.js';
+import { encode } from '../../state/snapshot-format.js';
 import type { OperatorMetrics } from '../metrics.js';
 import { TimerServiceImpl, type TimerSnapshot } from './timers.js';
 
@@ -50,6 +51,23 @@ export interface OperatorSubtaskState {
   /** Keyed operators: per key group (only groups that hold something). */
   keyGroups?: Map<number, KeyGroupState>;
   operatorState: OperatorStateSnapshot;
+}
+
+/** The synchronous part of one operator subtask's checkpoint (see `snapshotIncremental`). */
+export interface SubtaskSnapshot {
+  operatorId: string;
+  subtaskIndex: number;
+  parallelism: number;
+  maxParallelism: number;
+  keyed: boolean;
+  watermark: number;
+  /** Encoded {@link OperatorStateSnapshot}. */
+  operatorState: Uint8Array;
+  /** Key groups changed since the previous snapshot: encoded {@link KeyGroupState}. */
+  changed: Map<number, Uint8Array>;
+  /** The key groups this subtask owns, `[start, end]` (empty when end < start). */
+  keyGroupStart: number;
+  keyGroupEnd: number;
 }
 
 /** What an operator subtask starts from. */
@@ -137,7 +155,9 @@ export class OperatorRuntime {
       clock: host.clock,
       keyedState: keyed,
       operatorState: this.operatorState,
+      restored: restore !== undefined,
       metrics,
+
       results: host.results,
       stdout: host.stdout,
       currentWatermark: () => self.watermark,
@@ -216,6 +236,59 @@ export class OperatorRuntime {
   /** Drops pending processing-time callbacks (the operator finished). */
   clearCallbacks(): void {
     this.callbacks = [];
+  }
+
+  /**
+   * The synchronous part of a checkpoint: the operator's own hook, then its operator state and
+   * the key groups changed since the last snapshot (state and timers), encoded — encoding is the
+   * copy, so later changes cannot leak into the checkpoint. Costs O(changed key groups).
+   */
+  snapshotIncremental(checkpointId: number): SubtaskSnapshot {
+    this.op.snapshotState(checkpointId);
+    const changed = new Map<number, Uint8Array>();
+    const keyed = this.keyed;
+    if (keyed !== undefined) {
+      const start = keyed.keyGroupRange.start;
+      const dirty = keyed.dirty;
+      const timersByGroup = new Map<number, KeyGroupTimers>();
+      let anyDirty = false;
+      for (let i = 0; i < dirty.length; i++) if (dirty[i] === 1) anyDirty = true;
+      if (anyDirty) {
+        for (const [name, svc] of this.timerServices)
+          for (const [g, t] of svc.snapshotByKeyGroup()) {
+            if (dirty[g - start] !== 1) continue;
+            let entry = timersByGroup.get(g);
+            if (entry === undefined) timersByGroup.set(g, (entry = {}));
+            entry[name] = t;
+          }
+      }
+      for (let i = 0; i < dirty.length; i++) {
+        if (dirty[i] !== 1) continue;
+        const g = start + i;
+        const kg: KeyGroupState = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
+        changed.set(g, encode(kg));
+        dirty[i] = 0;
+      }
+    }
+    return {
+      operatorId: this.spec.operatorId,
+      subtaskIndex: this.subtaskIndex,
+      parallelism: this.spec.parallelism,
+      maxParallelism: this.spec.maxParallelism,
+      keyed: keyed !== undefined,
+      watermark: this.watermark,
+      operatorState: encode(this.operatorState.snapshot()),
+      changed,
+      keyGroupStart: keyed?.keyGroupRange.start ?? 0,
+      keyGroupEnd: keyed?.keyGroupRange.end ?? -1,
+    };
+  }
+
+  /** Marks key groups changed again (their part of a failed checkpoint must be written next time). */
+  redirty(keyGroups: Iterable<number>): void {
+    const keyed = this.keyed;
+    if (keyed === undefined) return;
+    for (const g of keyGroups) keyed.dirty[g - keyed.keyGroupRange.start] = 1;
   }
 
   /** Takes a full snapshot: the operator's own hook, then keyed state, timers and operator state. */

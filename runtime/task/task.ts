@@ -10,7 +10,13 @@ import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../oper
 import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
 import { OperatorMetrics } from '../metrics.js';
 import { BARRIER, type Channel, type ChannelEndpoint, END, IDLE, RECORD, WATERMARK } from './channel.js';
-import { type OperatorHost, type OperatorRestore, OperatorRuntime } from './operator-runtime.js';
+import {
+  type OperatorHost,
+  type OperatorRestore,
+  OperatorRuntime,
+  type SubtaskSnapshot,
+} from './operator-runtime.js';
+
 import { WatermarkValve } from './watermark-valve.js';
 import type { RecordWriter } from './writers.js';
 
@@ -35,9 +41,17 @@ export interface TaskHost {
   wakeWhenIdle(task: Task): void;
   /** The shared watermark alignment group `group` (one member per calling subtask). */
   alignmentGroup(group: string, task: Task): AlignmentGroup;
+  /** Exactly-once aligns barriers (blocks channels); at-least-once only counts them. */
+  readonly checkpointMode: 'exactly-once' | 'at-least-once';
+  /** The task took the synchronous part of checkpoint `checkpointId`. */
+  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void;
 }
 
+/** The id with which operators are told that the job finished (its final checkpoint). */
+export const FINAL_CHECKPOINT_ID = Number.MAX_SAFE_INTEGER;
+
 /** The life of a task. */
+
 export type TaskStatus = 'created' | 'running' | 'finishing' | 'finished' | 'failed' | 'cancelled';
 
 /** A target of an operator's output: a chained operator or a network writer. */
@@ -261,10 +275,76 @@ export class Task implements ChannelEndpoint {
   /** True if `step` would make progress now. */
   canRun(now: number): boolean {
     if (this.status !== 'running' || this.blocked) return false;
-    if (this.wakeTime <= now) return true;
+    if (this.wakeTime <= now || this.pendingTrigger !== undefined) return true;
     if (this.isSource) return this.sourceAvailable && this.fullOutputs === 0;
     if (this.inputs.length === 0) return true; // nothing will ever arrive: it finishes at once
-    return this.queued > 0 && this.fullOutputs === 0;
+    if (this.queued === 0 || this.fullOutputs > 0) return false;
+    return this.blockedChannels === 0 || this.inputs.some((c) => c.size > 0 && !c.blocked);
+  }
+
+  // ---- checkpoints ----
+
+  /** Sources: a checkpoint to take before the next record. */
+  pendingTrigger: number | undefined;
+  /** The checkpoint whose barriers are being aligned, and the channels they came on. */
+  private aligning: { id: number; received: Set<Channel> } | undefined;
+  private blockedChannels = 0;
+
+  /** Asks a source task to take checkpoint `checkpointId` (it injects the barrier). */
+  triggerCheckpoint(checkpointId: number): void {
+    if (this.status === 'running') this.pendingTrigger = checkpointId;
+  }
+
+  private onBarrier(ch: Channel, id: number): void {
+    const a = this.aligning;
+    if (a !== undefined && id < a.id) return; // a barrier of an abandoned checkpoint
+    if (a !== undefined && id > a.id) this.endAlignment(); // the older one was abandoned
+    const aligning = (this.aligning ??= { id, received: new Set() });
+    aligning.received.add(ch);
+    if (this.host.checkpointMode === 'exactly-once' && !ch.blocked) {
+      ch.blocked = true;
+      this.blockedChannels++;
+    }
+    this.checkAligned();
+  }
+
+  /** Takes the checkpoint once its barrier came on every channel that has not ended. */
+  private checkAligned(): void {
+    const a = this.aligning;
+    if (a === undefined) return;
+    for (const c of this.inputs) if (!c.ended && !a.received.has(c)) return;
+    this.endAlignment();
+    this.performCheckpoint(a.id);
+  }
+
+  private endAlignment(): void {
+    this.aligning = undefined;
+    if (this.blockedChannels === 0) return;
+    for (const c of this.inputs) c.blocked = false;
+    this.blockedChannels = 0;
+  }
+
+  /** The synchronous part: snapshot every operator of the chain, forward the barrier, acknowledge. */
+  private performCheckpoint(id: number): void {
+    const snapshots = this.members.map((m) => m.snapshotIncremental(id));
+    for (const w of this.writers.values()) w.broadcastEvent(BARRIER, id, 0);
+    this.host.acknowledgeCheckpoint(this, id, snapshots);
+  }
+
+  /** Checkpoint `id` was abandoned: stop aligning it. */
+  abortCheckpoint(id: number): void {
+    if (this.aligning !== undefined && this.aligning.id <= id) this.endAlignment();
+    if (this.pendingTrigger !== undefined && this.pendingTrigger <= id) this.pendingTrigger = undefined;
+    for (const m of this.members) m.op.notifyCheckpointAborted(id);
+  }
+
+  /** Checkpoint `id` is complete: operators may publish (two-phase-commit sinks commit). */
+  notifyCheckpointComplete(id: number): void {
+    for (const m of this.members) {
+      const r = m.op.notifyCheckpointComplete(id);
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function')
+        this.blockOn(r as Promise<void>);
+    }
   }
 
   /** Does up to `budget` units of work. */
@@ -272,6 +352,12 @@ export class Task implements ChannelEndpoint {
     if (this.wakeTime <= now) this.fireProcessingTime(now);
     if (this.status === 'running' && !this.isSource && this.inputs.length === 0) this.beginFinish();
     if (this.status !== 'running' || this.blocked) return;
+    if (this.pendingTrigger !== undefined) {
+      const id = this.pendingTrigger;
+      this.pendingTrigger = undefined;
+      this.performCheckpoint(id);
+    }
+
     if (this.isSource) this.stepSource(budget);
     else this.stepInputs(budget);
   }
@@ -344,7 +430,7 @@ export class Task implements ChannelEndpoint {
       } else if (kind === END) {
         this.endChannel(ch);
       } else if (kind === BARRIER) {
-        // Checkpoint barriers are handled by the checkpointing runtime.
+        this.onBarrier(ch, ch.lastValue as number);
       }
     }
   }
@@ -358,6 +444,7 @@ export class Task implements ChannelEndpoint {
   private endChannel(ch: Channel): void {
     ch.ended = true;
     this.endedChannels++;
+    if (this.aligning !== undefined && this.endedChannels < this.inputs.length) this.checkAligned();
     const k = ch.inputIndex;
     if (++this.endedPerInput[k]! === this.channelsPerInput[k]) this.head!.op.endInput(k);
     if (this.endedChannels === this.inputs.length) this.beginFinish();
@@ -388,15 +475,24 @@ export class Task implements ChannelEndpoint {
       }
     }
     for (const w of this.writers.values()) w.broadcastEvent(END, undefined, 0);
-    this.closeOperators();
+    // NOTE: operators are closed by the executor when the job ends (after the final commit).
     for (const m of this.members) m.clearCallbacks();
     this.wakeTime = Number.POSITIVE_INFINITY;
     this.status = 'finished';
   }
 
-  /** Closes every operator, collecting (not throwing) errors. */
+  /** The job finished: operators publish what they pre-committed at the end of input. */
+  async finalCommit(): Promise<void> {
+    for (const m of this.members) await m.op.notifyCheckpointComplete(FINAL_CHECKPOINT_ID);
+  }
+
+  private closed = false;
+
+  /** Closes every operator (once), collecting (not throwing) errors. */
   closeOperators(): unknown[] {
     const errors: unknown[] = [];
+    if (this.closed) return errors;
+    this.closed = true;
     for (const m of this.members) {
       try {
         m.op.close();

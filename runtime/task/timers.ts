@@ -151,13 +151,21 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   currentWatermark(): number {
     return this.host.currentWatermark();
   }
+  /** Marks a key group changed (for incremental checkpoints). */
+  private touch(keyGroup: number): void {
+    this.backend.dirty[keyGroup - this.backend.keyGroupRange.start] = 1;
+  }
   registerEventTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
-    this.eventTimers.add(b.getCurrentKey(), b.currentKeyGroup, namespace, this.nsKey(namespace), timestamp);
+    if (
+      this.eventTimers.add(b.getCurrentKey(), b.currentKeyGroup, namespace, this.nsKey(namespace), timestamp)
+    )
+      this.touch(b.currentKeyGroup);
   }
   deleteEventTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
     this.eventTimers.remove(b.getCurrentKey(), b.currentKeyGroup, this.nsKey(namespace), timestamp);
+    this.touch(b.currentKeyGroup);
   }
   registerProcessingTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
@@ -169,12 +177,15 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
         this.nsKey(namespace),
         timestamp,
       )
-    )
+    ) {
+      this.touch(b.currentKeyGroup);
       this.host.scheduleProcessingTime(timestamp);
+    }
   }
   deleteProcessingTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
     this.processingTimers.remove(b.getCurrentKey(), b.currentKeyGroup, this.nsKey(namespace), timestamp);
+    this.touch(b.currentKeyGroup);
   }
   numEventTimeTimers(): number {
     return this.eventTimers.size;
@@ -188,6 +199,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     for (;;) {
       const t = this.eventTimers.pollUpTo(watermark);
       if (t === undefined) return;
+      this.touch(t.keyGroup);
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup);
       this.target.onEventTime(t);
     }
@@ -198,6 +210,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     for (;;) {
       const t = this.processingTimers.pollUpTo(now);
       if (t === undefined) return;
+      this.touch(t.keyGroup);
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup);
       this.target.onProcessingTime(t);
     }

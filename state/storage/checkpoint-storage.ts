@@ -82,7 +82,10 @@ export class StorageError extends TidemarkError {
     super(
       'STORAGE_ERROR',
       message,
-      { ...(options?.checkpointId === undefined ? {} : { checkpointId: options.checkpointId }), ...(options?.jobName === undefined ? {} : { jobName: options.jobName }) },
+      {
+        ...(options?.checkpointId === undefined ? {} : { checkpointId: options.checkpointId }),
+        ...(options?.jobName === undefined ? {} : { jobName: options.jobName }),
+      },
       { cause: options?.cause },
     );
     this.name = 'StorageError';
@@ -92,7 +95,10 @@ export class StorageError extends TidemarkError {
 /** A commit carried an epoch older than the job's current one. */
 export class FencedError extends StorageError {
   constructor(jobId: string, epoch: number, current: number) {
-    super(`job '${jobId}': commit refused: epoch ${epoch} is older than the current epoch ${current} (another job manager took over)`, { jobName: jobId });
+    super(
+      `job '${jobId}': commit refused: epoch ${epoch} is older than the current epoch ${current} (another job manager took over)`,
+      { jobName: jobId },
+    );
     this.name = 'FencedError';
   }
 }
@@ -100,10 +106,13 @@ export class FencedError extends StorageError {
 /** A commit was not newer than the latest committed checkpoint. */
 export class StaleCheckpointError extends StorageError {
   constructor(jobId: string, checkpointId: number, latest: number) {
-    super(`job '${jobId}': checkpoint ${checkpointId} is not newer than the latest committed checkpoint ${latest}`, {
-      jobName: jobId,
-      checkpointId,
-    });
+    super(
+      `job '${jobId}': checkpoint ${checkpointId} is not newer than the latest committed checkpoint ${latest}`,
+      {
+        jobName: jobId,
+        checkpointId,
+      },
+    );
     this.name = 'StaleCheckpointError';
   }
 }
@@ -119,7 +128,26 @@ export class CorruptChunkError extends StorageError {
 /** A checkpoint (or chunk) that should be there is not. */
 export class CheckpointNotFoundError extends StorageError {
   constructor(jobId: string, what: string, checkpointId?: number) {
-    super(`job '${jobId}': ${what} not found`, { jobName: jobId, ...(checkpointId === undefined ? {} : { checkpointId }) });
+    super(`job '${jobId}': ${what} not found`, {
+      jobName: jobId,
+      ...(checkpointId === undefined ? {} : { checkpointId }),
+    });
     this.name = 'CheckpointNotFoundError';
+  }
+}
+
+/**
+ * A commit's reply was lost (timeout, lost connection) and the storage could not find out
+ * afterwards whether it happened: neither outcome may be assumed; read `latest` once the storage
+ * is reachable again.
+ */
+export class CommitOutcomeUnknownError extends StorageError {
+  constructor(jobId: string, checkpointId: number, detail: string, cause?: unknown) {
+    super(`job '${jobId}': the outcome of the commit of checkpoint ${checkpointId} is unknown: ${detail}`, {
+      jobName: jobId,
+      checkpointId,
+      cause,
+    });
+    this.name = 'CommitOutcomeUnknownError';
   }
 }

@@ -1,0 +1,431 @@
+/**
+ * The checkpoint coordinator (asynchronous barrier snapshots, as in Flink): triggers checkpoint
+ * `n` at an interval by asking every source to inject barrier `n`; collects each task's
+ * acknowledgement once it snapshotted (synchronously) and wrote its changed key groups
+ * (asynchronously, as chunks); when every task acknowledged, writes the metadata and commits it
+ * with one fenced, atomic step; then tells every task that `n` is complete (two-phase-commit sinks
+ * commit). Checkpoints are incremental: a key group that did not change refers to the chunks of
+ * the last completed checkpoint.
+ *
+ * NOTE: as Flink before 1.14, a checkpoint is only triggered while every task runs: once a bounded
+ * source has finished, no further checkpoints are taken (bounded jobs commit their sinks at the end
+ * of input instead).
+ */
+import { TidemarkError } from '../../state/errors.js';
+import {
+  encode,
+  encodeMetadata,
+  type KeyGroupRef,
+  type OperatorMeta,
+  type SubtaskMeta,
+} from '../../state/snapshot-format.js';
+import { type CheckpointStorage, MAX_CHUNK_BYTES } from '../../state/storage/checkpoint-storage.js';
+import type { JobGraph } from '../graph/job-graph.js';
+import type { SubtaskSnapshot } from '../task/operator-runtime.js';
+import type { Task } from '../task/task.js';
+
+/** How checkpoints are taken. */
+export interface CheckpointingOptions {
+  /** Processing time between checkpoint triggers. */
+  intervalMs: number;
+  storage: CheckpointStorage;
+  /** Exactly-once aligns barriers; at-least-once does not (default exactly-once). */
+  mode?: 'exactly-once' | 'at-least-once';
+  /** A checkpoint not complete after this long is abandoned (default 10 minutes). */
+  timeoutMs?: number;
+  /** Minimum pause between the end of one checkpoint and the trigger of the next (default 0). */
+  minPauseMs?: number;
+  /** Checkpoints in flight at once (default 1). */
+  maxConcurrent?: number;
+  /** Consecutive failed checkpoints tolerated before the job fails (default 0). */
+  tolerableFailures?: number;
+  /** Completed checkpoints to keep (default 1). */
+  retain?: number;
+  /** Target size of a chunk (default 1 MiB, at most 4 MiB). */
+  chunkBytes?: number;
+}
+
+/** Figures of the last completed checkpoint. */
+export interface CheckpointStats {
+  checkpointId: number;
+  /** Trigger to commit, in ms. */
+  durationMs: number;
+  /** Bytes written for this checkpoint (new chunks + metadata). */
+  bytesWritten: number;
+  /** Bytes of the whole checkpoint (shared chunks included). */
+  fullBytes: number;
+  completedAt: number;
+}
+
+interface Pending {
+  id: number;
+  triggeredAt: number;
+  /** Wall time of the trigger, for durations. */
+  started: number;
+  waiting: Set<Task>;
+  /** Acknowledged subtask snapshots, written. */
+  written: WrittenSubtask[];
+  /** Writes in progress. */
+  writes: Promise<void>[];
+  failed: boolean;
+  snapshots: { task: Task; snaps: SubtaskSnapshot[] }[];
+  /** Savepoints are kept until deleted, and someone waits for them. */
+  savepoint: boolean;
+  waiters: { resolve(id: number): void; reject(e: Error): void }[];
+}
+
+interface WrittenSubtask {
+  snap: SubtaskSnapshot;
+  /** New chunk ids per changed key group. */
+  groups: Map<number, string[]>;
+  operatorStateChunk: string | undefined;
+  operatorState: Uint8Array | undefined;
+  chunkIds: string[];
+  bytes: number;
+}
+
+/** Hooks into the executor. */
+export interface CoordinatorHost {
+  readonly jobId: string;
+  readonly tasks: readonly Task[];
+  readonly graph: JobGraph;
+  now(): number;
+  /** The job fails (too many failed checkpoints). */
+  fail(error: unknown): void;
+  /** Something changed that the executor loop should look at. */
+  wake(): void;
+  /** A checkpoint completed (for progress reporting). */
+  onComplete?(stats: CheckpointStats): void;
+}
+
+const INLINE_OPERATOR_STATE_BYTES = 64 * 1024;
+
+/** Drives the checkpoints of one job execution. */
+export class CheckpointCoordinator {
+  private nextId: number;
+  private readonly pending = new Map<number, Pending>();
+  private lastEnd = Number.NEGATIVE_INFINITY;
+  private nextTrigger: number;
+  private consecutiveFailures = 0;
+  /** Chunks of the last completed checkpoint per operator and key group (the incremental base). */
+  private readonly base = new Map<string, Map<number, string[]>>();
+  private readonly chunkSizes = new Map<string, number>();
+  /** Completed checkpoints' stats, newest last. */
+  lastCompleted: CheckpointStats | undefined;
+  readonly mode: 'exactly-once' | 'at-least-once';
+  private stopped = false;
+  private readonly failures: string[] = [];
+
+  constructor(
+    readonly options: CheckpointingOptions,
+    private readonly host: CoordinatorHost,
+    private readonly epoch: number,
+    /** The last checkpoint id used before (restored or previous attempt); new ids are larger. */
+    lastCheckpointId: number,
+  ) {
+    this.nextId = lastCheckpointId + 1;
+    this.mode = options.mode ?? 'exactly-once';
+    this.nextTrigger = host.now() + options.intervalMs;
+    if (!(options.intervalMs > 0))
+      throw new RangeError(`the checkpoint interval must be positive, got ${options.intervalMs}`);
+  }
+
+  /** Reasons of failed checkpoints so far (for messages). */
+  get failureReasons(): readonly string[] {
+    return this.failures;
+  }
+
+  /** When the next trigger is due (for the executor's sleep). */
+  nextWakeTime(): number {
+    if (this.stopped) return Number.POSITIVE_INFINITY;
+    let t = this.nextTrigger;
+    for (const p of this.pending.values())
+      t = Math.min(t, p.triggeredAt + (this.options.timeoutMs ?? 600_000));
+    return t;
+  }
+
+  /** Stops triggering (the job ends); pending checkpoints are abandoned. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const p of [...this.pending.values()]) {
+      p.failed = true;
+      this.pending.delete(p.id);
+      for (const w of p.waiters)
+        w.reject(
+          new TidemarkError(
+            'CHECKPOINT_ERROR',
+            `job '${this.host.jobId}' ended before checkpoint ${p.id} completed`,
+            { checkpointId: p.id },
+          ),
+        );
+    }
+  }
+
+  /** True while a checkpoint is in flight. */
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** The id of the newest checkpoint triggered so far (0 if none). */
+
+  get lastTriggeredId(): number {
+    return this.nextId - 1;
+  }
+
+  /** Triggers a checkpoint if one is due; abandons timed-out ones. */
+  tick(now: number): void {
+    if (this.stopped) return;
+    const timeout = this.options.timeoutMs ?? 600_000;
+    for (const p of [...this.pending.values()])
+      if (!p.failed && now - p.triggeredAt >= timeout)
+        this.abandon(p, `checkpoint ${p.id} expired after ${timeout} ms`);
+    if (now < this.nextTrigger) return;
+    if (this.pending.size >= (this.options.maxConcurrent ?? 1)) return;
+    if (now < this.lastEnd + (this.options.minPauseMs ?? 0)) {
+      this.nextTrigger = this.lastEnd + (this.options.minPauseMs ?? 0);
+      return;
+    }
+    this.nextTrigger = now + this.options.intervalMs;
+    this.trigger(now);
+  }
+
+  /** Takes a savepoint now: resolves with its id once it is committed. */
+  triggerSavepoint(): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const id = this.trigger(this.host.now(), true, { resolve, reject });
+      if (id === undefined)
+        reject(
+          new TidemarkError(
+            'CHECKPOINT_ERROR',
+            `job '${this.host.jobId}': a savepoint needs every task running (some have finished)`,
+            { jobName: this.host.jobId },
+          ),
+        );
+    });
+  }
+
+  /** Triggers a checkpoint now; returns its id, or undefined if declined. */
+  trigger(now: number, savepoint = false, waiter?: Pending['waiters'][number]): number | undefined {
+    const tasks = this.host.tasks;
+    if (this.stopped || tasks.some((t) => t.status !== 'running')) return undefined; // see the module note
+    const id = this.nextId++;
+    const p: Pending = {
+      id,
+      triggeredAt: now,
+      started: performance.now(),
+      waiting: new Set(tasks),
+      written: [],
+      writes: [],
+      failed: false,
+      snapshots: [],
+      savepoint,
+      waiters: waiter === undefined ? [] : [waiter],
+    };
+    this.pending.set(id, p);
+    for (const t of tasks) if (t.isSource) t.triggerCheckpoint(id);
+    this.host.wake();
+    return id;
+  }
+
+  /** A task took its snapshot of checkpoint `id`: write its changed key groups, then count it. */
+  acknowledge(task: Task, id: number, snaps: SubtaskSnapshot[]): void {
+    const p = this.pending.get(id);
+    if (p === undefined || p.failed) {
+      // Abandoned meanwhile: what the snapshot took must be written next time.
+      this.redirty(task, snaps);
+      return;
+    }
+    p.snapshots.push({ task, snaps });
+    const write = Promise.all(snaps.map((s) => this.writeSubtask(id, s))).then(
+      (written) => {
+        if (p.failed) return;
+        p.written.push(...written);
+        p.waiting.delete(task);
+        if (p.waiting.size === 0) void this.complete(p);
+      },
+      (e: unknown) => {
+        if (!p.failed)
+          this.abandon(
+            p,
+            `checkpoint ${id}: writing the snapshot of ${task.describe()} failed: ${(e as Error).message}`,
+          );
+      },
+    );
+    p.writes.push(write);
+  }
+
+  private chunkName(id: number, s: SubtaskSnapshot, n: number): string {
+    return `${id}-${s.operatorId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${s.subtaskIndex}-${n}`;
+  }
+
+  /** Packs the changed key groups of one subtask into chunks and writes them. */
+  private async writeSubtask(id: number, s: SubtaskSnapshot): Promise<WrittenSubtask> {
+    const storage = this.options.storage;
+    const jobId = this.host.jobId;
+    const limit = Math.min(this.options.chunkBytes ?? 1024 * 1024, MAX_CHUNK_BYTES - 1024);
+    const groups = new Map<number, string[]>();
+    const chunkIds: string[] = [];
+    let bytes = 0;
+    let entries: [number, number, Uint8Array][] = [];
+    let size = 0;
+    const flush = async () => {
+      if (entries.length === 0) return;
+      const name = this.chunkName(id, s, chunkIds.length);
+      const data = encode(entries);
+      for (const [g] of entries) {
+        const list = groups.get(g) ?? [];
+        if (list[list.length - 1] !== name) list.push(name);
+        groups.set(g, list);
+      }
+      entries = [];
+      size = 0;
+      await storage.writeChunk(jobId, name, data);
+      this.chunkSizes.set(name, data.length);
+      chunkIds.push(name);
+      bytes += data.length;
+    };
+    for (const [g, data] of s.changed) {
+      // A key group larger than a chunk is cut into parts, in order.
+      for (let off = 0, part = 0; off < data.length || part === 0; off += limit, part++) {
+        const piece = data.subarray(off, Math.min(data.length, off + limit));
+        if (size + piece.length > limit) await flush();
+        entries.push([g, part, piece]);
+        size += piece.length;
+      }
+    }
+    let operatorStateChunk: string | undefined;
+    let operatorState: Uint8Array | undefined;
+    if (s.operatorState.length <= INLINE_OPERATOR_STATE_BYTES) operatorState = s.operatorState;
+    else {
+      await flush();
+      operatorStateChunk = this.chunkName(id, s, chunkIds.length);
+      await storage.writeChunk(jobId, operatorStateChunk, s.operatorState);
+      this.chunkSizes.set(operatorStateChunk, s.operatorState.length);
+      chunkIds.push(operatorStateChunk);
+      bytes += s.operatorState.length;
+    }
+    await flush();
+    return { snap: s, groups, operatorStateChunk, operatorState, chunkIds, bytes };
+  }
+
+  private async complete(p: Pending): Promise<void> {
+    const operators = new Map<string, OperatorMeta>();
+    const allChunks = new Set<string>();
+    const newBase = new Map<string, Map<number, string[]>>();
+    let bytesWritten = 0;
+    for (const w of p.written) {
+      const s = w.snap;
+      let op = operators.get(s.operatorId);
+      if (op === undefined) {
+        const node = this.host.graph.nodes.find((n) => n.operatorId === s.operatorId)!;
+        operators.set(
+          s.operatorId,
+          (op = {
+            operatorId: s.operatorId,
+            name: node.name,
+            parallelism: s.parallelism,
+            maxParallelism: s.maxParallelism,
+            keyed: s.keyed,
+            keyGroups: [],
+            subtasks: [],
+          }),
+        );
+      }
+      const sub: SubtaskMeta = { subtaskIndex: s.subtaskIndex, watermark: s.watermark };
+      if (w.operatorStateChunk !== undefined) {
+        sub.operatorStateChunk = w.operatorStateChunk;
+        allChunks.add(w.operatorStateChunk);
+      }
+      if (w.operatorState !== undefined) sub.operatorState = w.operatorState;
+      op.subtasks.push(sub);
+      bytesWritten += w.bytes;
+      const base = this.base.get(s.operatorId);
+      const next = newBase.get(s.operatorId) ?? new Map<number, string[]>();
+      newBase.set(s.operatorId, next);
+      for (let g = s.keyGroupStart; g <= s.keyGroupEnd; g++) {
+        const chunks = w.groups.get(g) ?? (s.changed.has(g) ? [] : base?.get(g));
+        if (chunks === undefined || chunks.length === 0) continue;
+        const ref: KeyGroupRef = { keyGroup: g, chunks };
+        op.keyGroups.push(ref);
+        next.set(g, chunks);
+        for (const c of chunks) allChunks.add(c);
+      }
+    }
+    for (const op of operators.values()) {
+      op.subtasks.sort((a, b) => a.subtaskIndex - b.subtaskIndex);
+      op.keyGroups.sort((a, b) => a.keyGroup - b.keyGroup);
+    }
+    const metadata = encodeMetadata({
+      jobId: this.host.jobId,
+      checkpointId: p.id,
+      timestamp: p.triggeredAt,
+      savepoint: p.savepoint,
+      operators: [...operators.values()],
+    });
+    try {
+      await this.options.storage.commit(this.host.jobId, this.epoch, p.id, metadata, [...allChunks], {
+        retain: this.options.retain ?? 1,
+        savepoint: p.savepoint,
+      });
+    } catch (e) {
+      if (!p.failed) this.abandon(p, `checkpoint ${p.id}: the commit failed: ${(e as Error).message}`);
+      return;
+    }
+    if (p.failed) return; // expired while committing; the commit stands but is not announced
+    this.pending.delete(p.id);
+    for (const [opId, groups] of newBase) this.base.set(opId, groups);
+    this.consecutiveFailures = 0;
+    this.lastEnd = this.host.now();
+    let fullBytes = metadata.length;
+    for (const c of allChunks) fullBytes += this.chunkSizes.get(c) ?? 0;
+    this.lastCompleted = {
+      checkpointId: p.id,
+      durationMs: performance.now() - p.started,
+      bytesWritten: bytesWritten + metadata.length,
+      fullBytes,
+      completedAt: Date.now(),
+    };
+    // Older pending checkpoints are subsumed.
+    for (const older of [...this.pending.values()])
+      if (older.id < p.id) this.abandon(older, `subsumed by checkpoint ${p.id}`, false);
+    for (const t of this.host.tasks)
+      if (t.status === 'running' || t.status === 'finishing') t.notifyCheckpointComplete(p.id);
+    for (const w of p.waiters) w.resolve(p.id);
+    this.host.onComplete?.(this.lastCompleted);
+    this.host.wake();
+  }
+
+  private redirty(task: Task, snaps: SubtaskSnapshot[]): void {
+    for (const s of snaps) {
+      const m = task.members.find((x) => x.spec.operatorId === s.operatorId);
+      m?.redirty(s.changed.keys());
+    }
+  }
+
+  /** Abandons a checkpoint: tasks stop aligning it, its snapshots' key groups become dirty again. */
+  private abandon(p: Pending, reason: string, countAsFailure = true): void {
+    p.failed = true;
+    for (const w of p.waiters)
+      w.reject(
+        new TidemarkError('CHECKPOINT_ERROR', reason, { jobName: this.host.jobId, checkpointId: p.id }),
+      );
+    this.pending.delete(p.id);
+    for (const { task, snaps } of p.snapshots) this.redirty(task, snaps);
+    for (const t of this.host.tasks) t.abortCheckpoint(p.id);
+    this.lastEnd = this.host.now();
+    if (!countAsFailure) return;
+    this.failures.push(reason);
+    this.consecutiveFailures++;
+    const tolerable = this.options.tolerableFailures ?? 0;
+    if (this.consecutiveFailures > tolerable)
+      this.host.fail(
+        new TidemarkError(
+          'CHECKPOINT_ERROR',
+          `job '${this.host.jobId}': ${this.consecutiveFailures} consecutive checkpoint failure(s), more than the ${tolerable} tolerated; last: ${reason}`,
+          { jobName: this.host.jobId, checkpointId: p.id },
+        ),
+      );
+    this.host.wake();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Restoring a job from a checkpoint or savepoint: read and check the metadata against the job
+ * graph (operator ids, maxParallelism), read the chunks of every key group, and give each new
+ * subtask its key groups (with their timers) and its share of the operator state — at the same or
+ * another parallelism.
+ */
+
+import type { OperatorStateSnapshot } from '../../state/operator-state.js';
+import {
+  type CheckpointMetadata,
+  decode,
+  decodeMetadata,
+  IncompatibleCheckpointError,
+} from '../../state/snapshot-format.js';
+import {
+  type CheckpointStorage,
+  CorruptChunkError,
+  StorageError,
+} from '../../state/storage/checkpoint-storage.js';
+import type { JobGraph } from '../graph/job-graph.js';
+import {
+  type KeyGroupState,
+  type OperatorRestore,
+  type OperatorSubtaskState,
+  restoreForSubtask,
+} from '../task/operator-runtime.js';
+
+/** Options of a restore. */
+export interface RestoreOptions {
+  /** Allow state of operators that are no longer in the job (it is dropped); default false. */
+  allowNonRestoredState?: boolean;
+}
+
+/** A loaded checkpoint, ready to hand to the tasks. */
+export interface LoadedCheckpoint {
+  checkpointId: number;
+  metadata: CheckpointMetadata;
+  /** Per subtask index: operator id → what that subtask starts from. */
+  restore: Map<string, OperatorRestore>[];
+}
+
+/** Reads checkpoint `checkpointId` of `jobId` and prepares the restore of `graph`. */
+export async function loadCheckpoint(
+  storage: CheckpointStorage,
+  jobId: string,
+  checkpointId: number,
+  graph: JobGraph,
+  options: RestoreOptions = {},
+): Promise<LoadedCheckpoint> {
+  const metadata = decodeMetadata(await storage.readMetadata(jobId, checkpointId), { jobId, checkpointId });
+  const nodes = new Map(graph.nodes.map((n) => [n.operatorId, n]));
+  const missing = metadata.operators.filter((o) => !nodes.has(o.operatorId));
+  if (missing.length > 0 && options.allowNonRestoredState !== true)
+    throw new IncompatibleCheckpointError(
+      `checkpoint ${checkpointId} of job '${jobId}' has state for operator(s) ${missing.map((o) => `'${o.name}' (${o.operatorId})`).join(', ')} that the job does not have; set uids that match, or allow dropping that state (--allow-non-restored-state)`,
+      checkpointId,
+    );
+  for (const o of metadata.operators) {
+    const n = nodes.get(o.operatorId);
+    if (n !== undefined && n.maxParallelism !== o.maxParallelism)
+      throw new IncompatibleCheckpointError(
+        `checkpoint ${checkpointId} of job '${jobId}': operator '${n.name}' (${o.operatorId}) was checkpointed with maxParallelism ${o.maxParallelism}, but the job runs it with maxParallelism ${n.maxParallelism}; maxParallelism cannot change across a restore`,
+        checkpointId,
+      );
+  }
+
+  // Read every chunk once; collect the pieces of each key group in order.
+  const chunkCache = new Map<string, [number, number, Uint8Array][]>();
+  const readChunk = async (name: string) => {
+    let entries = chunkCache.get(name);
+    if (entries === undefined) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await storage.readChunk(jobId, name);
+      } catch (e) {
+        if (e instanceof StorageError) throw e;
+        throw new CorruptChunkError(jobId, name, (e as Error).message);
+      }
+      try {
+        entries = decode<[number, number, Uint8Array][]>(bytes);
+      } catch (e) {
+        throw new CorruptChunkError(jobId, name, `cannot be decoded: ${(e as Error).message}`);
+      }
+      chunkCache.set(name, entries);
+    }
+    return entries;
+  };
+
+  const perSubtask: Map<string, OperatorRestore>[] = [];
+  for (const o of metadata.operators) {
+    const node = nodes.get(o.operatorId);
+    if (node === undefined) continue;
+    const keyGroups = new Map<number, KeyGroupState>();
+    for (const ref of o.keyGroups) {
+      const parts: Uint8Array[] = [];
+      for (const c of ref.chunks)
+        for (const [g, , piece] of await readChunk(c)) if (g === ref.keyGroup) parts.push(piece);
+      const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      try {
+        keyGroups.set(ref.keyGroup, decode<KeyGroupState>(bytes));
+      } catch (e) {
+        throw new CorruptChunkError(
+          jobId,
+          ref.chunks.join(','),
+          `key group ${ref.keyGroup} of operator ${o.operatorId} cannot be decoded: ${(e as Error).message}`,
+        );
+      }
+    }
+    const previous: OperatorSubtaskState[] = [];
+    for (const s of o.subtasks) {
+      let opState: OperatorStateSnapshot = {};
+      const raw =
+        s.operatorState ??
+        (s.operatorStateChunk === undefined
+          ? undefined
+          : await storage.readChunk(jobId, s.operatorStateChunk));
+      if (raw !== undefined) opState = decode<OperatorStateSnapshot>(raw);
+      previous.push({
+        operatorId: o.operatorId,
+        subtaskIndex: s.subtaskIndex,
+        parallelism: o.parallelism,
+        maxParallelism: o.maxParallelism,
+        operatorState: opState,
+        ...(o.keyed ? { keyGroups: s.subtaskIndex === 0 ? keyGroups : new Map() } : {}),
+      });
+    }
+    for (let i = 0; i < node.parallelism; i++) {
+      const r = restoreForSubtask(previous, i, node.parallelism, node.maxParallelism);
+      (perSubtask[i] ??= new Map()).set(o.operatorId, r);
+    }
+  }
+  return { checkpointId, metadata, restore: perSubtask };
+}
+
+/**
+ * Loads the latest checkpoint; if it cannot be read (corrupt or incompatible chunk data), falls
+ * back to the previous retained one, and so on. Returns undefined when the job has none.
+ */
+export async function loadLatestCheckpoint(
+  storage: CheckpointStorage,
+  jobId: string,
+  graph: JobGraph,
+  options: RestoreOptions & { onFallback?: (checkpointId: number, error: Error) => void } = {},
+): Promise<LoadedCheckpoint | undefined> {
+  const stored = (await storage.list(jobId))
+    .filter((c) => !c.savepoint)
+    .sort((a, b) => b.checkpointId - a.checkpointId);
+  const latest = await storage.latest(jobId);
+  const candidates = stored.map((c) => c.checkpointId).filter((id) => latest === undefined || id <= latest);
+  let lastError: Error | undefined;
+  for (const id of candidates) {
+    try {
+      return await loadCheckpoint(storage, jobId, id, graph, options);
+    } catch (e) {
+      // A mismatch with the job is not a damaged checkpoint: falling back would hide it.
+      if (e instanceof IncompatibleCheckpointError && !/cannot be decoded/.test(e.message)) throw e;
+      if (!(e instanceof CorruptChunkError || e instanceof IncompatibleCheckpointError)) throw e;
+      lastError = e;
+      options.onFallback?.(id, e);
+    }
+  }
+  if (lastError !== undefined)
+    throw new StorageError(
+      `job '${jobId}': no retained checkpoint can be restored; the last error was: ${lastError.message}`,
+      { cause: lastError },
+    );
+  return undefined;
+}

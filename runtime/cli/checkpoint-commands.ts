@@ -1,0 +1,128 @@
+/** `tidemark checkpoints list|show|delete` and `tidemark savepoint`. */
+import { decodeMetadata } from '../../state/snapshot-format.js';
+import { openCheckpointStorage } from '../../state/storage/open-storage.js';
+import { requestSavepoint } from './control.js';
+import { DEFAULT_STORAGE } from './run-command.js';
+
+const fmt = new Intl.NumberFormat('en-US');
+
+/** `checkpoints list`: every stored checkpoint of one job (or of every job). */
+export async function listCheckpoints(flags: {
+  storage?: string;
+  job?: string;
+  json?: boolean;
+}): Promise<number> {
+  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  await storage.open();
+  try {
+    const jobs = flags.job !== undefined ? [flags.job] : await storage.listJobs();
+    const rows: {
+      job: string;
+      id: number;
+      time: string;
+      bytes: number;
+      chunks: number;
+      kind: string;
+      latest: boolean;
+    }[] = [];
+    for (const job of jobs) {
+      const latest = await storage.latest(job);
+      for (const c of await storage.list(job))
+        rows.push({
+          job,
+          id: c.checkpointId,
+          time: new Date(c.timestamp).toISOString(),
+          bytes: c.sizeBytes,
+          chunks: c.chunkCount,
+          kind: c.savepoint ? 'savepoint' : 'checkpoint',
+          latest: c.checkpointId === latest,
+        });
+    }
+    if (flags.json === true) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else if (rows.length === 0) process.stdout.write(`no checkpoints in ${storage.description}\n`);
+    else
+      for (const r of rows)
+        process.stdout.write(
+          `${r.job}\t${r.kind} ${r.id}${r.latest ? ' (latest)' : ''}\t${r.time}\t${fmt.format(r.bytes)} bytes\t${r.chunks} chunks\n`,
+        );
+    return 0;
+  } finally {
+    await storage.close();
+  }
+}
+
+/** `checkpoints show`: the operators, parallelism and key groups of one checkpoint. */
+export async function showCheckpoint(
+  id: number,
+  flags: { storage?: string; job: string; json?: boolean },
+): Promise<number> {
+  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  await storage.open();
+  try {
+    const meta = decodeMetadata(await storage.readMetadata(flags.job, id), {
+      jobId: flags.job,
+      checkpointId: id,
+    });
+    const info = (await storage.list(flags.job)).find((c) => c.checkpointId === id);
+    if (flags.json === true) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            job: meta.jobId,
+            checkpointId: meta.checkpointId,
+            savepoint: meta.savepoint,
+            time: new Date(meta.timestamp).toISOString(),
+            bytes: info?.sizeBytes,
+            operators: meta.operators.map((o) => ({
+              id: o.operatorId,
+              name: o.name,
+              parallelism: o.parallelism,
+              maxParallelism: o.maxParallelism,
+              keyed: o.keyed,
+              keyGroups: o.keyGroups.length,
+              chunks: new Set(o.keyGroups.flatMap((k) => k.chunks)).size,
+            })),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    process.stdout.write(
+      `${meta.savepoint ? 'savepoint' : 'checkpoint'} ${meta.checkpointId} of job '${meta.jobId}', taken ${new Date(meta.timestamp).toISOString()}${info === undefined ? '' : `, ${fmt.format(info.sizeBytes)} bytes in ${info.chunkCount} chunks`}\n`,
+    );
+    for (const o of meta.operators)
+      process.stdout.write(
+        `  operator '${o.name}' (${o.operatorId}): parallelism ${o.parallelism}, maxParallelism ${o.maxParallelism}${o.keyed ? `, ${o.keyGroups.length} key groups with state` : ''}\n`,
+      );
+    return 0;
+  } finally {
+    await storage.close();
+  }
+}
+
+/** `checkpoints delete`. */
+export async function deleteCheckpoint(
+  id: number,
+  flags: { storage?: string; job: string },
+): Promise<number> {
+  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  await storage.open();
+  try {
+    await storage.delete(flags.job, id);
+    process.stdout.write(`deleted checkpoint ${id} of job '${flags.job}'\n`);
+    return 0;
+  } finally {
+    await storage.close();
+  }
+}
+
+/** `savepoint <job-id>`: asks the running job for a savepoint. */
+export async function savepointCommand(jobId: string): Promise<number> {
+  const id = await requestSavepoint(jobId);
+  process.stdout.write(
+    `savepoint ${id} of job '${jobId}' completed; resume with: tidemark run <job> --restore ${id}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,244 @@
+/**
+ * The job runner: runs a job graph to its end through failures. It opens the checkpoint storage
+ * and starts a new epoch (so an older runner of the same job can no longer commit), restores from
+ * a checkpoint or savepoint if asked, runs the job, and when a task fails restarts it from the
+ * latest completed checkpoint under the restart strategy.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeErrorChain, JobFailedError, TidemarkError } from '../state/errors.js';
+import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
+import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
+import { type LoadedCheckpoint, loadCheckpoint, loadLatestCheckpoint } from './checkpoint/restore.js';
+import type { JobGraph } from './graph/job-graph.js';
+import { type ExecutionOptions, type JobResult, LocalExecutor, ResultCollector } from './local-executor.js';
+import type { JobMetricsSnapshot } from './metrics.js';
+import { RestartBackoff, RestartStrategies, type RestartStrategy } from './restart-strategies.js';
+
+/** Where to start from. */
+export type RestoreTarget = 'latest' | number;
+
+/** What happens during a run, for progress reporting and logs. */
+export type RunnerEvent =
+  | { type: 'restored'; checkpointId: number }
+  | { type: 'fallback'; checkpointId: number; error: Error }
+  | { type: 'checkpoint'; stats: CheckpointStats }
+  | { type: 'restart'; attempt: number; delayMs: number; error: Error; fromCheckpoint: number | undefined };
+
+/** Options of a run. */
+export interface RunOptions
+  extends Omit<ExecutionOptions, 'restore' | 'attemptNumber' | 'results' | 'checkpointing'> {
+  /** Checkpointing (interval, storage, mode ...); off when undefined. */
+  checkpointing?: CheckpointingOptions | undefined;
+  /** Storage to restore from when checkpointing is off. */
+  storage?: CheckpointStorage | undefined;
+  /** Default: none without checkpointing, exponential delay with it (as Flink). */
+  restartStrategy?: RestartStrategy | undefined;
+  /** Start from this checkpoint or savepoint of the job. */
+  restore?: RestoreTarget | undefined;
+  /** The id under which checkpoints are stored (default: the job name). */
+  jobId?: string | undefined;
+  /** Drop state of operators that are no longer in the job instead of failing. */
+  allowNonRestoredState?: boolean | undefined;
+  onEvent?: ((event: RunnerEvent) => void) | undefined;
+}
+
+/** Runs one job with checkpoints and restarts. */
+export class JobRunner {
+  readonly jobId: string;
+  readonly results = new ResultCollector();
+  private executor: LocalExecutor | undefined;
+  private cancelled = false;
+  private attempt = 0;
+  private lastCheckpointId = 0;
+  private wakeCancel: (() => void) | undefined;
+
+  constructor(
+    readonly graph: JobGraph,
+    private readonly options: RunOptions = {},
+  ) {
+    this.jobId = options.jobId ?? graph.jobName;
+  }
+
+  /** The storage checkpoints are read from and written to, if any. */
+  get storage(): CheckpointStorage | undefined {
+    return this.options.checkpointing?.storage ?? this.options.storage;
+  }
+
+  /** Runs to the end (or failure beyond the restart strategy, or cancellation). */
+  async run(): Promise<JobResult> {
+    const started = performance.now();
+    const storage = this.storage;
+    const o = this.options;
+    let epoch = 0;
+    if (storage !== undefined) {
+      await storage.open();
+      if (o.checkpointing !== undefined) {
+        epoch = await storage.newEpoch(this.jobId);
+        this.lastCheckpointId = (await storage.list(this.jobId)).reduce(
+          (m, c) => Math.max(m, c.checkpointId),
+          0,
+        );
+      }
+    }
+    try {
+      const strategy =
+        o.restartStrategy ??
+        (o.checkpointing === undefined ? RestartStrategies.none() : RestartStrategies.exponentialDelay());
+      const backoff = new RestartBackoff(strategy);
+      let restore: RestoreTarget | undefined = o.restore;
+      for (;;) {
+        let loaded: LoadedCheckpoint | undefined;
+        if (restore !== undefined) loaded = await this.load(restore, this.attempt > 0);
+        if (loaded !== undefined) o.onEvent?.({ type: 'restored', checkpointId: loaded.checkpointId });
+        const {
+          checkpointing: _cp,
+          storage: _s,
+          restartStrategy: _r,
+          restore: _t,
+          jobId: _j,
+          allowNonRestoredState: _a,
+          onEvent: _e,
+          ...execution
+        } = o;
+        const executor = new LocalExecutor(this.graph, {
+          ...execution,
+          ...(loaded === undefined ? {} : { restore: loaded.restore }),
+
+          attemptNumber: this.attempt,
+          results: this.results,
+          ...(o.checkpointing === undefined
+            ? {}
+            : {
+                checkpointing: {
+                  options: o.checkpointing,
+                  jobId: this.jobId,
+                  epoch,
+                  lastCheckpointId: this.lastCheckpointId,
+                  onComplete: (stats: CheckpointStats) => o.onEvent?.({ type: 'checkpoint', stats }),
+                },
+              }),
+        });
+        this.executor = executor;
+        if (this.cancelled) executor.cancel();
+        try {
+          const result = await executor.run();
+          return { ...result, durationMs: performance.now() - started };
+        } catch (e) {
+          this.lastCheckpointId = Math.max(this.lastCheckpointId, executor.coordinator?.lastTriggeredId ?? 0);
+          if (this.cancelled) throw e;
+          const decision = backoff.onFailure(Date.now());
+          if (!decision.restart) {
+            if (this.attempt === 0 || !(e instanceof Error)) throw e;
+            throw new JobFailedError(
+              `${e.message} (after ${this.attempt} restart(s); not restarting: ${decision.reason})`,
+              { jobName: this.graph.jobName },
+              e.cause ?? e,
+            );
+          }
+          const completed =
+            storage !== undefined && o.checkpointing !== undefined
+              ? await storage.latest(this.jobId)
+              : undefined;
+          // A restart resumes from the latest completed checkpoint, or from what the run started from.
+          restore = completed !== undefined ? 'latest' : o.restore;
+          this.attempt++;
+          o.onEvent?.({
+            type: 'restart',
+            attempt: this.attempt,
+            delayMs: decision.delayMs,
+            error: e as Error,
+            fromCheckpoint: completed,
+          });
+          if (decision.delayMs > 0) {
+            const ac = new AbortController();
+            this.wakeCancel = () => ac.abort();
+            await sleep(decision.delayMs, undefined, { signal: ac.signal }).catch(() => {});
+            this.wakeCancel = undefined;
+          }
+          if (this.cancelled) throw e;
+        }
+      }
+    } finally {
+      await storage?.close();
+    }
+  }
+
+  private async load(target: RestoreTarget, afterFailure: boolean): Promise<LoadedCheckpoint | undefined> {
+    const storage = this.storage;
+    if (storage === undefined)
+      throw new TidemarkError(
+        'CHECKPOINT_ERROR',
+        `job '${this.jobId}': cannot restore without a checkpoint storage (set one with --checkpoint-storage)`,
+        {
+          jobName: this.jobId,
+        },
+      );
+    const allow = this.options.allowNonRestoredState === true;
+    if (target === 'latest') {
+      const loaded = await loadLatestCheckpoint(storage, this.jobId, this.graph, {
+        allowNonRestoredState: allow,
+        onFallback: (id, error) => this.options.onEvent?.({ type: 'fallback', checkpointId: id, error }),
+      });
+      if (loaded === undefined && !afterFailure)
+        throw new TidemarkError(
+          'CHECKPOINT_ERROR',
+          `job '${this.jobId}' has no completed checkpoint in ${storage.description} to restore`,
+          {
+            jobName: this.jobId,
+          },
+        );
+      return loaded;
+    }
+    return loadCheckpoint(storage, this.jobId, target, this.graph, { allowNonRestoredState: allow });
+  }
+
+  /** Stops the job (the run resolves with status CANCELLED). */
+  cancel(): void {
+    this.cancelled = true;
+    this.executor?.cancel();
+    this.wakeCancel?.();
+  }
+
+  /** Takes a savepoint of the running job; resolves with its id. */
+  triggerSavepoint(): Promise<number> {
+    const c = this.executor?.coordinator;
+    if (c === undefined)
+      return Promise.reject(
+        new TidemarkError('CHECKPOINT_ERROR', `job '${this.jobId}': savepoints need checkpointing enabled`, {
+          jobName: this.jobId,
+        }),
+      );
+    return c.triggerSavepoint();
+  }
+
+  /** Figures of the last completed checkpoint of the current attempt. */
+  lastCheckpoint(): CheckpointStats | undefined {
+    return this.executor?.coordinator?.lastCompleted;
+  }
+
+  /** Restarts so far. */
+  get restarts(): number {
+    return this.attempt;
+  }
+
+  /** Current metrics. */
+  metrics(): JobMetricsSnapshot {
+    return (
+      this.executor?.metrics() ?? { timeMs: Date.now(), operators: [], sourceRecords: 0, sinkRecords: 0 }
+    );
+  }
+}
+
+/** A one-line description of a runner event (for logs). */
+export function describeEvent(e: RunnerEvent): string {
+  switch (e.type) {
+    case 'restored':
+      return `restored from checkpoint ${e.checkpointId}`;
+    case 'fallback':
+      return `checkpoint ${e.checkpointId} cannot be restored (${e.error.message}); trying the previous one`;
+    case 'checkpoint':
+      return `checkpoint ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
+    case 'restart':
+      return `restarting (attempt ${e.attempt}) in ${e.delayMs} ms ${e.fromCheckpoint === undefined ? 'from the beginning' : `from checkpoint ${e.fromCheckpoint}`} after: ${describeErrorChain(e.error).split('\n')[0]}`;
+  }
+}

@@ -1,0 +1,99 @@
+// openCheckpointStorage: URLs to storages; the memory storage's shared registry.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, inject, test } from 'vitest';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
+import { FileCheckpointStorage } from '../../state/storage/file.js';
+import { MemoryCheckpointStorage } from '../../state/storage/memory.js';
+import { openCheckpointStorage } from '../../state/storage/open-storage.js';
+import { parseRedisUrl, RedisCheckpointStorage } from '../../state/storage/redis.js';
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe('openCheckpointStorage', () => {
+  test('memory://name: instances of one name share data, other names and private ones do not', async () => {
+    const name = `shared-${randomUUID()}`;
+    const a = openCheckpointStorage(`memory://${name}`);
+    const b = openCheckpointStorage(`memory://${name}`);
+    const c = openCheckpointStorage(`memory://other-${randomUUID()}`);
+    const d = openCheckpointStorage('memory://');
+    expect(a).toBeInstanceOf(MemoryCheckpointStorage);
+    expect(a.description).toBe(`memory://${name}`);
+    expect(d.description).toBe('memory (private)');
+    for (const s of [a, b, c, d]) await s.open();
+    const epoch = await a.newEpoch('j');
+    await a.commit('j', epoch, 1, text('m'), []);
+    expect(await b.latest('j')).toBe(1);
+    expect(await c.latest('j')).toBeUndefined();
+    expect(await d.latest('j')).toBeUndefined();
+    MemoryCheckpointStorage.drop(name);
+    const e = openCheckpointStorage(`memory://${name}`);
+    await e.open();
+    expect(await e.latest('j')).toBeUndefined();
+  });
+
+  test('file:///absolute/path and plain paths give a file storage', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tidemark-open-'));
+    try {
+      const fromUrl = openCheckpointStorage(pathToFileURL(dir).href);
+      expect(fromUrl).toBeInstanceOf(FileCheckpointStorage);
+      expect(fromUrl.description).toBe(`file://${dir}`);
+      expect(openCheckpointStorage(dir).description).toBe(`file://${dir}`);
+      expect(openCheckpointStorage('relative/checkpoints').description).toBe(
+        `file://${resolve('relative/checkpoints')}`,
+      );
+      await fromUrl.open();
+      const epoch = await fromUrl.newEpoch('j');
+      await fromUrl.commit('j', epoch, 1, text('m'), []);
+      const again = openCheckpointStorage(dir);
+      await again.open();
+      expect(await again.latest('j')).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('redis:// and rediss:// URLs, with the password kept out of the description', () => {
+    const s = openCheckpointStorage('rediss://ops:s3cret@cache.internal:6380/2?prefix=tm');
+    expect(s).toBeInstanceOf(RedisCheckpointStorage);
+    expect(s.description).toBe('rediss://ops@cache.internal:6380/2 (prefix tm)');
+    expect(s.description).not.toContain('s3cret');
+    const cluster = openCheckpointStorage('redis://a:7000,b:7001,[::1]:7002?cluster=1', {
+      redis: { keyPrefix: 'x' },
+    });
+    expect(cluster.description).toBe('redis://a:7000,b:7001,[::1]:7002 (cluster, prefix x)');
+    expect(parseRedisUrl('redis://us%40er:p%3Ass@h')).toEqual({
+      tls: false,
+      username: 'us@er',
+      password: 'p:ss',
+      nodes: [{ host: 'h', port: 6379 }],
+      db: undefined,
+      cluster: false,
+      keyPrefix: undefined,
+    });
+  });
+
+  test('a redis:// URL opens against the shared server', async () => {
+    const s = openCheckpointStorage(`${inject('redisUrl')}?prefix=test-${randomUUID()}`);
+    await s.open();
+    expect(await s.latest('j')).toBeUndefined();
+    await s.close();
+  });
+
+  test('unknown schemes and bad settings are clear errors', () => {
+    expect(() => openCheckpointStorage('s3://bucket/x')).toThrow(
+      /unknown checkpoint storage scheme 's3' in 's3:\/\/bucket\/x': use memory:\/\/name, file:\/\/\/absolute\/path/,
+    );
+    expect(() => openCheckpointStorage('http://u:pw@x')).toThrow("'http://u:***@x'");
+    expect(() => openCheckpointStorage('')).toThrow(StorageError);
+    expect(() => openCheckpointStorage('redis://h?prefix=a{b}')).toThrow(
+      /must be non-empty and contain no '\{'/,
+    );
+    expect(() => openCheckpointStorage('redis://h:1,h:2?cluster=1', { redis: { db: 3 } })).toThrow(
+      /only database 0/,
+    );
+  });
+});
