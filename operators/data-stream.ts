@@ -34,7 +34,8 @@ import {
   type SinkFunction,
 } from './functions.js';
 import { TwoStreams } from './joins/window-join.js';
-import type { AbstractStreamOperator } from './operator.js';
+import type { AbstractStreamOperator, OneInputStreamOperator } from './operator.js';
+
 import type { OutputTag } from './output-tag.js';
 import { CollectSink, JsonLinesSink, PrintSink, SinkOperator, SummarySink } from './sinks/sinks.js';
 import { CommittedCollectSink } from './sinks/two-phase-commit.js';
@@ -59,6 +60,12 @@ import type { GlobalWindow, Window } from './windows/windows.js';
 
 type AnyOperator = AbstractStreamOperator<unknown>;
 type AnyKeySelector = KeySelector<unknown, Key>;
+
+/** Builds a sink operator per subtask (see `DataStream.sinkTo`). */
+export interface SinkFactory<T> {
+  readonly name: string;
+  create(): OneInputStreamOperator<T, never>;
+}
 
 /** Settings shared by operators and sinks. */
 abstract class Configurable {
@@ -347,6 +354,14 @@ export class DataStream<T> extends Configurable {
       resultId: options.resultId,
     });
     return new DataStreamSink<T>(this.env, t);
+  }
+
+  /**
+   * Writes to a sink built by a sink factory, e.g. `FileSink.jsonLines(dir)` or
+   * `RedisSink.stream(...)` (exactly-once sinks), or your own `{ name, create }`.
+   */
+  sinkTo(sink: SinkFactory<T>): DataStreamSink<T> {
+    return this.sink(sink.name, () => sink.create() as AnyOperator).name(sink.name);
   }
 
   /** Calls `fn` for every record; a returned Promise holds the next record back. */

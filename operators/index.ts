@@ -31,8 +31,17 @@ export {
   IntervalJoin,
   IntervalJoined,
 } from './connected-streams.js';
+export type {
+  RedisConnection,
+  RedisSinkOptions,
+  RedisStreamEntry,
+  RedisStreamSourceOptions,
+  RedisStreamSplit,
+} from './connectors/redis.js';
+export { RedisSink, RedisSinkOperator, RedisStreamSource, streamIdTime } from './connectors/redis.js';
 export type { Clock, Counter, MetricGroup, TaskInfo } from './contract.js';
 export { MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP } from './contract.js';
+export type { SinkFactory } from './data-stream.js';
 export { CollectedStream, DataStream, DataStreamSink, KeyedStream } from './data-stream.js';
 export type { EnvironmentOptions } from './environment.js';
 export { StreamEnvironment } from './environment.js';
@@ -70,9 +79,16 @@ export {
   WindowedCoGroup,
   WindowedJoin,
 } from './joins/window-join.js';
+export { AbstractStreamOperator, OneInputStreamOperator, TwoInputStreamOperator } from './operator.js';
 export { OutputTag } from './output-tag.js';
+export type { FileSinkOptions } from './sinks/file-sink.js';
+export { FileSink, FileSinkOperator } from './sinks/file-sink.js';
+export type { TransactionContext } from './sinks/two-phase-commit.js';
+export { TwoPhaseCommitSink } from './sinks/two-phase-commit.js';
 export { AsyncIterableSource } from './sources/async-iterable.js';
 export { CollectionSource } from './sources/collection.js';
+export type { FileSourceOptions, FileSplit } from './sources/file-source.js';
+export { FileSource } from './sources/file-source.js';
 export type { GeneratorOptions } from './sources/generator.js';
 export { GeneratorSource } from './sources/generator.js';
 export type {

@@ -401,8 +401,22 @@ export class LocalExecutor implements TaskHost {
     for (const t of this.tasks) if (t.status === 'running' && t.wakeTime < next) next = t.wakeTime;
 
     const manual = isManualClock(this.clock);
-    if (this.policy?.onIdle?.({ nextWakeTime: next, clock: this.clock })) return Promise.resolve();
     const waitingSources = this.tasks.some((t) => t.isSource && t.status === 'running' && !t.sourceAvailable);
+    // NOTE: a simulation moves time only when nothing waits for I/O (a sink's commit, a
+    // checkpoint write, a source's read); otherwise it waits for the I/O like a real run.
+    const awaitingIo =
+      this.pending > 0 ||
+      (this.coordinator?.writesInFlight ?? 0) > 0 ||
+      this.tasks.some(
+        (t) =>
+          t.isSource &&
+          t.status === 'running' &&
+          !t.sourceAvailable &&
+          t.wakeTime === Number.POSITIVE_INFINITY,
+      );
+    if (!awaitingIo && this.policy?.onIdle?.({ nextWakeTime: next, clock: this.clock }))
+      return Promise.resolve();
+
     if (this.pending === 0 && !waitingSources && (next === Number.POSITIVE_INFINITY || manual)) {
       if (!manual || next === Number.POSITIVE_INFINITY) {
         const stuck = this.tasks

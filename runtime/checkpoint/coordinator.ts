@@ -162,6 +162,9 @@ export class CheckpointCoordinator {
     }
   }
 
+  /** Snapshot writes and commits under way. */
+  writesInFlight = 0;
+
   /** True while a checkpoint is in flight. */
   get busy(): boolean {
     return this.pending.size > 0;
@@ -237,21 +240,26 @@ export class CheckpointCoordinator {
       return;
     }
     p.snapshots.push({ task, snaps });
-    const write = Promise.all(snaps.map((s) => this.writeSubtask(id, s))).then(
-      (written) => {
-        if (p.failed) return;
-        p.written.push(...written);
-        p.waiting.delete(task);
-        if (p.waiting.size === 0) void this.complete(p);
-      },
-      (e: unknown) => {
-        if (!p.failed)
-          this.abandon(
-            p,
-            `checkpoint ${id}: writing the snapshot of ${task.describe()} failed: ${(e as Error).message}`,
-          );
-      },
-    );
+    this.writesInFlight++;
+    const write = Promise.all(snaps.map((s) => this.writeSubtask(id, s)))
+      .finally(() => {
+        this.writesInFlight--;
+      })
+      .then(
+        (written) => {
+          if (p.failed) return;
+          p.written.push(...written);
+          p.waiting.delete(task);
+          if (p.waiting.size === 0) void this.complete(p);
+        },
+        (e: unknown) => {
+          if (!p.failed)
+            this.abandon(
+              p,
+              `checkpoint ${id}: writing the snapshot of ${task.describe()} failed: ${(e as Error).message}`,
+            );
+        },
+      );
     p.writes.push(write);
   }
 
@@ -363,6 +371,7 @@ export class CheckpointCoordinator {
       savepoint: p.savepoint,
       operators: [...operators.values()],
     });
+    this.writesInFlight++;
     try {
       await this.options.storage.commit(this.host.jobId, this.epoch, p.id, metadata, [...allChunks], {
         retain: this.options.retain ?? 1,
@@ -371,6 +380,8 @@ export class CheckpointCoordinator {
     } catch (e) {
       if (!p.failed) this.abandon(p, `checkpoint ${p.id}: the commit failed: ${(e as Error).message}`);
       return;
+    } finally {
+      this.writesInFlight--;
     }
     if (p.failed) return; // expired while committing; the commit stands but is not announced
     this.pending.delete(p.id);

@@ -1,0 +1,353 @@
+/**
+ * Redis connectors: a replayable source reading Redis Streams (XREAD), whose position per stream
+ * is the last entry id read (so a restored job resumes exactly after it), and an exactly-once
+ * two-phase-commit sink writing stream entries (XADD) or hash fields (HSET), committed atomically
+ * and idempotently per transaction (a Lua script sets a commit marker and applies the writes only
+ * if the marker was not there: a commit repeated after a restore writes nothing twice).
+ */
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { parseRedisUrl } from '../../state/storage/redis.js';
+import type { SinkFactory } from '../data-stream.js';
+import { type TransactionContext, TwoPhaseCommitSink } from '../sinks/two-phase-commit.js';
+import {
+  END_OF_INPUT,
+  type InputStatus,
+  MORE_AVAILABLE,
+  NOTHING_AVAILABLE,
+  type ReaderOutput,
+  type Source,
+  type SourceReader,
+  type SourceReaderContext,
+  type SourceSplit,
+} from '../sources/source.js';
+
+/** How to reach Redis: a `redis://` / `rediss://` URL (as for checkpoint storage) and TLS options. */
+export interface RedisConnection {
+  url: string;
+  tls?: {
+    ca?: string | Buffer;
+    cert?: string | Buffer;
+    key?: string | Buffer;
+    rejectUnauthorized?: boolean;
+    servername?: string;
+  };
+}
+
+type Client = Redis | Cluster;
+
+/** Opens a client (cluster when the URL says `?cluster=1`). */
+export function connectRedis(c: RedisConnection, name: string): Client {
+  const p = parseRedisUrl(c.url);
+  const base: RedisOptions = {
+    connectionName: name,
+    maxRetriesPerRequest: 3,
+    enableAutoPipelining: false,
+    ...(p.username === undefined ? {} : { username: p.username }),
+    ...(p.password === undefined ? {} : { password: p.password }),
+    ...(p.db === undefined ? {} : { db: p.db }),
+    ...(p.tls || c.tls !== undefined ? { tls: { ...(c.tls ?? {}) } } : {}),
+  };
+  if (p.cluster) return new Cluster(p.nodes, { redisOptions: base });
+  const n = p.nodes[0]!;
+  return new Redis({ ...base, host: n.host, port: n.port });
+}
+
+// ---- source ----
+
+/** One Redis stream and the last entry id read from it. */
+export interface RedisStreamSplit extends SourceSplit {
+  readonly key: string;
+  /** Entries after this id are read next (`0` = from the beginning). */
+  lastId: string;
+  /** Bounded reads stop after this id (the stream's last entry when the job started). */
+  endId?: string;
+}
+
+/** An entry of a Redis stream. */
+export interface RedisStreamEntry {
+  stream: string;
+  id: string;
+  fields: Record<string, string>;
+}
+
+/** Options of {@link RedisStreamSource}. */
+export interface RedisStreamSourceOptions<T> {
+  connection: RedisConnection;
+  /** The streams to read (one split each). */
+  streams: readonly string[];
+  /** Where to start without a checkpoint: `0` (the beginning, default) or `$` (only new entries). */
+  startId?: '0' | '$';
+  /** Stop at the entries present when the job started (a bounded source). */
+  bounded?: boolean;
+  /** Entries per XREAD (default 512). */
+  batchSize?: number;
+  /** How long an XREAD waits for new entries, ms (default 1000). */
+  blockMs?: number;
+  /** Turns an entry into a record (default: the entry itself). */
+  parse?: (entry: RedisStreamEntry) => T;
+}
+
+/** Milliseconds part of a stream entry id: the entry's natural event time. */
+export function streamIdTime(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')));
+}
+
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/** Reads Redis Streams; records carry the entry id's time as their timestamp. */
+export class RedisStreamSource<T = RedisStreamEntry> implements Source<T, RedisStreamSplit> {
+  readonly boundedness: 'bounded' | 'unbounded';
+  constructor(readonly options: RedisStreamSourceOptions<T>) {
+    if (options.streams.length === 0) throw new RangeError('RedisStreamSource needs at least one stream');
+    this.boundedness = options.bounded === true ? 'bounded' : 'unbounded';
+  }
+  createSplits(): RedisStreamSplit[] {
+    return this.options.streams.map((key) => ({
+      splitId: `redis-stream:${key}`,
+      key,
+      lastId: this.options.startId ?? '0',
+    }));
+  }
+  createReader(ctx: SourceReaderContext): SourceReader<T, RedisStreamSplit> {
+    return new RedisStreamReader(this.options, ctx);
+  }
+}
+
+class RedisStreamReader<T> implements SourceReader<T, RedisStreamSplit> {
+  private readonly splits: RedisStreamSplit[] = [];
+  private client: Client | undefined;
+  private buffer: RedisStreamEntry[] = [];
+  private pending = false;
+  private failure: Error | undefined;
+  private prepared: Promise<void> | undefined;
+  private ready = false;
+  private closed = false;
+
+  constructor(
+    private readonly options: RedisStreamSourceOptions<T>,
+    private readonly ctx: SourceReaderContext,
+  ) {}
+
+  addSplits(splits: readonly RedisStreamSplit[]): void {
+    for (const s of splits) this.splits.push({ ...s });
+  }
+
+  /** Connects, resolves `$` start ids and, for bounded reads, each stream's end. */
+  private prepare(): void {
+    this.client = connectRedis(
+      this.options.connection,
+      `tidemark-source-${this.ctx.info.operatorId}-${this.ctx.info.subtaskIndex}`,
+    );
+    this.prepared = (async () => {
+      for (const s of this.splits) {
+        const needEnd = this.options.bounded === true && s.endId === undefined;
+        if (s.lastId === '$' || needEnd) {
+          const last = (await this.client!.xrevrange(s.key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+          const lastId = last[0]?.[0] ?? '0-0';
+          if (s.lastId === '$') s.lastId = lastId;
+          if (needEnd) s.endId = lastId;
+        }
+      }
+    })().then(
+      () => {
+        this.ready = true;
+        this.ctx.wakeUp();
+      },
+      (e: unknown) => {
+        this.failure = e as Error;
+        this.ctx.wakeUp();
+      },
+    );
+  }
+
+  private fetch(): void {
+    if (this.pending || this.closed) return;
+    const open = this.splits.filter((s) => s.endId === undefined || compareIds(s.lastId, s.endId) < 0);
+    if (open.length === 0) return;
+    this.pending = true;
+    const args: (string | number)[] = ['COUNT', this.options.batchSize ?? 512];
+    // Bounded reads never block: everything they need is already in the streams.
+    if (this.options.bounded !== true) args.push('BLOCK', this.options.blockMs ?? 1000);
+    args.push('STREAMS', ...open.map((s) => s.key), ...open.map((s) => s.lastId));
+    (this.client!.xread as (...a: (string | number)[]) => Promise<[string, [string, string[]][]][] | null>)(
+      ...args,
+    ).then(
+      (reply) => {
+        this.pending = false;
+        for (const [stream, entries] of reply ?? []) {
+          const split = open.find((s) => s.key === stream)!;
+          for (const [id, flat] of entries) {
+            if (split.endId !== undefined && compareIds(id, split.endId) > 0) break;
+            const fields: Record<string, string> = {};
+            for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+            this.buffer.push({ stream, id, fields });
+          }
+        }
+        this.ctx.wakeUp();
+      },
+      (e: unknown) => {
+        this.pending = false;
+        this.failure = e as Error;
+        this.ctx.wakeUp();
+      },
+    );
+  }
+
+  pollNext(output: ReaderOutput<T>): InputStatus {
+    if (this.failure !== undefined) throw new Error(`reading Redis streams failed: ${this.failure.message}`);
+    if (this.client === undefined) this.prepare();
+    if (!this.ready) return NOTHING_AVAILABLE;
+    const e = this.buffer.shift();
+    if (e !== undefined) {
+      const split = this.splits.find((s) => s.key === e.stream)!;
+      split.lastId = e.id;
+      const value = this.options.parse === undefined ? (e as unknown as T) : this.options.parse(e);
+      output.forSplit(split.splitId).collect(value, streamIdTime(e.id));
+      if (this.buffer.length === 0) this.fetch();
+      return MORE_AVAILABLE;
+    }
+    const done = this.splits.every((s) => s.endId !== undefined && compareIds(s.lastId, s.endId) >= 0);
+    if (done && this.options.bounded === true) {
+      for (const s of this.splits) output.releaseSplit(s.splitId);
+      return END_OF_INPUT;
+    }
+    this.fetch();
+    return NOTHING_AVAILABLE;
+  }
+
+  snapshotState(): RedisStreamSplit[] {
+    return this.splits.map((s) => ({ ...s }));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client?.disconnect();
+  }
+}
+
+// ---- sink ----
+
+/** One write of a Redis sink transaction. */
+type RedisWrite = ['xadd', string, string[]] | ['hset', string, string, string];
+
+interface RedisTransaction {
+  id: string;
+  writes: RedisWrite[];
+}
+
+/** Sets the marker; if it was not there, applies the writes (atomically, in one script). */
+const COMMIT_SCRIPT = `
+-- KEYS[1]: the commit marker of the transaction
+-- ARGV[1]: marker expiry in ms; ARGV[2]: number of writes; then per write: op, key, n, args...
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) == false then return 0 end
+local i = 3
+for w = 1, tonumber(ARGV[2]) do
+  local op, key, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local args = {}
+  for j = 1, n do args[j] = ARGV[i + 2 + j] end
+  if op == 'xadd' then redis.call('XADD', key, '*', unpack(args))
+  else redis.call('HSET', key, unpack(args)) end
+  i = i + 3 + n
+end
+return 1
+`;
+
+/** Options of {@link RedisSink}. */
+export interface RedisSinkOptions {
+  connection: RedisConnection;
+  /** Prefix of commit-marker keys (default `tidemark:sink`). */
+  markerPrefix?: string;
+  /** How long commit markers are kept, ms (default 7 days): a restore older than that could repeat a commit. */
+  markerTtlMs?: number;
+}
+
+/** The Redis sink operator (see the module comment). */
+export class RedisSinkOperator<T> extends TwoPhaseCommitSink<T, RedisTransaction> {
+  private client: Client | undefined;
+  constructor(
+    private readonly sinkId: string,
+    private readonly options: RedisSinkOptions,
+    private readonly toWrite: (value: T) => RedisWrite,
+  ) {
+    super();
+  }
+  private redis(): Client {
+    if (this.client === undefined) {
+      this.client = connectRedis(this.options.connection, `tidemark-sink-${this.sinkId}`);
+      this.client.defineCommand('tidemarkSinkCommit', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
+    }
+    return this.client;
+  }
+  protected beginTransaction(ctx: TransactionContext): RedisTransaction {
+    return { id: `${ctx.subtaskIndex}-${ctx.attemptNumber}-${ctx.sequence}`, writes: [] };
+  }
+  protected invoke(txn: RedisTransaction, value: T): void {
+    txn.writes.push(this.toWrite(value));
+  }
+  protected preCommit(): void {}
+  protected async commit(txn: RedisTransaction): Promise<void> {
+    if (txn.writes.length === 0) return;
+    const args: (string | number)[] = [this.options.markerTtlMs ?? 7 * 24 * 3600_000, txn.writes.length];
+    for (const w of txn.writes) {
+      if (w[0] === 'xadd') args.push('xadd', w[1], w[2].length, ...w[2]);
+      else args.push('hset', w[1], 2, w[2], w[3]);
+    }
+    const marker = `${this.options.markerPrefix ?? 'tidemark:sink'}:${this.sinkId}:${txn.id}`;
+    await (
+      this.redis() as unknown as {
+        tidemarkSinkCommit(key: string, ...a: (string | number)[]): Promise<number>;
+      }
+    ).tidemarkSinkCommit(marker, ...args);
+  }
+  protected abort(): void {}
+  override close(): void {
+    super.close();
+    this.client?.disconnect();
+  }
+}
+
+/** Exactly-once Redis sinks for `stream.sinkTo(...)`. */
+export const RedisSink = {
+  /** Appends each record to the stream `key(value)` as the fields `fields(value)`. */
+  stream<T>(
+    sinkId: string,
+    options: RedisSinkOptions & {
+      key: (value: T) => string;
+      fields: (value: T) => Record<string, string | number>;
+    },
+  ): SinkFactory<T> {
+    return {
+      name: 'redisSink',
+      create: () =>
+        new RedisSinkOperator<T>(sinkId, options, (v) => [
+          'xadd',
+          options.key(v),
+          Object.entries(options.fields(v)).flatMap(([f, x]) => [f, String(x)]),
+        ]),
+    };
+  },
+  /** Sets hash field `field(value)` of hash `key(value)` to `value(value)` (last write wins). */
+  hash<T>(
+    sinkId: string,
+    options: RedisSinkOptions & {
+      key: (value: T) => string;
+      field: (value: T) => string;
+      value: (value: T) => string | number;
+    },
+  ): SinkFactory<T> {
+    return {
+      name: 'redisSink',
+      create: () =>
+        new RedisSinkOperator<T>(sinkId, options, (v) => [
+          'hset',
+          options.key(v),
+          options.field(v),
+          String(options.value(v)),
+        ]),
+    };
+  },
+};
