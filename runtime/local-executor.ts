@@ -39,6 +39,11 @@ export interface SchedulingPolicy {
   onIdle?(state: { nextWakeTime: number; clock: Clock }): boolean;
   /** Called before each step (a simulation may move a manual clock here). */
   beforeStep?(clock: Clock): void;
+  /**
+   * Pause processing while checkpoint data is being written (checkpoints then complete at
+   * deterministic points, whatever the storage's speed); default false.
+   */
+  readonly awaitCheckpointIo?: boolean;
 }
 
 /** Options of one execution. */
@@ -374,7 +379,10 @@ export class LocalExecutor implements TaskHost {
             }
             // NOTE: with a policy the loop does not yield by time; while a checkpoint is being
             // written it yields after every step, so that storage I/O completes between steps.
-            if (coordinator?.busy === true) await yieldToEventLoop();
+            if (coordinator?.busy === true) {
+              if (policy.awaitCheckpointIo === true) await coordinator.ioSettled();
+              else await yieldToEventLoop();
+            }
           }
         }
 

@@ -163,7 +163,30 @@ export class CheckpointCoordinator {
   }
 
   /** Snapshot writes and commits under way. */
-  writesInFlight = 0;
+  private inFlight = 0;
+  private ioWaiters: (() => void)[] = [];
+
+  /** Snapshot writes and commits under way. */
+  get writesInFlight(): number {
+    return this.inFlight;
+  }
+
+  private ioStarted(): void {
+    this.inFlight++;
+  }
+
+  private ioDone(): void {
+    if (--this.inFlight > 0) return;
+    const waiters = this.ioWaiters;
+    this.ioWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once no snapshot write or commit is under way. */
+  ioSettled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.ioWaiters.push(resolve));
+  }
 
   /** True while a checkpoint is in flight. */
   get busy(): boolean {
@@ -240,11 +263,9 @@ export class CheckpointCoordinator {
       return;
     }
     p.snapshots.push({ task, snaps });
-    this.writesInFlight++;
+    this.ioStarted();
     const write = Promise.all(snaps.map((s) => this.writeSubtask(id, s)))
-      .finally(() => {
-        this.writesInFlight--;
-      })
+      .finally(() => this.ioDone())
       .then(
         (written) => {
           if (p.failed) return;
@@ -371,7 +392,7 @@ export class CheckpointCoordinator {
       savepoint: p.savepoint,
       operators: [...operators.values()],
     });
-    this.writesInFlight++;
+    this.ioStarted();
     try {
       await this.options.storage.commit(this.host.jobId, this.epoch, p.id, metadata, [...allChunks], {
         retain: this.options.retain ?? 1,
@@ -381,7 +402,7 @@ export class CheckpointCoordinator {
       if (!p.failed) this.abandon(p, `checkpoint ${p.id}: the commit failed: ${(e as Error).message}`);
       return;
     } finally {
-      this.writesInFlight--;
+      this.ioDone();
     }
     if (p.failed) return; // expired while committing; the commit stands but is not announced
     this.pending.delete(p.id);

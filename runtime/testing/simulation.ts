@@ -38,6 +38,8 @@ export interface SimulationOptions {
   bufferCapacity?: number;
   /** Where print sinks write (default: standard output). */
   stdout?: LineWriter;
+  /** Pause while checkpoint data is written, so checkpoints complete deterministically (default true). */
+  awaitCheckpointIo?: boolean;
 }
 
 /** The result of one simulated run. */
@@ -74,11 +76,13 @@ export class SimulationPolicy implements SchedulingPolicy {
   readonly random: SeededRandom;
   readonly trace: string[] = [];
   steps = 0;
+  readonly awaitCheckpointIo: boolean;
   constructor(
     private readonly options: SimulationOptions,
     private readonly clock: ManualClock,
   ) {
     this.random = new SeededRandom(options.seed);
+    this.awaitCheckpointIo = options.awaitCheckpointIo ?? true;
   }
   chooseTask(runnable: readonly Task[]): number {
     const i = this.random.int(runnable.length);
@@ -112,7 +116,10 @@ export class SimulationPolicy implements SchedulingPolicy {
 /** The call that replays a run: `head` + the options + `)`, e.g. `simulate(build, { seed: 7 })`. */
 function replayCall(head: string, options: SimulationOptions): string {
   const rest = Object.entries(options)
-    .filter(([k, v]) => k !== 'seed' && v !== undefined && k !== 'trace' && k !== 'stdout')
+    .filter(
+      ([k, v]) =>
+        k !== 'seed' && v !== undefined && k !== 'trace' && k !== 'stdout' && k !== 'awaitCheckpointIo',
+    )
 
     .map(([k, v]) => `, ${k}: ${JSON.stringify(v)}`)
     .join('');
