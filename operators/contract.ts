@@ -97,6 +97,11 @@ export interface TaskInfo {
   readonly maxParallelism: number;
   /** 0 on the first run, +1 on every restart. */
   readonly attemptNumber: number;
+  /**
+   * Identifies this run of the job (a fresh run, or a restore from a checkpoint), the same in
+   * every subtask; with `attemptNumber` it makes names that never repeat across runs.
+   */
+  readonly runId: string;
 }
 
 /** Everything an operator subtask gets from the runtime. */

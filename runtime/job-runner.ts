@@ -4,6 +4,7 @@
  * a checkpoint or savepoint if asked, runs the job, and when a task fails restarts it from the
  * latest completed checkpoint under the restart strategy.
  */
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeErrorChain, JobFailedError, TidemarkError } from '../state/errors.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
@@ -26,7 +27,7 @@ export type RunnerEvent =
 
 /** Options of a run. */
 export interface RunOptions
-  extends Omit<ExecutionOptions, 'restore' | 'attemptNumber' | 'results' | 'checkpointing'> {
+  extends Omit<ExecutionOptions, 'restore' | 'attemptNumber' | 'results' | 'checkpointing' | 'runId'> {
   /** Checkpointing (interval, storage, mode ...); off when undefined. */
   checkpointing?: CheckpointingOptions | undefined;
   /** Storage to restore from when checkpointing is off. */
@@ -40,15 +41,19 @@ export interface RunOptions
   /** Drop state of operators that are no longer in the job instead of failing. */
   allowNonRestoredState?: boolean | undefined;
   onEvent?: ((event: RunnerEvent) => void) | undefined;
+  /** Where result sinks report (share one across runs to compare committed output). */
+  results?: ResultCollector | undefined;
 }
 
 /** Runs one job with checkpoints and restarts. */
 export class JobRunner {
   readonly jobId: string;
-  readonly results = new ResultCollector();
+  readonly results: ResultCollector;
   private executor: LocalExecutor | undefined;
   private cancelled = false;
   private attempt = 0;
+  /** Identifies this run (one per runner, shared by its restarts). */
+  readonly runId = randomBytes(6).toString('hex');
   private lastCheckpointId = 0;
   private wakeCancel: (() => void) | undefined;
 
@@ -57,6 +62,7 @@ export class JobRunner {
     private readonly options: RunOptions = {},
   ) {
     this.jobId = options.jobId ?? graph.jobName;
+    this.results = options.results ?? new ResultCollector();
   }
 
   /** The storage checkpoints are read from and written to, if any. */
@@ -98,13 +104,14 @@ export class JobRunner {
           jobId: _j,
           allowNonRestoredState: _a,
           onEvent: _e,
+          results: _res,
           ...execution
         } = o;
         const executor = new LocalExecutor(this.graph, {
           ...execution,
           ...(loaded === undefined ? {} : { restore: loaded.restore }),
-
           attemptNumber: this.attempt,
+          runId: this.runId,
           results: this.results,
           ...(o.checkpointing === undefined
             ? {}

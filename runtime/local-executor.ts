@@ -6,6 +6,7 @@
  * NOTE: the scheduling is pluggable ({@link SchedulingPolicy}): the testing toolkit replaces the
  * round-robin loop with a seeded choice of task, budget and input channel, and a manual clock.
  */
+import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../operators/contract.js';
 
@@ -62,6 +63,8 @@ export interface ExecutionOptions {
   restore?: Map<string, OperatorRestore>[];
   /** 0 on the first run, +1 per restart. */
   attemptNumber?: number;
+  /** Identifies this run of the job (default: a fresh random id). */
+  runId?: string;
   /** Where result sinks report (default: a fresh one; a job runner shares one across restarts). */
   results?: ResultCollector;
   /** Checkpointing of this execution (set up by the job runner). */
@@ -128,6 +131,7 @@ export class LocalExecutor implements TaskHost {
   readonly stdout: LineWriter;
   readonly results: ResultCollector;
   readonly attemptNumber: number;
+  readonly runId: string;
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
   /** The checkpoint coordinator, when checkpointing is on. */
   readonly coordinator: CheckpointCoordinator | undefined;
@@ -156,6 +160,7 @@ export class LocalExecutor implements TaskHost {
     this.budget = options.budget ?? 512;
     this.sliceMs = options.timeSliceMs ?? 10;
     this.attemptNumber = options.attemptNumber ?? 0;
+    this.runId = options.runId ?? randomBytes(6).toString('hex');
     this.results = options.results ?? new ResultCollector();
     this.createTasks(options.restore);
     const cp = options.checkpointing;

@@ -283,7 +283,7 @@ export class RedisSinkOperator<T> extends TwoPhaseCommitSink<T, RedisTransaction
     return this.client;
   }
   protected beginTransaction(ctx: TransactionContext): RedisTransaction {
-    return { id: `${ctx.subtaskIndex}-${ctx.attemptNumber}-${ctx.sequence}`, writes: [] };
+    return { id: ctx.uniqueName, writes: [] };
   }
   protected invoke(txn: RedisTransaction, value: T): void {
     txn.writes.push(this.toWrite(value));

@@ -1,7 +1,8 @@
 /**
  * An exactly-once file sink (Flink's FileSink, simplified): each subtask writes a part file per
  * transaction — first as a hidden `.inprogress` file, renamed to a hidden `.pending` file when the
- * checkpoint barrier pre-commits it, and renamed to its visible name when the checkpoint completes.
+ * checkpoint barrier pre-commits it, and renamed to its visible name (`part-<run>-<attempt>-<subtask>-<n>`)
+ * when the checkpoint completes.
  * Renames are atomic, and committing an already committed part is a no-op, so a commit repeated
  * after a restore never writes twice; parts of transactions that were never pre-committed by a
  * completed checkpoint are removed.
@@ -23,7 +24,7 @@ import { type TransactionContext, TwoPhaseCommitSink } from './two-phase-commit.
 
 /** A part file of one transaction. */
 interface PartTransaction {
-  /** Visible name, e.g. `part-0-2-5.jsonl`. */
+  /** Visible name, e.g. `part-3f9a1c2b7d10-0-1-5.jsonl` (run, attempt, subtask, sequence). */
   name: string;
   /** Records written (0: nothing to publish). */
   count: number;
@@ -61,10 +62,12 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
   /** Removes hidden parts of earlier attempts that will never be committed. */
   protected override recover(committing: readonly PartTransaction[]): void {
     const keep = new Set(committing.map((t) => `.${t.name}.pending`));
-    const attempt = this.ctx.info.attemptNumber;
+    const { runId, attemptNumber } = this.ctx.info;
     for (const f of readdirSync(this.dir)) {
-      const m = /^\.part-\d+-(\d+)-\d+\..*\.(inprogress|pending)$/.exec(f);
-      if (m !== null && Number(m[1]) < attempt && !keep.has(f)) rmSync(join(this.dir, f), { force: true });
+      const m = /^\.part-([0-9a-z]+)-(\d+)-\d+-\d+\..*\.(inprogress|pending)$/.exec(f);
+      if (m === null || keep.has(f)) continue;
+      // Hidden parts of other runs or attempts will never be committed.
+      if (m[1] !== runId || Number(m[2]) !== attemptNumber) rmSync(join(this.dir, f), { force: true });
     }
   }
 
@@ -77,7 +80,7 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
 
   protected beginTransaction(ctx: TransactionContext): PartTransaction {
     return {
-      name: `part-${ctx.subtaskIndex}-${ctx.attemptNumber}-${ctx.sequence}${this.extension}`,
+      name: `part-${ctx.uniqueName}${this.extension}`,
       count: 0,
     };
   }

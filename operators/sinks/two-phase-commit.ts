@@ -27,6 +27,10 @@ export interface TransactionContext {
   subtaskIndex: number;
   /** Restart attempt. */
   attemptNumber: number;
+  /** This run of the job (see `TaskInfo.runId`). */
+  runId: string;
+  /** A name unique across runs, attempts and subtasks: `<runId>-<attempt>-<subtask>-<sequence>`. */
+  uniqueName: string;
   /** Sequence number of the transaction within this attempt and subtask. */
   sequence: number;
 }
@@ -62,7 +66,7 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
     // (we restore from it), so they are committed now (Flink's recoverAndCommit).
     const restored = [...this.pendingState.get()] as PendingTransaction<TXN>[];
     this.pendingState.clear();
-    if (this.ctx.restored || this.ctx.info.attemptNumber > 0) this.recover(restored.map((p) => p.txn));
+    this.recover(restored.map((p) => p.txn));
     if (restored.length > 0) this.ready = this.commitAll(restored);
   }
 
@@ -81,7 +85,9 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
     return this.beginTransaction({
       subtaskIndex: this.ctx.info.subtaskIndex,
       attemptNumber: this.ctx.info.attemptNumber,
-      sequence: this.sequence++,
+      runId: this.ctx.info.runId,
+      sequence: this.sequence,
+      uniqueName: `${this.ctx.info.runId}-${this.ctx.info.attemptNumber}-${this.ctx.info.subtaskIndex}-${this.sequence++}`,
     });
   }
 
@@ -159,7 +165,7 @@ export class CommittedCollectSink<T> extends TwoPhaseCommitSink<T, CollectTransa
     super();
   }
   protected beginTransaction(ctx: TransactionContext): CollectTransaction {
-    return { id: `${ctx.subtaskIndex}-${ctx.attemptNumber}-${ctx.sequence}`, values: [] };
+    return { id: ctx.uniqueName, values: [] };
   }
   protected invoke(txn: CollectTransaction, value: T): void {
     txn.values.push(value);

@@ -94,6 +94,7 @@ export interface OperatorHost {
   readonly results: ResultSink;
   readonly stdout: LineWriter;
   readonly attemptNumber: number;
+  readonly runId: string;
   /** The operator's task should run again (a source has data). */
   wakeUp(): void;
   /** The task should run again once nothing else can run. */
@@ -132,6 +133,7 @@ export class OperatorRuntime {
       parallelism: spec.parallelism,
       maxParallelism: spec.maxParallelism,
       attemptNumber: host.attemptNumber,
+      runId: host.runId,
     };
     const describe = () =>
       `operator '${spec.name}' (${spec.operatorId}) subtask ${subtaskIndex + 1}/${spec.parallelism} of job '${host.jobName}'`;

@@ -29,6 +29,7 @@ export interface TaskHost {
   readonly results: ResultSink;
   readonly stdout: LineWriter;
   readonly attemptNumber: number;
+  readonly runId: string;
   /** The task should be looked at again (it may be runnable now). */
   wake(task: Task): void;
   /** Wake the task once processing time reaches `time`. */
@@ -219,6 +220,7 @@ export class Task implements ChannelEndpoint {
       results: host.results,
       stdout: host.stdout,
       attemptNumber: host.attemptNumber,
+      runId: host.runId,
       wakeUp: () => {
         this.wakeups++;
         this.sourceAvailable = true;

@@ -133,6 +133,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
         results: { add: () => {} },
         stdout,
         attemptNumber: 0,
+        runId: 'harness',
         wakeUp: () => {},
         wakeWhenIdle: () => {},
         wakeAt: () => {},

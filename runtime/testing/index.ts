@@ -1,8 +1,19 @@
 /** The `tidemark/testing` entry: tools to test jobs. */
 export { ManualClock } from '../clock.js';
 export type { OperatorSubtaskState } from '../task/operator-runtime.js';
-export type { ExactlyOnceOptions, ExactlyOnceReport, StorageFaults } from './exactly-once.js';
-export { checkExactlyOnce, FailureInjector, FaultyStorage, InjectedFailure } from './exactly-once.js';
+export type {
+  ExactlyOnceOptions,
+  ExactlyOnceReport,
+  RescalingOptions,
+  StorageFaults,
+} from './exactly-once.js';
+export {
+  checkExactlyOnce,
+  checkJobRescaling,
+  FailureInjector,
+  FaultyStorage,
+  InjectedFailure,
+} from './exactly-once.js';
 export type { HarnessOptions, HarnessTimer, TimestampedValue } from './harness.js';
 export { OperatorHarness } from './harness.js';
 export type {
