@@ -57,7 +57,8 @@ export async function loadCheckpoint(
     );
   for (const o of metadata.operators) {
     const n = nodes.get(o.operatorId);
-    if (n !== undefined && n.maxParallelism !== o.maxParallelism)
+    // NOTE: as in Flink, only keyed state ties an operator to its maxParallelism (key groups).
+    if (n !== undefined && o.keyed && n.maxParallelism !== o.maxParallelism)
       throw new IncompatibleCheckpointError(
         `checkpoint ${checkpointId} of job '${jobId}': operator '${n.name}' (${o.operatorId}) was checkpointed with maxParallelism ${o.maxParallelism}, but the job runs it with maxParallelism ${n.maxParallelism}; maxParallelism cannot change across a restore`,
         checkpointId,
