@@ -6,7 +6,15 @@
 // latest figures per user and, when the input ends, prints the ten most active users.
 //
 // Run it with:  npx tidemark run examples/pageviews.ts --parallelism 2 --progress
-import { type AggregateFunction, job, type SinkFunction } from 'tidemark';
+// `npm start` also checkpoints every second (to .tidemark/checkpoints); interrupt it with Ctrl-C
+// and `npm start -- --restore latest` resumes where the last checkpoint left off.
+import {
+  type AggregateFunction,
+  job,
+  type ListState,
+  ListStateDescriptor,
+  type SinkFunction,
+} from 'tidemark';
 
 /** One page view. */
 export interface PageView {
@@ -66,10 +74,19 @@ function popcount(x: number): number {
   return n;
 }
 
-/** Keeps the latest activity per user; prints the top ten when the input ends. */
+/**
+ * Keeps the latest activity per user; prints the top ten when the input ends. What it keeps is
+ * checkpointed (operator state), so a restored run prints the same top ten.
+ */
 function topUsers(n: number): SinkFunction<UserActivity> {
   const latest = new Map<string, UserActivity>();
+  let stored: ListState<UserActivity>;
   return {
+    open: (ctx) => {
+      stored = ctx.getOperatorListState(new ListStateDescriptor<UserActivity>('latest-per-user'));
+      for (const a of stored.get()) latest.set(a.user, a);
+    },
+    snapshotState: () => stored.update(latest.values()),
     invoke: (a) => {
       latest.set(a.user, a);
     },
@@ -94,13 +111,16 @@ export default job(
     env
       .fromGenerator(pageView, { count: COUNT })
       .name('page views')
+      .uid('page-views')
       .filter((v) => !v.page.startsWith('/admin'))
       .name('drop admin pages')
       .keyBy((v) => v.user)
       .aggregate(activity)
       .name('activity per user')
+      .uid('activity')
       .addSink(topUsers(10))
       .name('top users')
+      .uid('top-users')
       .setParallelism(1);
   },
   { name: 'pageviews', parallelism: 2 },
