@@ -1,10 +1,12 @@
 // Every file in examples/ runs here, so examples cannot rot. Each example has its own check of
 // what it computes; a new example without a check fails this test.
-import { readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildJob, isJobDefinition } from 'tidemark';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { lastLine, ROOT, runCli } from '../helpers/cli.js';
+import { BIN, lastLine, ROOT, runCli } from '../helpers/cli.js';
 
 function exampleFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -154,6 +156,41 @@ describe('examples', () => {
       await check(p);
     });
   }
+
+  test('the demo checkpoints; interrupted, it resumes with --restore latest and prints the same result', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'tidemark-demo-'));
+    try {
+      const env = { PAGEVIEWS: '2000000' };
+      const full = await runCli(['run', join(ROOT, 'examples/pageviews.ts')], { env, cwd });
+      const child = spawn(
+        process.execPath,
+        [BIN, 'run', join(ROOT, 'examples/pageviews.ts'), '--progress', '--checkpoint-interval', '100ms'],
+        {
+          cwd,
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      while (!/checkpoint \d+/.test(stderr) && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 20));
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      }
+      const resumed = await runCli(['run', join(ROOT, 'examples/pageviews.ts'), '--restore', 'latest'], {
+        env,
+        cwd,
+      });
+      expect(resumed.code).toBe(0);
+      expect(resumed.stderr).toMatch(/\[pageviews\] restored from checkpoint \d+/);
+      expect(resumed.stdout).toBe(full.stdout);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
 
   test('npm start runs the demo with a progress line and ends by itself', async () => {
     const r = await runCli(['run', 'examples/pageviews.ts', '--progress'], { env: { PAGEVIEWS: '300000' } });

@@ -1,0 +1,74 @@
+// A property test that a job is parallelism-, order- and failure-invariant, in a few lines each.
+// Run it with the project's tests (`npm test`) or alone: npx vitest run examples/testing
+import fc from 'fast-check';
+import { MemoryCheckpointStorage, WatermarkStrategy } from 'tidemark';
+import {
+  boundedPermutations,
+  checkExactlyOnce,
+  checkOrderInvariance,
+  checkParallelismInvariance,
+  eventStreams,
+  type TimedEvent,
+} from 'tidemark/testing';
+import { expect, test } from 'vitest';
+import { type Click, sessionize } from '../sessionization.js';
+
+type Ev = TimedEvent<string, number>;
+const toClick = (e: Ev): Click => ({ user: e.key, page: `/p${Math.abs(e.value) % 5}`, time: e.timestamp });
+const watermarks = WatermarkStrategy.forBoundedOutOfOrderness<Click>(2_000).withTimestampAssigner(
+  (c) => c.time,
+);
+// Disorder stays within the watermark bound, so no click is late and the sessions are exact.
+const clicks = eventStreams({ maxDisorderMs: 1_999, maxGapMs: 20_000, maxLength: 40 });
+
+test('sessions do not depend on parallelism', async () => {
+  await fc.assert(
+    fc.asyncProperty(clicks, (events) =>
+      checkParallelismInvariance(
+        (env) =>
+          sessionize(env.fromArray(events.map(toClick), { parallel: true, watermarks })).sessions.collect(),
+        {
+          parallelisms: [1, 2, 4],
+        },
+      ),
+    ),
+    { numRuns: 20 },
+  );
+});
+
+test('sessions do not depend on the order of clicks within the watermark bound', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      clicks.chain((e) => fc.tuple(fc.constant(e), boundedPermutations(e, 1_999))),
+      ([a, b]) =>
+        checkOrderInvariance(
+          (env, input) => sessionize(env.fromArray(input.map(toClick), { watermarks })).sessions.collect(),
+          [a, b],
+        ),
+    ),
+    { numRuns: 20 },
+  );
+});
+
+test('sessions are exactly once through failures and restores from checkpoints', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      clicks,
+      fc.uniqueArray(fc.integer({ min: 1, max: 40 }), { maxLength: 3 }),
+      async (events, failAt) => {
+        const report = await checkExactlyOnce(
+          (env, injector) =>
+            sessionize(
+              env.fromArray(events.map(toClick), { parallel: true, watermarks }).map((c) => {
+                injector.point(); // a failure may strike here
+                return c;
+              }),
+            ).sessions.collectCommitted(),
+          { failAtCalls: failAt, storage: () => new MemoryCheckpointStorage() },
+        );
+        expect(report.restarts).toBe(report.injectedFailures);
+      },
+    ),
+    { numRuns: 20 },
+  );
+});
