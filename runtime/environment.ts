@@ -37,6 +37,8 @@ export interface JobClient {
   lastCheckpoint(): CheckpointStats | undefined;
   /** Restarts after failures so far. */
   restarts(): number;
+  /** Kills one slot's worker thread of a run on several slots (a crash, to test recovery). */
+  killSlot(slot: number): Promise<void>;
 }
 
 /** Builds and runs a streaming job. */
@@ -118,6 +120,7 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
       triggerSavepoint: () => runner.triggerSavepoint(),
       lastCheckpoint: () => runner.lastCheckpoint(),
       restarts: () => runner.restarts,
+      killSlot: (slot: number) => runner.killSlot(slot),
     };
   }
 

@@ -8,8 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeErrorChain, JobFailedError, TidemarkError } from '../state/errors.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
-import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
+import type {
+  CheckpointCoordinator,
+  CheckpointingOptions,
+  CheckpointStats,
+} from './checkpoint/coordinator.js';
 import { type LoadedCheckpoint, loadCheckpoint, loadLatestCheckpoint } from './checkpoint/restore.js';
+import { ClusterExecutor } from './distributed/cluster.js';
+import type { SlotInit } from './distributed/protocol.js';
 import type { JobGraph } from './graph/job-graph.js';
 import { type ExecutionOptions, type JobResult, LocalExecutor, ResultCollector } from './local-executor.js';
 import type { JobMetricsSnapshot } from './metrics.js';
@@ -43,13 +49,23 @@ export interface RunOptions
   onEvent?: ((event: RunnerEvent) => void) | undefined;
   /** Where result sinks report (share one across runs to compare committed output). */
   results?: ResultCollector | undefined;
+  /** Run on several slots (worker threads), each importing the job module. */
+  distributed?: { slots: number; jobPath: string; overrides: SlotInit['overrides'] } | undefined;
+}
+
+/** One attempt of a run: in this thread, or on several slots. */
+interface Execution {
+  readonly coordinator: CheckpointCoordinator | undefined;
+  run(): Promise<JobResult>;
+  cancel(): void;
+  metrics(): JobMetricsSnapshot;
 }
 
 /** Runs one job with checkpoints and restarts. */
 export class JobRunner {
   readonly jobId: string;
   readonly results: ResultCollector;
-  private executor: LocalExecutor | undefined;
+  private executor: Execution | undefined;
   private cancelled = false;
   private attempt = 0;
   /** Identifies this run (one per runner, shared by its restarts). */
@@ -105,26 +121,39 @@ export class JobRunner {
           allowNonRestoredState: _a,
           onEvent: _e,
           results: _res,
+          distributed,
           ...execution
         } = o;
-        const executor = new LocalExecutor(this.graph, {
-          ...execution,
-          ...(loaded === undefined ? {} : { restore: loaded.restore }),
-          attemptNumber: this.attempt,
-          runId: this.runId,
-          results: this.results,
-          ...(o.checkpointing === undefined
-            ? {}
+        const checkpointing =
+          o.checkpointing === undefined
+            ? undefined
             : {
-                checkpointing: {
-                  options: o.checkpointing,
-                  jobId: this.jobId,
-                  epoch,
-                  lastCheckpointId: this.lastCheckpointId,
-                  onComplete: (stats: CheckpointStats) => o.onEvent?.({ type: 'checkpoint', stats }),
-                },
-              }),
-        });
+                options: o.checkpointing,
+                jobId: this.jobId,
+                epoch,
+                lastCheckpointId: this.lastCheckpointId,
+                onComplete: (stats: CheckpointStats) => o.onEvent?.({ type: 'checkpoint', stats }),
+              };
+        const executor: Execution =
+          distributed !== undefined && distributed.slots > 1
+            ? new ClusterExecutor(this.graph, {
+                slots: distributed.slots,
+                jobPath: distributed.jobPath,
+                overrides: distributed.overrides,
+                restore: loaded?.restore,
+                attemptNumber: this.attempt,
+                runId: this.runId,
+                results: this.results,
+                checkpointing,
+              })
+            : new LocalExecutor(this.graph, {
+                ...execution,
+                ...(loaded === undefined ? {} : { restore: loaded.restore }),
+                attemptNumber: this.attempt,
+                runId: this.runId,
+                results: this.results,
+                ...(checkpointing === undefined ? {} : { checkpointing }),
+              });
         this.executor = executor;
         if (this.cancelled) executor.cancel();
         try {
@@ -216,6 +245,13 @@ export class JobRunner {
         }),
       );
     return c.triggerSavepoint();
+  }
+
+  /** Kills one slot's worker thread (runs on several slots only). */
+  async killSlot(slot: number): Promise<void> {
+    const e = this.executor;
+    if (!(e instanceof ClusterExecutor)) throw new TypeError('killSlot() needs a run on several slots');
+    await e.killSlot(slot);
   }
 
   /** Figures of the last completed checkpoint of the current attempt. */

@@ -17,13 +17,13 @@ import {
   type CheckpointStats,
 } from './checkpoint/coordinator.js';
 import { isManualClock, SystemClock } from './clock.js';
-import type { JobGraph } from './graph/job-graph.js';
+import type { JobGraph, StreamEdge } from './graph/job-graph.js';
 import { aggregateMetrics, type JobMetricsSnapshot } from './metrics.js';
 import { Channel } from './task/channel.js';
 import type { SubtaskSnapshot } from './task/operator-runtime.js';
 
 import { type OperatorRestore, Task, type TaskHost } from './task/task.js';
-import { connectedSubtasks, createWriter } from './task/writers.js';
+import { connectedSubtasks, createWriter, type OutChannel } from './task/writers.js';
 
 /** Chooses which task runs next, with what budget, and which channel it reads. */
 export interface SchedulingPolicy {
@@ -67,6 +67,8 @@ export interface ExecutionOptions {
   runId?: string;
   /** Where result sinks report (default: a fresh one; a job runner shares one across restarts). */
   results?: ResultCollector;
+  /** Run only some subtasks here: one slot of a distributed run (see `runtime/distributed`). */
+  slot?: SlotWiring;
   /** Checkpointing of this execution (set up by the job runner). */
   checkpointing?: {
     options: CheckpointingOptions;
@@ -76,6 +78,21 @@ export interface ExecutionOptions {
     lastCheckpointId: number;
     onComplete?: (stats: CheckpointStats) => void;
   };
+}
+
+/** How a slot of a distributed run connects its subtasks to the others. */
+export interface SlotWiring {
+  /** True if this slot runs subtask `subtaskIndex` of vertex `vertexId`. */
+  isLocal(vertexId: number, subtaskIndex: number): boolean;
+  /** The sending end of the channel from a local producer to a remote consumer. */
+  outChannel(edge: StreamEdge, producer: Task, consumerIndex: number): OutChannel;
+  /** The local channel that frames from a remote producer feed. */
+  inChannel(edge: StreamEdge, producerIndex: number, consumer: Task, label: string): Channel;
+  /** After each scheduling pass and before sleeping: send pending batches and credits. */
+  afterPass(): void;
+  /** The synchronous part of a checkpoint is done: hand it to the job manager. */
+  acknowledge(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void;
+  onTaskStatus(task: Task): void;
 }
 
 /** What a finished job produced. */
@@ -146,6 +163,7 @@ export class LocalExecutor implements TaskHost {
   private wakeResolve: (() => void) | undefined;
   private started = 0;
   private unsubscribeClock: (() => void) | undefined;
+  private readonly slot: SlotWiring | undefined;
 
   constructor(
     readonly graph: JobGraph,
@@ -162,6 +180,7 @@ export class LocalExecutor implements TaskHost {
     this.attemptNumber = options.attemptNumber ?? 0;
     this.runId = options.runId ?? randomBytes(6).toString('hex');
     this.results = options.results ?? new ResultCollector();
+    this.slot = options.slot;
     this.createTasks(options.restore);
     const cp = options.checkpointing;
     this.checkpointMode = cp?.options.mode ?? 'exactly-once';
@@ -188,19 +207,31 @@ export class LocalExecutor implements TaskHost {
   }
 
   acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void {
-    this.coordinator?.acknowledge(task, checkpointId, snapshots);
+    if (this.slot !== undefined) this.slot.acknowledge(task, checkpointId, snapshots);
+    else this.coordinator?.acknowledge(task, checkpointId, snapshots);
+  }
+
+  onTaskStatus(task: Task): void {
+    this.slot?.onTaskStatus(task);
   }
 
   private createTasks(restore: Map<string, OperatorRestore>[] | undefined): void {
-    const byVertex = new Map<number, Task[]>();
+    const slot = this.slot;
+    const byVertex = new Map<number, (Task | undefined)[]>();
     for (const v of this.graph.vertices) {
-      const tasks: Task[] = [];
-      for (let i = 0; i < v.parallelism; i++) tasks.push(new Task(this, v, i, restore?.[i] ?? new Map()));
+      const tasks: (Task | undefined)[] = [];
+      for (let i = 0; i < v.parallelism; i++) {
+        if (slot !== undefined && !slot.isLocal(v.id, i)) tasks.push(undefined);
+        else {
+          const t = new Task(this, v, i, restore?.[i] ?? new Map());
+          tasks.push(t);
+          this.tasks.push(t);
+        }
+      }
       byVertex.set(v.id, tasks);
-      this.tasks.push(...tasks);
     }
     const vertexOf = new Map(this.graph.vertices.flatMap((v) => v.nodes.map((n) => [n, v] as const)));
-    // Channels for every network edge.
+    // Channels for every network edge (in a slot: the ends that are here).
     for (const v of this.graph.vertices) {
       for (const edge of v.outputs) {
         const targetVertex = vertexOf.get(edge.target)!;
@@ -208,8 +239,25 @@ export class LocalExecutor implements TaskHost {
         const consumers = byVertex.get(targetVertex.id)!;
         producers.forEach((producer, i) => {
           const to = connectedSubtasks(edge.partitioner, i, producers.length, consumers.length);
-          const channels = to.map((j) => {
-            const consumer = consumers[j]!;
+          if (producer === undefined) {
+            // A remote producer: its frames feed local consumers.
+            for (const j of to) {
+              const consumer = consumers[j];
+              if (consumer === undefined) continue;
+              const c = slot!.inChannel(
+                edge,
+                i,
+                consumer,
+                `${v.name} (${i + 1}/${producers.length}) -> ${consumer.describe()}`,
+              );
+              c.index = consumer.inputs.length;
+              consumer.inputs.push(c);
+            }
+            return;
+          }
+          const channels: OutChannel[] = to.map((j) => {
+            const consumer = consumers[j];
+            if (consumer === undefined) return slot!.outChannel(edge, producer, j);
             const c = new Channel(
               this.graph.bufferCapacity,
               producer,
@@ -310,7 +358,8 @@ export class LocalExecutor implements TaskHost {
       this.coordinator?.stop();
       // NOTE: the end of a bounded job is its final checkpoint: sinks publish what they pre-committed
       // at the end of input only now that every task has finished (as Flink's final checkpoint).
-      if (this.failure === undefined && !this.cancelled) {
+      // A slot of a distributed run waits for the job manager to say the whole job finished.
+      if (this.failure === undefined && !this.cancelled && this.slot === undefined) {
         try {
           await Promise.all(this.tasks.map((t) => t.finalCommit()));
         } catch (e) {
@@ -321,7 +370,8 @@ export class LocalExecutor implements TaskHost {
       this.coordinator?.stop();
       this.unsubscribeClock?.();
       if (this.stdout instanceof BufferedStdout) this.stdout.flush();
-      for (const t of this.tasks) t.closeOperators();
+      if (this.slot === undefined || this.failure !== undefined || this.cancelled)
+        for (const t of this.tasks) t.closeOperators();
     }
     if (this.failure !== undefined) throw this.jobError(this.failure.error, this.failure.task);
     const status = this.cancelled ? 'CANCELLED' : 'FINISHED';
@@ -332,6 +382,22 @@ export class LocalExecutor implements TaskHost {
       metrics: this.metrics(),
       results: this.results.values,
     };
+  }
+
+  /** A slot: the whole job finished; publish the final transactions (if `commit`) and close. */
+  async finishSlot(commit: boolean): Promise<void> {
+    try {
+      if (commit) await Promise.all(this.tasks.map((t) => t.finalCommit()));
+    } finally {
+      if (this.stdout instanceof BufferedStdout) this.stdout.flush();
+      for (const t of this.tasks) t.closeOperators();
+    }
+  }
+
+  /** Fails the run from outside (a slot whose peer failed). */
+  abort(error: unknown): void {
+    this.fail(error, undefined);
+    this.wake();
   }
 
   private jobError(error: unknown, task: Task | undefined): Error {
@@ -391,6 +457,7 @@ export class LocalExecutor implements TaskHost {
           }
         }
 
+        this.slot?.afterPass();
         if (this.failure !== undefined || this.cancelled) return;
       } while (progressed && performance.now() < sliceEnd);
       if (this.stdout instanceof BufferedStdout) this.stdout.flush();
@@ -430,7 +497,13 @@ export class LocalExecutor implements TaskHost {
     if (!awaitingIo && this.policy?.onIdle?.({ nextWakeTime: next, clock: this.clock }))
       return Promise.resolve();
 
-    if (this.pending === 0 && !waitingSources && (next === Number.POSITIVE_INFINITY || manual)) {
+    // NOTE: a slot of a distributed run waits for frames from other slots: no stall detection.
+    if (
+      this.slot === undefined &&
+      this.pending === 0 &&
+      !waitingSources &&
+      (next === Number.POSITIVE_INFINITY || manual)
+    ) {
       if (!manual || next === Number.POSITIVE_INFINITY) {
         const stuck = this.tasks
           .filter((t) => t.status !== 'finished')

@@ -22,7 +22,19 @@ import {
 import { type CheckpointStorage, MAX_CHUNK_BYTES } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import type { SubtaskSnapshot } from '../task/operator-runtime.js';
-import type { Task } from '../task/task.js';
+import type { TaskStatus } from '../task/task.js';
+
+/** What the coordinator needs of a task: a local one, or a proxy of one in another thread. */
+export interface CheckpointTask {
+  readonly status: TaskStatus;
+  readonly isSource: boolean;
+  describe(): string;
+  triggerCheckpoint(checkpointId: number): void;
+  notifyCheckpointComplete(checkpointId: number): void;
+  abortCheckpoint(checkpointId: number): void;
+  /** Key groups of these snapshots must be written again next time. */
+  redirty(snapshots: readonly SubtaskSnapshot[]): void;
+}
 
 /** How checkpoints are taken. */
 export interface CheckpointingOptions {
@@ -62,13 +74,13 @@ interface Pending {
   triggeredAt: number;
   /** Wall time of the trigger, for durations. */
   started: number;
-  waiting: Set<Task>;
+  waiting: Set<CheckpointTask>;
   /** Acknowledged subtask snapshots, written. */
   written: WrittenSubtask[];
   /** Writes in progress. */
   writes: Promise<void>[];
   failed: boolean;
-  snapshots: { task: Task; snaps: SubtaskSnapshot[] }[];
+  snapshots: { task: CheckpointTask; snaps: SubtaskSnapshot[] }[];
   /** Savepoints are kept until deleted, and someone waits for them. */
   savepoint: boolean;
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
@@ -87,7 +99,7 @@ interface WrittenSubtask {
 /** Hooks into the executor. */
 export interface CoordinatorHost {
   readonly jobId: string;
-  readonly tasks: readonly Task[];
+  readonly tasks: readonly CheckpointTask[];
   readonly graph: JobGraph;
   now(): number;
   /** The job fails (too many failed checkpoints). */
@@ -96,6 +108,8 @@ export interface CoordinatorHost {
   wake(): void;
   /** A checkpoint completed (for progress reporting). */
   onComplete?(stats: CheckpointStats): void;
+  /** A checkpoint was abandoned. */
+  onAbort?(checkpointId: number): void;
 }
 
 const INLINE_OPERATOR_STATE_BYTES = 64 * 1024;
@@ -255,7 +269,7 @@ export class CheckpointCoordinator {
   }
 
   /** A task took its snapshot of checkpoint `id`: write its changed key groups, then count it. */
-  acknowledge(task: Task, id: number, snaps: SubtaskSnapshot[]): void {
+  acknowledge(task: CheckpointTask, id: number, snaps: SubtaskSnapshot[]): void {
     const p = this.pending.get(id);
     if (p === undefined || p.failed) {
       // Abandoned meanwhile: what the snapshot took must be written next time.
@@ -428,11 +442,8 @@ export class CheckpointCoordinator {
     this.host.wake();
   }
 
-  private redirty(task: Task, snaps: SubtaskSnapshot[]): void {
-    for (const s of snaps) {
-      const m = task.members.find((x) => x.spec.operatorId === s.operatorId);
-      m?.redirty(s.changed.keys());
-    }
+  private redirty(task: CheckpointTask, snaps: SubtaskSnapshot[]): void {
+    task.redirty(snaps);
   }
 
   /** Abandons a checkpoint: tasks stop aligning it, its snapshots' key groups become dirty again. */
@@ -445,6 +456,7 @@ export class CheckpointCoordinator {
     this.pending.delete(p.id);
     for (const { task, snaps } of p.snapshots) this.redirty(task, snaps);
     for (const t of this.host.tasks) t.abortCheckpoint(p.id);
+    this.host.onAbort?.(p.id);
     this.lastEnd = this.host.now();
     if (!countAsFailure) return;
     this.failures.push(reason);

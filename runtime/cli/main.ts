@@ -59,6 +59,11 @@ export async function main(argv: string[]): Promise<number> {
       .argument('<job>', 'path to the job module (.ts or .js)'),
   )
     .option('--progress', 'print a live progress line to standard error')
+    .option(
+      '--slots <n>',
+      'run on this many slots (worker threads); subtask i of every operator runs in slot i mod n',
+      positiveInt,
+    )
     .option('--checkpoint-interval <duration>', 'take a checkpoint every interval (e.g. 1s, 500ms)', duration)
     .option(
       '--checkpoint-storage <url>',

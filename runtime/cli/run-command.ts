@@ -27,16 +27,18 @@ export interface RunFlags {
   allowNonRestoredState?: boolean;
   restartStrategy?: RestartStrategy;
   jobId?: string;
+  slots?: number;
 }
 
 /** Runs the job; returns the exit code. */
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
   const loaded = await loadJob(file);
-  const env = await buildJob(loaded.definition, {
+  const overrides = {
     jobName: loaded.name,
     ...(flags.parallelism === undefined ? {} : { parallelism: flags.parallelism }),
     ...(flags.maxParallelism === undefined ? {} : { maxParallelism: flags.maxParallelism }),
-  });
+  };
+  const env = await buildJob(loaded.definition, overrides);
   let storage: CheckpointStorage | undefined = env.getCheckpointStorage();
   if (
     flags.checkpointStorage !== undefined ||
@@ -56,6 +58,9 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   let lastCheckpoint: CheckpointStats | undefined;
   const client = env.executeAsync({
     jobId,
+    ...(flags.slots === undefined || flags.slots < 2
+      ? {}
+      : { distributed: { slots: flags.slots, jobPath: loaded.path, overrides } }),
     ...(flags.restore === undefined ? {} : { restore: flags.restore }),
     ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
     onEvent: (e) => {

@@ -42,6 +42,8 @@ export interface TaskHost {
   wakeWhenIdle(task: Task): void;
   /** The shared watermark alignment group `group` (one member per calling subtask). */
   alignmentGroup(group: string, task: Task): AlignmentGroup;
+  /** A task's status changed (a distributed run reports it to the job manager). */
+  onTaskStatus?(task: Task): void;
   /** Exactly-once aligns barriers (blocks channels); at-least-once only counts them. */
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
   /** The task took the synchronous part of checkpoint `checkpointId`. */
@@ -252,7 +254,7 @@ export class Task implements ChannelEndpoint {
 
   /** Initializes state and opens the operators (tail first, so consumers are ready). */
   open(): void {
-    this.status = 'running';
+    this.setStatus('running');
     for (const m of this.members) m.op.initializeState();
     for (let i = this.members.length - 1; i >= 0; i--) this.members[i]!.op.open();
   }
@@ -331,6 +333,17 @@ export class Task implements ChannelEndpoint {
     const snapshots = this.members.map((m) => m.snapshotIncremental(id));
     for (const w of this.writers.values()) w.broadcastEvent(BARRIER, id, 0);
     this.host.acknowledgeCheckpoint(this, id, snapshots);
+  }
+
+  private setStatus(status: TaskStatus): void {
+    this.status = status;
+    this.host.onTaskStatus?.(this);
+  }
+
+  /** Marks the key groups of a failed checkpoint's snapshots changed again. */
+  redirty(snapshots: readonly SubtaskSnapshot[]): void {
+    for (const s of snapshots)
+      this.members.find((m) => m.spec.operatorId === s.operatorId)?.redirty(s.changed.keys());
   }
 
   /** Checkpoint `id` was abandoned: stop aligning it. */
@@ -453,7 +466,7 @@ export class Task implements ChannelEndpoint {
   }
 
   private beginFinish(): void {
-    this.status = 'finishing';
+    this.setStatus('finishing');
     this.finishIndex = 0;
     this.continueFinish();
   }
@@ -480,7 +493,7 @@ export class Task implements ChannelEndpoint {
     // NOTE: operators are closed by the executor when the job ends (after the final commit).
     for (const m of this.members) m.clearCallbacks();
     this.wakeTime = Number.POSITIVE_INFINITY;
-    this.status = 'finished';
+    this.setStatus('finished');
   }
 
   /** The job finished: operators publish what they pre-committed at the end of input. */

@@ -6,11 +6,16 @@ import type { PartitionerSpec } from '../../operators/transformation.js';
 import { UserFunctionError } from '../../state/errors.js';
 import { describeValue, type Key } from '../../state/hash.js';
 import { keyGroupFor, subtaskForKeyGroup } from '../../state/key-groups.js';
-import { type Channel, RECORD } from './channel.js';
+import { RECORD } from './channel.js';
+
+/** The sending end of a channel: a local ring, or a batch sent to another thread or process. */
+export interface OutChannel {
+  push(kind: number, value: unknown, time: number): void;
+}
 
 /** Sends records of one producer subtask over one edge. */
 export abstract class RecordWriter {
-  constructor(readonly channels: readonly Channel[]) {}
+  constructor(readonly channels: readonly OutChannel[]) {}
   abstract emit(value: unknown, timestamp: number): void;
   /** Sends a non-record event to every channel. */
   broadcastEvent(kind: number, value: unknown, time: number): void {
@@ -19,8 +24,8 @@ export abstract class RecordWriter {
 }
 
 class SingleWriter extends RecordWriter {
-  private readonly channel: Channel;
-  constructor(channels: readonly Channel[]) {
+  private readonly channel: OutChannel;
+  constructor(channels: readonly OutChannel[]) {
     super(channels);
     this.channel = channels[0]!;
   }
@@ -31,7 +36,7 @@ class SingleWriter extends RecordWriter {
 
 class RoundRobinWriter extends RecordWriter {
   private next: number;
-  constructor(channels: readonly Channel[], start: number) {
+  constructor(channels: readonly OutChannel[], start: number) {
     super(channels);
     this.next = start % channels.length;
   }
@@ -49,7 +54,7 @@ class BroadcastWriter extends RecordWriter {
 
 class ShuffleWriter extends RecordWriter {
   private state: number;
-  constructor(channels: readonly Channel[], seed: number) {
+  constructor(channels: readonly OutChannel[], seed: number) {
     super(channels);
     this.state = (seed * 0x9e3779b1) | 1;
   }
@@ -66,7 +71,7 @@ class ShuffleWriter extends RecordWriter {
 
 class HashWriter extends RecordWriter {
   constructor(
-    channels: readonly Channel[],
+    channels: readonly OutChannel[],
     private readonly keySelector: (value: unknown) => Key,
     private readonly maxParallelism: number,
     private readonly describe: () => string,
@@ -110,7 +115,7 @@ class HashWriter extends RecordWriter {
  */
 export function createWriter(
   partitioner: PartitionerSpec,
-  channels: readonly Channel[],
+  channels: readonly OutChannel[],
   subtaskIndex: number,
   targetMaxParallelism: number,
   describe: () => string,

@@ -20,6 +20,12 @@ describe('tidemark CLI', () => {
     },
   );
 
+  test('runs examples/wordcount.ts on 2 slots (worker threads) with the same result', async () => {
+    const r = await runCli(['run', 'examples/wordcount.ts', '--parallelism', '4', '--slots', '2']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(lastLine(r.stdout))).toEqual(WORDS);
+  });
+
   test('plan prints the execution graph as text, dot and json', async () => {
     const text = await runCli(['plan', 'examples/wordcount.ts', '-p', '4']);
     expect(text.code).toBe(0);

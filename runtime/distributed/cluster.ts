@@ -1,0 +1,338 @@
+/**
+ * The job manager side of a run on several slots (worker threads): places subtasks on slots
+ * (subtask i of every vertex on slot i mod slots, as Flink's slot sharing does, so forward chains
+ * stay in one thread), starts the workers with peer-to-peer channels between them, coordinates
+ * checkpoints (the coordinator runs here; slots snapshot and send their data), gathers results and
+ * metrics, and ends the run when every subtask has finished — or fails it when a slot fails or dies.
+ */
+import { existsSync } from 'node:fs';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { deserializeError, JobFailedError, TidemarkError } from '../../state/errors.js';
+import {
+  CheckpointCoordinator,
+  type CheckpointingOptions,
+  type CheckpointStats,
+  type CheckpointTask,
+} from '../checkpoint/coordinator.js';
+import type { JobGraph } from '../graph/job-graph.js';
+import type { JobResult, ResultCollector } from '../local-executor.js';
+import type { JobMetricsSnapshot, OperatorMetricsSnapshot } from '../metrics.js';
+import type { OperatorRestore, SubtaskSnapshot } from '../task/operator-runtime.js';
+import type { TaskStatus } from '../task/task.js';
+import {
+  type FromSlot,
+  type SlotInit,
+  type SubtaskMetrics,
+  type TaskRef,
+  type ToSlot,
+  taskRef,
+} from './protocol.js';
+import { planHash } from './slot.js';
+
+/** Options of a run on several slots. */
+export interface ClusterOptions {
+  slots: number;
+  /** The job module every slot imports. */
+  jobPath: string;
+  overrides: SlotInit['overrides'];
+  restore?: Map<string, OperatorRestore>[] | undefined;
+  attemptNumber: number;
+  runId: string;
+  results: ResultCollector;
+  checkpointing?:
+    | {
+        options: CheckpointingOptions;
+        jobId: string;
+        epoch: number;
+        lastCheckpointId: number;
+        onComplete?: (s: CheckpointStats) => void;
+      }
+    | undefined;
+}
+
+/** A subtask in some slot, as the checkpoint coordinator sees it. */
+class RemoteTask implements CheckpointTask {
+  status: TaskStatus = 'created';
+  constructor(
+    readonly ref: TaskRef,
+    readonly slot: number,
+    readonly isSource: boolean,
+    private readonly name: string,
+    private readonly post: (slot: number, m: ToSlot) => void,
+  ) {}
+  describe(): string {
+    return this.name;
+  }
+  triggerCheckpoint(checkpointId: number): void {
+    this.post(this.slot, { type: 'trigger', checkpointId, tasks: [this.ref] });
+  }
+  notifyCheckpointComplete(): void {
+    // Sent once per slot by the cluster (see `onCheckpointComplete`).
+  }
+  abortCheckpoint(): void {
+    // Sent once per slot by the cluster.
+  }
+  redirty(snapshots: readonly SubtaskSnapshot[]): void {
+    this.post(this.slot, { type: 'redirty', task: this.ref, snapshots: [...snapshots] });
+  }
+}
+
+/** Where the runtime's entry points are: sources (tsx) or dist/. */
+function workerEntry(): { url: URL; fromSource: boolean } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const root = new URL(fromSource ? '../../' : '../../../', import.meta.url);
+  const url = new URL('bin/worker.js', root);
+  if (!existsSync(url))
+    throw new TidemarkError('INTERNAL_ERROR', `the worker entry ${url.pathname} is missing`);
+  return { url, fromSource };
+}
+
+/** Runs one attempt of a job on several worker threads. */
+export class ClusterExecutor {
+  readonly coordinator: CheckpointCoordinator | undefined;
+  private readonly workers: Worker[] = [];
+  private readonly tasks = new Map<TaskRef, RemoteTask>();
+  private readonly metricsBySlot = new Map<number, SubtaskMetrics[]>();
+  private failure: Error | undefined;
+  private cancelled = false;
+  private settle: (() => void) | undefined;
+  private done = 0;
+  private finalized = 0;
+  private tick: NodeJS.Timeout | undefined;
+  private readonly started = performance.now();
+
+  constructor(
+    readonly graph: JobGraph,
+    private readonly options: ClusterOptions,
+  ) {
+    const post = (slot: number, m: ToSlot) => this.workers[slot]?.postMessage(m);
+    for (const v of graph.vertices)
+      for (let i = 0; i < v.parallelism; i++) {
+        const ref = taskRef(v.id, i);
+        this.tasks.set(
+          ref,
+          new RemoteTask(
+            ref,
+            i % options.slots,
+            v.head.isSource,
+            `${v.name} (${i + 1}/${v.parallelism})`,
+            post,
+          ),
+        );
+      }
+    const cp = options.checkpointing;
+    this.coordinator =
+      cp === undefined
+        ? undefined
+        : new CheckpointCoordinator(
+            cp.options,
+            {
+              jobId: cp.jobId,
+              tasks: [...this.tasks.values()],
+              graph,
+              now: () => Date.now(),
+              fail: (e) => this.fail(e as Error),
+              wake: () => {},
+              onComplete: (s) => {
+                for (let slot = 0; slot < this.workers.length; slot++)
+                  post(slot, { type: 'complete', checkpointId: s.checkpointId });
+                cp.onComplete?.(s);
+              },
+              onAbort: (id) => {
+                for (let slot = 0; slot < this.workers.length; slot++)
+                  post(slot, { type: 'abort', checkpointId: id });
+              },
+            },
+            cp.epoch,
+            cp.lastCheckpointId,
+          );
+  }
+
+  /** Runs the job to its end on the slots. */
+  async run(): Promise<JobResult> {
+    const { slots, jobPath } = this.options;
+    const entry = workerEntry();
+    const placement: Record<TaskRef, number> = {};
+    for (const t of this.tasks.values()) placement[t.ref] = t.slot;
+    const restore: [number, [string, OperatorRestore][]][] = (this.options.restore ?? []).map((m, i) => [
+      i,
+      [...(m ?? new Map())],
+    ]);
+    // One message channel between every pair of slots.
+    const ports: (MessagePort | undefined)[][] = Array.from({ length: slots }, () =>
+      new Array(slots).fill(undefined),
+    );
+    for (let a = 0; a < slots; a++)
+      for (let b = a + 1; b < slots; b++) {
+        const { port1, port2 } = new MessageChannel();
+        ports[a]![b] = port1;
+        ports[b]![a] = port2;
+      }
+    const hash = planHash(this.graph);
+    for (let slot = 0; slot < slots; slot++) {
+      const init: SlotInit = {
+        slot,
+        slots,
+        jobPath,
+        overrides: this.options.overrides,
+        planHash: hash,
+        tasks: [...this.tasks.values()].filter((t) => t.slot === slot).map((t) => t.ref),
+        placement,
+        restore,
+        attemptNumber: this.options.attemptNumber,
+        runId: this.options.runId,
+        checkpointMode: this.options.checkpointing?.options.mode ?? 'exactly-once',
+        fromSource: entry.fromSource,
+      };
+      const peers = ports[slot]!;
+      const w = new Worker(entry.url, {
+        workerData: { init, peers },
+        transferList: peers.filter((p): p is MessagePort => p !== undefined),
+      });
+      w.on('message', (m: FromSlot) => this.onSlot(slot, m));
+      w.on('error', (e) =>
+        this.fail(
+          new TidemarkError(
+            'JOB_FAILED',
+            `slot ${slot} failed: ${e.message}`,
+            { jobName: this.graph.jobName },
+            { cause: e },
+          ),
+        ),
+      );
+      w.on('exit', (code) => {
+        if (this.finalized < slots && !this.cancelled && this.failure === undefined)
+          this.fail(
+            new TidemarkError(
+              'JOB_FAILED',
+              `slot ${slot} (worker thread) exited with code ${code} before the job ended`,
+              { jobName: this.graph.jobName },
+            ),
+          );
+      });
+      this.workers.push(w);
+    }
+    this.scheduleTick();
+    await new Promise<void>((resolve) => {
+      this.settle = resolve;
+    });
+    if (this.tick !== undefined) clearTimeout(this.tick);
+    this.coordinator?.stop();
+    if (this.failure === undefined && !this.cancelled) {
+      // Every subtask finished: the final checkpoint publishes the sinks' last transactions.
+      await new Promise<void>((resolve) => {
+        this.settle = resolve;
+        for (const w of this.workers) w.postMessage({ type: 'final', commit: true } satisfies ToSlot);
+      });
+    }
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    if (this.failure !== undefined) throw this.failure;
+    return {
+      jobName: this.graph.jobName,
+      status: this.cancelled ? 'CANCELLED' : 'FINISHED',
+      durationMs: performance.now() - this.started,
+      metrics: this.metrics(),
+      results: this.options.results.values,
+    };
+  }
+
+  private scheduleTick(): void {
+    const c = this.coordinator;
+    if (c === undefined) return;
+    c.tick(Date.now());
+    const next = c.nextWakeTime();
+    const delay = Math.max(1, Math.min(1000, next - Date.now()));
+    this.tick = setTimeout(() => this.scheduleTick(), delay);
+  }
+
+  private onSlot(slot: number, m: FromSlot): void {
+    switch (m.type) {
+      case 'ready':
+        break;
+      case 'status': {
+        const t = this.tasks.get(m.task);
+        if (t !== undefined) t.status = m.status;
+        break;
+      }
+      case 'ack': {
+        const t = this.tasks.get(m.task);
+        if (t !== undefined) this.coordinator?.acknowledge(t, m.checkpointId, m.snapshots);
+        break;
+      }
+      case 'results':
+        for (const [id, subtask, value] of m.adds) this.options.results.add(id, subtask, value);
+        for (const [id, txn, values] of m.commits) this.options.results.commit(id, txn, values);
+        break;
+      case 'metrics':
+        this.metricsBySlot.set(slot, m.subtasks);
+        break;
+      case 'done':
+        if (++this.done === this.workers.length || m.status === 'CANCELLED') this.settle?.();
+        break;
+      case 'finalized':
+        if (++this.finalized === this.workers.length) this.settle?.();
+        break;
+      case 'failed':
+        this.fail(deserializeError(m.error));
+        break;
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.failure !== undefined || this.cancelled) return;
+    this.failure =
+      error instanceof JobFailedError
+        ? error
+        : new JobFailedError(
+            `job '${this.graph.jobName}' failed: ${error.message}`,
+            { jobName: this.graph.jobName },
+            error,
+          );
+    for (const w of this.workers) w.postMessage({ type: 'cancel' } satisfies ToSlot);
+    this.settle?.();
+  }
+
+  /** Stops the run; `run` resolves with status CANCELLED. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    for (const w of this.workers) w.postMessage({ type: 'cancel' } satisfies ToSlot);
+    this.settle?.();
+  }
+
+  /** Kills one slot's worker thread (a crash, for tests of recovery). */
+  async killSlot(slot: number): Promise<void> {
+    await this.workers[slot]?.terminate();
+  }
+
+  /** The latest metrics the slots reported, summed per operator. */
+  metrics(): JobMetricsSnapshot {
+    const byOp = new Map<string, OperatorMetricsSnapshot>();
+    for (const list of this.metricsBySlot.values())
+      for (const s of list) {
+        let o = byOp.get(s.operatorId);
+        if (o === undefined)
+          byOp.set(
+            s.operatorId,
+            (o = {
+              operatorId: s.operatorId,
+              operatorName: s.operatorName,
+              isSource: s.isSource,
+              isSink: s.isSink,
+              parallelism: s.parallelism,
+              metrics: {},
+            }),
+          );
+        for (const [k, v] of Object.entries(s.values)) o.metrics[k] = (o.metrics[k] ?? 0) + v;
+      }
+    const operators = [...byOp.values()];
+    return {
+      timeMs: Date.now(),
+      operators,
+      sourceRecords: operators
+        .filter((o) => o.isSource)
+        .reduce((n, o) => n + (o.metrics.numRecordsOut ?? 0), 0),
+      sinkRecords: operators.filter((o) => o.isSink).reduce((n, o) => n + (o.metrics.numRecordsIn ?? 0), 0),
+    };
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * A slot (worker thread): imports the job module, builds the same job graph as the job manager
+ * (checked by plan hash), runs its subtasks with the local executor, and connects them to the
+ * subtasks of other slots with remote channels.
+ */
+import { createHash } from 'node:crypto';
+import type { MessagePort } from 'node:worker_threads';
+import type { ResultSink } from '../../operators/contract.js';
+import { serializeError } from '../../state/errors.js';
+import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
+import { planToJson } from '../graph/plan.js';
+import { LocalExecutor, ResultCollector, type SlotWiring } from '../local-executor.js';
+import type { Channel } from '../task/channel.js';
+import type { OperatorRestore, SubtaskSnapshot } from '../task/operator-runtime.js';
+import type { Task } from '../task/task.js';
+import type { OutChannel } from '../task/writers.js';
+import {
+  channelId,
+  type FromSlot,
+  type SlotInit,
+  type SlotToSlot,
+  type SubtaskMetrics,
+  type ToSlot,
+  taskRef,
+} from './protocol.js';
+import { RemoteInChannel, RemoteOutChannel } from './remote-channels.js';
+
+/** The hash every process computes of the plan: equal plans, equal hashes. */
+export function planHash(graph: JobGraph): string {
+  return createHash('sha256')
+    .update(JSON.stringify(planToJson(graph)))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** Results reported by this slot's sinks, forwarded to the job manager in batches. */
+class ForwardingResults extends ResultCollector implements ResultSink {
+  adds: [string, number, unknown][] = [];
+  commits: [string, string, unknown[]][] = [];
+  override add(sinkId: string, subtaskIndex: number, value: unknown): void {
+    this.adds.push([sinkId, subtaskIndex, value]);
+  }
+  override commit(sinkId: string, transactionId: string, values: readonly unknown[]): void {
+    this.commits.push([sinkId, transactionId, [...values]]);
+  }
+}
+
+/** One slot's side of a distributed run. */
+export class Slot implements SlotWiring {
+  readonly executor: LocalExecutor;
+  private readonly local: Set<string>;
+  private readonly outs = new Map<string, RemoteOutChannel>();
+  private readonly ins = new Map<string, RemoteInChannel>();
+  private readonly results = new ForwardingResults();
+  private readonly tasksByRef = new Map<string, Task>();
+  private lastMetrics = 0;
+
+  constructor(
+    readonly init: SlotInit,
+    readonly graph: JobGraph,
+    /** Ports to the other slots, by slot index (this slot's own entry is unused). */
+    private readonly peers: (MessagePort | undefined)[],
+    private readonly send: (msg: FromSlot) => void,
+  ) {
+    this.local = new Set(init.tasks);
+    const restore: Map<string, OperatorRestore>[] = [];
+    for (const [i, entries] of init.restore) restore[i] = new Map(entries);
+    this.executor = new LocalExecutor(graph, {
+      slot: this,
+      restore,
+      attemptNumber: init.attemptNumber,
+      runId: init.runId,
+      results: this.results,
+    });
+    for (const t of this.executor.tasks) this.tasksByRef.set(taskRef(t.vertex.id, t.subtaskIndex), t);
+    peers.forEach((port, slot) => {
+      if (port === undefined) return;
+      port.on('message', (m: SlotToSlot) => this.onPeer(m));
+      void slot;
+    });
+  }
+
+  // ---- SlotWiring ----
+
+  isLocal(vertexId: number, subtaskIndex: number): boolean {
+    return this.local.has(taskRef(vertexId, subtaskIndex));
+  }
+
+  private vertexOfNode(node: StreamEdge['target']): number {
+    return this.graph.vertices.find((v) => v.nodes.includes(node))!.id;
+  }
+
+  outChannel(edge: StreamEdge, producer: Task, consumerIndex: number): OutChannel {
+    const id = channelId(edge.id, producer.subtaskIndex, consumerIndex);
+    const slot = this.init.placement[taskRef(this.vertexOfNode(edge.target), consumerIndex)]!;
+    const c = new RemoteOutChannel(
+      id,
+      this.peers[slot]!,
+      producer,
+      this.graph.bufferCapacity,
+      `${producer.describe()} -> ${edge.target.name} (${consumerIndex + 1}/${edge.target.parallelism})`,
+    );
+    this.outs.set(id, c);
+    return c;
+  }
+
+  inChannel(edge: StreamEdge, producerIndex: number, consumer: Task, label: string): Channel {
+    const id = channelId(edge.id, producerIndex, consumer.subtaskIndex);
+    const slot = this.init.placement[taskRef(this.vertexOfNode(edge.source), producerIndex)]!;
+    const c = new RemoteInChannel(
+      id,
+      this.peers[slot]!,
+      this.graph.bufferCapacity,
+      { queued: 0, fullOutputs: 0 },
+      consumer,
+      edge.inputIndex,
+      label,
+    );
+    this.ins.set(id, c);
+    return c;
+  }
+
+  afterPass(): void {
+    for (const c of this.outs.values()) c.flush();
+    for (const c of this.ins.values()) c.returnCredits();
+    this.flushResults();
+    const now = Date.now();
+    if (now - this.lastMetrics >= 500) this.sendMetrics(now);
+  }
+
+  acknowledge(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void {
+    this.afterPass();
+    this.send({ type: 'ack', task: taskRef(task.vertex.id, task.subtaskIndex), checkpointId, snapshots });
+  }
+
+  onTaskStatus(task: Task): void {
+    this.send({ type: 'status', task: taskRef(task.vertex.id, task.subtaskIndex), status: task.status });
+  }
+
+  // ---- messages ----
+
+  private onPeer(m: SlotToSlot): void {
+    if (m.type === 'frame') {
+      const c = this.ins.get(m.channel);
+      if (c !== undefined) {
+        c.receive(m.data);
+        this.executor.wake();
+      }
+    } else {
+      const c = this.outs.get(m.channel);
+      if (c?.credit(m.n) === true) this.executor.wake();
+    }
+  }
+
+  /** A message from the job manager. */
+  onManager(m: ToSlot): void {
+    switch (m.type) {
+      case 'trigger':
+        for (const ref of m.tasks) this.tasksByRef.get(ref)?.triggerCheckpoint(m.checkpointId);
+        this.executor.wake();
+        break;
+      case 'complete':
+        for (const t of this.executor.tasks)
+          if (t.status === 'running' || t.status === 'finishing') t.notifyCheckpointComplete(m.checkpointId);
+        this.executor.wake();
+        break;
+      case 'abort':
+        for (const t of this.executor.tasks) t.abortCheckpoint(m.checkpointId);
+        this.executor.wake();
+        break;
+      case 'redirty':
+        this.tasksByRef.get(m.task)?.redirty(m.snapshots);
+        break;
+      case 'final':
+        this.executor.finishSlot(m.commit).then(
+          () => {
+            this.flushResults();
+            this.send({ type: 'finalized' });
+          },
+          (e: unknown) => this.send({ type: 'failed', error: serializeError(e) }),
+        );
+        break;
+      case 'cancel':
+        this.executor.cancel();
+        break;
+      case 'fail':
+        this.executor.cancel();
+        break;
+    }
+  }
+
+  private flushResults(): void {
+    const r = this.results;
+    if (r.adds.length === 0 && r.commits.length === 0) return;
+    this.send({ type: 'results', adds: r.adds, commits: r.commits });
+    r.adds = [];
+    r.commits = [];
+  }
+
+  sendMetrics(now = Date.now()): void {
+    this.lastMetrics = now;
+    const subtasks: SubtaskMetrics[] = [];
+    for (const t of this.executor.tasks)
+      for (const m of t.metrics())
+        subtasks.push({
+          operatorId: m.metrics.operatorId,
+          operatorName: m.metrics.operatorName,
+          isSource: m.isSource,
+          isSink: m.isSink,
+          parallelism: m.parallelism,
+          values: m.metrics.values(),
+        });
+    this.send({ type: 'metrics', subtasks });
+  }
+
+  /** Runs the slot's subtasks until they finish (or the run is cancelled or fails). */
+  async run(): Promise<void> {
+    try {
+      const r = await this.executor.run();
+      this.afterPass();
+      this.sendMetrics();
+      this.send({ type: 'done', status: r.status });
+    } catch (e) {
+      this.afterPass();
+      this.send({ type: 'failed', error: serializeError(e) });
+    }
+  }
+}

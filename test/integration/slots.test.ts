@@ -1,0 +1,118 @@
+// Runs on several slots (worker threads): the same results as in one thread, exactly-once recovery
+// when a worker dies, and clear errors for records that cannot cross threads.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildJob, MemoryCheckpointStorage, RestartStrategies, type RunnerEvent } from 'tidemark';
+import { afterAll, describe, expect, test } from 'vitest';
+import { loadJob } from '../../runtime/cli/load-job.js';
+import { ROOT } from '../helpers/cli.js';
+
+// NOTE: inside the package, so that `import ... from 'tidemark'` resolves in vitest and in workers.
+const dir = mkdtempSync(join(ROOT, 'test', '.tmp-slots-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function module(name: string, body: string): string {
+  const file = join(dir, `${name}.mts`);
+  writeFileSync(
+    file,
+    `import { job, TumblingEventTimeWindows, WatermarkStrategy } from 'tidemark';\n${body}\n`,
+  );
+  return file;
+}
+
+const windowed = module(
+  'windowed',
+  `export default job((env) => {
+  env.fromGenerator((i) => ({ k: 'k' + (i % 17), t: i * 7, v: i % 10 }), {
+      count: 20000,
+      watermarks: WatermarkStrategy.forBoundedOutOfOrderness(100).withTimestampAssigner((e) => e.t),
+    })
+    .keyBy((e) => e.k)
+    .window(TumblingEventTimeWindows.of(1000))
+    .aggregate({ createAccumulator: () => 0, add: (e, a) => a + e.v, getResult: (a) => a, merge: (a, b) => a + b })
+    .map((s) => ({ k: s % 7, n: 1, s }))
+    .keyBy((e) => e.k)
+    .reduce((a, b) => ({ k: a.k, n: a.n + b.n, s: a.s + b.s })) // a count per key: 1, 2, 3 ... in any order
+    .map((e) => e.k + '#' + e.n)
+    .collectCommitted();
+});`,
+);
+
+async function run(
+  file: string,
+  options: { slots: number; parallelism: number; checkpointMs?: number; kill?: boolean },
+) {
+  const loaded = await loadJob(file);
+  const overrides = { jobName: loaded.name, parallelism: options.parallelism };
+  const env = await buildJob(loaded.definition, overrides);
+  if (options.checkpointMs !== undefined) {
+    env.enableCheckpointing(options.checkpointMs);
+    env.setCheckpointStorage(new MemoryCheckpointStorage());
+    env.setRestartStrategy(RestartStrategies.fixedDelay(3, 0));
+  }
+  const events: RunnerEvent[] = [];
+  const client = env.executeAsync({
+    onEvent: (e) => events.push(e),
+    ...(options.slots > 1 ? { distributed: { slots: options.slots, jobPath: loaded.path, overrides } } : {}),
+  });
+  if (options.kill === true) {
+    while (!events.some((e) => e.type === 'checkpoint')) await new Promise((r) => setTimeout(r, 5));
+    await client.killSlot(1);
+  }
+  const result = await client.result;
+  return {
+    result,
+    events,
+    values: [...(result.results.values().next().value ?? [])] as string[],
+    restarts: client.restarts(),
+  };
+}
+
+describe('several slots', () => {
+  test('a keyed, windowed job gives the same results on 1 thread and on 2 and 3 slots', async () => {
+    const local = await run(windowed, { slots: 1, parallelism: 3 });
+    expect(local.values.length).toBeGreaterThan(100);
+    for (const slots of [2, 3]) {
+      const r = await run(windowed, { slots, parallelism: 3 });
+      expect(r.result.status).toBe('FINISHED');
+      expect(r.values.sort()).toEqual([...local.values].sort());
+      expect(r.result.metrics.sourceRecords).toBe(20000);
+    }
+  }, 60_000);
+
+  test('a killed worker: the job restarts from its latest checkpoint, exactly once', async () => {
+    const local = await run(windowed, { slots: 1, parallelism: 2 });
+    const r = await run(windowed, { slots: 2, parallelism: 2, checkpointMs: 20, kill: true });
+    expect(r.restarts).toBe(1);
+    expect(r.events.find((e) => e.type === 'restart')).toMatchObject({
+      error: { message: expect.stringMatching(/slot 1 \(worker thread\) exited/) },
+    });
+    expect(r.values.sort()).toEqual([...local.values].sort());
+  }, 60_000);
+
+  test('a record that cannot cross threads fails the job with a clear error', async () => {
+    const file = module(
+      'unsendable',
+      `export default job((env) => {
+  env.fromGenerator((i) => ({ id: i, callback: () => i }), { count: 100 }).keyBy((e) => e.id % 3).map((e) => e.id).print();
+});`,
+    );
+    await expect(run(file, { slots: 2, parallelism: 2 })).rejects.toThrow(
+      /generator.*-> map \(\d\/2\): a record cannot be sent to another worker: record\.callback is a function/,
+    );
+  }, 60_000);
+
+  test('a job module that builds a different graph in a worker is refused', async () => {
+    const file = module(
+      'unstable',
+      `import { isMainThread } from 'node:worker_threads';
+export default job((env) => {
+  const s = env.fromElements(1, 2, 3);
+  (isMainThread ? s : s.map((x) => x)).print();
+});`,
+    );
+    await expect(run(file, { slots: 2, parallelism: 2 })).rejects.toThrow(
+      /built a different plan here .* than in the job manager/,
+    );
+  }, 60_000);
+});
