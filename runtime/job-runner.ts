@@ -14,7 +14,7 @@ import type {
   CheckpointStats,
 } from './checkpoint/coordinator.js';
 import { type LoadedCheckpoint, loadCheckpoint, loadLatestCheckpoint } from './checkpoint/restore.js';
-import { ClusterExecutor } from './distributed/cluster.js';
+import { ClusterExecutor, type SlotProvider } from './distributed/cluster.js';
 import type { SlotInit } from './distributed/protocol.js';
 import type { JobGraph } from './graph/job-graph.js';
 import { type ExecutionOptions, type JobResult, LocalExecutor, ResultCollector } from './local-executor.js';
@@ -50,7 +50,16 @@ export interface RunOptions
   /** Where result sinks report (share one across runs to compare committed output). */
   results?: ResultCollector | undefined;
   /** Run on several slots (worker threads), each importing the job module. */
-  distributed?: { slots: number; jobPath: string; overrides: SlotInit['overrides'] } | undefined;
+  distributed?:
+    | {
+        slots: number;
+        /** A job module: its default export is `job(...)`; every slot imports it. */
+        jobPath: string;
+        /** Job name, parallelism and max parallelism set from outside the module (as the CLI does). */
+        overrides?: SlotInit['overrides'] | undefined;
+        provider?: SlotProvider | undefined;
+      }
+    | undefined;
 }
 
 /** One attempt of a run: in this thread, or on several slots. */
@@ -135,11 +144,12 @@ export class JobRunner {
                 onComplete: (stats: CheckpointStats) => o.onEvent?.({ type: 'checkpoint', stats }),
               };
         const executor: Execution =
-          distributed !== undefined && distributed.slots > 1
+          distributed !== undefined && (distributed.slots > 1 || distributed.provider !== undefined)
             ? new ClusterExecutor(this.graph, {
                 slots: distributed.slots,
+                provider: distributed.provider,
                 jobPath: distributed.jobPath,
-                overrides: distributed.overrides,
+                overrides: distributed.overrides ?? {},
                 restore: loaded?.restore,
                 attemptNumber: this.attempt,
                 runId: this.runId,

@@ -123,7 +123,6 @@ class RedisStreamReader<T> implements SourceReader<T, RedisStreamSplit> {
   private buffer: RedisStreamEntry[] = [];
   private pending = false;
   private failure: Error | undefined;
-  private prepared: Promise<void> | undefined;
   private ready = false;
   private closed = false;
 
@@ -142,7 +141,7 @@ class RedisStreamReader<T> implements SourceReader<T, RedisStreamSplit> {
       this.options.connection,
       `tidemark-source-${this.ctx.info.operatorId}-${this.ctx.info.subtaskIndex}`,
     );
-    this.prepared = (async () => {
+    void (async () => {
       for (const s of this.splits) {
         const needEnd = this.options.bounded === true && s.endId === undefined;
         if (s.lastId === '$' || needEnd) {

@@ -19,6 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { TidemarkError } from '../../state/errors.js';
 import { toJson } from './format.js';
 import { type TransactionContext, TwoPhaseCommitSink } from './two-phase-commit.js';
 
@@ -50,6 +51,11 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
     options: FileSinkOptions<T> = {},
   ) {
     super();
+    if (typeof dir !== 'string' || dir === '')
+      throw new TidemarkError(
+        'INVALID_ARGUMENT',
+        `FileSink needs a directory (a non-empty string), got ${String(dir)}`,
+      );
     this.format = options.format ?? ((v: T) => toJson(v));
     this.extension = options.extension ?? '.jsonl';
   }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { describeErrorChain } from '../../state/errors.js';
+import { runTaskManager } from '../distributed/task-manager.js';
 import type { PlanFormat } from '../graph/plan.js';
 import { buildJob } from '../job.js';
 import { simulateJob } from '../testing/simulation.js';
@@ -14,7 +15,7 @@ import {
 } from './checkpoint-commands.js';
 import { loadJob, UsageError } from './load-job.js';
 import { duration, nonNegativeInt, positiveInt, restartStrategy, restoreTarget } from './options.js';
-import { DEFAULT_STORAGE, type RunFlags, runCommand } from './run-command.js';
+import { DEFAULT_STORAGE, type RunFlags, runCommand, tokenOf } from './run-command.js';
 
 /** The package version (from source, ../../package.json; from dist/, ../../../package.json). */
 function version(): string {
@@ -63,6 +64,21 @@ export async function main(argv: string[]): Promise<number> {
       '--slots <n>',
       'run on this many slots (worker threads); subtask i of every operator runs in slot i mod n',
       positiveInt,
+    )
+    .option('--listen <host:port>', 'be the job manager of task managers on other hosts, listening here')
+    .option(
+      '--task-managers <n>',
+      'with --listen: how many task managers to wait for (default 1)',
+      positiveInt,
+    )
+    .option(
+      '--token <secret>',
+      'with --listen: the shared secret of the job manager and task managers (or TIDEMARK_TOKEN)',
+    )
+    .option(
+      '--wait <duration>',
+      'with --listen: how long to wait for the task managers (default 2m)',
+      duration,
     )
     .option('--checkpoint-interval <duration>', 'take a checkpoint every interval (e.g. 1s, 500ms)', duration)
     .option(
@@ -117,6 +133,38 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (id: number, flags: { storage?: string; job: string }) => {
       code = await deleteCheckpoint(id, flags);
     });
+
+  program
+    .command('taskmanager')
+    .description(
+      'offer slots to a job manager (tidemark run --listen) on this host; runs until the job manager goes away',
+    )
+    .requiredOption('--job-manager <host:port>', 'the job manager to join')
+    .option('--slots <n>', 'slots (worker threads) of this task manager', positiveInt, 1)
+    .option('--token <secret>', 'the shared secret (or TIDEMARK_TOKEN)')
+    .option(
+      '--data-host <host>',
+      'address other task managers reach this one at (default: as seen by the job manager)',
+    )
+    .option('--data-port <port>', 'port for connections from other task managers (default: any)', positiveInt)
+    .action(
+      async (flags: {
+        jobManager: string;
+        slots: number;
+        token?: string;
+        dataHost?: string;
+        dataPort?: number;
+      }) => {
+        await runTaskManager({
+          jobManager: flags.jobManager,
+          slots: flags.slots,
+          token: tokenOf(flags.token),
+          ...(flags.dataHost === undefined ? {} : { dataHost: flags.dataHost }),
+          ...(flags.dataPort === undefined ? {} : { dataPort: flags.dataPort }),
+          log: (line) => process.stderr.write(`[taskmanager] ${line}\n`),
+        });
+      },
+    );
 
   program
     .command('savepoint')

@@ -3,12 +3,13 @@ import { describeErrorChain } from '../../state/errors.js';
 import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import type { CheckpointStats } from '../checkpoint/coordinator.js';
+import { TaskManagerPool } from '../distributed/task-manager.js';
 import { buildJob } from '../job.js';
 import { describeEvent } from '../job-runner.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
 import type { RestartStrategy } from '../restart-strategies.js';
 import { listenForControl } from './control.js';
-import { loadJob } from './load-job.js';
+import { loadJob, UsageError } from './load-job.js';
 
 /** The default checkpoint storage of the CLI: a directory in the working directory. */
 export const DEFAULT_STORAGE = '.tidemark/checkpoints';
@@ -28,6 +29,20 @@ export interface RunFlags {
   restartStrategy?: RestartStrategy;
   jobId?: string;
   slots?: number;
+  listen?: string;
+  taskManagers?: number;
+  token?: string;
+  wait?: number;
+}
+
+/** The shared secret of a job manager and its task managers. */
+export function tokenOf(flag: string | undefined): string {
+  const token = flag ?? process.env.TIDEMARK_TOKEN;
+  if (token === undefined || token.length < 8)
+    throw new UsageError(
+      'running on several hosts needs a shared token of at least 8 characters: --token or TIDEMARK_TOKEN',
+    );
+  return token;
 }
 
 /** Runs the job; returns the exit code. */
@@ -56,11 +71,23 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const jobId = flags.jobId ?? env.config.jobName;
   const log = (line: string) => process.stderr.write(`[${jobId}] ${line}\n`);
   let lastCheckpoint: CheckpointStats | undefined;
+  let pool: TaskManagerPool | undefined;
+  if (flags.listen !== undefined) {
+    const expected = flags.taskManagers ?? 1;
+    log(`waiting for ${expected} task manager(s) on ${flags.listen}`);
+    pool = await TaskManagerPool.listen(flags.listen, tokenOf(flags.token), expected, {
+      log,
+      ...(flags.wait === undefined ? {} : { timeoutMs: flags.wait }),
+    });
+  }
+  const slots = flags.slots ?? pool?.slots;
   const client = env.executeAsync({
     jobId,
-    ...(flags.slots === undefined || flags.slots < 2
-      ? {}
-      : { distributed: { slots: flags.slots, jobPath: loaded.path, overrides } }),
+    ...(pool !== undefined
+      ? { distributed: { slots: slots!, jobPath: loaded.path, overrides, provider: pool } }
+      : slots === undefined || slots < 2
+        ? {}
+        : { distributed: { slots, jobPath: loaded.path, overrides } }),
     ...(flags.restore === undefined ? {} : { restore: flags.restore }),
     ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
     onEvent: (e) => {
@@ -92,6 +119,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
     return 1;
   } finally {
+    pool?.close();
     stopControl?.();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

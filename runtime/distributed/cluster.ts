@@ -31,7 +31,10 @@ import { planHash } from './slot.js';
 
 /** Options of a run on several slots. */
 export interface ClusterOptions {
+  /** Slots to run on (with a provider that knows its slots: at most that many). */
   slots: number;
+  /** Where slots run (default: worker threads of this process). */
+  provider?: SlotProvider | undefined;
   /** The job module every slot imports. */
   jobPath: string;
   overrides: SlotInit['overrides'];
@@ -48,6 +51,80 @@ export interface ClusterOptions {
         onComplete?: (s: CheckpointStats) => void;
       }
     | undefined;
+}
+
+/** A running slot, wherever it is. */
+export interface SlotHandle {
+  post(message: ToSlot): void;
+  /** Stops the slot at the end of a run (no exit is reported). */
+  terminate(): Promise<void>;
+  /** Kills the slot as a crash would (its exit is reported). */
+  kill(): Promise<void>;
+}
+
+/** Callbacks of the job manager for the slots it started. */
+export interface SlotEvents {
+  message(slot: number, message: FromSlot): void;
+  /** The slot is gone (its thread or process exited, its connection dropped). */
+  exit(slot: number, reason: string): void;
+}
+
+/** Starts slots: worker threads here, or in task manager processes on other hosts. */
+export interface SlotProvider {
+  /** Slots available now (task managers may have left since the last attempt). */
+  readonly slots?: number;
+  /** Starts one slot per init (in slot order). */
+  start(inits: SlotInit[], events: SlotEvents): SlotHandle[];
+}
+
+/** Slots as worker threads of this process, with a message channel between every pair. */
+export class LocalSlots implements SlotProvider {
+  start(inits: SlotInit[], events: SlotEvents): SlotHandle[] {
+    const n = inits.length;
+    const ports: (MessagePort | undefined)[][] = Array.from({ length: n }, () =>
+      new Array(n).fill(undefined),
+    );
+    for (let a = 0; a < n; a++)
+      for (let b = a + 1; b < n; b++) {
+        const { port1, port2 } = new MessageChannel();
+        ports[a]![b] = port1;
+        ports[b]![a] = port2;
+      }
+    return inits.map((init, slot) => startWorker(init, ports[slot]!, events));
+  }
+}
+
+/** Starts one slot's worker thread with its peer ports. */
+export function startWorker(
+  init: SlotInit,
+  peers: (MessagePort | undefined)[],
+  events: SlotEvents,
+): SlotHandle & { worker: Worker } {
+  const w = new Worker(workerEntry().url, {
+    workerData: { init, peers },
+    transferList: peers.filter((p): p is MessagePort => p !== undefined),
+  });
+  let ended = false;
+  w.on('message', (m: FromSlot) => events.message(init.slot, m));
+  w.on('error', (e) => {
+    ended = true;
+    events.exit(init.slot, `slot ${init.slot} failed: ${e.message}`);
+  });
+  w.on('exit', (code) => {
+    if (!ended) events.exit(init.slot, `slot ${init.slot} (worker thread) exited with code ${code}`);
+    ended = true;
+  });
+  return {
+    worker: w,
+    post: (m) => w.postMessage(m),
+    terminate: async () => {
+      ended = true;
+      await w.terminate();
+    },
+    kill: async () => {
+      await w.terminate();
+    },
+  };
 }
 
 /** A subtask in some slot, as the checkpoint coordinator sees it. */
@@ -90,7 +167,7 @@ function workerEntry(): { url: URL; fromSource: boolean } {
 /** Runs one attempt of a job on several worker threads. */
 export class ClusterExecutor {
   readonly coordinator: CheckpointCoordinator | undefined;
-  private readonly workers: Worker[] = [];
+  private workers: SlotHandle[] = [];
   private readonly tasks = new Map<TaskRef, RemoteTask>();
   private readonly metricsBySlot = new Map<number, SubtaskMetrics[]>();
   private failure: Error | undefined;
@@ -100,24 +177,28 @@ export class ClusterExecutor {
   private finalized = 0;
   private tick: NodeJS.Timeout | undefined;
   private readonly started = performance.now();
+  /** Slots this attempt uses: no more than the highest parallelism (as Flink's slot sharing). */
+  private readonly slots: number;
 
   constructor(
     readonly graph: JobGraph,
     private readonly options: ClusterOptions,
   ) {
-    const post = (slot: number, m: ToSlot) => this.workers[slot]?.postMessage(m);
+    this.slots = Math.max(
+      1,
+      Math.min(
+        options.provider?.slots ?? options.slots,
+        options.slots,
+        ...graph.vertices.map((v) => v.parallelism),
+      ),
+    );
+    const post = (slot: number, m: ToSlot) => this.workers[slot]?.post(m);
     for (const v of graph.vertices)
       for (let i = 0; i < v.parallelism; i++) {
         const ref = taskRef(v.id, i);
         this.tasks.set(
           ref,
-          new RemoteTask(
-            ref,
-            i % options.slots,
-            v.head.isSource,
-            `${v.name} (${i + 1}/${v.parallelism})`,
-            post,
-          ),
+          new RemoteTask(ref, i % this.slots, v.head.isSource, `${v.name} (${i + 1}/${v.parallelism})`, post),
         );
       }
     const cp = options.checkpointing;
@@ -150,7 +231,8 @@ export class ClusterExecutor {
 
   /** Runs the job to its end on the slots. */
   async run(): Promise<JobResult> {
-    const { slots, jobPath } = this.options;
+    const { slots } = this;
+    const { jobPath } = this.options;
     const entry = workerEntry();
     const placement: Record<TaskRef, number> = {};
     for (const t of this.tasks.values()) placement[t.ref] = t.slot;
@@ -158,19 +240,10 @@ export class ClusterExecutor {
       i,
       [...(m ?? new Map())],
     ]);
-    // One message channel between every pair of slots.
-    const ports: (MessagePort | undefined)[][] = Array.from({ length: slots }, () =>
-      new Array(slots).fill(undefined),
-    );
-    for (let a = 0; a < slots; a++)
-      for (let b = a + 1; b < slots; b++) {
-        const { port1, port2 } = new MessageChannel();
-        ports[a]![b] = port1;
-        ports[b]![a] = port2;
-      }
     const hash = planHash(this.graph);
-    for (let slot = 0; slot < slots; slot++) {
-      const init: SlotInit = {
+    const inits: SlotInit[] = [];
+    for (let slot = 0; slot < slots; slot++)
+      inits.push({
         slot,
         slots,
         jobPath,
@@ -183,35 +256,20 @@ export class ClusterExecutor {
         runId: this.options.runId,
         checkpointMode: this.options.checkpointing?.options.mode ?? 'exactly-once',
         fromSource: entry.fromSource,
-      };
-      const peers = ports[slot]!;
-      const w = new Worker(entry.url, {
-        workerData: { init, peers },
-        transferList: peers.filter((p): p is MessagePort => p !== undefined),
       });
-      w.on('message', (m: FromSlot) => this.onSlot(slot, m));
-      w.on('error', (e) =>
-        this.fail(
-          new TidemarkError(
-            'JOB_FAILED',
-            `slot ${slot} failed: ${e.message}`,
-            { jobName: this.graph.jobName },
-            { cause: e },
-          ),
-        ),
-      );
-      w.on('exit', (code) => {
+    const provider = this.options.provider ?? new LocalSlots();
+    this.workers = provider.start(inits, {
+      message: (slot, m) => this.onSlot(slot, m),
+      exit: (slot, reason) => {
         if (this.finalized < slots && !this.cancelled && this.failure === undefined)
           this.fail(
-            new TidemarkError(
-              'JOB_FAILED',
-              `slot ${slot} (worker thread) exited with code ${code} before the job ended`,
-              { jobName: this.graph.jobName },
-            ),
+            new TidemarkError('JOB_FAILED', `${reason} before the job ended`, {
+              jobName: this.graph.jobName,
+            }),
           );
-      });
-      this.workers.push(w);
-    }
+        void slot;
+      },
+    });
     this.scheduleTick();
     await new Promise<void>((resolve) => {
       this.settle = resolve;
@@ -222,7 +280,7 @@ export class ClusterExecutor {
       // Every subtask finished: the final checkpoint publishes the sinks' last transactions.
       await new Promise<void>((resolve) => {
         this.settle = resolve;
-        for (const w of this.workers) w.postMessage({ type: 'final', commit: true } satisfies ToSlot);
+        for (const w of this.workers) w.post({ type: 'final', commit: true });
       });
     }
     await Promise.all(this.workers.map((w) => w.terminate()));
@@ -288,7 +346,7 @@ export class ClusterExecutor {
             { jobName: this.graph.jobName },
             error,
           );
-    for (const w of this.workers) w.postMessage({ type: 'cancel' } satisfies ToSlot);
+    for (const w of this.workers) w.post({ type: 'cancel' });
     this.settle?.();
   }
 
@@ -296,13 +354,13 @@ export class ClusterExecutor {
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    for (const w of this.workers) w.postMessage({ type: 'cancel' } satisfies ToSlot);
+    for (const w of this.workers) w.post({ type: 'cancel' });
     this.settle?.();
   }
 
   /** Kills one slot's worker thread (a crash, for tests of recovery). */
   async killSlot(slot: number): Promise<void> {
-    await this.workers[slot]?.terminate();
+    await this.workers[slot]?.kill();
   }
 
   /** The latest metrics the slots reported, summed per operator. */
