@@ -32,8 +32,11 @@ export type Namespace = string | number;
 export interface StateTableSnapshot {
   kind: StateKind;
   namespaced: boolean;
-  /** `[canonicalKey, value]` or, for namespaced tables, `[canonicalKey, [[namespace, value], ...]]`. */
-  entries: [MapKey, unknown][];
+  /**
+   * Flat, as it is cheapest to encode: `[key, value, key, value, ...]` or, for namespaced tables,
+   * `[key, n, namespace1, value1, ..., namespaceN, valueN, key, ...]` (canonical keys).
+   */
+  data: unknown[];
 }
 
 /** All keyed state of one key group: state name → table data. */
@@ -128,10 +131,10 @@ export class HeapKeyedStateBackend {
   }
 
   /** Sets the current key when its key group is already known (timers, restore). */
-  setCurrentKeyInGroup(key: Key, keyGroup: number): void {
+  setCurrentKeyInGroup(key: Key, keyGroup: number, mapKey: MapKey = canonicalKey(key)): void {
     this.key = key;
     this.groupIndex = keyGroup - this.keyGroupRange.start;
-    this.mapKey = canonicalKey(key);
+    this.mapKey = mapKey;
   }
 
   /** The current key; throws when none is set. */
@@ -263,23 +266,29 @@ export class HeapKeyedStateBackend {
     return n;
   }
 
-  /** The state of one key group, as plain data (empty tables are left out). */
+  /**
+   * The state of one key group, as plain data (empty tables are left out). Lists are copied and
+   * maps turned into entry arrays, so later writes do not leak into the snapshot.
+   */
   snapshotKeyGroup(keyGroup: number): KeyGroupSnapshot {
     const index = keyGroup - this.keyGroupRange.start;
     const out: KeyGroupSnapshot = {};
     for (const table of this.tables.values()) {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
-      const entries: [MapKey, unknown][] = [];
-      for (const [k, v] of group) {
-        // NOTE: namespaced entries (window state) are copied per namespace like plain ones (lists
-        // copied, maps as entries), so later writes do not leak into the snapshot.
-        const data = table.namespaced
-          ? [...(v as Map<Namespace, unknown>)].map(([ns, x]) => [ns, snapshotValue(table.kind, x)])
-          : snapshotValue(table.kind, v);
-        entries.push([k, data]);
+      const data: unknown[] = [];
+      const copy = table.kind === 'map' || table.kind === 'list';
+      if (!table.namespaced) {
+        if (copy) for (const [k, v] of group) data.push(k, snapshotValue(table.kind, v));
+        else for (const [k, v] of group) data.push(k, v);
+      } else {
+        for (const [k, inner] of group as Map<MapKey, Map<Namespace, unknown>>) {
+          data.push(k, inner.size);
+          if (copy) for (const [ns, v] of inner) data.push(ns, snapshotValue(table.kind, v));
+          else for (const [ns, v] of inner) data.push(ns, v);
+        }
       }
-      out[table.name] = { kind: table.kind, namespaced: table.namespaced, entries };
+      out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
     return out;
   }
@@ -322,13 +331,20 @@ export class HeapKeyedStateBackend {
         );
       }
       const group = new Map<MapKey, unknown>();
-      for (const [k, v] of t.entries)
-        group.set(
-          k,
-          t.namespaced
-            ? new Map((v as [Namespace, unknown][]).map(([ns, x]) => [ns, restoreValue(t.kind, x)]))
-            : restoreValue(t.kind, v),
-        );
+      const data = t.data;
+      if (!t.namespaced)
+        for (let i = 0; i < data.length; i += 2)
+          group.set(data[i] as MapKey, restoreValue(t.kind, data[i + 1]));
+      else
+        for (let i = 0; i < data.length; ) {
+          const k = data[i] as MapKey;
+          const n = data[i + 1] as number;
+          const inner = new Map<Namespace, unknown>();
+          for (let j = 0; j < n; j++)
+            inner.set(data[i + 2 + 2 * j] as Namespace, restoreValue(t.kind, data[i + 3 + 2 * j]));
+          group.set(k, inner);
+          i += 2 + 2 * n;
+        }
       table.groups[index] = group;
     }
     this.dirty[index] = 1;

@@ -31,10 +31,10 @@ import {
 } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot-format.js';
 import type { OperatorMetrics } from '../metrics.js';
-import { TimerServiceImpl, type TimerSnapshot } from './timers.js';
+import { type FlatTimers, TimerServiceImpl } from './timers.js';
 
 /** Timers of one key group, by timer service name. */
-export type KeyGroupTimers = Record<string, { event: TimerSnapshot[]; processing: TimerSnapshot[] }>;
+export type KeyGroupTimers = Record<string, FlatTimers>;
 
 /** Everything of one key group of one operator: state tables and timers. */
 export interface KeyGroupState {
@@ -74,7 +74,8 @@ export interface SubtaskSnapshot {
 export interface OperatorRestore {
   keyed?: KeyedStateSnapshot[];
   operatorState?: OperatorStateSnapshot;
-  timers?: Record<string, { event: TimerSnapshot[]; processing: TimerSnapshot[] }>;
+  /** By timer service name: `[keyGroup, timers]` of the key groups this subtask owns. */
+  timers?: Record<string, [number, FlatTimers][]>;
 }
 
 /** The operator a runtime runs: identity, parallelism and how to create it. */
@@ -187,7 +188,7 @@ export class OperatorRuntime {
           scheduleProcessingTime: (t) => host.wakeAt(t),
         });
         const r = restoredTimers?.[name];
-        if (r !== undefined) svc.restore(r.event, r.processing);
+        if (r !== undefined) for (const [g, t] of r) svc.restore(g, t);
         self.timerServices.set(name, svc as unknown as TimerServiceImpl<unknown>);
         return svc;
       },
@@ -257,8 +258,7 @@ export class OperatorRuntime {
       for (let i = 0; i < dirty.length; i++) if (dirty[i] === 1) anyDirty = true;
       if (anyDirty) {
         for (const [name, svc] of this.timerServices)
-          for (const [g, t] of svc.snapshotByKeyGroup()) {
-            if (dirty[g - start] !== 1) continue;
+          for (const [g, t] of svc.snapshotByKeyGroup(dirty)) {
             let entry = timersByGroup.get(g);
             if (entry === undefined) timersByGroup.set(g, (entry = {}));
             entry[name] = t;
@@ -333,7 +333,7 @@ export function restoreForSubtask(
 ): OperatorRestore {
   const range = KeyGroupRange.forSubtask(subtaskIndex, parallelism, maxParallelism);
   const groups = new Map<number, KeyGroupSnapshot>();
-  const timers: Record<string, { event: TimerSnapshot[]; processing: TimerSnapshot[] }> = {};
+  const timers: Record<string, [number, FlatTimers][]> = {};
   let keyed = false;
   for (const s of previous) {
     if (s.keyGroups === undefined) continue;
@@ -347,11 +347,7 @@ export function restoreForSubtask(
     for (const [g, kg] of s.keyGroups) {
       if (!range.contains(g)) continue;
       groups.set(g, kg.state);
-      for (const [name, t] of Object.entries(kg.timers)) {
-        const acc = (timers[name] ??= { event: [], processing: [] });
-        acc.event.push(...t.event);
-        acc.processing.push(...t.processing);
-      }
+      for (const [name, t] of Object.entries(kg.timers)) (timers[name] ??= []).push([g, t]);
     }
   }
   const ordered = [...previous].sort((a, b) => a.subtaskIndex - b.subtaskIndex);

@@ -6,43 +6,85 @@
 import type { InternalTimerService, NamespaceKeyFn, Timer, Triggerable } from '../../operators/contract.js';
 import type { Key } from '../../state/hash.js';
 import type { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { canonicalKey } from '../../state/key-codec.js';
+import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 
 /** A registered timer with what is needed to fire and snapshot it. */
 export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   readonly keyGroup: number;
-  readonly id: string;
+  /** Canonical form of the key. */
+  readonly mapKey: MapKey;
+  readonly nsKey: string | number;
   readonly seq: number;
   deleted: boolean;
+  /** The next live timer of the same key. */
+  next: TimerEntry<N> | undefined;
 }
 
-/** A binary min-heap of timers by (timestamp, seq), with lazy deletion. */
+/**
+ * A binary min-heap of timers by (timestamp, seq), with lazy deletion. Lookups go by key: a key's
+ * live timers form a short chain (usually one), so registering needs no id string.
+ */
 export class TimerHeap<N> {
   private readonly heap: TimerEntry<N>[] = [];
-  /** Live timers by id. */
-  readonly byId = new Map<string, TimerEntry<N>>();
+  /** The live timers of each key (canonical form). */
+  private readonly byKey = new Map<MapKey, TimerEntry<N>>();
+  /** Live timers in registration order. */
+  private readonly live = new Set<TimerEntry<N>>();
   private seq = 0;
 
   get size(): number {
-    return this.byId.size;
+    return this.live.size;
   }
 
-  add(key: Key, keyGroup: number, namespace: N, nsKey: string | number, timestamp: number): boolean {
-    const id = `${keyGroup}|${typeof key === 'string' ? `s${key}` : String(canonicalKey(key))}|${nsKey}|${timestamp}`;
-    if (this.byId.has(id)) return false;
-    const e: TimerEntry<N> = { key, keyGroup, namespace, timestamp, id, seq: this.seq++, deleted: false };
-    this.byId.set(id, e);
+  add(
+    key: Key,
+    mapKey: MapKey,
+    keyGroup: number,
+    namespace: N,
+    nsKey: string | number,
+    timestamp: number,
+  ): boolean {
+    const head = this.byKey.get(mapKey);
+    for (let e = head; e !== undefined; e = e.next)
+      if (e.timestamp === timestamp && e.nsKey === nsKey) return false;
+    const e: TimerEntry<N> = {
+      key,
+      mapKey,
+      keyGroup,
+      namespace,
+      nsKey,
+      timestamp,
+      seq: this.seq++,
+      deleted: false,
+      next: head,
+    };
+    this.byKey.set(mapKey, e);
+    this.live.add(e);
     this.heap.push(e);
     this.up(this.heap.length - 1);
     return true;
   }
 
-  remove(key: Key, keyGroup: number, nsKey: string | number, timestamp: number): void {
-    const id = `${keyGroup}|${typeof key === 'string' ? `s${key}` : String(canonicalKey(key))}|${nsKey}|${timestamp}`;
-    const e = this.byId.get(id);
-    if (e === undefined) return;
-    e.deleted = true;
-    this.byId.delete(id);
+  remove(mapKey: MapKey, nsKey: string | number, timestamp: number): void {
+    for (let e = this.byKey.get(mapKey); e !== undefined; e = e.next)
+      if (e.timestamp === timestamp && e.nsKey === nsKey) {
+        this.unlink(e);
+        e.deleted = true;
+        return;
+      }
+  }
+
+  private unlink(e: TimerEntry<N>): void {
+    this.live.delete(e);
+    const head = this.byKey.get(e.mapKey)!;
+    if (head === e) {
+      if (e.next === undefined) this.byKey.delete(e.mapKey);
+      else this.byKey.set(e.mapKey, e.next);
+      return;
+    }
+    let prev = head;
+    while (prev.next !== e) prev = prev.next!;
+    prev.next = e.next;
   }
 
   /** The earliest live timer's timestamp, or +Infinity. */
@@ -57,18 +99,19 @@ export class TimerHeap<N> {
     const top = this.heap[0];
     if (top === undefined || top.timestamp > time) return undefined;
     this.popTop();
-    this.byId.delete(top.id);
+    this.unlink(top);
     return top;
   }
 
-  /** Live timers (unordered). */
+  /** Live timers, in registration order. */
   entries(): IterableIterator<TimerEntry<N>> {
-    return this.byId.values();
+    return this.live.values();
   }
 
   clear(): void {
     this.heap.length = 0;
-    this.byId.clear();
+    this.byKey.clear();
+    this.live.clear();
   }
 
   private dropDeleted(): void {
@@ -116,12 +159,10 @@ export class TimerHeap<N> {
   }
 }
 
-/** The snapshot of one timer. */
-export interface TimerSnapshot {
-  key: Key;
-  keyGroup: number;
-  namespace: unknown;
-  timestamp: number;
+/** The timers of one key group in a snapshot: `[key, namespace, timestamp, ...]` per domain. */
+export interface FlatTimers {
+  event: unknown[];
+  processing: unknown[];
 }
 
 /** Hooks the timer service needs from its task. */
@@ -158,13 +199,21 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   registerEventTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
     if (
-      this.eventTimers.add(b.getCurrentKey(), b.currentKeyGroup, namespace, this.nsKey(namespace), timestamp)
+      this.eventTimers.add(
+        b.getCurrentKey(),
+        b.mapKey,
+        b.currentKeyGroup,
+        namespace,
+        this.nsKey(namespace),
+        timestamp,
+      )
     )
       this.touch(b.currentKeyGroup);
   }
   deleteEventTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
-    this.eventTimers.remove(b.getCurrentKey(), b.currentKeyGroup, this.nsKey(namespace), timestamp);
+    b.getCurrentKey();
+    this.eventTimers.remove(b.mapKey, this.nsKey(namespace), timestamp);
     this.touch(b.currentKeyGroup);
   }
   registerProcessingTimeTimer(namespace: N, timestamp: number): void {
@@ -172,6 +221,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     if (
       this.processingTimers.add(
         b.getCurrentKey(),
+        b.mapKey,
         b.currentKeyGroup,
         namespace,
         this.nsKey(namespace),
@@ -184,7 +234,8 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
   deleteProcessingTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
-    this.processingTimers.remove(b.getCurrentKey(), b.currentKeyGroup, this.nsKey(namespace), timestamp);
+    b.getCurrentKey();
+    this.processingTimers.remove(b.mapKey, this.nsKey(namespace), timestamp);
     this.touch(b.currentKeyGroup);
   }
   numEventTimeTimers(): number {
@@ -200,7 +251,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       const t = this.eventTimers.pollUpTo(watermark);
       if (t === undefined) return;
       this.touch(t.keyGroup);
-      this.backend.setCurrentKeyInGroup(t.key, t.keyGroup);
+      this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
       this.target.onEventTime(t);
     }
   }
@@ -211,7 +262,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       const t = this.processingTimers.pollUpTo(now);
       if (t === undefined) return;
       this.touch(t.keyGroup);
-      this.backend.setCurrentKeyInGroup(t.key, t.keyGroup);
+      this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
       this.target.onProcessingTime(t);
     }
   }
@@ -221,14 +272,20 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     return this.processingTimers.peekTimestamp();
   }
 
-  /** Every timer, grouped by key group (in registration order within each group). */
-  snapshotByKeyGroup(): Map<number, { event: TimerSnapshot[]; processing: TimerSnapshot[] }> {
-    const out = new Map<number, { event: TimerSnapshot[]; processing: TimerSnapshot[] }>();
+  /**
+   * Timers grouped by key group, as flat arrays `[key, namespace, timestamp, ...]` (cheap to
+   * encode), in registration order within each group. With `only`, just the key groups it marks
+   * (by index in the backend's range).
+   */
+  snapshotByKeyGroup(only?: Uint8Array): Map<number, FlatTimers> {
+    const out = new Map<number, FlatTimers>();
+    const start = this.backend.keyGroupRange.start;
     const add = (h: TimerHeap<N>, kind: 'event' | 'processing') => {
-      for (const e of [...h.entries()].sort((a, b) => a.seq - b.seq)) {
+      for (const e of h.entries()) {
+        if (only !== undefined && only[e.keyGroup - start] !== 1) continue;
         let g = out.get(e.keyGroup);
         if (g === undefined) out.set(e.keyGroup, (g = { event: [], processing: [] }));
-        g[kind].push({ key: e.key, keyGroup: e.keyGroup, namespace: e.namespace, timestamp: e.timestamp });
+        g[kind].push(e.key, e.namespace, e.timestamp);
       }
     };
     add(this.eventTimers, 'event');
@@ -236,30 +293,20 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     return out;
   }
 
-  /** Timers of one key group (for checkpoints). */
-
-  snapshotKeyGroup(keyGroup: number): { event: TimerSnapshot[]; processing: TimerSnapshot[] } {
-    const pick = (h: TimerHeap<N>) =>
-      [...h.entries()]
-        .filter((e) => e.keyGroup === keyGroup)
-        .sort((a, b) => a.seq - b.seq)
-        .map((e) => ({ key: e.key, keyGroup: e.keyGroup, namespace: e.namespace, timestamp: e.timestamp }));
-    return { event: pick(this.eventTimers), processing: pick(this.processingTimers) };
-  }
-
-  /** Re-registers restored timers. */
-  restore(event: readonly TimerSnapshot[], processing: readonly TimerSnapshot[]): void {
-    for (const t of event)
-      this.eventTimers.add(t.key, t.keyGroup, t.namespace as N, this.nsKey(t.namespace as N), t.timestamp);
-    for (const t of processing) {
-      this.processingTimers.add(
-        t.key,
-        t.keyGroup,
-        t.namespace as N,
-        this.nsKey(t.namespace as N),
-        t.timestamp,
-      );
-      this.host.scheduleProcessingTime(t.timestamp);
+  /** Re-registers restored timers of one key group (flat, as {@link snapshotByKeyGroup} gives). */
+  restore(keyGroup: number, timers: FlatTimers): void {
+    const { event, processing } = timers;
+    for (let i = 0; i < event.length; i += 3) {
+      const ns = event[i + 1] as N;
+      const key = event[i] as Key;
+      this.eventTimers.add(key, canonicalKey(key), keyGroup, ns, this.nsKey(ns), event[i + 2] as number);
+    }
+    for (let i = 0; i < processing.length; i += 3) {
+      const ns = processing[i + 1] as N;
+      const t = processing[i + 2] as number;
+      const key = processing[i] as Key;
+      this.processingTimers.add(key, canonicalKey(key), keyGroup, ns, this.nsKey(ns), t);
+      this.host.scheduleProcessingTime(t);
     }
   }
 }

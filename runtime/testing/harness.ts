@@ -311,22 +311,18 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
     const out: HarnessTimer[] = [];
     for (const [service, svc] of this.runtime.timerServices) {
       for (const [, t] of svc.snapshotByKeyGroup()) {
-        for (const e of t.event)
-          out.push({
-            service,
-            domain: 'EVENT_TIME',
-            key: e.key,
-            namespace: e.namespace,
-            timestamp: e.timestamp,
-          });
-        for (const e of t.processing)
-          out.push({
-            service,
-            domain: 'PROCESSING_TIME',
-            key: e.key,
-            namespace: e.namespace,
-            timestamp: e.timestamp,
-          });
+        for (const [domain, flat] of [
+          ['EVENT_TIME', t.event],
+          ['PROCESSING_TIME', t.processing],
+        ] as const)
+          for (let i = 0; i < flat.length; i += 3)
+            out.push({
+              service,
+              domain,
+              key: flat[i] as Key,
+              namespace: flat[i + 1],
+              timestamp: flat[i + 2] as number,
+            });
       }
     }
     return out.sort((a, b) => a.timestamp - b.timestamp);
