@@ -113,6 +113,8 @@ export interface CoordinatorHost {
 }
 
 const INLINE_OPERATOR_STATE_BYTES = 64 * 1024;
+/** Chunk writes of one subtask's snapshot in flight at once. */
+const MAX_CHUNK_WRITES_IN_FLIGHT = 8;
 
 /** Drives the checkpoints of one job execution. */
 export class CheckpointCoordinator {
@@ -302,7 +304,7 @@ export class CheckpointCoordinator {
     return `${id}-${s.operatorId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${s.subtaskIndex}-${n}`;
   }
 
-  /** Packs the changed key groups of one subtask into chunks and writes them. */
+  /** Packs the changed key groups of one subtask into chunks and writes them (a few at a time). */
   private async writeSubtask(id: number, s: SubtaskSnapshot): Promise<WrittenSubtask> {
     const storage = this.options.storage;
     const jobId = this.host.jobId;
@@ -312,6 +314,8 @@ export class CheckpointCoordinator {
     let bytes = 0;
     let entries: [number, number, Uint8Array][] = [];
     let size = 0;
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
     const flush = async () => {
       if (entries.length === 0) return;
       const name = this.chunkName(id, s, chunkIds.length);
@@ -323,10 +327,23 @@ export class CheckpointCoordinator {
       }
       entries = [];
       size = 0;
-      await storage.writeChunk(jobId, name, data);
-      this.chunkSizes.set(name, data.length);
       chunkIds.push(name);
       bytes += data.length;
+      // NOTE: several chunk writes in flight (each waits for a turn of the event loop, which the
+      // tasks share): one at a time, a large checkpoint would take many turns.
+      const write: Promise<void> = storage.writeChunk(jobId, name, data).then(
+        () => {
+          this.chunkSizes.set(name, data.length);
+          inFlight.delete(write);
+        },
+        (e: unknown) => {
+          failure ??= e;
+          inFlight.delete(write);
+        },
+      );
+      inFlight.add(write);
+      if (inFlight.size >= MAX_CHUNK_WRITES_IN_FLIGHT) await Promise.race(inFlight);
+      if (failure !== undefined) throw failure;
     };
     for (const [g, data] of s.changed) {
       // A key group larger than a chunk is cut into parts, in order.
@@ -349,6 +366,9 @@ export class CheckpointCoordinator {
       bytes += s.operatorState.length;
     }
     await flush();
+    // Every write must have succeeded (a failed one fails the checkpoint).
+    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure;
     return { snap: s, groups, operatorStateChunk, operatorState, chunkIds, bytes };
   }
 
