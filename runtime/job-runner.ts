@@ -170,6 +170,9 @@ export class JobRunner {
           const result = await executor.run();
           return { ...result, durationMs: performance.now() - started };
         } catch (e) {
+          // NOTE: a commit of the failed attempt may still be under way: let it land (or fail)
+          // before reading the latest checkpoint, or its retention could delete what we restore.
+          await executor.coordinator?.ioSettled();
           this.lastCheckpointId = Math.max(this.lastCheckpointId, executor.coordinator?.lastTriggeredId ?? 0);
           if (this.cancelled) throw e;
           const decision = backoff.onFailure(Date.now());
@@ -205,6 +208,7 @@ export class JobRunner {
         }
       }
     } finally {
+      await this.executor?.coordinator?.ioSettled();
       await storage?.close();
     }
   }

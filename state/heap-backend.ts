@@ -95,6 +95,13 @@ export class HeapKeyedStateBackend {
   readonly owner: string;
   /** One flag per key group of the range: written since {@link clearDirty}. */
   readonly dirty: Uint8Array;
+  /**
+   * Per key group of the range: canonical keys written since the group's last snapshot (for
+   * incremental checkpoints that write only those keys). Undefined: none, or not tracked.
+   */
+  readonly changedKeys: (Set<MapKey> | undefined)[];
+  /** Per key group: the whole group must be written next time (restored, or a write was lost). */
+  readonly whole: Uint8Array;
 
   private readonly tables = new Map<string, StateTable>();
   private readonly handles = new Map<string, unknown>();
@@ -110,6 +117,48 @@ export class HeapKeyedStateBackend {
     this.now = options.now;
     this.owner = options.owner;
     this.dirty = new Uint8Array(this.keyGroupRange.size);
+    this.changedKeys = new Array(this.keyGroupRange.size).fill(undefined);
+    this.whole = new Uint8Array(this.keyGroupRange.size);
+  }
+
+  /** Marks the current key changed (its key group dirty). */
+  touch(): void {
+    const i = this.groupIndex;
+    const k = this.mapKey;
+    // NOTE: a record usually writes several times under one key: remember the last one.
+    if (k === this.lastTouched && i === this.lastTouchedGroup) return;
+    this.dirty[i] = 1;
+    if (this.whole[i] === 1) return;
+    let keys = this.changedKeys[i];
+    if (keys === undefined) this.changedKeys[i] = keys = new Set();
+    keys.add(k);
+    this.lastTouched = k;
+    this.lastTouchedGroup = i;
+  }
+  private lastTouched: MapKey | undefined = undefined;
+  private lastTouchedGroup = -1;
+
+  /** Marks a key group to be written whole next time. */
+  touchWhole(index: number): void {
+    if (index === this.lastTouchedGroup) this.lastTouchedGroup = -1;
+    this.dirty[index] = 1;
+    this.whole[index] = 1;
+    this.changedKeys[index] = undefined;
+  }
+
+  /** Clears the change tracking of a key group (after a snapshot took it). */
+  markClean(index: number): void {
+    if (index === this.lastTouchedGroup) this.lastTouchedGroup = -1;
+    this.dirty[index] = 0;
+    this.whole[index] = 0;
+    this.changedKeys[index] = undefined;
+  }
+
+  /** Entries (keys) of the largest table in a key group: what a whole snapshot would write. */
+  keysInGroup(index: number): number {
+    let n = 0;
+    for (const table of this.tables.values()) n = Math.max(n, table.groups[index]?.size ?? 0);
+    return n;
   }
 
   /** Sets the key that state handles refer to. */
@@ -293,6 +342,33 @@ export class HeapKeyedStateBackend {
     return out;
   }
 
+  /**
+   * The state of some keys (canonical forms) of one key group, in the format of
+   * {@link snapshotKeyGroup}: what an incremental checkpoint writes for the keys that changed.
+   */
+  snapshotKeys(keyGroup: number, keys: Iterable<MapKey>): KeyGroupSnapshot {
+    const index = keyGroup - this.keyGroupRange.start;
+    const out: KeyGroupSnapshot = {};
+    const list = [...keys];
+    for (const table of this.tables.values()) {
+      const group = table.groups[index];
+      if (group === undefined || group.size === 0) continue;
+      const data: unknown[] = [];
+      for (const k of list) {
+        const v = group.get(k);
+        if (v === undefined) continue;
+        if (!table.namespaced) data.push(k, snapshotValue(table.kind, v));
+        else {
+          const inner = v as Map<Namespace, unknown>;
+          data.push(k, inner.size);
+          for (const [ns, x] of inner) data.push(ns, snapshotValue(table.kind, x));
+        }
+      }
+      if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
+    }
+    return out;
+  }
+
   /** All key groups of this backend that hold state. */
   snapshot(): KeyedStateSnapshot {
     const groups = new Map<number, KeyGroupSnapshot>();
@@ -347,12 +423,15 @@ export class HeapKeyedStateBackend {
         }
       table.groups[index] = group;
     }
-    this.dirty[index] = 1;
+    this.touchWhole(index);
   }
 
   /** Marks every key group clean (after a snapshot). */
   clearDirty(): void {
+    this.lastTouchedGroup = -1;
     this.dirty.fill(0);
+    this.whole.fill(0);
+    this.changedKeys.fill(undefined);
   }
 
   /** Drops all state. */
@@ -369,7 +448,7 @@ export class HeapKeyedStateBackend {
     if (i < 0) this.getCurrentKey();
     let g = table.groups[i];
     if (g === undefined && create) table.groups[i] = g = new Map();
-    if (create) this.dirty[i] = 1;
+    if (create) this.touch();
     return g;
   }
 }
@@ -431,7 +510,7 @@ abstract class BaseHandle {
   protected deleteRaw(): void {
     const g = this.backend.group(this.table, false);
     if (g === undefined) return;
-    this.backend.dirty[this.backend.groupIndex] = 1;
+    this.backend.touch();
     if (!this.table.namespaced) {
       g.delete(this.backend.mapKey);
       return;
@@ -633,7 +712,7 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
     if (list === undefined) this.setRaw([this.wrap(value)]);
     else {
       list.push(this.wrap(value));
-      this.backend.dirty[this.backend.groupIndex] = 1;
+      this.backend.touch();
     }
   }
   addAll(values: Iterable<T>): void {
@@ -665,7 +744,7 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
       if (current === undefined) this.setRaw(moved);
       else {
         for (const u of moved) current.push(u);
-        this.backend.dirty[this.backend.groupIndex] = 1;
+        this.backend.touch();
       }
     } finally {
       this.ns = saved;
@@ -677,7 +756,7 @@ class HeapMapState<UK extends Key, UV> extends BaseHandle implements MapState<UK
   private map(create: boolean): Map<MapKey, unknown> | undefined {
     let m = this.raw() as Map<MapKey, unknown> | undefined;
     if (m === undefined && create) this.setRaw((m = new Map()));
-    else if (create) this.backend.dirty[this.backend.groupIndex] = 1;
+    else if (create) this.backend.touch();
     return m;
   }
   get(key: UK): UV | undefined {
@@ -705,7 +784,7 @@ class HeapMapState<UK extends Key, UV> extends BaseHandle implements MapState<UK
   }
   private removeCanonical(m: Map<MapKey, unknown>, ck: MapKey): void {
     m.delete(ck);
-    this.backend.dirty[this.backend.groupIndex] = 1;
+    this.backend.touch();
     if (m.size === 0) this.deleteRaw();
   }
   contains(key: UK): boolean {

@@ -34,6 +34,11 @@ export interface KeyGroupRef {
   keyGroup: number;
   /** Chunks holding the key group's pieces (in order). */
   chunks: string[];
+  /**
+   * Incremental checkpoints: deltas to apply on it, oldest first (the chunks of each), each
+   * replacing the state and timers of the keys that changed.
+   */
+  deltas?: string[][];
 }
 
 /** One operator subtask's non-keyed state and progress in a checkpoint. */

@@ -113,6 +113,14 @@ export interface CoordinatorHost {
 }
 
 const INLINE_OPERATOR_STATE_BYTES = 64 * 1024;
+/** Where a key group of the last completed checkpoint is: its last whole snapshot, then deltas. */
+interface GroupChunks {
+  chunks: string[];
+  deltas: string[][];
+  /** The checkpoint that last wrote the group (a delta's base must be this one). */
+  writtenBy: number;
+}
+
 /** Chunk writes of one subtask's snapshot in flight at once. */
 const MAX_CHUNK_WRITES_IN_FLIGHT = 8;
 
@@ -124,7 +132,7 @@ export class CheckpointCoordinator {
   private nextTrigger: number;
   private consecutiveFailures = 0;
   /** Chunks of the last completed checkpoint per operator and key group (the incremental base). */
-  private readonly base = new Map<string, Map<number, string[]>>();
+  private readonly base = new Map<string, Map<number, GroupChunks>>();
   private readonly chunkSizes = new Map<string, number>();
   /** Completed checkpoints' stats, newest last. */
   lastCompleted: CheckpointStats | undefined;
@@ -375,7 +383,7 @@ export class CheckpointCoordinator {
   private async complete(p: Pending): Promise<void> {
     const operators = new Map<string, OperatorMeta>();
     const allChunks = new Set<string>();
-    const newBase = new Map<string, Map<number, string[]>>();
+    const newBase = new Map<string, Map<number, GroupChunks>>();
     let bytesWritten = 0;
     for (const w of p.written) {
       const s = w.snap;
@@ -404,15 +412,31 @@ export class CheckpointCoordinator {
       op.subtasks.push(sub);
       bytesWritten += w.bytes;
       const base = this.base.get(s.operatorId);
-      const next = newBase.get(s.operatorId) ?? new Map<number, string[]>();
+      const next = newBase.get(s.operatorId) ?? new Map<number, GroupChunks>();
       newBase.set(s.operatorId, next);
+      const deltaOf = new Map(s.deltas);
       for (let g = s.keyGroupStart; g <= s.keyGroupEnd; g++) {
-        const chunks = w.groups.get(g) ?? (s.changed.has(g) ? [] : base?.get(g));
-        if (chunks === undefined || chunks.length === 0) continue;
-        const ref: KeyGroupRef = { keyGroup: g, chunks };
+        const written = w.groups.get(g);
+        const previous = base?.get(g);
+        let chunks: GroupChunks | undefined;
+        if (written === undefined) chunks = s.changed.has(g) ? undefined : previous;
+        else if (!deltaOf.has(g)) chunks = { chunks: written, deltas: [], writtenBy: p.id };
+        else if (previous === undefined || previous.writtenBy !== deltaOf.get(g)) {
+          // The checkpoint the delta applies to did not complete (it failed after this one took
+          // its snapshot): this one cannot be restored either.
+          this.abandon(
+            p,
+            `checkpoint ${p.id}: key group ${g} of operator ${s.operatorId} is a delta on checkpoint ${deltaOf.get(g)}, which did not complete`,
+          );
+          return;
+        } else chunks = { chunks: previous.chunks, deltas: [...previous.deltas, written], writtenBy: p.id };
+        if (chunks === undefined || chunks.chunks.length === 0) continue;
+        const ref: KeyGroupRef = { keyGroup: g, chunks: chunks.chunks };
+        if (chunks.deltas.length > 0) ref.deltas = chunks.deltas;
         op.keyGroups.push(ref);
         next.set(g, chunks);
-        for (const c of chunks) allChunks.add(c);
+        for (const c of chunks.chunks) allChunks.add(c);
+        for (const d of chunks.deltas) for (const c of d) allChunks.add(c);
       }
     }
     for (const op of operators.values()) {

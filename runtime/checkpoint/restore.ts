@@ -11,6 +11,7 @@ import {
   decode,
   decodeMetadata,
   IncompatibleCheckpointError,
+  type KeyGroupRef,
 } from '../../state/snapshot-format.js';
 import {
   type CheckpointStorage,
@@ -19,6 +20,7 @@ import {
 } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import {
+  applyKeyGroupDeltas,
   type KeyGroupState,
   type OperatorRestore,
   type OperatorSubtaskState,
@@ -92,20 +94,25 @@ export async function loadCheckpoint(
     const node = nodes.get(o.operatorId);
     if (node === undefined) continue;
     const keyGroups = new Map<number, KeyGroupState>();
-    for (const ref of o.keyGroups) {
+    const readGroup = async (ref: KeyGroupRef, chunks: string[]): Promise<KeyGroupState> => {
       const parts: Uint8Array[] = [];
-      for (const c of ref.chunks)
+      for (const c of chunks)
         for (const [g, , piece] of await readChunk(c)) if (g === ref.keyGroup) parts.push(piece);
       const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       try {
-        keyGroups.set(ref.keyGroup, decode<KeyGroupState>(bytes));
+        return decode<KeyGroupState>(bytes);
       } catch (e) {
         throw new CorruptChunkError(
           jobId,
-          ref.chunks.join(','),
+          chunks.join(','),
           `key group ${ref.keyGroup} of operator ${o.operatorId} cannot be decoded: ${(e as Error).message}`,
         );
       }
+    };
+    for (const ref of o.keyGroups) {
+      const deltas: KeyGroupState[] = [];
+      for (const delta of ref.deltas ?? []) deltas.push(await readGroup(ref, delta));
+      keyGroups.set(ref.keyGroup, applyKeyGroupDeltas(await readGroup(ref, ref.chunks), deltas));
     }
     const previous: OperatorSubtaskState[] = [];
     for (const s of o.subtasks) {

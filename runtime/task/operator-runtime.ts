@@ -23,6 +23,7 @@ import {
   type KeyedStateSnapshot,
   type KeyGroupSnapshot,
 } from '../../state/heap-backend.js';
+import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
 import {
   type OperatorStateSnapshot,
@@ -40,6 +41,68 @@ export type KeyGroupTimers = Record<string, FlatTimers>;
 export interface KeyGroupState {
   state: KeyGroupSnapshot;
   timers: KeyGroupTimers;
+  /**
+   * Set on a delta (an incremental snapshot of some keys): the keys (canonical forms) whose state
+   * and timers this replaces in the key group's previous snapshot. Absent: the whole key group.
+   */
+  replaces?: MapKey[];
+}
+
+/** Deltas on a key group before it is written whole again (bounds the work of a restore). */
+export const MAX_DELTAS_PER_KEY_GROUP = 8;
+
+/**
+ * A key group's state after deltas (oldest first): the previous state without the keys any delta
+ * replaces, then, per key, the entries and timers of the newest delta that replaced it. One pass
+ * over the previous state, however many deltas.
+ */
+export function applyKeyGroupDeltas(
+  previous: KeyGroupState,
+  deltas: readonly KeyGroupState[],
+): KeyGroupState {
+  if (deltas.length === 0) return previous;
+  // The newest delta that replaced each key.
+  const owner = new Map<MapKey, number>();
+  let whole = -1;
+  for (let d = deltas.length - 1; d >= 0; d--) {
+    const replaces = deltas[d]!.replaces;
+    if (replaces === undefined) {
+      whole = d;
+      break;
+    }
+    for (const k of replaces) if (!owner.has(k)) owner.set(k, d);
+  }
+  const sources: [KeyGroupState, (k: MapKey) => boolean][] = [];
+  const base = whole >= 0 ? deltas[whole]! : previous;
+  sources.push([base, (k) => !owner.has(k)]);
+  for (let d = whole + 1; d < deltas.length; d++) sources.push([deltas[d]!, (k) => owner.get(k) === d]);
+  const state: KeyGroupSnapshot = {};
+  const timers: KeyGroupTimers = {};
+  for (const [src, keep] of sources) {
+    for (const [name, t] of Object.entries(src.state)) {
+      const into = (state[name] ??= { kind: t.kind, namespaced: t.namespaced, data: [] }).data;
+      const d = t.data;
+      if (!t.namespaced) {
+        for (let i = 0; i < d.length; i += 2) if (keep(d[i] as MapKey)) into.push(d[i], d[i + 1]);
+      } else
+        for (let i = 0; i < d.length; ) {
+          const end = i + 2 + 2 * (d[i + 1] as number);
+          if (keep(d[i] as MapKey)) for (let j = i; j < end; j++) into.push(d[j]);
+          i = end;
+        }
+    }
+    for (const [name, t] of Object.entries(src.timers)) {
+      const into = (timers[name] ??= { event: [], processing: [] });
+      for (const [from, to] of [
+        [t.event, into.event],
+        [t.processing, into.processing],
+      ] as const)
+        for (let i = 0; i < from.length; i += 3)
+          if (keep(canonicalKey(from[i] as Key))) to.push(from[i], from[i + 1], from[i + 2]);
+    }
+  }
+  for (const [name, t] of Object.entries(state)) if (t.data.length === 0) delete state[name];
+  return { state, timers };
 }
 
 /** The snapshot of one operator subtask (the unit a checkpoint stores per operator and subtask). */
@@ -65,6 +128,11 @@ export interface SubtaskSnapshot {
   operatorState: Uint8Array;
   /** Key groups changed since the previous snapshot: encoded {@link KeyGroupState}. */
   changed: Map<number, Uint8Array>;
+  /**
+   * The key groups of `changed` that are deltas, each with the checkpoint whose snapshot of the
+   * group it applies to (the last one that wrote the group): `[keyGroup, checkpointId]`.
+   */
+  deltas: [number, number][];
   /** The key groups this subtask owns, `[start, end]` (empty when end < start). */
   keyGroupStart: number;
   keyGroupEnd: number;
@@ -114,6 +182,10 @@ export class OperatorRuntime {
   readonly keyed: HeapKeyedStateBackend | undefined;
   readonly operatorState: OperatorStateStore;
   readonly timerServices = new Map<string, TimerServiceImpl<unknown>>();
+  /** Per key group of the range: the checkpoint that last wrote it (-1: none yet). */
+  private readonly lastWrite: Float64Array;
+  /** Per key group: deltas written since it was last written whole. */
+  private readonly deltaCounts: Uint8Array;
   /** The last watermark this operator processed. */
   watermark = Number.NEGATIVE_INFINITY;
   private callbacks: { time: number; callback: (time: number) => void; cancelled: boolean }[] = [];
@@ -146,6 +218,9 @@ export class OperatorRuntime {
           owner: describe(),
         })
       : undefined;
+    const groups = this.keyed?.keyGroupRange.size ?? 0;
+    this.lastWrite = new Float64Array(groups).fill(-1);
+    this.deltaCounts = new Uint8Array(groups);
     if (this.keyed !== undefined && restore?.keyed !== undefined) this.keyed.restore(restore.keyed);
     this.operatorState = new OperatorStateStore(describe());
     if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
@@ -249,27 +324,58 @@ export class OperatorRuntime {
   snapshotIncremental(checkpointId: number): SubtaskSnapshot {
     this.op.snapshotState(checkpointId);
     const changed = new Map<number, Uint8Array>();
+    const deltas: [number, number][] = [];
     const keyed = this.keyed;
     if (keyed !== undefined) {
       const start = keyed.keyGroupRange.start;
       const dirty = keyed.dirty;
+      // Whole key groups: written whole; the others only with the keys that changed (a delta),
+      // unless those are most of the group or it has had enough deltas.
+      const whole = new Uint8Array(dirty.length);
+      let anyWhole = false;
+      for (let i = 0; i < dirty.length; i++) {
+        if (dirty[i] !== 1) continue;
+        const keys = keyed.changedKeys[i];
+        if (
+          this.lastWrite[i]! < 0 ||
+          keyed.whole[i] === 1 ||
+          keys === undefined ||
+          this.deltaCounts[i]! >= MAX_DELTAS_PER_KEY_GROUP ||
+          2 * keys.size > keyed.keysInGroup(i)
+        ) {
+          whole[i] = 1;
+          anyWhole = true;
+        }
+      }
       const timersByGroup = new Map<number, KeyGroupTimers>();
-      let anyDirty = false;
-      for (let i = 0; i < dirty.length; i++) if (dirty[i] === 1) anyDirty = true;
-      if (anyDirty) {
+      if (anyWhole)
         for (const [name, svc] of this.timerServices)
-          for (const [g, t] of svc.snapshotByKeyGroup(dirty)) {
+          for (const [g, t] of svc.snapshotByKeyGroup(whole)) {
             let entry = timersByGroup.get(g);
             if (entry === undefined) timersByGroup.set(g, (entry = {}));
             entry[name] = t;
           }
-      }
       for (let i = 0; i < dirty.length; i++) {
         if (dirty[i] !== 1) continue;
         const g = start + i;
-        const kg: KeyGroupState = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
+        let kg: KeyGroupState;
+        if (whole[i] === 1) {
+          kg = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
+          this.deltaCounts[i] = 0;
+        } else {
+          const keys = [...keyed.changedKeys[i]!];
+          const timers: KeyGroupTimers = {};
+          for (const [name, svc] of this.timerServices) {
+            const t = svc.snapshotKeys(keys);
+            if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
+          }
+          kg = { state: keyed.snapshotKeys(g, keys), timers, replaces: keys };
+          deltas.push([g, this.lastWrite[i]!]);
+          this.deltaCounts[i]!++;
+        }
         changed.set(g, encode(kg));
-        dirty[i] = 0;
+        this.lastWrite[i] = checkpointId;
+        keyed.markClean(i);
       }
     }
     return {
@@ -281,6 +387,7 @@ export class OperatorRuntime {
       watermark: this.watermark,
       operatorState: encode(this.operatorState.snapshot()),
       changed,
+      deltas,
       keyGroupStart: keyed?.keyGroupRange.start ?? 0,
       keyGroupEnd: keyed?.keyGroupRange.end ?? -1,
     };
@@ -290,7 +397,8 @@ export class OperatorRuntime {
   redirty(keyGroups: Iterable<number>): void {
     const keyed = this.keyed;
     if (keyed === undefined) return;
-    for (const g of keyGroups) keyed.dirty[g - keyed.keyGroupRange.start] = 1;
+    // NOTE: the keys a lost delta held are no longer known: the whole group is written next time.
+    for (const g of keyGroups) keyed.touchWhole(g - keyed.keyGroupRange.start);
   }
 
   /** Takes a full snapshot: the operator's own hook, then keyed state, timers and operator state. */

@@ -103,6 +103,11 @@ export class TimerHeap<N> {
     return top;
   }
 
+  /** The most recent live timer of one key (canonical form); `next` leads to the others. */
+  head(mapKey: MapKey): TimerEntry<N> | undefined {
+    return this.byKey.get(mapKey);
+  }
+
   /** Live timers, in registration order. */
   entries(): IterableIterator<TimerEntry<N>> {
     return this.live.values();
@@ -192,9 +197,9 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   currentWatermark(): number {
     return this.host.currentWatermark();
   }
-  /** Marks a key group changed (for incremental checkpoints). */
-  private touch(keyGroup: number): void {
-    this.backend.dirty[keyGroup - this.backend.keyGroupRange.start] = 1;
+  /** Marks the current key changed (for incremental checkpoints). */
+  private touch(): void {
+    this.backend.touch();
   }
   registerEventTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
@@ -208,13 +213,13 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
         timestamp,
       )
     )
-      this.touch(b.currentKeyGroup);
+      this.touch();
   }
   deleteEventTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
     b.getCurrentKey();
     this.eventTimers.remove(b.mapKey, this.nsKey(namespace), timestamp);
-    this.touch(b.currentKeyGroup);
+    this.touch();
   }
   registerProcessingTimeTimer(namespace: N, timestamp: number): void {
     const b = this.backend;
@@ -228,7 +233,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
         timestamp,
       )
     ) {
-      this.touch(b.currentKeyGroup);
+      this.touch();
       this.host.scheduleProcessingTime(timestamp);
     }
   }
@@ -236,7 +241,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     const b = this.backend;
     b.getCurrentKey();
     this.processingTimers.remove(b.mapKey, this.nsKey(namespace), timestamp);
-    this.touch(b.currentKeyGroup);
+    this.touch();
   }
   numEventTimeTimers(): number {
     return this.eventTimers.size;
@@ -250,8 +255,8 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     for (;;) {
       const t = this.eventTimers.pollUpTo(watermark);
       if (t === undefined) return;
-      this.touch(t.keyGroup);
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
+      this.touch();
       this.target.onEventTime(t);
     }
   }
@@ -261,8 +266,8 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     for (;;) {
       const t = this.processingTimers.pollUpTo(now);
       if (t === undefined) return;
-      this.touch(t.keyGroup);
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
+      this.touch();
       this.target.onProcessingTime(t);
     }
   }
@@ -291,6 +296,29 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     add(this.eventTimers, 'event');
     add(this.processingTimers, 'processing');
     return out;
+  }
+
+  /**
+   * The timers of some keys (canonical forms), flat as {@link snapshotByKeyGroup} gives them, in
+   * registration order per key.
+   */
+  snapshotKeys(keys: readonly MapKey[]): FlatTimers {
+    const pick = (h: TimerHeap<N>) => {
+      const flat: unknown[] = [];
+      for (const k of keys) {
+        const head = h.head(k);
+        if (head === undefined) continue;
+        if (head.next === undefined) flat.push(head.key, head.namespace, head.timestamp);
+        else {
+          const chain: TimerEntry<N>[] = [];
+          for (let e: TimerEntry<N> | undefined = head; e !== undefined; e = e.next) chain.push(e);
+          chain.sort((a, b) => a.seq - b.seq);
+          for (const e of chain) flat.push(e.key, e.namespace, e.timestamp);
+        }
+      }
+      return flat;
+    };
+    return { event: pick(this.eventTimers), processing: pick(this.processingTimers) };
   }
 
   /** Re-registers restored timers of one key group (flat, as {@link snapshotByKeyGroup} gives). */
