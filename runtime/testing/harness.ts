@@ -45,8 +45,8 @@ export interface HarnessOptions {
   restoreFrom?: readonly OperatorSubtaskState[];
 }
 
-/** A record the operator emitted, with its timestamp (`null` for none). */
-export interface TimestampedValue<T> {
+/** A record the operator emitted, with its timestamp (`null` for none). (The evictors' `TimestampedValue` in `tidemark` is a window element.) */
+export interface EmittedRecord<T> {
   value: T;
   timestamp: number | null;
 }
@@ -61,10 +61,10 @@ export interface HarnessTimer {
 }
 
 class RecordingOutput implements Output<unknown> {
-  records: TimestampedValue<unknown>[] = [];
+  records: EmittedRecord<unknown>[] = [];
   watermarks: number[] = [];
   idle: boolean[] = [];
-  sides = new Map<string, TimestampedValue<unknown>[]>();
+  sides = new Map<string, EmittedRecord<unknown>[]>();
   collect(value: unknown, timestamp: number): void {
     this.records.push({ value, timestamp: timestamp === Number.NEGATIVE_INFINITY ? null : timestamp });
   }
@@ -277,8 +277,8 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   }
 
   /** The records emitted so far, with timestamps. */
-  records(): TimestampedValue<OUT>[] {
-    return this.out.records as TimestampedValue<OUT>[];
+  records(): EmittedRecord<OUT>[] {
+    return this.out.records as EmittedRecord<OUT>[];
   }
 
   /** The watermarks forwarded so far. */
@@ -292,8 +292,8 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   }
 
   /** The records sent to a side output, with timestamps. */
-  sideOutputRecords<T>(tag: OutputTag<T>): TimestampedValue<T>[] {
-    return (this.out.sides.get(tag.id) ?? []) as TimestampedValue<T>[];
+  sideOutputRecords<T>(tag: OutputTag<T>): EmittedRecord<T>[] {
+    return (this.out.sides.get(tag.id) ?? []) as EmittedRecord<T>[];
   }
 
   /** Forgets the output so far (records, watermarks, side outputs). */

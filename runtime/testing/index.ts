@@ -14,7 +14,7 @@ export {
   FaultyStorage,
   InjectedFailure,
 } from './exactly-once.js';
-export type { HarnessOptions, HarnessTimer, TimestampedValue } from './harness.js';
+export type { EmittedRecord, HarnessOptions, HarnessTimer } from './harness.js';
 export { OperatorHarness } from './harness.js';
 export type {
   CheckOptions,
