@@ -134,6 +134,9 @@ export class HeapKeyedStateBackend {
     keys.add(k);
     this.lastTouched = k;
     this.lastTouchedGroup = i;
+    // Once most of a group's keys changed, it is written whole: stop tracking its keys.
+    if (keys.size >= 64 && (keys.size & (keys.size - 1)) === 0 && 2 * keys.size > this.keysInGroup(i))
+      this.touchWhole(i);
   }
   private lastTouched: MapKey | undefined = undefined;
   private lastTouchedGroup = -1;

@@ -4,7 +4,7 @@
  * subtasks of other slots with remote channels.
  */
 import { createHash } from 'node:crypto';
-import type { MessagePort } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import type { ResultSink } from '../../operators/contract.js';
 import { serializeError } from '../../state/errors.js';
 import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
@@ -123,6 +123,13 @@ export class Slot implements SlotWiring {
   afterPass(): void {
     for (const c of this.outs.values()) c.flush();
     for (const c of this.ins.values()) c.returnCredits();
+    // NOTE: frames and credits are taken from the ports here, between passes, rather than when
+    // the loop yields to the event loop (every few ms): a round trip of credits costs a pass.
+    for (const port of this.peers) {
+      if (port === undefined) continue;
+      for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port))
+        this.onPeer(m.message as SlotToSlot);
+    }
     this.flushResults();
     const now = Date.now();
     if (now - this.lastMetrics >= 500) this.sendMetrics(now);
