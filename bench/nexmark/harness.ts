@@ -1,0 +1,302 @@
+/**
+ * Measurements of one query: tidemark's run (optionally with checkpoints), the hand-written loop,
+ * the generator alone, and window emit latency at a fixed rate. CPU time is this process's user +
+ * system time over the run (`process.cpuUsage()`: every thread, the generator, GC and the
+ * runtime included).
+ */
+import { type CheckpointStorage, type ExecuteOptions, StreamExecutionEnvironment } from 'tidemark';
+import {
+  DEFAULT_CONFIG,
+  eventTimestamp,
+  type NexmarkConfig,
+  nexmarkStream,
+} from '../../examples/nexmark/generator.js';
+import { generatorOnly } from './baselines.js';
+import type { BenchQuery } from './queries.js';
+
+/** Figures of one run. */
+export interface Measurement {
+  events: number;
+  wallMs: number;
+  /** User + system CPU time of the process over the run. */
+  cpuMs: number;
+  eventsPerSecond: number;
+  /** Events per CPU-second (per core). */
+  eventsPerCoreSecond: number;
+  /** Largest `heapUsed` sampled during the run (tidemark runs; 0 for synchronous loops). */
+  heapPeakBytes: number;
+  /** Largest resident set size sampled during the run (the whole process). */
+  rssPeakBytes: number;
+  /** Result records. */
+  records: number;
+  /** Digest of the results (see `ResultChecker`). */
+  digest: string;
+  /** With checkpoints: how many completed, and the last one's figures. */
+  checkpoints?: CheckpointFigures;
+}
+
+/** Checkpoint figures of a run. */
+export interface CheckpointFigures {
+  intervalMs: number;
+  completed: number;
+  lastDurationMs: number | undefined;
+  lastBytesWritten: number | undefined;
+  lastFullBytes: number | undefined;
+}
+
+/** Options of {@link runQuery}. */
+export interface RunQueryOptions {
+  events: number;
+  config?: NexmarkConfig;
+  /**
+   * Task slots (worker threads) to run the query on.
+   *
+   * NOTE: this is where the multi-slot runtime plugs in (being built as this is written): today
+   * only 1 is possible, and more throws {@link SlotsUnavailableError}, which the benchmark shows
+   * as `n/a` in its "2 slots" column.
+   */
+  slots?: number;
+  /** Checkpoints every `intervalMs` to `storage` (off when undefined). */
+  checkpoints?: { intervalMs: number; storage: CheckpointStorage };
+  /** The run is cancelled, and fails, after this long (default {@link RUN_TIMEOUT_MS}). */
+  timeoutMs?: number;
+}
+
+/** Default bound of one run: a job that stalls fails its figure instead of hanging the benchmark. */
+export const RUN_TIMEOUT_MS = 180_000;
+
+/** Runs a job; cancels it and throws if it has not finished after `timeoutMs`. */
+async function execute(
+  env: StreamExecutionEnvironment,
+  options: ExecuteOptions,
+  timeoutMs: number,
+): Promise<void> {
+  const client = env.executeAsync(options);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      client.cancel();
+      reject(new Error(`${client.jobName} did not finish within ${timeoutMs / 1000} s (cancelled)`));
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([client.result, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A run asked for more task slots than the runtime offers (yet). */
+export class SlotsUnavailableError extends Error {
+  constructor(slots: number) {
+    super(`running on ${slots} slots is not available yet (the multi-slot runtime is not plugged in)`);
+    this.name = 'SlotsUnavailableError';
+  }
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Samples memory while asynchronous work runs (the executor yields every ~10 ms). */
+class MemorySampler {
+  heapPeak = 0;
+  rssPeak = 0;
+  private timer: NodeJS.Timeout | undefined;
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 20);
+  }
+  stop(): void {
+    clearInterval(this.timer);
+    this.sample();
+  }
+  sample(): void {
+    const m = process.memoryUsage();
+    if (m.heapUsed > this.heapPeak) this.heapPeak = m.heapUsed;
+    if (m.rss > this.rssPeak) this.rssPeak = m.rss;
+  }
+}
+
+function figures(
+  events: number,
+  wallMs: number,
+  cpu: NodeJS.CpuUsage,
+): Pick<Measurement, 'events' | 'wallMs' | 'cpuMs' | 'eventsPerSecond' | 'eventsPerCoreSecond'> {
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  return {
+    events,
+    wallMs,
+    cpuMs,
+    eventsPerSecond: (events * 1000) / wallMs,
+    eventsPerCoreSecond: (events * 1000) / cpuMs,
+  };
+}
+
+let runs = 0;
+
+/** Runs a query on tidemark (one job, parallelism 1) over `events` generated events. */
+export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise<Measurement> {
+  const slots = options.slots ?? 1;
+  if (slots > 1) throw new SlotsUnavailableError(slots);
+  gc?.();
+  const env = new StreamExecutionEnvironment({ parallelism: slots, jobName: `nexmark-${q.name}` });
+  const cp = options.checkpoints;
+  if (cp !== undefined) {
+    env.enableCheckpointing(cp.intervalMs);
+    env.setCheckpointStorage(cp.storage);
+  }
+  const checker = q.checker();
+  q.attach(nexmarkStream(env, { count: options.events, config: options.config ?? DEFAULT_CONFIG }), checker);
+  let completed = 0;
+  let last: { durationMs: number; bytesWritten: number; fullBytes: number } | undefined;
+  const sampler = new MemorySampler();
+  sampler.start();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  try {
+    await execute(
+      env,
+      {
+        jobId: `bench-${q.name}-${process.pid}-${++runs}`,
+        onEvent: (e) => {
+          if (e.type === 'checkpoint') {
+            completed++;
+            last = e.stats;
+          }
+        },
+      },
+      options.timeoutMs ?? RUN_TIMEOUT_MS,
+    );
+  } finally {
+    sampler.stop();
+  }
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    ...figures(options.events, wallMs, cpu),
+    heapPeakBytes: sampler.heapPeak,
+    rssPeakBytes: sampler.rssPeak,
+    records: checker.records,
+    digest: checker.digest(),
+    ...(cp === undefined
+      ? {}
+      : {
+          checkpoints: {
+            intervalMs: cp.intervalMs,
+            completed,
+            lastDurationMs: last?.durationMs,
+            lastBytesWritten: last?.bytesWritten,
+            lastFullBytes: last?.fullBytes,
+          },
+        }),
+  };
+}
+
+/** Runs a query's hand-written loop over `events` generated events. */
+export function runBaseline(
+  q: BenchQuery,
+  events: number,
+  config: NexmarkConfig = DEFAULT_CONFIG,
+): Measurement {
+  gc?.();
+  const checker = q.checker();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  q.baseline(events, config, checker);
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const m = process.memoryUsage();
+  return {
+    ...figures(events, wallMs, cpu),
+    heapPeakBytes: 0,
+    rssPeakBytes: m.rss,
+    records: checker.records,
+    digest: checker.digest(),
+  };
+}
+
+/** Generates `events` events and nothing else. */
+export function runGenerator(events: number, config: NexmarkConfig = DEFAULT_CONFIG): Measurement {
+  gc?.();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const x = generatorOnly(events, config);
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    ...figures(events, wallMs, cpu),
+    heapPeakBytes: 0,
+    rssPeakBytes: 0,
+    records: 0,
+    digest: String(x),
+  };
+}
+
+/** Window emit latency of a windowed query at a fixed rate. */
+export interface LatencyFigures {
+  ratePerSecond: number;
+  /** The rate the source achieved (events / wall time of the run). */
+  achievedPerSecond: number;
+  events: number;
+  samples: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Of the latency, the wall time the 4 s out-of-orderness bound of the watermarks stands for. */
+  watermarkBoundMs: number;
+}
+
+/** The nearest-rank percentile `p` (0..1) of sorted values. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+/**
+ * Runs a windowed query at `ratePerSecond` for about `durationMs` and measures, for every result,
+ * wall-clock emit time - window end mapped to wall time.
+ *
+ * NOTE: mapping event time to wall time. Event `n` is due at `start + n * 1000 / rate` (the source
+ * paces by event number) and has event time `baseTime + floor(n * interEventDelayUs / 1000)`; so
+ * event time `E` is reached, in wall time, at `start + (E - baseTime) * 1e6 / (interEventDelayUs *
+ * rate)`. With the default 10,000 events/s of event time, event time runs rate/10,000 times faster
+ * than the wall clock. Results of windows that only the final watermark fires (they end after the
+ * last event's time minus the 4 s bound) are left out.
+ */
+export async function measureLatency(
+  q: BenchQuery,
+  ratePerSecond: number,
+  durationMs: number,
+  config: NexmarkConfig = DEFAULT_CONFIG,
+  timeoutMs: number = RUN_TIMEOUT_MS,
+): Promise<LatencyFigures> {
+  const events = Math.max(1, Math.round((ratePerSecond * durationMs) / 1000));
+  gc?.();
+  const env = new StreamExecutionEnvironment({ parallelism: 1, jobName: `nexmark-${q.name}-latency` });
+  const startTime = Date.now() + 100;
+  const wallMsPerEventMs = 1e6 / (config.interEventDelayUs * ratePerSecond);
+  const wallOf = (eventTime: number) => startTime + (eventTime - config.baseTime) * wallMsPerEventMs;
+  const lastRegular = eventTimestamp(events - 1, config) - 4000;
+  const latencies: number[] = [];
+  const results = q.attach(
+    nexmarkStream(env, { count: events, config, ratePerSecond, startTime }),
+    q.checker(),
+  );
+  results.addSink((_r, ctx) => {
+    const ts = ctx.timestamp();
+    // Window results carry the window's end - 1.
+    if (ts !== null && ts + 1 <= lastRegular) latencies.push(Date.now() - wallOf(ts + 1));
+  });
+  await execute(env, {}, timeoutMs);
+  const achievedPerSecond = (events * 1000) / (Date.now() - startTime);
+  latencies.sort((a, b) => a - b);
+  return {
+    ratePerSecond,
+    achievedPerSecond,
+    events,
+    samples: latencies.length,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    maxMs: latencies.length === 0 ? Number.NaN : latencies[latencies.length - 1]!,
+    watermarkBoundMs: 4000 * wallMsPerEventMs,
+  };
+}

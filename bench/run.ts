@@ -1,0 +1,263 @@
+/**
+ * `npm run bench`: the Nexmark benchmark (shared/NEXMARK.md). For every query: tidemark's
+ * throughput in one slot, per CPU-core-second (generator included), the ratio to a hand-written
+ * loop measured in the same process, peak memory, throughput with checkpoints (in memory, and to
+ * Redis when one is available), the "2 slots" column (n/a until the multi-slot runtime is plugged
+ * in: see `runQuery`'s `slots`), and window emit latency at a fixed rate for the windowed queries.
+ *
+ *   node --expose-gc --import ./bench/register.mjs bench/run.ts [--quick] [--json FILE]
+ *     [--events N] [--repeat N] [--queries q0,q5] [--checkpoint-interval MS] [--no-redis]
+ *     [--no-latency] [--latency-ms MS]
+ *
+ * Each query runs in a fresh process (bench/nexmark/worker.ts); `--quick` runs everything in one
+ * process with small counts (a few seconds in all; its figures are only a smoke test).
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { LatencyFigures, Measurement } from './nexmark/harness.js';
+import { QUERY_NAMES } from './nexmark/names.js';
+import { benchRedis } from './nexmark/redis.js';
+import type { QueryResult, Unavailable, WorkerResult, WorkerSpec } from './nexmark/worker.js';
+
+function parseOptions() {
+  return parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      events: { type: 'string' },
+      repeat: { type: 'string' },
+      queries: { type: 'string' },
+      'checkpoint-interval': { type: 'string' },
+      'no-redis': { type: 'boolean', default: false },
+      'no-latency': { type: 'boolean', default: false },
+      'latency-ms': { type: 'string' },
+    },
+    strict: true,
+  }).values;
+}
+
+let args: ReturnType<typeof parseOptions>;
+try {
+  args = parseOptions();
+} catch (e) {
+  console.error(`npm run bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(2);
+}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n > 0)) {
+    console.error(`--${name} needs a positive whole number, got '${raw}'`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const quick = args.quick === true;
+const queryNames =
+  args.queries === undefined ? [...QUERY_NAMES] : args.queries.split(',').map((s) => s.trim());
+for (const name of queryNames)
+  if (!(QUERY_NAMES as readonly string[]).includes(name)) {
+    console.error(`unknown query '${name}' (known: ${QUERY_NAMES.join(', ')})`);
+    process.exit(2);
+  }
+const events = positive('events', args.events, quick ? 20_000 : 2_000_000);
+const base = {
+  events,
+  repeat: positive('repeat', args.repeat, quick ? 1 : 3),
+  warmupEvents: quick ? 0 : Math.min(events, 200_000),
+  checkpointIntervalMs: positive('checkpoint-interval', args['checkpoint-interval'], quick ? 50 : 1_000),
+  runTimeoutMs: quick ? 60_000 : 180_000,
+  latency: args['no-latency']
+    ? undefined
+    : { share: 0.6, durationMs: positive('latency-ms', args['latency-ms'], quick ? 300 : 10_000) },
+};
+
+const WORKER = fileURLToPath(new URL('./nexmark/worker.ts', import.meta.url));
+const REGISTER = fileURLToPath(new URL('./register.mjs', import.meta.url));
+
+/** Runs one worker process; resolves with what it printed on its RESULT line. */
+function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', REGISTER, WORKER, JSON.stringify(spec)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || line === undefined)
+        reject(
+          new Error(`benchmark worker for ${spec.queries.join(', ')} failed (exit code ${code}):\n${out}`),
+        );
+      else resolve(JSON.parse(line.slice('RESULT '.length)) as WorkerResult);
+    });
+  });
+}
+
+const isUnavailable = (x: unknown): x is Unavailable =>
+  typeof x === 'object' && x !== null && 'unavailable' in x;
+const thousands = (n: number) => Math.round(n).toLocaleString('en-US');
+const kps = (n: number) => `${thousands(n / 1000)}k`;
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)}`;
+const pct = (n: number) => `${(n * 100).toFixed(0)} %`;
+/** Milliseconds, or a dash for no value (NaN becomes null in JSON). */
+const ms = (n: number | null) => (n === null || Number.isNaN(n) ? '-' : n.toFixed(0));
+
+function checkpointCell(m: Measurement | Unavailable, without: Measurement): string {
+  if (isUnavailable(m)) return m.unavailable.startsWith('skipped') ? 'skipped' : 'failed';
+  const n = m.checkpoints?.completed ?? 0;
+  // NOTE: per CPU-second: a single run each, so wall time would carry whatever else the machine did.
+  return `${kps(m.eventsPerCoreSecond)} (${pct(m.eventsPerCoreSecond / without.eventsPerCoreSecond)}, ${n} cp)`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_h, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const redis = args['no-redis'] ? 'skipped: --no-redis' : await benchRedis();
+  const redisSpec: WorkerSpec['redis'] = typeof redis === 'string' ? { skipped: redis } : { url: redis.url };
+  const started = Date.now();
+  let generator: Measurement | undefined;
+  const results: QueryResult[] = [];
+  const failed: { query: string; error: string }[] = [];
+  try {
+    if (quick) {
+      const r = await runWorker({ ...base, queries: queryNames, generator: true, redis: redisSpec });
+      generator = r.generator;
+      results.push(...r.queries);
+    } else {
+      generator = (await runWorker({ ...base, queries: [], generator: true, redis: redisSpec })).generator;
+      for (const name of queryNames) {
+        process.stderr.write(`bench: ${name} ...\n`);
+        try {
+          results.push(
+            ...(await runWorker({ ...base, queries: [name], generator: false, redis: redisSpec })).queries,
+          );
+        } catch (e) {
+          // One query failing (or stalling past its bound) does not lose the others' figures.
+          const error = e instanceof Error ? e.message : String(e);
+          process.stderr.write(`bench: ${name} failed: ${error}\n`);
+          failed.push({ query: name, error });
+        }
+      }
+    }
+  } finally {
+    if (typeof redis !== 'string') await redis.stop();
+  }
+
+  const header = [
+    'query',
+    'loop ev/s',
+    'tidemark ev/s',
+    'ratio',
+    'ev/core-s',
+    'ratio/core',
+    'heap MiB',
+    'RSS MiB',
+    'ckpt memory',
+    'ckpt Redis',
+    '2 slots',
+    'same result',
+  ];
+  const rows = results.map((r) => [
+    r.query,
+    kps(r.baseline.eventsPerSecond),
+    kps(r.tidemark.eventsPerSecond),
+    pct(r.ratio),
+    kps(r.tidemark.eventsPerCoreSecond),
+    pct(r.ratioPerCore),
+    mib(r.tidemark.heapPeakBytes),
+    mib(r.tidemark.rssPeakBytes),
+    checkpointCell(r.checkpointsMemory, r.tidemark),
+    checkpointCell(r.checkpointsRedis, r.tidemark),
+    isUnavailable(r.twoSlots) ? 'n/a' : kps(r.twoSlots.eventsPerSecond),
+    r.resultsMatch === null ? '(wall clock)' : r.resultsMatch ? 'yes' : 'NO',
+  ]);
+  const cpu = cpus();
+  console.log(
+    `Nexmark on tidemark: ${thousands(events)} events per run, ${base.repeat} run(s) each (median), one slot; ` +
+      `${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, Node ${process.versions.node}${quick ? ' (quick mode: smoke-test figures)' : ''}`,
+  );
+  if (generator !== undefined)
+    console.log(
+      `Generator alone: ${kps(generator.eventsPerSecond)} events/s (${kps(generator.eventsPerCoreSecond)} per core-second)`,
+    );
+  console.log();
+  console.log(table([header, ...rows]));
+  const latencies = results.filter(
+    (r): r is QueryResult & { latency: LatencyFigures } =>
+      r.latency !== undefined && !isUnavailable(r.latency),
+  );
+  if (latencies.length > 0) {
+    console.log();
+    console.log(
+      table([
+        ['query', 'rate ev/s', 'achieved', 'samples', 'p50 ms', 'p99 ms', 'max ms', 'of which 4 s bound'],
+        ...latencies.map((r) => [
+          r.query,
+          kps(r.latency.ratePerSecond),
+          kps(r.latency.achievedPerSecond),
+          String(r.latency.samples),
+          ms(r.latency.p50Ms),
+          ms(r.latency.p99Ms),
+          ms(r.latency.maxMs),
+          ms(r.latency.watermarkBoundMs),
+        ]),
+      ]),
+    );
+  }
+  const redisNote = typeof redis === 'string' ? `Redis ${redis}` : `Redis: ${redis.source}`;
+  console.log();
+  console.log(
+    [
+      'ratio: tidemark events/s ÷ the hand-written loop (bench/nexmark/baselines.ts) in the same process; ratio/core: the same per CPU-second (user + sys, GC threads included).',
+      `ckpt: events per core-second with a checkpoint every ${base.checkpointIntervalMs} ms (share of the run without; completed checkpoints). ${redisNote}.`,
+      '2 slots: n/a until the multi-slot runtime is plugged into runQuery({ slots }) (bench/nexmark/harness.ts).',
+      'latency: wall-clock emit time − window end mapped to wall time, at 60 % of the query’s measured rate (see measureLatency); it includes the watermarks’ 4 s out-of-orderness bound (last column) and their 200 ms period.',
+    ].join('\n'),
+  );
+
+  if (args.json !== undefined) {
+    const report = {
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      command: `npm run bench --${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+      quick,
+      machine: {
+        cpus: cpu.length,
+        model: cpu[0]?.model.trim(),
+        node: process.versions.node,
+        platform: process.platform,
+      },
+      settings: { ...base, redis: typeof redis === 'string' ? redis : redis.source },
+      generator,
+      queries: results,
+      failed,
+    };
+    writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  for (const f of failed) console.log(`${f.query}: FAILED (${f.error.split('\n')[0]})`);
+  return failed.length > 0 || results.some((r) => r.resultsMatch === false) ? 1 : 0;
+}
+
+process.exitCode = await main();

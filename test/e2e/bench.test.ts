@@ -1,0 +1,82 @@
+// `npm run bench -- --quick` as a user runs it: a table and a JSON report with every query, both
+// sides computing the same results, checkpoint runs in memory and to Redis, and latency figures.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, inject, test } from 'vitest';
+import type { Measurement } from '../../bench/nexmark/harness.js';
+import { QUERY_NAMES } from '../../bench/nexmark/names.js';
+import type { QueryResult, Unavailable } from '../../bench/nexmark/worker.js';
+import { ROOT } from '../helpers/cli.js';
+
+interface Report {
+  quick: boolean;
+  generator: Measurement;
+  queries: QueryResult[];
+}
+
+function npmRunBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', ['run', '--silent', 'bench', '--', ...args], {
+      cwd: ROOT,
+      // The run's shared Redis, rather than a server of the benchmark's own.
+      env: { ...process.env, TIDEMARK_REDIS_URL: inject('redisUrl') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const measured = (m: Measurement | Unavailable): m is Measurement => !('unavailable' in m);
+
+test('npm run bench -- --quick --json FILE prints a table and writes JSON with every query', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidemark-bench-'));
+  try {
+    const file = join(dir, 'bench.json');
+    const r = await npmRunBench(['--quick', '--json', file]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines.some((l) => /^\| query +\| +loop ev\/s .*\| +2 slots \| +same result \|$/.test(l))).toBe(
+      true,
+    );
+    for (const q of QUERY_NAMES)
+      expect(lines.filter((l) => l.startsWith(`| ${q} `)).length).toBeGreaterThanOrEqual(1);
+
+    const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
+    expect(report.quick).toBe(true);
+    expect(report.generator.eventsPerSecond).toBeGreaterThan(0);
+    expect(report.queries.map((q) => q.query)).toEqual([...QUERY_NAMES]);
+    for (const q of report.queries) {
+      expect(q.tidemark.eventsPerSecond).toBeGreaterThan(0);
+      expect(q.tidemark.eventsPerCoreSecond).toBeGreaterThan(0);
+      expect(q.baseline.eventsPerSecond).toBeGreaterThan(0);
+      expect(q.ratio).toBeGreaterThan(0);
+      expect(q.tidemark.heapPeakBytes).toBeGreaterThan(0);
+      // The loop and tidemark computed the same results (q12's depend on the wall clock).
+      expect(q.resultsMatch).toBe(q.query === 'q12' ? null : true);
+      if (q.query !== 'q12') expect(q.tidemark.records).toBe(q.baseline.records);
+      for (const cp of [q.checkpointsMemory, q.checkpointsRedis]) {
+        expect(measured(cp)).toBe(true);
+        if (measured(cp)) expect(cp.checkpoints?.completed).toBeGreaterThanOrEqual(0);
+      }
+      expect(q.twoSlots).toEqual({ unavailable: expect.stringMatching(/^n\/a/) });
+      if (q.query === 'q5' || q.query === 'q7')
+        expect(q.latency).toMatchObject({ samples: expect.any(Number) });
+      else expect(q.latency).toBeUndefined();
+    }
+    // Checkpoints completed in some of the runs (every 50 ms in quick mode).
+    const completed = report.queries.map((q) =>
+      measured(q.checkpointsMemory) ? (q.checkpointsMemory.checkpoints?.completed ?? 0) : 0,
+    );
+    expect(completed.some((n) => n > 0)).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

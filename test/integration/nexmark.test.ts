@@ -1,0 +1,247 @@
+// The Nexmark queries of examples/nexmark, run on generated events, against batch computations
+// of the same queries over the same events (test/helpers/nexmark-reference.ts): exact (as
+// multisets) for q0-q3, q5, q7, q8 and q11; the final per-category averages and every closing
+// price for q4; and for q12 (processing time) exact too, on a TestStream that moves a manual
+// clock at fixed event numbers, so that each bid's processing time is known.
+import {
+  type DataStream,
+  ManualClock,
+  MemoryCheckpointStorage,
+  StreamExecutionEnvironment,
+  WatermarkStrategy,
+} from 'tidemark';
+import { checkExactlyOnce, checkJobRescaling, fromTestStream, TestStream } from 'tidemark/testing';
+import { describe, expect, test } from 'vitest';
+import {
+  type Bid,
+  DEFAULT_CONFIG,
+  type Event,
+  type NexmarkConfig,
+  nexmarkConfig,
+  nexmarkEvent,
+  nexmarkStream,
+} from '../../examples/nexmark/generator.js';
+import * as q0 from '../../examples/nexmark/q0.js';
+import * as q1 from '../../examples/nexmark/q1.js';
+import * as q2 from '../../examples/nexmark/q2.js';
+import * as q3 from '../../examples/nexmark/q3.js';
+import * as q4 from '../../examples/nexmark/q4.js';
+import * as q5 from '../../examples/nexmark/q5.js';
+import * as q7 from '../../examples/nexmark/q7.js';
+import * as q8 from '../../examples/nexmark/q8.js';
+import * as q11 from '../../examples/nexmark/q11.js';
+import * as q12 from '../../examples/nexmark/q12.js';
+import * as ref from '../helpers/nexmark-reference.js';
+
+/** A query as the tests see it: a run of its stream, and the batch computation of the same result. */
+interface Query {
+  run: (count: number, config: NexmarkConfig, p: number) => Promise<unknown[]>;
+  reference: (events: readonly Event[]) => unknown[];
+}
+
+function query<T>(
+  build: (events: DataStream<Event>) => DataStream<T>,
+  reference: (events: readonly Event[]) => T[],
+): Query {
+  return { run: (count, config, p) => run(build, count, config, p), reference };
+}
+
+const EXACT: Record<string, Query> = {
+  q0: query(q0.build, ref.q0),
+  q1: query(q1.build, ref.q1),
+  q2: query(q2.build, ref.q2),
+  q3: query(q3.build, ref.q3),
+  'q4 closing prices': query(q4.closingPrices, ref.q4ClosingPrices),
+  q5: query(q5.build, ref.q5),
+  q7: query(q7.build, ref.q7),
+  q8: query(q8.build, ref.q8),
+  q11: query(q11.build, ref.q11),
+};
+
+/** Runs `build` on `count` generated events at parallelism `p`; returns what it emitted. */
+async function run<T>(
+  build: (events: DataStream<Event>) => DataStream<T>,
+  count: number,
+  config: NexmarkConfig,
+  p: number,
+): Promise<T[]> {
+  // NOTE: periodic watermarks every millisecond, so that windows fire and timers run while the
+  // input flows (not only at the final watermark); results must not depend on it.
+  const env = new StreamExecutionEnvironment({ parallelism: p, autoWatermarkIntervalMs: 1 });
+  const out = build(nexmarkStream(env, { count, config })).collect();
+  await env.execute();
+  return out.values;
+}
+
+/** The last update per category of q4's updating output. */
+function finalAverages(updates: readonly q4.Q4Result[]): q4.Q4Result[] {
+  const last = new Map<number, q4.Q4Result>();
+  for (const u of updates) last.set(u.category, u);
+  return [...last.values()];
+}
+
+const CASES = [
+  { name: 'default configuration (10,000 events/s of event time)', count: 20_000, config: DEFAULT_CONFIG },
+  // 200 events/s: 30 s of event time, so several windows, sessions and auction lifetimes.
+  {
+    name: 'slow event time (200 events/s, seed 7)',
+    count: 6_000,
+    config: nexmarkConfig({ firstEventRate: 200, seed: 7 }),
+  },
+];
+
+for (const c of CASES) {
+  describe(`Nexmark on ${c.count} events, ${c.name}`, () => {
+    const events = ref.generateEvents(c.count, c.config);
+
+    for (const [name, q] of Object.entries(EXACT)) {
+      test.each([1, 3])(`${name} equals the batch computation at parallelism %i`, async (p) => {
+        const expected = q.reference(events);
+        expect(expected.length).toBeGreaterThan(0);
+        const actual = await q.run(c.count, c.config, p);
+        expect(actual.length).toBe(expected.length);
+        expect(ref.canonicalJson(actual)).toEqual(ref.canonicalJson(expected));
+      });
+    }
+
+    test.each([1, 3])(
+      'q4: the final average per category equals the batch computation at parallelism %i',
+      async (p) => {
+        const updates = await run(q4.build, c.count, c.config, p);
+        const expected = ref.q4(events);
+        expect(expected.length).toBe(5);
+        // One update per closed auction; each category's last one is its final average.
+        expect(updates.length).toBe(expected.reduce((n, r) => n + r.auctions, 0));
+        expect(ref.canonicalJson(finalAverages(updates))).toEqual(ref.canonicalJson(expected));
+      },
+    );
+  });
+}
+
+describe('Nexmark ties', () => {
+  // Generated prices almost never tie; these bids do, in the highest price and the highest count.
+  const bid = (auction: number, price: number, dateTime: number): Bid => ({
+    kind: 'bid',
+    auction,
+    bidder: 1000 + (auction % 7),
+    price,
+    channel: 'Google',
+    url: 'u',
+    dateTime,
+    extra: '',
+  });
+  const bids: Event[] = [];
+  for (let t = 0; t < 30_000; t += 500)
+    bids.push(bid(1000 + ((t / 500) % 3), t < 10_000 ? 700 : t % 2_000, t));
+
+  async function runOnBids<T>(build: (events: DataStream<Event>) => DataStream<T>, p: number): Promise<T[]> {
+    const env = new StreamExecutionEnvironment({ parallelism: p });
+    const events = env.fromArray(bids, {
+      parallel: true,
+      watermarks: WatermarkStrategy.forBoundedOutOfOrderness<Event>(4000).withTimestampAssigner(
+        (e) => e.dateTime,
+      ),
+    });
+    const out = build(events).collect();
+    await env.execute();
+    return out.values;
+  }
+
+  test.each([1, 3])(
+    'q7 emits every bid carrying the highest price of its window (parallelism %i)',
+    async (p) => {
+      const expected = ref.q7(bids);
+      const windows = new Set(expected.map((r) => Math.floor(r.dateTime / q7.Q7_SIZE_MS)));
+      expect(expected.length).toBeGreaterThan(windows.size);
+      expect(ref.canonicalJson(await runOnBids(q7.build, p))).toEqual(ref.canonicalJson(expected));
+    },
+  );
+
+  test.each([1, 3])(
+    'q5 emits every auction with the highest count of its window (parallelism %i)',
+    async (p) => {
+      const expected = ref.q5(bids);
+      expect(expected.length).toBeGreaterThan(new Set(expected.map((r) => r.windowStart)).size);
+      expect(ref.canonicalJson(await runOnBids(q5.build, p))).toEqual(ref.canonicalJson(expected));
+    },
+  );
+});
+
+describe('Nexmark q12 (processing-time windows)', () => {
+  // NOTE: q12's windows depend on when bids are processed. A TestStream replays the events and
+  // moves a manual clock by 1 s every 500 event numbers (in every parallel script at the same
+  // numbers, so the scripts move in step); event n is then processed at floor(n / 500) s, and
+  // the windows are exactly those of a batch computation with that processing time.
+  const config = nexmarkConfig({ seed: 3 });
+  const count = 12_000;
+  const perSecond = 500;
+
+  function scripts(p: number): TestStream<Event>[] {
+    const out = Array.from({ length: p }, () => TestStream.create<Event>());
+    for (let n = 0; n < count; n++) {
+      if (n > 0 && n % perSecond === 0) for (const s of out) s.advanceProcessingTime(1000);
+      const e = nexmarkEvent(n, config);
+      out[n % p]!.addElement(e, e.dateTime);
+    }
+    // Past the end of the last window: every window fires before the input ends.
+    for (const s of out) s.advanceProcessingTime(q12.Q12_SIZE_MS);
+    return out;
+  }
+
+  test.each([1, 3])(
+    'q12 counts every bid once, in the window of its processing time, at parallelism %i',
+    async (p) => {
+      const env = new StreamExecutionEnvironment({ parallelism: p });
+      const out = q12.build(fromTestStream(env, scripts(p))).collect();
+      await env.execute({ clock: new ManualClock(0) });
+      const bids = ref
+        .generateEvents(count, config)
+        .flatMap((e, n) =>
+          e.kind === 'bid' ? [{ bid: e, processingTime: Math.floor(n / perSecond) * 1000 }] : [],
+        );
+      const expected = ref.q12(bids);
+      expect(new Set(expected.map((r) => r.starttime)).size).toBeGreaterThan(2);
+      expect(ref.canonicalJson(out.values)).toEqual(ref.canonicalJson(expected));
+    },
+  );
+});
+
+describe('Nexmark with checkpoints', () => {
+  const config = nexmarkConfig({ firstEventRate: 200, seed: 11 });
+  const count = 3_000;
+
+  test('q5 and q4 are exactly once across injected failures (source positions, windows, timers restored)', async () => {
+    const report = await checkExactlyOnce(
+      (env, injector) => {
+        const events = nexmarkStream(env, { count, config }).map((e) => {
+          injector.point();
+          return e;
+        });
+        const hot = q5.build(events).map((r) => `q5 ${JSON.stringify(r)}`);
+        const closing = q4.closingPrices(events).map((c) => `q4 ${JSON.stringify(c)}`);
+        return hot.union(closing).collectCommitted();
+      },
+      {
+        storage: () => new MemoryCheckpointStorage(),
+        failAtCalls: [400, 1_500, 2_600],
+        parallelism: 2,
+        normalize: (v) => [...v].sort(),
+      },
+    );
+    expect(report.injectedFailures).toBe(3);
+    expect(report.completedCheckpoints).toBeGreaterThan(0);
+  });
+
+  test('q3 stopped at parallelism 2 and restored at 3 gives the uninterrupted result', async () => {
+    const result = await checkJobRescaling(
+      (env) => q3.build(nexmarkStream(env, { count, config })).collectCommitted(),
+      {
+        from: 2,
+        to: 3,
+        storage: () => new MemoryCheckpointStorage(),
+        normalize: (v) => ref.canonicalJson(v),
+      },
+    );
+    expect(result.restoredFrom).toBeDefined();
+  });
+});
