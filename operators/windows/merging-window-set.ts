@@ -9,7 +9,7 @@
  */
 import type { ValueState } from '../../state/descriptors.js';
 import type { MergingWindowAssigner } from './assigners.js';
-import type { Window } from './windows.js';
+import { TimeWindow, Window } from './windows.js';
 
 /** What `addWindow` calls when windows merge (before the state is merged, the caller does it). */
 export type MergeFunction<W> = (
@@ -22,10 +22,20 @@ export type MergeFunction<W> = (
 /** The stored form: `[window, state window]` pairs. */
 export type MergingWindowSetState<W> = [W, W][];
 
+/** Windows are the same when their namespaces are (time windows: compared without building it). */
+function sameWindow(a: Window, b: Window): boolean {
+  if (a === b) return true;
+  if (a instanceof TimeWindow && b instanceof TimeWindow) return a.start === b.start && a.end === b.end;
+  return a.namespace() === b.namespace();
+}
+
 /** @internal the windows of the current key and their state windows. */
 export class MergingWindowSet<W extends Window> {
-  /** Window namespace → [window, state window]. */
-  private readonly mapping = new Map<string | number, [W, W]>();
+  /**
+   * `[window, state window]` pairs, as stored in state. Copied on the first change (the stored
+   * array may be referenced by a snapshot being written); pairs are replaced, never mutated.
+   */
+  private pairs: [W, W][];
   private changed = false;
 
   constructor(
@@ -33,30 +43,47 @@ export class MergingWindowSet<W extends Window> {
     private readonly state: ValueState<MergingWindowSetState<W>>,
   ) {
     const stored = state.value();
-    if (stored !== undefined)
-      for (const [w, s] of stored) {
-        const window = assigner.restoreWindow(w);
-        this.mapping.set(window.namespace(), [window, assigner.restoreWindow(s)]);
-      }
+    if (stored === undefined) this.pairs = [];
+    else if (stored.length > 0 && !(stored[0]![0] instanceof Window)) {
+      // Restored from a snapshot as plain data: made windows once, and written back as windows.
+      this.pairs = stored.map(([w, s]) => [assigner.restoreWindow(w), assigner.restoreWindow(s)]);
+      this.changed = true;
+    } else this.pairs = stored;
   }
 
   /** Writes the mapping back to state if it changed. */
   persist(): void {
     if (!this.changed) return;
     this.changed = false;
-    this.state.update(this.mapping.size === 0 ? undefined : [...this.mapping.values()]);
+    this.state.update(this.pairs.length === 0 ? undefined : this.pairs);
+  }
+
+  /** The pairs, copied once before the first change. */
+  private writable(): [W, W][] {
+    if (!this.changed) {
+      this.pairs = this.pairs.slice();
+      this.changed = true;
+    }
+    return this.pairs;
+  }
+
+  private indexOf(window: W): number {
+    const pairs = this.pairs;
+    for (let i = 0; i < pairs.length; i++) if (sameWindow(pairs[i]![0], window)) return i;
+    return -1;
   }
 
   /** The state window of an in-flight window, or `undefined`. */
   getStateWindow(window: W): W | undefined {
-    return this.mapping.get(window.namespace())?.[1];
+    const i = this.indexOf(window);
+    return i < 0 ? undefined : this.pairs[i]![1];
   }
 
   /** Removes a window (its state was cleared). */
   retireWindow(window: W): void {
-    if (!this.mapping.delete(window.namespace()))
-      throw new Error(`Window ${window} is not in in-flight window set.`);
-    this.changed = true;
+    const i = this.indexOf(window);
+    if (i < 0) throw new Error(`Window ${window} is not in in-flight window set.`);
+    this.writable().splice(i, 1);
   }
 
   /**
@@ -66,7 +93,7 @@ export class MergingWindowSet<W extends Window> {
    */
   addWindow(newWindow: W, mergeFunction: MergeFunction<W>): W {
     const windows: W[] = [];
-    for (const [w] of this.mapping.values()) windows.push(w);
+    for (const [w] of this.pairs) windows.push(w);
     windows.push(newWindow);
 
     const results: [W, W[]][] = [];
@@ -85,24 +112,32 @@ export class MergingWindowSet<W extends Window> {
         resultWindow = mergeResult;
       }
       // The merge result keeps the state window of (any) one of the merged windows.
-      const mergedStateWindow = this.mapping.get(mergedWindows[0]!.namespace())![1];
+      const mergedStateWindow = this.getStateWindow(mergedWindows[0]!)!;
       const mergedStateWindows: W[] = [];
+      const pairs = this.writable();
       for (const m of mergedWindows) {
-        const entry = this.mapping.get(m.namespace());
-        if (entry === undefined) continue;
-        this.mapping.delete(m.namespace());
-        if (entry[1].namespace() !== mergedStateWindow.namespace()) mergedStateWindows.push(entry[1]);
+        const at = this.indexOf(m);
+        if (at < 0) continue;
+        const stateWindow = pairs[at]![1];
+        pairs.splice(at, 1);
+        if (!sameWindow(stateWindow, mergedStateWindow)) mergedStateWindows.push(stateWindow);
       }
-      this.mapping.set(mergeResult.namespace(), [mergeResult, mergedStateWindow]);
+      this.set(mergeResult, mergedStateWindow);
       // An in-flight window that only absorbed the new window, without growing, merges nothing.
-      const ns = mergeResult.namespace();
-      if (!(mergedWindows.length === 1 && mergedWindows[0]!.namespace() === ns))
+      if (!(mergedWindows.length === 1 && sameWindow(mergedWindows[0]!, mergeResult)))
         mergeFunction(mergeResult, mergedWindows, mergedStateWindow, mergedStateWindows);
     }
     // The new window is on its own.
     if (results.length === 0 || (resultWindow === newWindow && !mergedNewWindow))
-      this.mapping.set(resultWindow.namespace(), [resultWindow, resultWindow]);
-    this.changed = true;
+      this.set(resultWindow, resultWindow);
     return resultWindow;
+  }
+
+  /** Maps a window to its state window (replacing the window's pair if it has one). */
+  private set(window: W, stateWindow: W): void {
+    const pairs = this.writable();
+    const i = this.indexOf(window);
+    if (i >= 0) pairs[i] = [window, stateWindow];
+    else pairs.push([window, stateWindow]);
   }
 }

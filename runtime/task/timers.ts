@@ -20,20 +20,31 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   next: TimerEntry<N> | undefined;
 }
 
+/** The timers of one timestamp, in registration order; `pos` is where polling goes on. */
+interface Bucket<N> {
+  readonly entries: TimerEntry<N>[];
+  pos: number;
+}
+
 /**
- * A binary min-heap of timers by (timestamp, seq), with lazy deletion. Lookups go by key: a key's
- * live timers form a short chain (usually one), so registering needs no id string.
+ * Timers in timestamp order (ties in registration order), with lazy deletion: a min-heap of the
+ * distinct timestamps, and per timestamp a bucket of its timers in registration order. Windows
+ * give many timers the same timestamp (every key's window ends together), so registering is
+ * mostly an append and firing a walk along an array; the heap only orders the distinct times.
+ * Lookups go by key: a key's live timers form a short chain (usually one), so registering needs
+ * no id string.
  */
 export class TimerHeap<N> {
-  private readonly heap: TimerEntry<N>[] = [];
+  /** Distinct timestamps that have a bucket, as a binary min-heap. */
+  private readonly times: number[] = [];
+  private readonly buckets = new Map<number, Bucket<N>>();
   /** The live timers of each key (canonical form). */
   private readonly byKey = new Map<MapKey, TimerEntry<N>>();
-  /** Live timers in registration order. */
-  private readonly live = new Set<TimerEntry<N>>();
+  private live = 0;
   private seq = 0;
 
   get size(): number {
-    return this.live.size;
+    return this.live;
   }
 
   add(
@@ -59,9 +70,13 @@ export class TimerHeap<N> {
       next: head,
     };
     this.byKey.set(mapKey, e);
-    this.live.add(e);
-    this.heap.push(e);
-    this.up(this.heap.length - 1);
+    this.live++;
+    const b = this.buckets.get(timestamp);
+    if (b !== undefined) b.entries.push(e);
+    else {
+      this.buckets.set(timestamp, { entries: [e], pos: 0 });
+      this.up(timestamp);
+    }
     return true;
   }
 
@@ -75,7 +90,7 @@ export class TimerHeap<N> {
   }
 
   private unlink(e: TimerEntry<N>): void {
-    this.live.delete(e);
+    this.live--;
     const head = this.byKey.get(e.mapKey)!;
     if (head === e) {
       if (e.next === undefined) this.byKey.delete(e.mapKey);
@@ -87,18 +102,37 @@ export class TimerHeap<N> {
     prev.next = e.next;
   }
 
+  /**
+   * The bucket of the earliest timestamp with a live timer, its `pos` at that timer; drops the
+   * buckets that hold only deleted timers.
+   */
+  private first(): Bucket<N> | undefined {
+    const times = this.times;
+    while (times.length > 0) {
+      const t = times[0]!;
+      const b = this.buckets.get(t)!;
+      const entries = b.entries;
+      while (b.pos < entries.length && entries[b.pos]!.deleted) b.pos++;
+      if (b.pos < entries.length) return b;
+      this.buckets.delete(t);
+      this.popTime();
+    }
+    return undefined;
+  }
+
   /** The earliest live timer's timestamp, or +Infinity. */
   peekTimestamp(): number {
-    this.dropDeleted();
-    return this.heap.length === 0 ? Number.POSITIVE_INFINITY : this.heap[0]!.timestamp;
+    return this.first() === undefined ? Number.POSITIVE_INFINITY : this.times[0]!;
   }
 
   /** Removes and returns the earliest live timer if its timestamp is <= `time`. */
   pollUpTo(time: number): TimerEntry<N> | undefined {
-    this.dropDeleted();
-    const top = this.heap[0];
-    if (top === undefined || top.timestamp > time) return undefined;
-    this.popTop();
+    // NOTE: a timer registered while a bucket is polled joins its bucket (same timestamp, later
+    // registration: after the others) or a new bucket, which comes first if it is earlier.
+    if (this.times.length === 0 || this.times[0]! > time) return undefined;
+    const b = this.first();
+    if (b === undefined || this.times[0]! > time) return undefined;
+    const top = b.entries[b.pos++]!;
     this.unlink(top);
     return top;
   }
@@ -108,59 +142,54 @@ export class TimerHeap<N> {
     return this.byKey.get(mapKey);
   }
 
-  /** Live timers, in registration order. */
-  entries(): IterableIterator<TimerEntry<N>> {
-    return this.live.values();
+  /** Live timers, by timestamp and in registration order within a timestamp. */
+  *entries(): IterableIterator<TimerEntry<N>> {
+    const times = [...this.buckets.keys()].sort((a, b) => a - b);
+    for (const t of times) {
+      const b = this.buckets.get(t)!;
+      for (let i = b.pos; i < b.entries.length; i++) {
+        const e = b.entries[i]!;
+        if (!e.deleted) yield e;
+      }
+    }
   }
 
   clear(): void {
-    this.heap.length = 0;
+    this.times.length = 0;
+    this.buckets.clear();
     this.byKey.clear();
-    this.live.clear();
+    this.live = 0;
   }
 
-  private dropDeleted(): void {
-    while (this.heap.length > 0 && this.heap[0]!.deleted) this.popTop();
-  }
-
-  private popTop(): void {
-    const last = this.heap.pop()!;
-    if (this.heap.length > 0) {
-      this.heap[0] = last;
-      this.down(0);
-    }
-  }
-
-  private less(a: TimerEntry<N>, b: TimerEntry<N>): boolean {
-    return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.seq < b.seq);
-  }
-
-  private up(i: number): void {
-    const h = this.heap;
-    const e = h[i]!;
+  private up(t: number): void {
+    const h = this.times;
+    let i = h.length;
+    h.push(t);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(e, h[p]!)) break;
+      if (h[p]! <= t) break;
       h[i] = h[p]!;
       i = p;
     }
-    h[i] = e;
+    h[i] = t;
   }
 
-  private down(i: number): void {
-    const h = this.heap;
+  private popTime(): void {
+    const h = this.times;
+    const last = h.pop()!;
     const n = h.length;
-    const e = h[i]!;
+    if (n === 0) return;
+    let i = 0;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
-      const c = r < n && this.less(h[r]!, h[l]!) ? r : l;
-      if (!this.less(h[c]!, e)) break;
+      const c = r < n && h[r]! < h[l]! ? r : l;
+      if (h[c]! >= last) break;
       h[i] = h[c]!;
       i = c;
     }
-    h[i] = e;
+    h[i] = last;
   }
 }
 
