@@ -551,6 +551,11 @@ export interface NexmarkSourceOptions {
   startTime?: number;
   /** Generator configuration (default {@link DEFAULT_CONFIG}). */
   config?: NexmarkConfig;
+  /**
+   * Events a reader emits per poll at most (default 256). Larger amortizes the runtime's work per
+   * poll; smaller gives a simulated run (tidemark/testing) more points to interleave and fail at.
+   */
+  eventsPerPoll?: number;
 }
 
 /**
@@ -569,6 +574,7 @@ export class NexmarkSource implements Source<Event, NexmarkSplit> {
   readonly ratePerSecond: number | undefined;
   readonly startTime: number | undefined;
   readonly config: NexmarkConfig;
+  readonly eventsPerPoll: number;
   constructor(options: NexmarkSourceOptions = {}) {
     this.count = options.count ?? Number.MAX_SAFE_INTEGER;
     if (!(Number.isInteger(this.count) && this.count >= 0))
@@ -578,6 +584,9 @@ export class NexmarkSource implements Source<Event, NexmarkSplit> {
     this.ratePerSecond = options.ratePerSecond;
     this.startTime = options.startTime;
     this.config = options.config ?? DEFAULT_CONFIG;
+    this.eventsPerPoll = options.eventsPerPoll ?? EVENTS_PER_POLL;
+    if (!(Number.isInteger(this.eventsPerPoll) && this.eventsPerPoll > 0))
+      throw new RangeError(`nexmark eventsPerPoll must be a positive integer, got ${options.eventsPerPoll}`);
     this.boundedness = options.count === undefined ? 'unbounded' : 'bounded';
   }
   createSplits(parallelism: number): NexmarkSplit[] {
@@ -587,12 +596,12 @@ export class NexmarkSource implements Source<Event, NexmarkSplit> {
     return out;
   }
   createReader(ctx: SourceReaderContext): SourceReader<Event, NexmarkSplit> {
-    return new NexmarkReader(this.config, this.ratePerSecond, this.startTime, ctx);
+    return new NexmarkReader(this.config, this.ratePerSecond, this.startTime, this.eventsPerPoll, ctx);
   }
 }
 
-/** Events a reader emits per poll at most (amortizes the poll; see the note in `pollNext`). */
-const BATCH = 16;
+/** Events a reader emits per poll at most by default (see the note in `pollNext`). */
+const EVENTS_PER_POLL = 256;
 
 /** Reads its splits round-robin, a batch per poll, optionally rate-limited. */
 class NexmarkReader implements SourceReader<Event, NexmarkSplit> {
@@ -605,6 +614,7 @@ class NexmarkReader implements SourceReader<Event, NexmarkSplit> {
     private readonly config: NexmarkConfig,
     ratePerSecond: number | undefined,
     private start: number | undefined,
+    private readonly eventsPerPoll: number,
     private readonly ctx: SourceReaderContext,
   ) {
     this.msPerEvent = ratePerSecond === undefined ? 0 : 1000 / ratePerSecond;
@@ -632,8 +642,8 @@ class NexmarkReader implements SourceReader<Event, NexmarkSplit> {
     let end = split.end;
     // NOTE: a poll may emit several events (the source contract allows it): it amortizes the
     // runtime's per-poll work. Channels are a soft bound and checked between polls, so a batch
-    // of 16 can overshoot a full queue by at most 16 records.
-    const batchEnd = split.next + BATCH * stride;
+    // can overshoot a full queue by at most its size.
+    const batchEnd = split.next + this.eventsPerPoll * stride;
     if (batchEnd < end) end = batchEnd;
     if (this.msPerEvent > 0) {
       // Event n is due at start + n * msPerEvent: pacing by event number keeps the subtasks in

@@ -213,7 +213,7 @@ describe('Nexmark with checkpoints', () => {
   test('q5 and q4 are exactly once across injected failures (source positions, windows, timers restored)', async () => {
     const report = await checkExactlyOnce(
       (env, injector) => {
-        const events = nexmarkStream(env, { count, config }).map((e) => {
+        const events = nexmarkStream(env, { count, config, eventsPerPoll: 16 }).map((e) => {
           injector.point();
           return e;
         });
@@ -234,7 +234,7 @@ describe('Nexmark with checkpoints', () => {
 
   test('q3 stopped at parallelism 2 and restored at 3 gives the uninterrupted result', async () => {
     const result = await checkJobRescaling(
-      (env) => q3.build(nexmarkStream(env, { count, config })).collectCommitted(),
+      (env) => q3.build(nexmarkStream(env, { count, config, eventsPerPoll: 16 })).collectCommitted(),
       {
         from: 2,
         to: 3,
