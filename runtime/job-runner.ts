@@ -29,6 +29,8 @@ export type RunnerEvent =
   | { type: 'restored'; checkpointId: number }
   | { type: 'fallback'; checkpointId: number; error: Error }
   | { type: 'checkpoint'; stats: CheckpointStats }
+  /** Every subtask of an attempt is deployed (on several slots: every slot has loaded the job). */
+  | { type: 'running'; attempt: number }
   | { type: 'restart'; attempt: number; delayMs: number; error: Error; fromCheckpoint: number | undefined };
 
 /** Options of a run. */
@@ -155,6 +157,7 @@ export class JobRunner {
                 runId: this.runId,
                 results: this.results,
                 checkpointing,
+                onRunning: () => o.onEvent?.({ type: 'running', attempt: this.attempt }),
               })
             : new LocalExecutor(this.graph, {
                 ...execution,
@@ -166,6 +169,8 @@ export class JobRunner {
               });
         this.executor = executor;
         if (this.cancelled) executor.cancel();
+        // In this thread the subtasks are deployed as the run starts.
+        if (executor instanceof LocalExecutor) o.onEvent?.({ type: 'running', attempt: this.attempt });
         try {
           const result = await executor.run();
           return { ...result, durationMs: performance.now() - started };
@@ -293,6 +298,8 @@ export function describeEvent(e: RunnerEvent): string {
       return `restored from checkpoint ${e.checkpointId}`;
     case 'fallback':
       return `checkpoint ${e.checkpointId} cannot be restored (${e.error.message}); trying the previous one`;
+    case 'running':
+      return `running (attempt ${e.attempt})`;
     case 'checkpoint':
       return `checkpoint ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
     case 'restart':

@@ -42,6 +42,8 @@ export interface ClusterOptions {
   attemptNumber: number;
   runId: string;
   results: ResultCollector;
+  /** Called once every slot has loaded the job and deployed its subtasks. */
+  onRunning?: (() => void) | undefined;
   checkpointing?:
     | {
         options: CheckpointingOptions;
@@ -174,6 +176,7 @@ export class ClusterExecutor {
   private cancelled = false;
   private settle: (() => void) | undefined;
   private done = 0;
+  private ready = 0;
   private finalized = 0;
   private tick: NodeJS.Timeout | undefined;
   private readonly started = performance.now();
@@ -306,6 +309,7 @@ export class ClusterExecutor {
   private onSlot(slot: number, m: FromSlot): void {
     switch (m.type) {
       case 'ready':
+        if (++this.ready === this.workers.length) this.options.onRunning?.();
         break;
       case 'status': {
         const t = this.tasks.get(m.task);
