@@ -2,12 +2,12 @@
  * `npm run bench`: the Nexmark benchmark (shared/NEXMARK.md). For every query: tidemark's
  * throughput in one slot, per CPU-core-second (generator included), the ratio to a hand-written
  * loop measured in the same process, peak memory, throughput with checkpoints (in memory, and to
- * Redis when one is available), the "2 slots" column (n/a until the multi-slot runtime is plugged
- * in: see `runQuery`'s `slots`), and window emit latency at a fixed rate for the windowed queries.
+ * Redis when one is available), on 2 slots (worker threads), and window emit latency at a fixed
+ * rate for the windowed queries.
  *
  *   node --expose-gc --import ./bench/register.mjs bench/run.ts [--quick] [--json FILE]
  *     [--events N] [--repeat N] [--queries q0,q5] [--checkpoint-interval MS] [--no-redis]
- *     [--no-latency] [--latency-ms MS]
+ *     [--no-latency] [--latency-ms MS] [--no-checkpoint-bench]
  *
  * Each query runs in a fresh process (bench/nexmark/worker.ts); `--quick` runs everything in one
  * process with small counts (a few seconds in all; its figures are only a smoke test).
@@ -17,6 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type CheckpointBenchResult, formatCheckpointBench } from './checkpoints.js';
 import type { LatencyFigures, Measurement } from './nexmark/harness.js';
 import { QUERY_NAMES } from './nexmark/names.js';
 import { benchRedis } from './nexmark/redis.js';
@@ -34,6 +35,7 @@ function parseOptions() {
       'no-redis': { type: 'boolean', default: false },
       'no-latency': { type: 'boolean', default: false },
       'latency-ms': { type: 'string' },
+      'no-checkpoint-bench': { type: 'boolean', default: false },
     },
     strict: true,
   }).values;
@@ -80,16 +82,19 @@ const base = {
 const WORKER = fileURLToPath(new URL('./nexmark/worker.ts', import.meta.url));
 const REGISTER = fileURLToPath(new URL('./register.mjs', import.meta.url));
 
+const CHECKPOINTS = fileURLToPath(new URL('./checkpoints.ts', import.meta.url));
+
 /** Runs one worker process; resolves with what it printed on its RESULT line. */
 function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
+  return runScript(WORKER, [JSON.stringify(spec)], spec.queries.join(', '));
+}
+
+/** Runs a benchmark script in a process of its own; resolves with its RESULT line. */
+function runScript<T>(script: string, argv: string[], what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--expose-gc', '--import', REGISTER, WORKER, JSON.stringify(spec)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(process.execPath, ['--expose-gc', '--import', REGISTER, script, ...argv], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -98,10 +103,8 @@ function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     child.once('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (code !== 0 || line === undefined)
-        reject(
-          new Error(`benchmark worker for ${spec.queries.join(', ')} failed (exit code ${code}):\n${out}`),
-        );
-      else resolve(JSON.parse(line.slice('RESULT '.length)) as WorkerResult);
+        reject(new Error(`benchmark worker for ${what} failed (exit code ${code}):\n${out}`));
+      else resolve(JSON.parse(line.slice('RESULT '.length)) as T);
     });
   });
 }
@@ -120,6 +123,21 @@ function checkpointCell(m: Measurement | Unavailable, without: Measurement): str
   const n = m.checkpoints?.completed ?? 0;
   // NOTE: per CPU-second: a single run each, so wall time would carry whatever else the machine did.
   return `${kps(m.eventsPerCoreSecond)} (${pct(m.eventsPerCoreSecond / without.eventsPerCoreSecond)}, ${n} cp)`;
+}
+
+/** Events/s on 2 slots and its multiple of one slot: whole run, and after the slots started. */
+function twoSlotCells(r: QueryResult): [string, string] {
+  const two = r.twoSlots;
+  if (isUnavailable(two)) return ['failed', 'failed'];
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  const after = two.eventsPerSecondAfterStartup;
+  const oneAfter = r.tidemark.eventsPerSecondAfterStartup ?? r.tidemark.eventsPerSecond;
+  return [
+    `${kps(two.eventsPerSecond)} (${x(two.eventsPerSecond, r.tidemark.eventsPerSecond)})`,
+    after === undefined
+      ? '-'
+      : `${kps(after)} (${x(after, oneAfter)}, ${((two.startupMs ?? 0) / 1000).toFixed(1)} s start-up)`,
+  ];
 }
 
 function table(rows: string[][]): string {
@@ -164,6 +182,22 @@ async function main(): Promise<number> {
   } finally {
     if (typeof redis !== 'string') await redis.stop();
   }
+  // The checkpoint benchmark starts its own Redis (or uses TIDEMARK_REDIS_URL).
+  let checkpointBench: CheckpointBenchResult | string | undefined;
+  if (!args['no-checkpoint-bench'] && !args['no-redis']) {
+    if (!quick) process.stderr.write('bench: checkpoints ...\n');
+    const size = quick ? ['--keys', '20000', '--events', '200000', '--interval', '50', '--quiet'] : [];
+    try {
+      checkpointBench = await runScript<CheckpointBenchResult | string>(
+        CHECKPOINTS,
+        [...size, '--result'],
+        'checkpoints',
+      );
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      failed.push({ query: 'checkpoints', error });
+    }
+  }
 
   const header = [
     'query',
@@ -177,6 +211,7 @@ async function main(): Promise<number> {
     'ckpt memory',
     'ckpt Redis',
     '2 slots',
+    '2 slots after start-up',
     'same result',
   ];
   const rows = results.map((r) => [
@@ -190,7 +225,7 @@ async function main(): Promise<number> {
     mib(r.tidemark.rssPeakBytes),
     checkpointCell(r.checkpointsMemory, r.tidemark),
     checkpointCell(r.checkpointsRedis, r.tidemark),
-    isUnavailable(r.twoSlots) ? 'n/a' : kps(r.twoSlots.eventsPerSecond),
+    ...twoSlotCells(r),
     r.resultsMatch === null ? '(wall clock)' : r.resultsMatch ? 'yes' : 'NO',
   ]);
   const cpu = cpus();
@@ -232,10 +267,15 @@ async function main(): Promise<number> {
     [
       'ratio: tidemark events/s ÷ the hand-written loop (bench/nexmark/baselines.ts) in the same process; ratio/core: the same per CPU-second (user + sys, GC threads included).',
       `ckpt: events per core-second with a checkpoint every ${base.checkpointIntervalMs} ms (share of the run without; completed checkpoints). ${redisNote}.`,
-      '2 slots: n/a until the multi-slot runtime is plugged into runQuery({ slots }) (bench/nexmark/harness.ts).',
+      '2 slots: events/s at parallelism 2 on two worker threads (as `tidemark run --slots 2`), and its multiple of one slot; over the whole run, and from the moment every slot had loaded the job (its start-up time given).',
       'latency: wall-clock emit time − window end mapped to wall time, at 60 % of the query’s measured rate (see measureLatency); it includes the watermarks’ 4 s out-of-orderness bound (last column) and their 200 ms period.',
     ].join('\n'),
   );
+
+  if (checkpointBench !== undefined) {
+    console.log();
+    for (const line of formatCheckpointBench(checkpointBench)) console.log(line);
+  }
 
   if (args.json !== undefined) {
     const report = {
@@ -252,6 +292,7 @@ async function main(): Promise<number> {
       settings: { ...base, redis: typeof redis === 'string' ? redis : redis.source },
       generator,
       queries: results,
+      checkpoints: checkpointBench,
       failed,
     };
     writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);

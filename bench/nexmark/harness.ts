@@ -4,7 +4,14 @@
  * system time over the run (`process.cpuUsage()`: every thread, the generator, GC and the
  * runtime included).
  */
-import { type CheckpointStorage, type ExecuteOptions, StreamExecutionEnvironment } from 'tidemark';
+import { fileURLToPath } from 'node:url';
+import {
+  buildJob,
+  type CheckpointStorage,
+  type ExecuteOptions,
+  type JobDefinition,
+  StreamExecutionEnvironment,
+} from 'tidemark';
 import {
   DEFAULT_CONFIG,
   eventTimestamp,
@@ -33,6 +40,12 @@ export interface Measurement {
   digest: string;
   /** With checkpoints: how many completed, and the last one's figures. */
   checkpoints?: CheckpointFigures;
+  /**
+   * From the start of the run until every subtask was deployed (on several slots: until every
+   * slot's worker thread had loaded the job), and events/s over the rest of the run.
+   */
+  startupMs?: number;
+  eventsPerSecondAfterStartup?: number;
 }
 
 /** Checkpoint figures of a run. */
@@ -49,11 +62,9 @@ export interface RunQueryOptions {
   events: number;
   config?: NexmarkConfig;
   /**
-   * Task slots (worker threads) to run the query on.
-   *
-   * NOTE: this is where the multi-slot runtime plugs in (being built as this is written): today
-   * only 1 is possible, and more throws {@link SlotsUnavailableError}, which the benchmark shows
-   * as `n/a` in its "2 slots" column.
+   * Task slots to run the query on. 1 (the default) runs it in this thread at parallelism 1; more
+   * run it at parallelism `slots` on as many worker threads, each importing `slot-job.ts` (as
+   * `tidemark run --slots N` does). Such runs count results but do not digest them.
    */
   slots?: number;
   /** Checkpoints every `intervalMs` to `storage` (off when undefined). */
@@ -83,14 +94,6 @@ async function execute(
     await Promise.race([client.result, timedOut]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** A run asked for more task slots than the runtime offers (yet). */
-export class SlotsUnavailableError extends Error {
-  constructor(slots: number) {
-    super(`running on ${slots} slots is not available yet (the multi-slot runtime is not plugged in)`);
-    this.name = 'SlotsUnavailableError';
   }
 }
 
@@ -133,31 +136,50 @@ function figures(
 
 let runs = 0;
 
+/** The job module of runs on several slots. */
+const SLOT_JOB = fileURLToPath(new URL('./slot-job.ts', import.meta.url));
+
 /** Runs a query on tidemark (one job, parallelism 1) over `events` generated events. */
 export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise<Measurement> {
   const slots = options.slots ?? 1;
-  if (slots > 1) throw new SlotsUnavailableError(slots);
   gc?.();
-  const env = new StreamExecutionEnvironment({ parallelism: slots, jobName: `nexmark-${q.name}` });
+  let env: StreamExecutionEnvironment;
+  const overrides = { parallelism: slots, jobName: `nexmark-${q.name}` };
+  if (slots > 1) {
+    // Read by slot-job.ts in every slot (worker threads copy the environment when they start).
+    process.env.NEXMARK_BENCH_QUERY = q.name;
+    process.env.NEXMARK_EVENTS = String(options.events);
+    const mod = (await import(SLOT_JOB)) as { default: JobDefinition };
+    env = await buildJob(mod.default, overrides);
+  } else {
+    env = new StreamExecutionEnvironment(overrides);
+  }
   const cp = options.checkpoints;
   if (cp !== undefined) {
     env.enableCheckpointing(cp.intervalMs);
     env.setCheckpointStorage(cp.storage);
   }
   const checker = q.checker();
-  q.attach(nexmarkStream(env, { count: options.events, config: options.config ?? DEFAULT_CONFIG }), checker);
+  if (slots === 1)
+    q.attach(
+      nexmarkStream(env, { count: options.events, config: options.config ?? DEFAULT_CONFIG }),
+      checker,
+    );
   let completed = 0;
   let last: { durationMs: number; bytesWritten: number; fullBytes: number } | undefined;
   const sampler = new MemorySampler();
   sampler.start();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
+  let runningAt: number | undefined;
   try {
     await execute(
       env,
       {
         jobId: `bench-${q.name}-${process.pid}-${++runs}`,
+        ...(slots > 1 ? { distributed: { slots, jobPath: SLOT_JOB, overrides } } : {}),
         onEvent: (e) => {
+          if (e.type === 'running') runningAt ??= performance.now();
           if (e.type === 'checkpoint') {
             completed++;
             last = e.stats;
@@ -177,6 +199,12 @@ export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise
     rssPeakBytes: sampler.rssPeak,
     records: checker.records,
     digest: checker.digest(),
+    ...(runningAt === undefined
+      ? {}
+      : {
+          startupMs: runningAt - t0,
+          eventsPerSecondAfterStartup: (options.events * 1000) / (t0 + wallMs - runningAt),
+        }),
     ...(cp === undefined
       ? {}
       : {

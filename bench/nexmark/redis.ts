@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 
 /** A Redis server to use, and how to let it go. */
 export interface BenchRedis {
@@ -98,4 +99,20 @@ export async function benchRedis(): Promise<BenchRedis | string> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Leaves nothing behind in a (possibly shared) Redis: deletes every key under `keyPrefix`. */
+export async function deleteKeys(url: string, keyPrefix: string): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${keyPrefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
 }

@@ -4,7 +4,6 @@
  * that each query runs in a fresh process, as a job does under `tidemark run` (the JIT's view of
  * the runtime's call sites is not shaped by the queries measured before).
  */
-import { Redis } from 'ioredis';
 import { MemoryCheckpointStorage, RedisCheckpointStorage } from 'tidemark';
 import {
   type LatencyFigures,
@@ -13,9 +12,9 @@ import {
   runBaseline,
   runGenerator,
   runQuery,
-  SlotsUnavailableError,
 } from './harness.js';
 import { queryByName } from './queries.js';
+import { deleteKeys } from './redis.js';
 
 /** What a worker is asked to do. */
 export interface WorkerSpec {
@@ -83,25 +82,7 @@ async function unavailable<T>(what: () => Promise<T>): Promise<T | Unavailable> 
   try {
     return await what();
   } catch (e) {
-    if (e instanceof SlotsUnavailableError)
-      return { unavailable: 'n/a: multi-slot runtime not plugged in yet' };
     return { unavailable: `failed: ${e instanceof Error ? e.message : String(e)}` };
-  }
-}
-
-/** Leaves nothing behind in a (possibly shared) Redis: every key under this process's own prefix. */
-async function deleteKeys(url: string, keyPrefix: string): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await client.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${keyPrefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await client.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
   }
 }
 

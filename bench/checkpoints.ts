@@ -1,0 +1,274 @@
+/**
+ * The checkpoint benchmark (issue 5): a keyed, windowed job over 1 million keys, run without
+ * checkpoints and with a checkpoint every second to Redis. Reports the throughput of both, the
+ * duration and size of the checkpoints, the bandwidth of their writes next to a bulk `SET`
+ * bandwidth measured against the same Redis, and the time to restore that state.
+ *
+ * Run alone: `node --expose-gc --import ./bench/register.mjs bench/checkpoints.ts [--events N] [--keys N] [--interval MS] [--quiet]`
+ * (`npm run bench` runs it after the queries, in a process of its own).
+ */
+import { Redis } from 'ioredis';
+import {
+  type CheckpointStats,
+  type CheckpointStorage,
+  RedisCheckpointStorage,
+  StreamExecutionEnvironment,
+  TumblingEventTimeWindows,
+  WatermarkStrategy,
+} from 'tidemark';
+import { benchRedis, deleteKeys } from './nexmark/redis.js';
+
+export interface CheckpointBenchOptions {
+  /** Distinct keys (default 1,000,000). */
+  keys?: number;
+  /** Events per run (default 4,000,000: every key is in the state after the first quarter). */
+  events?: number;
+  /** Checkpoint interval (default 1000 ms). */
+  intervalMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface CheckpointBenchResult {
+  keys: number;
+  events: number;
+  intervalMs: number;
+  redis: string;
+  /** Events per second without checkpoints. */
+  baseline: number;
+  /** Events per second with a checkpoint every interval. */
+  withCheckpoints: number;
+  /** 1 - withCheckpoints / baseline. */
+  overhead: number;
+  checkpoints: number;
+  /** Trigger to commit, median over the checkpoints with the full state. */
+  durationMs: number;
+  /** Bytes a checkpoint refers to (its chunks and the earlier ones it shares). */
+  bytes: number;
+  /** Bytes written by one checkpoint (new chunks: whole key groups and deltas). */
+  bytesWritten: number;
+  /** Bytes per second while the chunks of a checkpoint were being written. */
+  writeBytesPerSecond: number;
+  /** Bulk SET of 1 MiB values, pipelined, bytes per second. */
+  setBytesPerSecond: number;
+  /** From the start of the restored run to its first processed record. */
+  restoreMs: number;
+}
+
+interface Event {
+  key: number;
+  t: number;
+}
+
+function buildJob(env: StreamExecutionEnvironment, keys: number, events: number): void {
+  env
+    .fromGenerator<Event>((i) => ({ key: (i * 7919) % keys, t: Math.floor(i / 100) }), {
+      count: events,
+      watermarks: WatermarkStrategy.forBoundedOutOfOrderness<Event>(1000).withTimestampAssigner((e) => e.t),
+    })
+    .uid('events')
+    .keyBy((e) => e.key)
+    // One long window: the state holds every key for the whole run.
+    .window(TumblingEventTimeWindows.of(24 * 3600_000))
+    .aggregate({
+      createAccumulator: () => 0,
+      add: (_e, n: number) => n + 1,
+      getResult: (n) => n,
+      merge: (a, b) => a + b,
+    })
+    .uid('counts')
+    .addSink(() => {});
+}
+
+/** Times every chunk write, per checkpoint (chunk names start with the checkpoint id). */
+function timed(storage: CheckpointStorage): {
+  storage: CheckpointStorage;
+  windows: Map<number, { start: number; end: number; bytes: number; busyMs: number }>;
+} {
+  const windows = new Map<number, { start: number; end: number; bytes: number; busyMs: number }>();
+  const wrapped = new Proxy(storage, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop !== 'writeChunk' || typeof v !== 'function')
+        return typeof v === 'function' ? v.bind(target) : v;
+      return async (jobId: string, name: string, data: Uint8Array) => {
+        const id = Number(name.split('-')[0]);
+        const start = performance.now();
+        await (v as CheckpointStorage['writeChunk']).call(target, jobId, name, data);
+        const end = performance.now();
+        const w = windows.get(id);
+        if (w === undefined) windows.set(id, { start, end, bytes: data.length, busyMs: end - start });
+        else {
+          w.start = Math.min(w.start, start);
+          w.end = Math.max(w.end, end);
+          w.bytes += data.length;
+          w.busyMs += end - start;
+        }
+      };
+    },
+  });
+  return { storage: wrapped, windows };
+}
+
+async function throughput(
+  keys: number,
+  events: number,
+  checkpoint?: { storage: CheckpointStorage; intervalMs: number; jobId: string },
+): Promise<{ perSecond: number; stats: CheckpointStats[] }> {
+  const env = new StreamExecutionEnvironment({ parallelism: 1 });
+  if (checkpoint !== undefined) {
+    env.enableCheckpointing(checkpoint.intervalMs, { retain: 1 });
+    env.setCheckpointStorage(checkpoint.storage);
+  }
+  buildJob(env, keys, events);
+  (globalThis as { gc?: () => void }).gc?.();
+  const stats: CheckpointStats[] = [];
+  const t0 = performance.now();
+  const client = env.executeAsync({
+    jobId: checkpoint?.jobId ?? 'checkpoint-bench',
+    onEvent: (e) => {
+      if (e.type === 'checkpoint') stats.push(e.stats);
+    },
+  });
+  await client.result;
+  return { perSecond: events / ((performance.now() - t0) / 1000), stats };
+}
+
+/** Pipelined SET of 1 MiB values (the size of a checkpoint chunk): bytes per second. */
+async function setBandwidth(url: string): Promise<number> {
+  const redis = new Redis(url, { lazyConnect: true });
+  await redis.connect();
+  try {
+    const value = Buffer.alloc(1024 * 1024, 7);
+    const n = 64;
+    let best = 0;
+    for (let round = 0; round < 3; round++) {
+      const t0 = performance.now();
+      const pipeline = redis.pipeline();
+      for (let i = 0; i < n; i++) pipeline.set(`tidemark-bench-set-${i}`, value);
+      const results = (await pipeline.exec()) ?? [];
+      for (const [err] of results) if (err) throw err;
+      best = Math.max(best, (n * value.length) / ((performance.now() - t0) / 1000));
+    }
+    await redis.del(...Array.from({ length: n }, (_, i) => `tidemark-bench-set-${i}`));
+    return best;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function restoreTime(
+  keys: number,
+  events: number,
+  storage: CheckpointStorage,
+  jobId: string,
+): Promise<number> {
+  const env = new StreamExecutionEnvironment({ parallelism: 1 });
+  buildJob(env, keys, events);
+  (globalThis as { gc?: () => void }).gc?.();
+  const t0 = performance.now();
+  const client = env.executeAsync({ jobId, restore: 'latest', storage });
+  for (;;) {
+    if (client.metrics().sourceRecords > 0) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const ms = performance.now() - t0;
+  client.cancel();
+  await client.result.catch(() => undefined);
+  return ms;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor(s.length / 2)]!;
+}
+
+/** Runs the benchmark; a string says why it was skipped. */
+export async function runCheckpointBench(
+  options: CheckpointBenchOptions = {},
+): Promise<CheckpointBenchResult | string> {
+  const keys = options.keys ?? 1_000_000;
+  const events = options.events ?? 4_000_000;
+  const intervalMs = options.intervalMs ?? 1000;
+  const log = options.log ?? (() => {});
+  const redis = await benchRedis();
+  if (typeof redis === 'string') return redis;
+  try {
+    const jobId = `checkpoint-bench-${Date.now()}`;
+    // NOTE: a prefix of its own, deleted at the end: the Redis may be shared (TIDEMARK_REDIS_URL).
+    const keyPrefix = `tidemark-bench-cp-${process.pid}`;
+    const base = new RedisCheckpointStorage({ url: redis.url, keyPrefix });
+    const { storage, windows } = timed(base);
+    log(`checkpoint bench: ${events.toLocaleString('en')} events over ${keys.toLocaleString('en')} keys`);
+    const none = await throughput(keys, events);
+    log(`  without checkpoints: ${(none.perSecond / 1e6).toFixed(3)} M events/s`);
+    const withCp = await throughput(keys, events, { storage, intervalMs, jobId });
+    log(
+      `  with a checkpoint every ${intervalMs} ms to Redis: ${(withCp.perSecond / 1e6).toFixed(3)} M events/s (${withCp.stats.length} checkpoints)`,
+    );
+    if (withCp.stats.length === 0) {
+      await base.close();
+      return `skipped: no checkpoint completed during a run of ${events} events (give it more events)`;
+    }
+    // Checkpoints once every key is in the state (the first ones hold fewer).
+    const full = withCp.stats.filter(
+      (s) => s.fullBytes >= 0.9 * Math.max(...withCp.stats.map((x) => x.fullBytes)),
+    );
+    const fullWindows = full.map((s) => windows.get(s.checkpointId)).filter((w) => w !== undefined);
+    const writeBytesPerSecond =
+      fullWindows.reduce((n, w) => n + w.bytes, 0) /
+      (fullWindows.reduce((n, w) => n + (w.end - w.start), 0) / 1000);
+    const setBytesPerSecond = await setBandwidth(redis.url);
+    const restoreMs = await restoreTime(keys, events, base, jobId);
+    await base.close();
+    return {
+      keys,
+      events,
+      intervalMs,
+      redis: redis.source,
+      baseline: none.perSecond,
+      withCheckpoints: withCp.perSecond,
+      overhead: 1 - withCp.perSecond / none.perSecond,
+      checkpoints: withCp.stats.length,
+      durationMs: median(full.map((s) => s.durationMs)),
+      bytes: median(full.map((s) => s.fullBytes)),
+      bytesWritten: median(full.map((s) => s.bytesWritten)),
+      writeBytesPerSecond,
+      setBytesPerSecond,
+      restoreMs,
+    };
+  } finally {
+    await deleteKeys(redis.url, `tidemark-bench-cp-${process.pid}`);
+    await redis.stop();
+  }
+}
+
+/** The report lines of a result. */
+export function formatCheckpointBench(r: CheckpointBenchResult | string): string[] {
+  if (typeof r === 'string') return [`checkpoints: ${r}`];
+  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  return [
+    `checkpoints (${r.keys.toLocaleString('en')} keys, ${r.events.toLocaleString('en')} events, ${r.redis}):`,
+    `  throughput without checkpoints     ${(r.baseline / 1e6).toFixed(3)} M events/s`,
+    `  ${`throughput, checkpoint every ${r.intervalMs} ms`.padEnd(35)}${(r.withCheckpoints / 1e6).toFixed(3)} M events/s  (${(100 * r.overhead).toFixed(0)} % lower; target <= 10 %)`,
+    `  checkpoint duration                ${r.durationMs.toFixed(0)} ms (median of ${r.checkpoints}, trigger to commit)`,
+    `  checkpoint size                    ${mb(r.bytesWritten)} written each (median), ${mb(r.bytes)} referred to with the shared chunks`,
+    `  Redis write bandwidth              ${mb(r.writeBytesPerSecond)}/s during checkpoints vs ${mb(r.setBytesPerSecond)}/s bulk SET (${((100 * r.writeBytesPerSecond) / r.setBytesPerSecond).toFixed(0)} %; target >= 50 %)`,
+    `  restore of that state              ${r.restoreMs.toFixed(0)} ms to the first record`,
+  ];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i < 0 ? undefined : Number(process.argv[i + 1]);
+  };
+  const result = await runCheckpointBench({
+    ...(arg('--keys') === undefined ? {} : { keys: arg('--keys')! }),
+    ...(arg('--events') === undefined ? {} : { events: arg('--events')! }),
+    ...(arg('--interval') === undefined ? {} : { intervalMs: arg('--interval')! }),
+    ...(process.argv.includes('--quiet') ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }),
+  });
+  // --result: one line for bench/run.ts, which runs this in a process of its own.
+  if (process.argv.includes('--result')) process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  else for (const line of formatCheckpointBench(result)) console.log(line);
+}
