@@ -67,7 +67,7 @@ for (const name of queryNames)
     console.error(`unknown query '${name}' (known: ${QUERY_NAMES.join(', ')})`);
     process.exit(2);
   }
-const events = positive('events', args.events, quick ? 20_000 : 2_000_000);
+const events = positive('events', args.events, quick ? 20_000 : 5_000_000);
 const base = {
   events,
   repeat: positive('repeat', args.repeat, quick ? 1 : 3),
