@@ -121,7 +121,19 @@ export abstract class UdfOperator<IN, OUT, F> extends OneInputStreamOperator<IN,
     } catch (e) {
       throw this.userError(e, value, 'key selector');
     }
-    this.ctx.keyedState!.setCurrentKey(key);
+    try {
+      this.ctx.keyedState!.setCurrentKey(key);
+    } catch (e) {
+      // NOTE: a non-key is caught here when the input has one channel (nothing routed it).
+      if (!(e instanceof TypeError)) throw e;
+      throw this.userError(
+        new TypeError(
+          `key selector returned ${describeValue(key)}, which is not a valid key (use strings, numbers, bigints, booleans or arrays of them)`,
+        ),
+        value,
+        'key selector',
+      );
+    }
   }
 }
 

@@ -524,7 +524,7 @@ abstract class BaseHandle {
     if (inner.size === 0) g.delete(this.backend.mapKey);
   }
 
-  private nsKey(): Namespace {
+  protected nsKey(): Namespace {
     if (this.ns === undefined)
       throw new Error(
         `${this.backend.owner}: namespaced state '${this.table.name}' used without a namespace`,
@@ -534,6 +534,27 @@ abstract class BaseHandle {
 
   clear(): void {
     this.deleteRaw();
+  }
+
+  /**
+   * For namespaced state without TTL: replaces the current namespace's entry with
+   * `next(current)` with one lookup of the key's namespaces (instead of a read, then a write).
+   * Returns true when there was no entry.
+   */
+  protected combineNamespaced<V>(
+    value: unknown,
+    next: (value: unknown, current: V | undefined) => V,
+  ): boolean {
+    const backend = this.backend;
+    const g = backend.group(this.table, true)!;
+    const mk = backend.mapKey;
+    let inner = g.get(mk) as Map<Namespace, unknown> | undefined;
+    const ns = this.nsKey();
+    const current = inner?.get(ns) as V | undefined;
+    const v = next(value, current);
+    if (inner === undefined) g.set(mk, (inner = new Map()));
+    inner.set(ns, v);
+    return current === undefined;
   }
 
   // ---- TTL helpers: with TTL, a stored unit is { v, t } ----
@@ -607,8 +628,16 @@ class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
     return v;
   }
   add(value: T): void {
+    this.addReportingNew(value);
+  }
+  private readonly combine = (value: unknown, current: T | undefined): T =>
+    current === undefined ? (value as T) : this.d.reduce(current, value as T);
+  /** @internal adds; true when the current key (and namespace) had no value before. */
+  addReportingNew(value: T): boolean {
+    if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, this.combine);
     const current = this.get();
     this.setRaw(this.wrap(current === undefined ? value : this.d.reduce(current, value)));
+    return current === undefined;
   }
   /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */
   mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void {
@@ -655,8 +684,16 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
     return acc === undefined ? undefined : this.d.aggregate.getResult(acc);
   }
   add(value: IN): void {
-    const acc = this.acc() ?? this.d.aggregate.createAccumulator();
-    this.setRaw(this.wrap(this.d.aggregate.add(value, acc)));
+    this.addReportingNew(value);
+  }
+  private readonly combine = (value: unknown, acc: ACC | undefined): ACC =>
+    this.d.aggregate.add(value as IN, acc === undefined ? this.d.aggregate.createAccumulator() : acc);
+  /** @internal adds; true when the current key (and namespace) had no accumulator before. */
+  addReportingNew(value: IN): boolean {
+    if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, this.combine);
+    const acc = this.acc();
+    this.setRaw(this.wrap(this.d.aggregate.add(value, acc ?? this.d.aggregate.createAccumulator())));
+    return acc === undefined;
   }
   /** @internal the accumulator, for merging namespaces. */
   getAccumulator(): ACC | undefined {

@@ -80,6 +80,11 @@ interface AccumulatorAccess {
   getAccumulator(): unknown;
 }
 
+/** Heap reducing and aggregating state: add, and say whether there was no value before. */
+interface AddReportingNew {
+  addReportingNew(value: unknown): boolean;
+}
+
 /** Name of the window contents state (as in Flink). */
 const CONTENTS = 'window-contents';
 /** Name of the merging window set state (as in Flink). */
@@ -239,6 +244,8 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   private readonly listContents: boolean;
   /** The trigger is the built-in EventTimeTrigger on non-merging windows (see addToWindows). */
   private readonly eventTimeFastPath: boolean;
+  /** The contents, when the fast path adds to them with one lookup (see addToWindows). */
+  private addReportingNew: AddReportingNew | undefined;
 
   private contents!: ContentsState;
   private mergingState: ValueState<MergingWindowSetState<W>> | undefined;
@@ -293,6 +300,11 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       throw new Error(`${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`);
     this.backend = ctx.keyedState;
     this.contents = this.backend.getNamespacedState<ContentsState>(this.contentsDescriptor);
+    const adding = this.contents as unknown as Partial<AddReportingNew>;
+    this.addReportingNew =
+      this.eventTimeFastPath && this.evictor === undefined && typeof adding.addReportingNew === 'function'
+        ? (adding as AddReportingNew)
+        : undefined;
     if (this.merging !== undefined)
       this.mergingState = this.backend.getState(
         new ValueStateDescriptor<MergingWindowSetState<W>>(MERGING_SET),
@@ -367,20 +379,24 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       if (this.isWindowLate(window)) continue;
       skipped = false;
       contents.setNamespace(window.namespace());
-      if (
+      // NOTE: EventTimeTrigger on a window that already had contents and has not reached its end:
+      // its timer (maxTimestamp) and the cleanup timer were registered with the first element and
+      // neither fired nor was deleted since (only the end of the window or its cleanup removes
+      // them), so onElement would return CONTINUE and both registrations would be no-ops. Skip
+      // them: the timer service's dedupe lookup is the largest cost per element.
+      if (this.addReportingNew !== undefined) {
+        // Incremental contents: one lookup adds and tells whether the window had contents.
+        this.stage = this.spec.kind === 'reduce' ? 'reduce function' : 'aggregate function';
+        const wasEmpty = this.addReportingNew.addReportingNew(value);
+        if (!wasEmpty && window.maxTimestamp() > this.timers.currentWatermark()) continue;
+      } else if (
         this.eventTimeFastPath &&
         window.maxTimestamp() > this.timers.currentWatermark() &&
         this.hasContents()
       ) {
-        // NOTE: EventTimeTrigger on a window that already has contents and has not reached its end:
-        // its timer (maxTimestamp) and the cleanup timer were registered with the first element and
-        // neither fired nor was deleted since (only the end of the window or its cleanup removes
-        // them), so onElement would return CONTINUE and both registrations would be no-ops. Skip
-        // them: the timer service's dedupe lookup is the largest cost per element.
         this.add(value, timestamp);
         continue;
-      }
-      this.add(value, timestamp);
+      } else this.add(value, timestamp);
       tctx.window = window;
       tctx.registeredTime = Number.NaN;
       this.stage = 'trigger';

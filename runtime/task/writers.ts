@@ -77,8 +77,16 @@ class HashWriter extends RecordWriter {
     private readonly describe: () => string,
   ) {
     super(channels);
+    this.single = channels.length === 1 ? channels[0] : undefined;
   }
+  private readonly single: OutChannel | undefined;
   emit(value: unknown, timestamp: number): void {
+    // NOTE: with one consumer there is nothing to route: the keyed operator computes the key (and
+    // rejects a non-key, naming itself and the record) when the record arrives.
+    if (this.single !== undefined) {
+      this.single.push(RECORD, value, timestamp);
+      return;
+    }
     let key: Key;
     try {
       key = this.keySelector(value);

@@ -72,6 +72,22 @@ describe('local execution', () => {
     expect((cause.cause as Error).message).toBe('bad id');
   });
 
+  test.each([1, 3])(
+    'a key selector returning a non-key fails the job naming the record (parallelism %i)',
+    async (p) => {
+      // At parallelism 1 nothing routes the records: the keyed operator finds the bad key itself.
+      const env = new StreamExecutionEnvironment({ parallelism: p, jobName: 'bad-key' });
+      env
+        .fromArray([{ id: 1 }, { id: 2 }])
+        .keyBy((r) => (r.id === 2 ? ({ id: r.id } as never) : r.id))
+        .reduce((_a, b) => b)
+        .name('latest')
+        .collect();
+      await expect(env.execute()).rejects.toThrow(
+        /^job 'bad-key' failed: .*key selector returned \{"id":2\} for record \{"id":2\}, which is not a valid key|^job 'bad-key' failed: operator 'latest' .* on record \{"id":2\}: key selector returned \{"id":2\}, which is not a valid key/,
+      );
+    },
+  );
   test('rich functions are opened and closed once per subtask and see their task info', async () => {
     const env = new StreamExecutionEnvironment({ parallelism: 3 });
     const opened: string[] = [];
