@@ -23,6 +23,14 @@ export class OperatorMetrics implements MetricGroup {
     readonly operatorName: string,
     readonly subtaskIndex: number,
   ) {}
+  /**
+   * Reports `c` as this operator's `numRecordsIn`: a chained operator fed by its predecessor's
+   * main output receives exactly what that one emits, so it needs no counter of its own on the
+   * per-record path.
+   */
+  countRecordsInAs(c: SimpleCounter): void {
+    this.counters.set('numRecordsIn', c);
+  }
   counter(name: string): Counter {
     let c = this.counters.get(name);
     if (c === undefined) this.counters.set(name, (c = new SimpleCounter()));

@@ -8,7 +8,7 @@ import type { OneInputStreamOperator, TwoInputStreamOperator } from '../../opera
 import type { OutputTag } from '../../operators/output-tag.js';
 import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
 import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
-import { OperatorMetrics } from '../metrics.js';
+import { OperatorMetrics, type SimpleCounter } from '../metrics.js';
 import { BARRIER, type Channel, type ChannelEndpoint, END, IDLE, RECORD, WATERMARK } from './channel.js';
 import {
   type OperatorHost,
@@ -64,6 +64,7 @@ interface Target {
   idle(idle: boolean): void;
 }
 
+/** A chained operator on a side output of its predecessor. */
 class ChainTarget implements Target {
   constructor(
     private readonly op: OneInputStreamOperator<unknown, unknown>,
@@ -71,6 +72,20 @@ class ChainTarget implements Target {
   ) {}
   record(value: unknown, timestamp: number): void {
     this.metrics.numRecordsIn.count++;
+    this.op.processElement(value, timestamp);
+  }
+  watermark(watermark: number): void {
+    this.op.processWatermark(watermark);
+  }
+  idle(idle: boolean): void {
+    this.op.processIdle(idle);
+  }
+}
+
+/** A chained operator on its predecessor's main output (its records in are counted there). */
+class MainChainTarget implements Target {
+  constructor(private readonly op: OneInputStreamOperator<unknown, unknown>) {}
+  record(value: unknown, timestamp: number): void {
     this.op.processElement(value, timestamp);
   }
   watermark(watermark: number): void {
@@ -97,16 +112,18 @@ class WriterTarget implements Target {
 /** An operator's output: to its main targets, its side-output targets, and watermarks to all. */
 class NodeOutput implements Output<unknown> {
   private readonly single: Target | undefined;
+  private readonly out: SimpleCounter;
   constructor(
     private readonly main: Target[],
     private readonly side: Map<string, Target[]>,
     private readonly all: Target[],
-    private readonly metrics: OperatorMetrics,
+    metrics: OperatorMetrics,
   ) {
     this.single = main.length === 1 ? main[0] : undefined;
+    this.out = metrics.numRecordsOut;
   }
   collect(value: unknown, timestamp: number): void {
-    this.metrics.numRecordsOut.count++;
+    this.out.count++;
     if (this.single !== undefined) this.single.record(value, timestamp);
     else for (const t of this.main) t.record(value, timestamp);
   }
@@ -186,7 +203,12 @@ export class Task implements ChannelEndpoint {
         let target: Target;
         if (e.chained) {
           const m = members.get(e.target)!;
-          target = new ChainTarget(m.op as OneInputStreamOperator<unknown, unknown>, m.metrics);
+          const op = m.op as OneInputStreamOperator<unknown, unknown>;
+          if (e.sideOutput === undefined) {
+            // A chained operator has this one input: what it receives is what this one emits.
+            m.metrics.countRecordsInAs(metrics.numRecordsOut);
+            target = new MainChainTarget(op);
+          } else target = new ChainTarget(op, m.metrics);
         } else {
           target = new WriterTarget(this.writers.get(e)!);
         }

@@ -88,6 +88,40 @@ describe('local execution', () => {
       );
     },
   );
+  test('every operator of a chain counts its records in and out (main and side outputs)', async () => {
+    const env = new StreamExecutionEnvironment({ parallelism: 1 });
+    const odd = new OutputTag<number>('odd');
+    const evens = env
+      .fromArray([1, 2, 3, 4, 5, 6, 7])
+      .uid('numbers')
+      .map((n) => n * 10)
+      .uid('times-ten')
+      .process({
+        processElement(n: number, ctx, out: Collector<number>) {
+          if (n % 20 === 0) out.collect(n);
+          else ctx.output(odd, n);
+        },
+      })
+      .uid('split');
+    evens
+      .filter((n) => n > 20)
+      .uid('large')
+      .collect();
+    evens
+      .getSideOutput(odd)
+      .map((n) => -n)
+      .uid('negate')
+      .collect();
+    const client = env.executeAsync();
+    await client.result;
+    const of = (uid: string) => client.metrics().operators.find((o) => o.operatorId === uid)!.metrics;
+    expect(of('numbers')).toMatchObject({ numRecordsOut: 7 });
+    expect(of('times-ten')).toMatchObject({ numRecordsIn: 7, numRecordsOut: 7 });
+    expect(of('split')).toMatchObject({ numRecordsIn: 7, numRecordsOut: 3 });
+    expect(of('large')).toMatchObject({ numRecordsIn: 3, numRecordsOut: 2 });
+    expect(of('negate')).toMatchObject({ numRecordsIn: 4, numRecordsOut: 4 });
+  });
+
   test('rich functions are opened and closed once per subtask and see their task info', async () => {
     const env = new StreamExecutionEnvironment({ parallelism: 3 });
     const opened: string[] = [];
