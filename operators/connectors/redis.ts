@@ -5,7 +5,8 @@
  * and idempotently per transaction (a Lua script sets a commit marker and applies the writes only
  * if the marker was not there: a commit repeated after a restore writes nothing twice).
  */
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { ioredis } from '../../state/storage/ioredis.js';
 import { parseRedisUrl } from '../../state/storage/redis.js';
 import type { SinkFactory } from '../data-stream.js';
 import { type TransactionContext, TwoPhaseCommitSink } from '../sinks/two-phase-commit.js';
@@ -47,9 +48,9 @@ export function connectRedis(c: RedisConnection, name: string): Client {
     ...(p.db === undefined ? {} : { db: p.db }),
     ...(p.tls || c.tls !== undefined ? { tls: { ...(c.tls ?? {}) } } : {}),
   };
-  if (p.cluster) return new Cluster(p.nodes, { redisOptions: base });
+  if (p.cluster) return new (ioredis().Cluster)(p.nodes, { redisOptions: base });
   const n = p.nodes[0]!;
-  return new Redis({ ...base, host: n.host, port: n.port });
+  return new (ioredis().Redis)({ ...base, host: n.host, port: n.port });
 }
 
 // ---- source ----

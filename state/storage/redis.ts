@@ -23,7 +23,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import {
   type CheckpointInfo,
   CheckpointNotFoundError,
@@ -47,6 +47,7 @@ import {
   uniqueChunkIds,
   unknownEpochError,
 } from './common.js';
+import { ioredis } from './ioredis.js';
 import { type StorageScript, storageScripts } from './redis-scripts.js';
 
 /** TLS settings of a Redis connection (`rediss://` turns TLS on with the system's CAs). */
@@ -248,7 +249,7 @@ export class RedisCheckpointStorage implements CheckpointStorage {
     client.on('error', (e: Error) => {
       if (!this.opened) errors.push(e);
     });
-    if (client instanceof Cluster)
+    if (client instanceof ioredis().Cluster)
       client.on('node error', (e: Error) => {
         if (!this.opened) errors.push(e);
       });
@@ -525,10 +526,16 @@ export class RedisCheckpointStorage implements CheckpointStorage {
           ? {}
           : { dnsLookup: (address: string, cb: (e: null, a: string) => void) => cb(null, address) }),
       };
-      return new Cluster(c.nodes, clusterOptions);
+      return new (ioredis().Cluster)(c.nodes, clusterOptions);
     }
     const node = c.nodes[0] ?? { host: '127.0.0.1', port: 6379 };
-    return new Redis({ ...common, host: node.host, port: node.port, db: c.db ?? 0, retryStrategy });
+    return new (ioredis().Redis)({
+      ...common,
+      host: node.host,
+      port: node.port,
+      db: c.db ?? 0,
+      retryStrategy,
+    });
   }
 
   /** One clear error for a failed `open()` (the most telling of what ioredis reported). */
