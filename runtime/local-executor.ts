@@ -288,8 +288,14 @@ export class LocalExecutor implements TaskHost {
     if (r !== undefined) {
       this.wakeResolve = undefined;
       r();
-    }
+    } else this.wokenEarly = true;
   }
+  /**
+   * A wake-up came while the loop was not waiting (during a pass, e.g. frames or credits a slot
+   * took from its ports between passes): the loop looks again instead of going to sleep, or the
+   * wake-up would be lost (and two slots waiting for each other's credits would wait forever).
+   */
+  private wokenEarly = false;
 
   private readonly idleWaiters = new Set<Task>();
   private readonly alignment = new Map<string, AlignmentState>();
@@ -421,6 +427,7 @@ export class LocalExecutor implements TaskHost {
       let progressed = false;
       do {
         progressed = false;
+        this.wokenEarly = false;
         coordinator?.tick(this.clock.now());
         const now = this.clock.now();
         if (policy === undefined) {
@@ -477,6 +484,10 @@ export class LocalExecutor implements TaskHost {
 
   /** Sleeps until something can run: a wake-up, a settled promise, or a processing-time deadline. */
   private waitForWork(): Promise<void> {
+    if (this.wokenEarly) {
+      this.wokenEarly = false;
+      return yieldToEventLoop();
+    }
     let next = this.coordinator?.nextWakeTime() ?? Number.POSITIVE_INFINITY;
     for (const t of this.tasks) if (t.status === 'running' && t.wakeTime < next) next = t.wakeTime;
 
