@@ -746,14 +746,20 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
     return out;
   }
   add(value: T): void {
+    this.addReportingNew(value);
+  }
+  /** @internal adds; true when the current key (and namespace) had no elements before. */
+  addReportingNew(value: T): boolean {
     if (value === undefined || value === null)
       throw new TypeError(`${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`);
     const list = this.raw() as unknown[] | undefined;
-    if (list === undefined) this.setRaw([this.wrap(value)]);
-    else {
-      list.push(this.wrap(value));
-      this.backend.touch();
+    if (list === undefined) {
+      this.setRaw([this.wrap(value)]);
+      return true;
     }
+    list.push(this.wrap(value));
+    this.backend.touch();
+    return list.length === 1;
   }
   addAll(values: Iterable<T>): void {
     for (const v of values) this.add(v);

@@ -80,7 +80,7 @@ interface AccumulatorAccess {
   getAccumulator(): unknown;
 }
 
-/** Heap reducing and aggregating state: add, and say whether there was no value before. */
+/** Heap reducing, aggregating and list state: add, and say whether there was nothing before. */
 interface AddReportingNew {
   addReportingNew(value: unknown): boolean;
 }
@@ -385,7 +385,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       // them), so onElement would return CONTINUE and both registrations would be no-ops. Skip
       // them: the timer service's dedupe lookup is the largest cost per element.
       if (this.addReportingNew !== undefined) {
-        // Incremental contents: one lookup adds and tells whether the window had contents.
+        // One lookup adds to the contents and tells whether the window had any.
         this.stage = this.spec.kind === 'reduce' ? 'reduce function' : 'aggregate function';
         const wasEmpty = this.addReportingNew.addReportingNew(value);
         if (!wasEmpty && window.maxTimestamp() > this.timers.currentWatermark()) continue;
