@@ -11,7 +11,8 @@ export class SimpleCounter implements Counter {
 
 /** The metrics of one operator subtask. */
 export class OperatorMetrics implements MetricGroup {
-  readonly numRecordsIn = new SimpleCounter();
+  /** Replaced by {@link countRecordsInAs} for a chained operator. */
+  numRecordsIn = new SimpleCounter();
   readonly numRecordsOut = new SimpleCounter();
   readonly counters = new Map<string, SimpleCounter>([
     ['numRecordsIn', this.numRecordsIn],
@@ -29,6 +30,7 @@ export class OperatorMetrics implements MetricGroup {
    * per-record path.
    */
   countRecordsInAs(c: SimpleCounter): void {
+    this.numRecordsIn = c;
     this.counters.set('numRecordsIn', c);
   }
   counter(name: string): Counter {

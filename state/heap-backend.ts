@@ -695,14 +695,6 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
     this.setRaw(this.wrap(this.d.aggregate.add(value, acc ?? this.d.aggregate.createAccumulator())));
     return acc === undefined;
   }
-  /** @internal the accumulator, for merging namespaces. */
-  getAccumulator(): ACC | undefined {
-    return this.acc();
-  }
-  /** @internal replaces the accumulator. */
-  setAccumulator(acc: ACC): void {
-    this.setRaw(this.wrap(acc));
-  }
   /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */
   mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void {
     const merge = this.d.aggregate.merge!.bind(this.d.aggregate);

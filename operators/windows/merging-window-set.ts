@@ -25,7 +25,7 @@ export type MergingWindowSetState<W> = [W, W][];
 /** Windows are the same when their namespaces are (time windows: compared without building it). */
 function sameWindow(a: Window, b: Window): boolean {
   if (a === b) return true;
-  if (a instanceof TimeWindow && b instanceof TimeWindow) return a.start === b.start && a.end === b.end;
+  if (a instanceof TimeWindow && b instanceof TimeWindow) return a.equals(b);
   return a.namespace() === b.namespace();
 }
 

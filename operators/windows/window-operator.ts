@@ -75,11 +75,6 @@ interface ContentsState {
   clear(): void;
 }
 
-/** The heap backend's aggregating state gives its accumulator (no `getResult` call). */
-interface AccumulatorAccess {
-  getAccumulator(): unknown;
-}
-
 /** Heap reducing, aggregating and list state: add, and say whether there was nothing before. */
 interface AddReportingNew {
   addReportingNew(value: unknown): boolean;
@@ -503,8 +498,6 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
 
   /** True if the window at the current namespace has contents (without computing a result). */
   private hasContents(): boolean {
-    if (this.spec.kind === 'aggregate' && this.evictor === undefined)
-      return (this.contents as unknown as AccumulatorAccess).getAccumulator() !== undefined;
     return this.read() !== undefined;
   }
 

@@ -86,12 +86,7 @@ export class TimeWindow extends Window {
     windows: readonly TimeWindow[],
     merge: (toBeMerged: TimeWindow[], mergeResult: TimeWindow) => void,
   ): void {
-    const sorted =
-      windows.length === 2
-        ? windows[0]!.start <= windows[1]!.start
-          ? windows
-          : [windows[1]!, windows[0]!]
-        : windows.slice().sort((a, b) => a.start - b.start);
+    const sorted = windows.slice().sort((a, b) => a.start - b.start);
     let current: TimeWindow | undefined;
     let group: TimeWindow[] = [];
     for (const w of sorted) {

@@ -231,45 +231,36 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     this.backend.touch();
   }
   registerEventTimeTimer(namespace: N, timestamp: number): void {
-    const b = this.backend;
-    if (
-      this.eventTimers.add(
-        b.getCurrentKey(),
-        b.mapKey,
-        b.currentKeyGroup,
-        namespace,
-        this.nsKey(namespace),
-        timestamp,
-      )
-    )
-      this.touch();
+    this.register(this.eventTimers, namespace, timestamp);
   }
   deleteEventTimeTimer(namespace: N, timestamp: number): void {
-    const b = this.backend;
-    b.getCurrentKey();
-    this.eventTimers.remove(b.mapKey, this.nsKey(namespace), timestamp);
-    this.touch();
+    this.delete(this.eventTimers, namespace, timestamp);
   }
   registerProcessingTimeTimer(namespace: N, timestamp: number): void {
-    const b = this.backend;
-    if (
-      this.processingTimers.add(
-        b.getCurrentKey(),
-        b.mapKey,
-        b.currentKeyGroup,
-        namespace,
-        this.nsKey(namespace),
-        timestamp,
-      )
-    ) {
-      this.touch();
+    if (this.register(this.processingTimers, namespace, timestamp))
       this.host.scheduleProcessingTime(timestamp);
-    }
   }
   deleteProcessingTimeTimer(namespace: N, timestamp: number): void {
+    this.delete(this.processingTimers, namespace, timestamp);
+  }
+  /** Adds a timer of the current key; true if it was not there yet. */
+  private register(timers: TimerHeap<N>, namespace: N, timestamp: number): boolean {
+    const b = this.backend;
+    const added = timers.add(
+      b.getCurrentKey(),
+      b.mapKey,
+      b.currentKeyGroup,
+      namespace,
+      this.nsKey(namespace),
+      timestamp,
+    );
+    if (added) this.touch();
+    return added;
+  }
+  private delete(timers: TimerHeap<N>, namespace: N, timestamp: number): void {
     const b = this.backend;
     b.getCurrentKey();
-    this.processingTimers.remove(b.mapKey, this.nsKey(namespace), timestamp);
+    timers.remove(b.mapKey, this.nsKey(namespace), timestamp);
     this.touch();
   }
   numEventTimeTimers(): number {
@@ -281,23 +272,22 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
 
   /** Fires every event-time timer with timestamp <= watermark. */
   advanceWatermark(watermark: number): void {
-    for (;;) {
-      const t = this.eventTimers.pollUpTo(watermark);
-      if (t === undefined) return;
-      this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
-      this.touch();
-      this.target.onEventTime(t);
-    }
+    this.fireUpTo(this.eventTimers, watermark, true);
   }
 
   /** Fires every processing-time timer with timestamp <= now. */
   advanceProcessingTime(now: number): void {
+    this.fireUpTo(this.processingTimers, now, false);
+  }
+
+  private fireUpTo(timers: TimerHeap<N>, time: number, eventTime: boolean): void {
     for (;;) {
-      const t = this.processingTimers.pollUpTo(now);
+      const t = timers.pollUpTo(time);
       if (t === undefined) return;
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
       this.touch();
-      this.target.onProcessingTime(t);
+      if (eventTime) this.target.onEventTime(t);
+      else this.target.onProcessingTime(t);
     }
   }
 
