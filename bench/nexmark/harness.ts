@@ -64,7 +64,8 @@ export interface RunQueryOptions {
   /**
    * Task slots to run the query on. 1 (the default) runs it in this thread at parallelism 1; more
    * run it at parallelism `slots` on as many worker threads, each importing `slot-job.ts` (as
-   * `tidemark run --slots N` does). Such runs count results but do not digest them.
+   * `tidemark run --slots N` does), with the default generator configuration. Their results stay in
+   * the slots: `records` is 0 and `digest` that of no results.
    */
   slots?: number;
   /** Checkpoints every `intervalMs` to `storage` (off when undefined). */

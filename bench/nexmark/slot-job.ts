@@ -1,7 +1,7 @@
 /**
  * The job module the benchmark's "2 slots" runs import in every slot (worker thread): the query
- * named by `NEXMARK_BENCH_QUERY` over `NEXMARK_EVENTS` generated events, into a sink that counts
- * its results and drops them (printing them from two threads would measure the terminal).
+ * named by `NEXMARK_BENCH_QUERY` over `NEXMARK_EVENTS` generated events, into the query's checker
+ * in each slot, which nobody reads (printing them from two threads would measure the terminal).
  *
  * NOTE: worker threads start with a copy of the parent's `process.env`, so the two variables
  * are set in the parent before the run starts.

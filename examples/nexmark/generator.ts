@@ -8,6 +8,7 @@
 //
 // This module is not a job: the queries (q0.ts ... q12.ts) import it.
 import {
+  type AggregateFunction,
   type Collector,
   type DataStream,
   END_OF_INPUT,
@@ -725,6 +726,14 @@ export function auctionsOf(events: DataStream<Event>): DataStream<Auction> {
 export function personsOf(events: DataStream<Event>): DataStream<Person> {
   return events.flatMap(onlyPersons).name('persons');
 }
+
+/** `COUNT(*)` of the queries' windows, as an incremental aggregate (mergeable, for sessions). */
+export const countAll: AggregateFunction<unknown, number, number> = {
+  createAccumulator: () => 0,
+  add: (_e, n) => n + 1,
+  getResult: (n) => n,
+  merge: (a, b) => a + b,
+};
 
 // ---- settings of the example jobs ----
 

@@ -2,15 +2,8 @@
 // ends after 10 s without a bid (event-time session windows).
 //
 // Run it with:  npx tidemark run examples/nexmark/q11.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
-import {
-  type AggregateFunction,
-  type Collector,
-  type DataStream,
-  EventTimeSessionWindows,
-  job,
-  type TimeWindow,
-} from 'tidemark';
-import { bidsOf, type Event, eventsFromEnv } from './generator.js';
+import { type Collector, type DataStream, EventTimeSessionWindows, job, type TimeWindow } from 'tidemark';
+import { bidsOf, countAll, type Event, eventsFromEnv } from './generator.js';
 
 /** Bids of one bidder in one session (Flink's q11 columns). */
 export interface Q11Result {
@@ -23,20 +16,13 @@ export interface Q11Result {
 /** Session gap of q11 (ms). */
 export const Q11_GAP_MS = 10_000;
 
-const count: AggregateFunction<unknown, number, number> = {
-  createAccumulator: () => 0,
-  add: (_b, n) => n + 1,
-  getResult: (n) => n,
-  merge: (a, b) => a + b,
-};
-
 /** q11: bids per bidder and session (gap 10 s). */
 export function build(events: DataStream<Event>): DataStream<Q11Result> {
   return bidsOf(events)
     .keyBy((b) => b.bidder)
     .window(EventTimeSessionWindows.withGap(Q11_GAP_MS))
     .aggregate(
-      count,
+      countAll,
       (bidder: number, w: TimeWindow, counts: Iterable<number>, out: Collector<Q11Result>) => {
         for (const bidCount of counts) out.collect({ bidder, bidCount, starttime: w.start, endtime: w.end });
       },

@@ -8,14 +8,13 @@
 //
 // Run it with:  npx tidemark run examples/nexmark/q12.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import {
-  type AggregateFunction,
   type Collector,
   type DataStream,
   job,
   type TimeWindow,
   TumblingProcessingTimeWindows,
 } from 'tidemark';
-import { bidsOf, type Event, eventsFromEnv } from './generator.js';
+import { bidsOf, countAll, type Event, eventsFromEnv } from './generator.js';
 
 /** Bids of one bidder in one processing-time window (Flink's q12 columns). */
 export interface Q12Result {
@@ -28,20 +27,13 @@ export interface Q12Result {
 /** Window size of q12 (ms of processing time). */
 export const Q12_SIZE_MS = 10_000;
 
-const count: AggregateFunction<unknown, number, number> = {
-  createAccumulator: () => 0,
-  add: (_b, n) => n + 1,
-  getResult: (n) => n,
-  merge: (a, b) => a + b,
-};
-
 /** q12: bids per bidder in 10 s tumbling windows of processing time. */
 export function build(events: DataStream<Event>): DataStream<Q12Result> {
   return bidsOf(events)
     .keyBy((b) => b.bidder)
     .window(TumblingProcessingTimeWindows.of(Q12_SIZE_MS))
     .aggregate(
-      count,
+      countAll,
       (bidder: number, w: TimeWindow, counts: Iterable<number>, out: Collector<Q12Result>) => {
         for (const bidCount of counts) out.collect({ bidder, bidCount, starttime: w.start, endtime: w.end });
       },

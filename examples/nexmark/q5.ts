@@ -9,7 +9,6 @@
 //
 // Run it with:  npx tidemark run examples/nexmark/q5.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import {
-  type AggregateFunction,
   type Collector,
   type DataStream,
   job,
@@ -22,7 +21,7 @@ import {
   type ValueState,
   ValueStateDescriptor,
 } from 'tidemark';
-import { bidsOf, type Event, eventsFromEnv } from './generator.js';
+import { bidsOf, countAll, type Event, eventsFromEnv } from './generator.js';
 
 /** A hot item: an auction with the most bids in a window. */
 export interface Q5Result {
@@ -37,13 +36,6 @@ export interface Q5Result {
 export const Q5_SIZE_MS = 10_000;
 /** Window slide of q5 (ms). */
 export const Q5_SLIDE_MS = 2_000;
-
-const count: AggregateFunction<unknown, number, number> = {
-  createAccumulator: () => 0,
-  add: (_b, n) => n + 1,
-  getResult: (n) => n,
-  merge: (a, b) => a + b,
-};
 
 interface Hottest {
   num: number;
@@ -91,7 +83,7 @@ export function bidCounts(events: DataStream<Event>): DataStream<Q5Result> {
     .keyBy((auction) => auction)
     .window(SlidingEventTimeWindows.of(Q5_SIZE_MS, Q5_SLIDE_MS))
     .aggregate(
-      count,
+      countAll,
       (auction: number, w: TimeWindow, counts: Iterable<number>, out: Collector<Q5Result>) => {
         for (const num of counts) out.collect({ auction, num, windowStart: w.start, windowEnd: w.end });
       },
