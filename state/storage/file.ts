@@ -8,7 +8,7 @@
  * <dir>/<job>/chunks/<chunk>                 a chunk: 16-byte header (see chunk-format.ts) + payload
  * <dir>/<job>/checkpoints/<id>/metadata      the checkpoint's metadata, as given
  * <dir>/<job>/checkpoints/<id>/chunks.json   {chunkIds, timestamp, sizeBytes, chunkCount, savepoint}
- * <dir>/<job>/lock/                          the job's lock (a directory; `owner` inside says who)
+ * <dir>/<job>/lock                           the job's lock (a file: JSON of who holds it)
  * <dir>/<job>/tmp/                           files being written
  * ```
  * Every file is written to `tmp/`, fsynced and renamed into place. The commit point is the rename
@@ -16,7 +16,7 @@
  * crashed before its rename) is never read, and is removed by the next sweep.
  *
  * `newEpoch`, `commit`, `delete` and the sweep of abandoned chunks hold the job's lock, so two
- * processes on one machine (or on one shared file system with working `mkdir` atomicity) cannot
+ * processes on one machine (or on one shared file system with atomic `link`) cannot
  * both commit with different epochs. Chunk writes do not take the lock.
  */
 import { randomUUID } from 'node:crypto';
@@ -24,6 +24,7 @@ import {
   access,
   constants,
   type FileHandle,
+  link,
   mkdir,
   open,
   readdir,
@@ -36,6 +37,7 @@ import {
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import {
   type CheckpointInfo,
   CheckpointNotFoundError,
@@ -91,6 +93,8 @@ interface CheckpointFile {
 
 interface LockOwner {
   pid: number;
+  /** The worker thread (0 for the main thread); absent in locks of older versions. */
+  threadId?: number;
   host: string;
   token: string;
   acquiredAt: number;
@@ -98,8 +102,10 @@ interface LockOwner {
 
 const MANIFEST_FORMAT = 1;
 const EMPTY_MANIFEST: Manifest = { latest: undefined, checkpoints: [] };
-/** Lock tokens held by this process (to tell our own live locks from those of a dead process with our pid). */
+/** Lock tokens held by this thread (to tell our own live locks from those of a dead process with our pid). */
 const heldLockTokens = new Set<string>();
+/** Per lock path, the tail of this thread's queue of operations waiting for it. */
+const threadLocks = new Map<string, Promise<void>>();
 
 /** Checkpoint storage in a directory; see the contract in `checkpoint-storage.ts` and the layout above. */
 export class FileCheckpointStorage implements CheckpointStorage {
@@ -540,8 +546,11 @@ export class FileCheckpointStorage implements CheckpointStorage {
   // ---- locking
 
   /**
-   * Runs `fn` holding the job's lock (a directory created with `mkdir`, atomic on local file
-   * systems). With `tryOnce`, a busy lock makes it fail at once instead of waiting.
+   * Runs `fn` holding the job's lock. The lock is the file `<job>/lock`, holding its owner as JSON.
+   * It is written under `tmp/` first and then hard-linked into place: `link` is atomic and fails
+   * when the name exists (also on NFS), so a lock never exists without its owner. Within one thread,
+   * operations on a job queue on an in-memory mutex first, so the file lock is only ever contended
+   * by other threads and processes. With `tryOnce`, a busy lock makes it fail at once.
    */
   private async withLock<T>(
     jobId: string,
@@ -549,56 +558,103 @@ export class FileCheckpointStorage implements CheckpointStorage {
     tryOnce: boolean,
     fn: (checkStillHeld: () => Promise<void>) => Promise<T>,
   ): Promise<T> {
-    const lockDir = this.path(jobId, 'lock');
+    const lockPath = this.path(jobId, 'lock');
+    const previous = threadLocks.get(lockPath);
+    if (previous !== undefined && tryOnce) throw this.lockBusyError(jobId, op, lockPath, 0, undefined);
+    let release: () => void = () => undefined;
+    const mine = new Promise<void>((r) => {
+      release = r;
+    });
+    const queued = (previous ?? Promise.resolve()).then(() => mine);
+    threadLocks.set(lockPath, queued);
+    try {
+      await previous;
+      return await this.withFileLock(jobId, op, tryOnce, lockPath, fn);
+    } finally {
+      release();
+      if (threadLocks.get(lockPath) === queued) threadLocks.delete(lockPath);
+    }
+  }
+
+  private async withFileLock<T>(
+    jobId: string,
+    op: string,
+    tryOnce: boolean,
+    lockPath: string,
+    fn: (checkStillHeld: () => Promise<void>) => Promise<T>,
+  ): Promise<T> {
     const owner: LockOwner = {
       pid: process.pid,
+      threadId,
       host: hostname(),
       token: randomUUID(),
       acquiredAt: Date.now(),
     };
-    const deadline = Date.now() + this.lockTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await mkdir(lockDir);
-        break;
-      } catch (e) {
-        if (code(e) !== 'EEXIST') throw e;
+    const tmpDir = join(this.jobDir(jobId), 'tmp');
+    await mkdir(tmpDir, { recursive: true });
+    const staged = join(tmpDir, `lock-${owner.token}`);
+    await this.writeFileSynced(staged, JSON.stringify(owner));
+    try {
+      const deadline = Date.now() + this.lockTimeoutMs;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await link(staged, lockPath);
+          // The lock's age counts from now, not from when it was staged before waiting.
+          const now = new Date();
+          await utimes(lockPath, now, now);
+          break;
+        } catch (e) {
+          if (code(e) !== 'EEXIST') throw e;
+        }
+        if (await this.breakIfStale(lockPath)) continue;
+        if (tryOnce || Date.now() > deadline)
+          throw this.lockBusyError(
+            jobId,
+            op,
+            lockPath,
+            tryOnce ? 0 : this.lockTimeoutMs,
+            await readOwner(lockPath),
+          );
+        await sleep(Math.min(2 + attempt * 2, 25) + Math.random() * 5);
       }
-      if (await this.breakIfStale(lockDir)) continue;
-      if (tryOnce || Date.now() > deadline) {
-        const holder = await readOwner(lockDir);
-        throw new StorageError(
-          `job '${jobId}': ${op}: the lock ${lockDir} is held${holder === undefined ? '' : ` by pid ${holder.pid} on ${holder.host} since ${new Date(holder.acquiredAt).toISOString()}`} (waited ${tryOnce ? 0 : this.lockTimeoutMs} ms; if no tidemark process uses this directory, remove it)`,
-          { jobName: jobId },
-        );
-      }
-      await sleep(Math.min(2 + attempt * 2, 25) + Math.random() * 5);
+    } finally {
+      await rm(staged, { force: true });
     }
     heldLockTokens.add(owner.token);
     try {
-      await this.writeFileSynced(join(lockDir, 'owner'), JSON.stringify(owner));
-    } catch (e) {
-      heldLockTokens.delete(owner.token);
-      await rm(lockDir, { recursive: true, force: true });
-      throw e;
-    }
-    try {
-      return await fn(() => this.checkStillHeld(jobId, lockDir, owner.token));
+      return await fn(() => this.checkStillHeld(jobId, lockPath, owner.token));
     } finally {
       // NOTE: remove the lock before forgetting its token: while the token is forgotten, a lock
-      // with our pid and that token looks like one left by a dead process that had our pid.
-      const current = await readOwner(lockDir);
-      if (current?.token === owner.token) await rm(lockDir, { recursive: true, force: true });
+      // with our pid, thread and that token looks like one left by a dead process that had our pid.
+      const current = await readOwner(lockPath);
+      if (current?.token === owner.token) await rm(lockPath, { force: true });
       heldLockTokens.delete(owner.token);
     }
   }
 
+  private lockBusyError(
+    jobId: string,
+    op: string,
+    lockPath: string,
+    waitedMs: number,
+    holder: LockOwner | undefined,
+  ): StorageError {
+    const by =
+      holder === undefined
+        ? ''
+        : ` by pid ${holder.pid}${holder.threadId ? ` (thread ${holder.threadId})` : ''} on ${holder.host} since ${new Date(holder.acquiredAt).toISOString()}`;
+    return new StorageError(
+      `job '${jobId}': ${op}: the lock ${lockPath} is held${by} (waited ${waitedMs} ms; if no tidemark process uses this directory, remove it)`,
+      { jobName: jobId },
+    );
+  }
+
   /** Throws unless the lock still has our token (checked right before a commit point). */
-  private async checkStillHeld(jobId: string, lockDir: string, token: string): Promise<void> {
-    const current = await readOwner(lockDir);
+  private async checkStillHeld(jobId: string, lockPath: string, token: string): Promise<void> {
+    const current = await readOwner(lockPath);
     if (current?.token !== token)
       throw new StorageError(
-        `job '${jobId}': the lock ${lockDir} was taken over (judged stale) before the commit point; nothing was committed`,
+        `job '${jobId}': the lock ${lockPath} was taken over (judged stale) before the commit point; nothing was committed`,
         {
           jobName: jobId,
         },
@@ -606,41 +662,46 @@ export class FileCheckpointStorage implements CheckpointStorage {
   }
 
   /**
-   * Breaks a lock left by a crashed process: its owner was a process of this host that is gone, or
-   * it is older than `staleLockMs`. Returns whether the caller should try to lock again.
+   * Breaks a lock left by a crashed process: its owner was a process of this host that is gone (or
+   * had our pid and thread but a token this thread does not hold: a dead process whose pid we
+   * reuse), or it is older than `staleLockMs`. Another thread of this process is judged by age
+   * only. Returns whether the caller should try to lock again.
    */
-  private async breakIfStale(lockDir: string): Promise<boolean> {
+  private async breakIfStale(lockPath: string): Promise<boolean> {
     let mtimeMs: number;
     try {
-      mtimeMs = (await stat(lockDir)).mtimeMs;
+      mtimeMs = (await stat(lockPath)).mtimeMs;
     } catch (e) {
       if (code(e) === 'ENOENT') return true;
       throw e;
     }
-    const owner = await readOwner(lockDir);
+    const owner = await readOwner(lockPath);
     const deadOwner =
       owner !== undefined &&
       owner.host === hostname() &&
-      (owner.pid === process.pid ? !heldLockTokens.has(owner.token) : !processAlive(owner.pid));
+      (owner.pid !== process.pid
+        ? !processAlive(owner.pid)
+        : (owner.threadId ?? 0) === threadId && !heldLockTokens.has(owner.token));
     if (!deadOwner && Date.now() - mtimeMs < this.staleLockMs) return false;
-    // NOTE: rename first (atomic, and only one breaker wins), then remove: two processes breaking
-    // the same stale lock cannot remove a lock that a third has just taken.
-    const aside = `${lockDir}.stale-${randomUUID()}`;
+    // NOTE: rename first (atomic, and only one breaker wins), then look at what was moved: if the
+    // lock was released and taken again since we read it, put the live one back.
+    const aside = `${lockPath}.stale-${randomUUID()}`;
     try {
-      await rename(lockDir, aside);
+      await rename(lockPath, aside);
     } catch (e) {
       if (code(e) === 'ENOENT') return true;
       throw e;
     }
-    const moved = await readOwner(aside);
-    const movedMtimeMs = (await stat(aside)).mtimeMs;
-    if (moved?.token !== owner?.token || movedMtimeMs !== mtimeMs) {
-      // Someone broke it and took the lock between our look and our rename: give it back.
-      // (Residual risk: a third process locking in this instant; it needs two crashes and a race.)
-      await rename(aside, lockDir).catch(() => undefined);
-      return true;
+    try {
+      const moved = await readOwner(aside);
+      if (moved?.token !== owner?.token) {
+        // NOTE: if yet another process took the lock in this instant, the owner of the moved lock
+        // has lost it: its check right before the commit point fails, and nothing is committed.
+        await link(aside, lockPath).catch(() => undefined);
+      }
+    } finally {
+      await rm(aside, { recursive: true, force: true });
     }
-    await rm(aside, { recursive: true, force: true });
     return true;
   }
 
@@ -724,9 +785,9 @@ async function readdirIfExists(path: string): Promise<string[]> {
   }
 }
 
-async function readOwner(lockDir: string): Promise<LockOwner | undefined> {
+async function readOwner(lockPath: string): Promise<LockOwner | undefined> {
   try {
-    return JSON.parse(await readFile(join(lockDir, 'owner'), 'utf8')) as LockOwner;
+    return JSON.parse(await readFile(lockPath, 'utf8')) as LockOwner;
   } catch {
     return undefined;
   }

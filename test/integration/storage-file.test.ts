@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:f
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { threadId } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { CheckpointNotFoundError, StorageError } from '../../state/storage/checkpoint-storage.js';
 import { FileCheckpointStorage } from '../../state/storage/file.js';
@@ -89,9 +90,8 @@ describe('file checkpoint storage', () => {
     const s = await storage({ lockTimeoutMs: 300 });
     const epoch = await s.newEpoch('j');
     const lock = join(dir, 'j', 'lock');
-    await mkdir(lock);
     const holder = { pid: process.ppid, host: hostname(), token: randomUUID(), acquiredAt: Date.now() };
-    await writeFile(join(lock, 'owner'), JSON.stringify(holder));
+    await writeFile(lock, JSON.stringify(holder));
     const started = Date.now();
     const e = await s.commit('j', epoch, 1, text('m'), []).catch((x: unknown) => x);
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
@@ -108,23 +108,33 @@ describe('file checkpoint storage', () => {
       const child = spawn(process.execPath, ['-e', '0']);
       child.once('exit', () => resolve(child.pid ?? 0));
     });
-    await mkdir(lock);
-    await writeFile(
-      join(lock, 'owner'),
-      JSON.stringify({ pid: deadPid, host: hostname(), token: 'x', acquiredAt: 0 }),
-    );
+    await writeFile(lock, JSON.stringify({ pid: deadPid, host: hostname(), token: 'x', acquiredAt: 0 }));
     await s.commit('j', epoch, 1, text('m'), []);
     expect(await s.latest('j')).toBe(1);
     // Another host's lock is judged by age only.
-    await mkdir(lock);
-    await writeFile(
-      join(lock, 'owner'),
-      JSON.stringify({ pid: 1, host: 'elsewhere', token: 'y', acquiredAt: 0 }),
-    );
+    await writeFile(lock, JSON.stringify({ pid: 1, host: 'elsewhere', token: 'y', acquiredAt: 0 }));
     const past = new Date(Date.now() - 120_000);
     await utimes(lock, past, past);
     await s.commit('j', epoch, 2, text('m'), []);
     expect(await s.latest('j')).toBe(2);
+  });
+
+  test('a lock with our pid: from this thread but not held, a dead process whose pid we reuse; from another thread, live until old', async () => {
+    const s = await storage({ lockTimeoutMs: 300, staleLockMs: 60_000 });
+    const epoch = await s.newEpoch('j');
+    const lock = join(dir, 'j', 'lock');
+    const mine = { pid: process.pid, threadId, host: hostname(), token: 'reused', acquiredAt: 0 };
+    await writeFile(lock, JSON.stringify(mine));
+    await s.commit('j', epoch, 1, text('m'), []);
+    expect(await s.latest('j')).toBe(1);
+    await writeFile(lock, JSON.stringify({ ...mine, threadId: threadId + 1, token: 'other-thread' }));
+    const e = await s.commit('j', epoch, 2, text('m'), []).catch((x: unknown) => x);
+    expect(String(e)).toMatch(new RegExp(`is held by pid ${process.pid} \\(thread ${threadId + 1}\\)`));
+    const past = new Date(Date.now() - 120_000);
+    await utimes(lock, past, past);
+    await s.commit('j', epoch, 2, text('m'), []);
+    expect(await s.latest('j')).toBe(2);
+    expect(existsSync(lock)).toBe(false);
   });
 
   test('concurrent commits from two instances lose no update, and epochs are never handed out twice', async () => {
@@ -171,24 +181,31 @@ describe('file checkpoint storage', () => {
           code === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`worker failed (${code}): ${err}`)),
         );
       });
-    const ids = Array.from({ length: 30 }, (_, i) => i + 1);
-    const [first, second] = await Promise.all([
-      run(
-        ids.filter((i) => i % 2 === 0),
-        epoch,
-      ),
-      run(
-        ids.filter((i) => i % 2 === 1),
-        epoch,
-      ),
-    ]);
-    const committed = [...(first ?? []), ...(second ?? [])]
-      .filter((line) => line.startsWith('ok '))
-      .map((line) => Number(line.slice(3)))
-      .sort((x, y) => x - y);
-    expect(committed.length).toBeGreaterThan(0);
-    expect((await s.list('j')).map((c) => c.checkpointId)).toEqual(committed);
+    const committed: number[] = [];
+    // Several rounds: each races the two processes' commits (and, in each process, its own).
+    for (let round = 0; round < 3; round++) {
+      const ids = Array.from({ length: 30 }, (_, i) => round * 100 + i + 1);
+      const lines = (
+        await Promise.all([
+          run(
+            ids.filter((i) => i % 2 === 0),
+            epoch,
+          ),
+          run(
+            ids.filter((i) => i % 2 === 1),
+            epoch,
+          ),
+        ])
+      ).flat();
+      // A commit either lands or is refused as older than the latest one: never a lock error.
+      for (const line of lines) expect(line).toMatch(/^(ok|StaleCheckpointError) \d+$/);
+      committed.push(...lines.filter((line) => line.startsWith('ok ')).map((line) => Number(line.slice(3))));
+      expect(committed.length).toBeGreaterThan(round);
+      expect((await s.list('j')).map((c) => c.checkpointId)).toEqual([...committed].sort((x, y) => x - y));
+      expect(existsSync(join(dir, 'j', 'lock'))).toBe(false);
+      expect(await readdir(join(dir, 'j', 'tmp'))).toEqual([]);
+    }
     await s.newEpoch('j');
-    expect(await run([100], epoch)).toEqual(['FencedError 100']);
+    expect(await run([1000], epoch)).toEqual(['FencedError 1000']);
   }, 30_000);
 });
