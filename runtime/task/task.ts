@@ -84,7 +84,7 @@ class ChainTarget implements Target {
 
 /** A chained operator on its predecessor's main output (its records in are counted there). */
 class MainChainTarget implements Target {
-  constructor(private readonly op: OneInputStreamOperator<unknown, unknown>) {}
+  constructor(readonly op: OneInputStreamOperator<unknown, unknown>) {}
   record(value: unknown, timestamp: number): void {
     this.op.processElement(value, timestamp);
   }
@@ -112,6 +112,8 @@ class WriterTarget implements Target {
 /** An operator's output: to its main targets, its side-output targets, and watermarks to all. */
 class NodeOutput implements Output<unknown> {
   private readonly single: Target | undefined;
+  /** The one chained operator this output feeds, called directly (the usual case in a chain). */
+  private readonly next: OneInputStreamOperator<unknown, unknown> | undefined;
   private readonly out: SimpleCounter;
   constructor(
     private readonly main: Target[],
@@ -120,11 +122,14 @@ class NodeOutput implements Output<unknown> {
     metrics: OperatorMetrics,
   ) {
     this.single = main.length === 1 ? main[0] : undefined;
+    this.next = this.single instanceof MainChainTarget ? this.single.op : undefined;
     this.out = metrics.numRecordsOut;
   }
   collect(value: unknown, timestamp: number): void {
     this.out.count++;
-    if (this.single !== undefined) this.single.record(value, timestamp);
+    const next = this.next;
+    if (next !== undefined) next.processElement(value, timestamp);
+    else if (this.single !== undefined) this.single.record(value, timestamp);
     else for (const t of this.main) t.record(value, timestamp);
   }
   collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
