@@ -329,17 +329,23 @@ export class HeapKeyedStateBackend {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
       const data: unknown[] = [];
-      const copy = table.kind === 'map' || table.kind === 'list';
-      if (!table.namespaced) {
-        if (copy) for (const [k, v] of group) data.push(k, snapshotValue(table.kind, v));
-        else for (const [k, v] of group) data.push(k, v);
-      } else {
-        for (const [k, inner] of group as Map<MapKey, Map<Namespace, unknown>>) {
+      const kind = table.kind;
+      const copy = kind === 'map' || kind === 'list';
+      // NOTE: forEach, not for-of: no iterator and no [key, value] pair per entry (a snapshot of a
+      // large group walks every entry, on the task's thread).
+      const pushCopy = (v: unknown, k: unknown) => {
+        data.push(k, snapshotValue(kind, v));
+      };
+      const push = (v: unknown, k: unknown) => {
+        data.push(k, v);
+      };
+      const entry = copy ? pushCopy : push;
+      if (!table.namespaced) group.forEach(entry);
+      else
+        (group as Map<MapKey, Map<Namespace, unknown>>).forEach((inner, k) => {
           data.push(k, inner.size);
-          if (copy) for (const [ns, v] of inner) data.push(ns, snapshotValue(table.kind, v));
-          else for (const [ns, v] of inner) data.push(ns, v);
-        }
-      }
+          inner.forEach(entry);
+        });
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
     return out;

@@ -25,9 +25,11 @@ export function decode<T = unknown>(bytes: Uint8Array): T {
 /** The format name written into every checkpoint's metadata. */
 export const CHECKPOINT_FORMAT = 'tidemark-checkpoint';
 /** The current metadata version; older versions this code can read are listed in SUPPORTED. */
-export const CHECKPOINT_VERSION = 2;
-// NOTE: version 2 stores key groups and timers as flat arrays; version 1 (nested entries) was never released.
-const SUPPORTED_VERSIONS = new Set([2]);
+export const CHECKPOINT_VERSION = 3;
+// NOTE: version 2 stores key groups and timers as flat arrays; version 3 writes each key group's
+// distinct timer namespaces once (see encodeKeyGroupState); version 1 (nested entries) was never
+// released.
+const SUPPORTED_VERSIONS = new Set([2, 3]);
 
 /** Where the state of one key group of one operator is. */
 export interface KeyGroupRef {

@@ -19,6 +19,7 @@ import {
   StorageError,
 } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
+import { decodeKeyGroupState } from '../task/key-group-codec.js';
 import {
   applyKeyGroupDeltas,
   type KeyGroupState,
@@ -100,7 +101,7 @@ export async function loadCheckpoint(
         for (const [g, , piece] of await readChunk(c)) if (g === ref.keyGroup) parts.push(piece);
       const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       try {
-        return decode<KeyGroupState>(bytes);
+        return decodeKeyGroupState(bytes);
       } catch (e) {
         throw new CorruptChunkError(
           jobId,

@@ -32,6 +32,7 @@ import {
 } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot-format.js';
 import type { OperatorMetrics } from '../metrics.js';
+import { encodeKeyGroupState } from './key-group-codec.js';
 import { type FlatTimers, TimerServiceImpl } from './timers.js';
 
 /** Timers of one key group, by timer service name. */
@@ -373,7 +374,7 @@ export class OperatorRuntime {
           deltas.push([g, this.lastWrite[i]!]);
           this.deltaCounts[i]!++;
         }
-        changed.set(g, encode(kg));
+        changed.set(g, encodeKeyGroupState(kg));
         this.lastWrite[i] = checkpointId;
         keyed.markClean(i);
       }

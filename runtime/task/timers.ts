@@ -142,14 +142,15 @@ export class TimerHeap<N> {
     return this.byKey.get(mapKey);
   }
 
-  /** Live timers, by timestamp and in registration order within a timestamp. */
-  *entries(): IterableIterator<TimerEntry<N>> {
+  /** Calls `f` on every live timer, by timestamp and in registration order within a timestamp. */
+  forEach(f: (e: TimerEntry<N>) => void): void {
     const times = [...this.buckets.keys()].sort((a, b) => a - b);
     for (const t of times) {
       const b = this.buckets.get(t)!;
-      for (let i = b.pos; i < b.entries.length; i++) {
-        const e = b.entries[i]!;
-        if (!e.deleted) yield e;
+      const entries = b.entries;
+      for (let i = b.pos; i < entries.length; i++) {
+        const e = entries[i]!;
+        if (!e.deleted) f(e);
       }
     }
   }
@@ -302,18 +303,24 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * (by index in the backend's range).
    */
   snapshotByKeyGroup(only?: Uint8Array): Map<number, FlatTimers> {
-    const out = new Map<number, FlatTimers>();
     const start = this.backend.keyGroupRange.start;
-    const add = (h: TimerHeap<N>, kind: 'event' | 'processing') => {
-      for (const e of h.entries()) {
-        if (only !== undefined && only[e.keyGroup - start] !== 1) continue;
-        let g = out.get(e.keyGroup);
-        if (g === undefined) out.set(e.keyGroup, (g = { event: [], processing: [] }));
+    // NOTE: one walk over the buckets' arrays into per-group arrays (no generator, no map lookup
+    // per timer): a checkpoint of whole key groups walks every timer.
+    const byIndex: (FlatTimers | undefined)[] = new Array(this.backend.keyGroupRange.size);
+    const add = (h: TimerHeap<N>, kind: 'event' | 'processing') =>
+      h.forEach((e) => {
+        const i = e.keyGroup - start;
+        if (only !== undefined && only[i] !== 1) return;
+        const g = byIndex[i] ?? (byIndex[i] = { event: [], processing: [] });
         g[kind].push(e.key, e.namespace, e.timestamp);
-      }
-    };
+      });
     add(this.eventTimers, 'event');
     add(this.processingTimers, 'processing');
+    const out = new Map<number, FlatTimers>();
+    for (let i = 0; i < byIndex.length; i++) {
+      const g = byIndex[i];
+      if (g !== undefined) out.set(start + i, g);
+    }
     return out;
   }
 

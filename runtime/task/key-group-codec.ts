@@ -1,0 +1,227 @@
+/**
+ * How one key group of one operator (its state tables and timers) is written to a checkpoint.
+ *
+ * In memory, a snapshot is flat arrays (see `snapshotKeyGroup` and `snapshotByKeyGroup`); written,
+ * each is split into columns: keys, entry counts, namespaces, values, timestamps. A column of
+ * numbers becomes the narrowest typed array that holds them, which msgpackr copies as bytes, and
+ * namespaces are written once per key group, each entry referring to its namespace by index. A
+ * column holding anything else stays an array that msgpackr encodes value by value, as before.
+ * Measured on 1 M window entries with their timers (128 key groups): version 2 took 490 ms and
+ * 34.8 MB (a window object per timer is the costly part), this takes 90 ms and 15.8 MB.
+ */
+import type { KeyGroupSnapshot, StateTableSnapshot } from '../../state/heap-backend.js';
+import { decode, encode } from '../../state/snapshot-format.js';
+import type { KeyGroupState } from './operator-runtime.js';
+import type { FlatTimers } from './timers.js';
+
+/** A column: numbers as a typed array, anything else as a plain array. */
+type Column = Float64Array | Uint32Array | Uint16Array | Uint8Array | unknown[];
+
+/** A state table as written: its flat `data` split into columns. */
+interface EncodedTable {
+  kind: StateTableSnapshot['kind'];
+  namespaced: boolean;
+  /** Keys (canonical forms). */
+  k: Column;
+  /** Namespaced tables: entries per key. */
+  c?: Column;
+  /** Namespaced tables: each entry's namespace, as an index into `ns`. */
+  s?: Column;
+  ns?: unknown[];
+  /** Values, one per entry. */
+  v: Column;
+}
+
+/** Timers as written: each distinct namespace once (`ns`), then columns per time domain. */
+interface EncodedTimers {
+  ns: unknown[];
+  event: [Column, Column, Column];
+  processing: [Column, Column, Column];
+}
+
+interface EncodedKeyGroup {
+  /** Format of this encoding (checkpoint version 3). */
+  f: 3;
+  state: Record<string, EncodedTable>;
+  timers: Record<string, EncodedTimers>;
+  replaces?: KeyGroupState['replaces'];
+}
+
+/** Encodes one key group's state and timers for a checkpoint. */
+export function encodeKeyGroupState(kg: KeyGroupState): Uint8Array {
+  const state: Record<string, EncodedTable> = {};
+  for (const [name, t] of Object.entries(kg.state)) state[name] = encodeTable(t);
+  const timers: Record<string, EncodedTimers> = {};
+  for (const [name, t] of Object.entries(kg.timers)) timers[name] = encodeTimers(t);
+  const out: EncodedKeyGroup = { f: 3, state, timers };
+  if (kg.replaces !== undefined) out.replaces = kg.replaces;
+  return encode(out);
+}
+
+/** Decodes what {@link encodeKeyGroupState} wrote, and key groups of version-2 checkpoints. */
+export function decodeKeyGroupState(bytes: Uint8Array): KeyGroupState {
+  const raw = decode<EncodedKeyGroup | KeyGroupState>(bytes);
+  if (!('f' in raw)) return raw;
+  const state: KeyGroupSnapshot = {};
+  for (const [name, t] of Object.entries(raw.state)) state[name] = decodeTable(t);
+  const timers: Record<string, FlatTimers> = {};
+  for (const [name, t] of Object.entries(raw.timers)) timers[name] = decodeTimers(t);
+  const out: KeyGroupState = { state, timers };
+  if (raw.replaces !== undefined) out.replaces = raw.replaces;
+  return out;
+}
+
+function encodeTable(t: StateTableSnapshot): EncodedTable {
+  const d = t.data;
+  if (!t.namespaced) {
+    const n = d.length / 2;
+    const k = new Array<unknown>(n);
+    const v = new Array<unknown>(n);
+    for (let i = 0, j = 0; j < n; i += 2, j++) {
+      k[j] = d[i];
+      v[j] = d[i + 1];
+    }
+    return { kind: t.kind, namespaced: false, k: toColumn(k), v: toColumn(v) };
+  }
+  const k: unknown[] = [];
+  const c: unknown[] = [];
+  const s: unknown[] = [];
+  const v: unknown[] = [];
+  const dictionary = new Dictionary();
+  for (let i = 0; i < d.length; ) {
+    const n = d[i + 1] as number;
+    k.push(d[i]);
+    c.push(n);
+    i += 2;
+    for (let e = 0; e < n; e++, i += 2) {
+      s.push(dictionary.index(d[i], d[i]));
+      v.push(d[i + 1]);
+    }
+  }
+  return {
+    kind: t.kind,
+    namespaced: true,
+    k: toColumn(k),
+    c: toColumn(c),
+    s: toColumn(s),
+    ns: dictionary.values,
+    v: toColumn(v),
+  };
+}
+
+function decodeTable(t: EncodedTable): StateTableSnapshot {
+  const k = fromColumn(t.k);
+  const v = fromColumn(t.v);
+  const data: unknown[] = [];
+  if (!t.namespaced) {
+    for (let j = 0; j < k.length; j++) data.push(k[j], v[j]);
+    return { kind: t.kind, namespaced: false, data };
+  }
+  const c = fromColumn(t.c ?? []);
+  const s = fromColumn(t.s ?? []);
+  const ns = t.ns ?? [];
+  for (let j = 0, e = 0; j < k.length; j++) {
+    const n = c[j] as number;
+    data.push(k[j], n);
+    for (let x = 0; x < n; x++, e++) data.push(ns[s[e] as number], v[e]);
+  }
+  return { kind: t.kind, namespaced: true, data };
+}
+
+function encodeTimers(t: FlatTimers): EncodedTimers {
+  const dictionary = new Dictionary();
+  const columns = (flat: unknown[]): [Column, Column, Column] => {
+    const n = flat.length / 3;
+    const keys = new Array<unknown>(n);
+    const namespaces = new Array<unknown>(n);
+    const times = new Array<unknown>(n);
+    for (let i = 0, j = 0; j < n; i += 3, j++) {
+      const ns = flat[i + 1];
+      // NOTE: windows are told apart by their namespace (equal windows may be different objects).
+      const id =
+        typeof ns === 'object' &&
+        ns !== null &&
+        typeof (ns as { namespace?: unknown }).namespace === 'function'
+          ? (ns as { namespace(): unknown }).namespace()
+          : ns;
+      keys[j] = flat[i];
+      namespaces[j] = dictionary.index(id, ns);
+      times[j] = flat[i + 2];
+    }
+    return [toColumn(keys), toColumn(namespaces), toColumn(times)];
+  };
+  const event = columns(t.event);
+  const processing = columns(t.processing);
+  return { ns: dictionary.values, event, processing };
+}
+
+function decodeTimers(t: EncodedTimers): FlatTimers {
+  const flat = ([k, s, ts]: [Column, Column, Column]): unknown[] => {
+    const keys = fromColumn(k);
+    const namespaces = fromColumn(s);
+    const times = fromColumn(ts);
+    const out = new Array<unknown>(3 * keys.length);
+    for (let j = 0, i = 0; j < keys.length; j++, i += 3) {
+      out[i] = keys[j];
+      out[i + 1] = t.ns[namespaces[j] as number];
+      out[i + 2] = times[j];
+    }
+    return out;
+  };
+  return { event: flat(t.event), processing: flat(t.processing) };
+}
+
+/** Distinct values, each with its index (by an identity the caller chooses). */
+class Dictionary {
+  readonly values: unknown[] = [];
+  private readonly indexes = new Map<unknown, number>();
+  private lastId: unknown = undefined;
+  private lastIndex = -1;
+  index(id: unknown, value: unknown): number {
+    // NOTE: entries in a row usually share a namespace (a window): skip the lookup then.
+    if (this.lastIndex >= 0 && id === this.lastId) return this.lastIndex;
+    let x = this.indexes.get(id);
+    if (x === undefined) {
+      x = this.values.length;
+      this.indexes.set(id, x);
+      this.values.push(value);
+    }
+    this.lastId = id;
+    this.lastIndex = x;
+    return x;
+  }
+}
+
+/**
+ * A column of `values`: when they are all numbers, the narrowest typed array that holds them
+ * exactly (unsigned integers in 1, 2 or 4 bytes, else 8-byte floats); else the array itself.
+ */
+function toColumn(values: unknown[]): Column {
+  let max = 0;
+  let integers = true;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i];
+    if (typeof x !== 'number') return values;
+    // NOTE: -0 is not an unsigned integer (it would come back as 0); NaN and fractions are not either.
+    if (integers) {
+      if (x >>> 0 !== x || Object.is(x, -0)) integers = false;
+      else if (x > max) max = x;
+    }
+  }
+  const out = !integers
+    ? new Float64Array(values.length)
+    : max < 0x100
+      ? new Uint8Array(values.length)
+      : max < 0x10000
+        ? new Uint16Array(values.length)
+        : new Uint32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i] as number;
+  return out;
+}
+
+function fromColumn(c: Column): unknown[] {
+  if (Array.isArray(c)) return c;
+  const out = new Array<unknown>(c.length);
+  for (let i = 0; i < c.length; i++) out[i] = c[i];
+  return out;
+}
