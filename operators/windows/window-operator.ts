@@ -542,7 +542,11 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       }
       if (isPurge(result)) this.contents.clear();
       if (eventTime === this.isEventTime && this.cleanupTime(window) === timer.timestamp)
-        this.clearAllState(window, set);
+        this.clearAllState(
+          window,
+          set,
+          eventTime && this.eventTimeFastPath && timer.timestamp === window.maxTimestamp(),
+        );
       set?.persist();
     } catch (e) {
       throw this.userError(
@@ -553,13 +557,17 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     }
   }
 
-  /** Removes everything of a window: contents, trigger state and timers, window-function state. */
-  private clearAllState(window: W, set: MergingWindowSet<W> | undefined): void {
+  /**
+   * Removes everything of a window: contents, trigger state and timers, window-function state.
+   * `firingTriggerTimer`: the EventTimeTrigger's one timer (maxTimestamp) is the one firing now,
+   * already off the queue; its clear() would only delete it, so it is skipped.
+   */
+  private clearAllState(window: W, set: MergingWindowSet<W> | undefined, firingTriggerTimer = false): void {
     this.contents.clear();
     const tctx = this.triggerContext;
     tctx.window = window;
     this.stage = 'trigger';
-    this.trigger.clear(window, tctx);
+    if (!firingTriggerTimer) this.trigger.clear(window, tctx);
     if (this.fn?.clear !== undefined) {
       this.stage = 'window function clear()';
       this.processContext.window = window;
