@@ -25,6 +25,9 @@ import type { SubtaskSnapshot } from './task/operator-runtime.js';
 import { type OperatorRestore, Task, type TaskHost } from './task/task.js';
 import { connectedSubtasks, createWriter, type OutChannel } from './task/writers.js';
 
+/** Milliseconds of work between yields while checkpoint writes are in flight (see `loop`). */
+const IO_SLICE_MS = 1;
+
 /** Chooses which task runs next, with what budget, and which channel it reads. */
 export interface SchedulingPolicy {
   /** Index into `runnable` of the task to step next. */
@@ -423,7 +426,11 @@ export class LocalExecutor implements TaskHost {
     const policy = this.policy;
     const coordinator = this.coordinator;
     for (;;) {
-      const sliceEnd = performance.now() + this.sliceMs;
+      // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
+      // are taken (and the next writes sent) without waiting behind a full slice of records.
+      const sliceEnd =
+        performance.now() +
+        (coordinator !== undefined && coordinator.writesInFlight > 0 ? IO_SLICE_MS : this.sliceMs);
       let progressed = false;
       do {
         progressed = false;
