@@ -307,20 +307,23 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     // NOTE: one walk over the buckets' arrays into per-group arrays (no generator, no map lookup
     // per timer): a checkpoint of whole key groups walks every timer.
     const byIndex: (FlatTimers | undefined)[] = new Array(this.backend.keyGroupRange.size);
+    // Groups in the order their first timer comes (timestamp, then registration).
+    const order: number[] = [];
     const add = (h: TimerHeap<N>, kind: 'event' | 'processing') =>
       h.forEach((e) => {
         const i = e.keyGroup - start;
         if (only !== undefined && only[i] !== 1) return;
-        const g = byIndex[i] ?? (byIndex[i] = { event: [], processing: [] });
+        let g = byIndex[i];
+        if (g === undefined) {
+          byIndex[i] = g = { event: [], processing: [] };
+          order.push(i);
+        }
         g[kind].push(e.key, e.namespace, e.timestamp);
       });
     add(this.eventTimers, 'event');
     add(this.processingTimers, 'processing');
     const out = new Map<number, FlatTimers>();
-    for (let i = 0; i < byIndex.length; i++) {
-      const g = byIndex[i];
-      if (g !== undefined) out.set(start + i, g);
-    }
+    for (const i of order) out.set(start + i, byIndex[i]!);
     return out;
   }
 
