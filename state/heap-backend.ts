@@ -363,14 +363,19 @@ export class HeapKeyedStateBackend {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
       const data: unknown[] = [];
-      for (const k of list) {
+      const kind = table.kind;
+      const entry = (x: unknown, ns: unknown) => {
+        data.push(ns, snapshotValue(kind, x));
+      };
+      for (let i = 0; i < list.length; i++) {
+        const k = list[i]!;
         const v = group.get(k);
         if (v === undefined) continue;
-        if (!table.namespaced) data.push(k, snapshotValue(table.kind, v));
+        if (!table.namespaced) data.push(k, snapshotValue(kind, v));
         else {
           const inner = v as Map<Namespace, unknown>;
           data.push(k, inner.size);
-          for (const [ns, x] of inner) data.push(ns, snapshotValue(table.kind, x));
+          inner.forEach(entry);
         }
       }
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };

@@ -47,12 +47,21 @@ interface EncodedKeyGroup {
   replaces?: KeyGroupState['replaces'];
 }
 
+/** Timers already encoded, by the collection they were encoded from. */
+const encodedTimers = new WeakMap<FlatTimers, EncodedTimers>();
+
 /** Encodes one key group's state and timers for a checkpoint. */
 export function encodeKeyGroupState(kg: KeyGroupState): Uint8Array {
   const state: Record<string, EncodedTable> = {};
   for (const [name, t] of Object.entries(kg.state)) state[name] = encodeTable(t);
   const timers: Record<string, EncodedTimers> = {};
-  for (const [name, t] of Object.entries(kg.timers)) timers[name] = encodeTimers(t);
+  for (const [name, t] of Object.entries(kg.timers)) {
+    // NOTE: a key group's timers unchanged since the last checkpoint come as the same arrays
+    // (see snapshotForCheckpoint): their columns are encoded once.
+    let encoded = encodedTimers.get(t);
+    if (encoded === undefined) encodedTimers.set(t, (encoded = encodeTimers(t)));
+    timers[name] = encoded;
+  }
   const out: EncodedKeyGroup = { f: 3, state, timers };
   if (kg.replaces !== undefined) out.replaces = kg.replaces;
   return encode(out);

@@ -351,7 +351,7 @@ export class OperatorRuntime {
       const timersByGroup = new Map<number, KeyGroupTimers>();
       if (anyWhole)
         for (const [name, svc] of this.timerServices)
-          for (const [g, t] of svc.snapshotByKeyGroup(whole)) {
+          for (const [g, t] of svc.snapshotForCheckpoint(whole)) {
             let entry = timersByGroup.get(g);
             if (entry === undefined) timersByGroup.set(g, (entry = {}));
             entry[name] = t;

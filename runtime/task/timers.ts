@@ -200,6 +200,9 @@ export interface FlatTimers {
   processing: unknown[];
 }
 
+/** A key group without timers, as a checkpoint collected it. */
+const NO_TIMERS: FlatTimers = Object.freeze({ event: [], processing: [] }) as FlatTimers;
+
 /** Hooks the timer service needs from its task. */
 export interface TimerHost {
   now(): number;
@@ -212,6 +215,12 @@ export interface TimerHost {
 export class TimerServiceImpl<N> implements InternalTimerService<N> {
   readonly eventTimers = new TimerHeap<N>();
   readonly processingTimers = new TimerHeap<N>();
+  /**
+   * Per key group of the backend's range: the group's timers as a checkpoint last collected them
+   * (see {@link snapshotForCheckpoint}), and whether they changed since (1: or never collected).
+   */
+  private readonly collected: (FlatTimers | undefined)[];
+  private readonly changedSince: Uint8Array;
 
   constructor(
     readonly name: string,
@@ -219,7 +228,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     readonly target: Triggerable<Key, N>,
     private readonly nsKey: NamespaceKeyFn<N>,
     private readonly host: TimerHost,
-  ) {}
+  ) {
+    const size = backend.keyGroupRange.size;
+    this.collected = new Array(size).fill(undefined);
+    this.changedSince = new Uint8Array(size).fill(1);
+  }
 
   currentProcessingTime(): number {
     return this.host.now();
@@ -255,7 +268,10 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       this.nsKey(namespace),
       timestamp,
     );
-    if (added) this.touch();
+    if (added) {
+      this.touch();
+      this.changedSince[b.groupIndex] = 1;
+    }
     return added;
   }
   private delete(timers: TimerHeap<N>, namespace: N, timestamp: number): void {
@@ -263,6 +279,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     b.getCurrentKey();
     timers.remove(b.mapKey, this.nsKey(namespace), timestamp);
     this.touch();
+    this.changedSince[b.groupIndex] = 1;
   }
   numEventTimeTimers(): number {
     return this.eventTimers.size;
@@ -287,6 +304,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       if (t === undefined) return;
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
       this.touch();
+      this.changedSince[this.backend.groupIndex] = 1;
       if (eventTime) this.target.onEventTime(t);
       else this.target.onProcessingTime(t);
     }
@@ -328,6 +346,34 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
 
   /**
+   * For a checkpoint that writes the key groups `whole` marks whole: their timers, as
+   * {@link snapshotByKeyGroup} gives them. A group whose timers did not change since a checkpoint
+   * last collected them gets that collection again (the same arrays, which nobody mutates), so a
+   * checkpoint walks the timers only if some group's changed: in a window job, most intervals
+   * change state but open or close no window.
+   */
+  snapshotForCheckpoint(whole: Uint8Array): Map<number, FlatTimers> {
+    const start = this.backend.keyGroupRange.start;
+    let stale: Uint8Array | undefined;
+    for (let i = 0; i < whole.length; i++)
+      if (whole[i] === 1 && (this.changedSince[i] === 1 || this.collected[i] === undefined))
+        (stale ??= new Uint8Array(whole.length))[i] = 1;
+    const fresh = stale === undefined ? undefined : this.snapshotByKeyGroup(stale);
+    const out = new Map<number, FlatTimers>();
+    for (let i = 0; i < whole.length; i++) {
+      if (whole[i] !== 1) continue;
+      let t: FlatTimers;
+      if (stale?.[i] === 1) {
+        t = fresh!.get(start + i) ?? NO_TIMERS;
+        this.collected[i] = t;
+        this.changedSince[i] = 0;
+      } else t = this.collected[i]!;
+      if (t !== NO_TIMERS) out.set(start + i, t);
+    }
+    return out;
+  }
+
+  /**
    * The timers of some keys (canonical forms), flat as {@link snapshotByKeyGroup} gives them, in
    * registration order per key.
    */
@@ -352,6 +398,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
 
   /** Re-registers restored timers of one key group (flat, as {@link snapshotByKeyGroup} gives). */
   restore(keyGroup: number, timers: FlatTimers): void {
+    this.changedSince[keyGroup - this.backend.keyGroupRange.start] = 1;
     const { event, processing } = timers;
     for (let i = 0; i < event.length; i += 3) {
       const ns = event[i + 1] as N;
