@@ -1,0 +1,85 @@
+/**
+ * How fast a whole snapshot of windowed state encodes: `keys` keys in 128 key groups, each with a
+ * count in one window and that window's timer (the shape of the checkpoint benchmark's state), in
+ * checkpoint format 2 (flat arrays through msgpackr) and format 3 (columns, see
+ * `runtime/task/key-group-codec.ts`). Best of 5 runs each.
+ *
+ * Run alone: `node --expose-gc --import ./bench/register.mjs bench/snapshot-encoding.ts [--keys N]`
+ */
+import { parseArgs } from 'node:util';
+import { TimeWindow } from '../operators/windows/windows.js';
+import { decodeKeyGroupState, encodeKeyGroupState } from '../runtime/task/key-group-codec.js';
+import type { KeyGroupState } from '../runtime/task/operator-runtime.js';
+import { encode } from '../state/snapshot-format.js';
+
+export interface EncodingBenchResult {
+  keys: number;
+  format2: { ms: number; bytes: number };
+  format3: { ms: number; bytes: number };
+  /** Format 3 decoded back into the snapshot's flat arrays. */
+  decode3Ms: number;
+}
+
+const GROUPS = 128;
+
+/** The snapshot of `keys` keys of a 24-hour window job, by key group. */
+export function windowSnapshot(keys: number): KeyGroupState[] {
+  const window = new TimeWindow(0, 24 * 3600_000);
+  const perGroup = Math.ceil(keys / GROUPS);
+  const out: KeyGroupState[] = [];
+  for (let g = 0; g < GROUPS; g++) {
+    const data: unknown[] = [];
+    const timers: unknown[] = [];
+    for (let k = g * perGroup; k < Math.min(keys, (g + 1) * perGroup); k++) {
+      data.push(k, 1, window.namespace(), k % 7);
+      // As the timer service holds them: the window object each timer was registered with.
+      timers.push(k, new TimeWindow(0, 24 * 3600_000), window.maxTimestamp());
+    }
+    out.push({
+      state: { contents: { kind: 'aggregating', namespaced: true, data } },
+      timers: { 'window-timers': { event: timers, processing: [] } },
+    });
+  }
+  return out;
+}
+
+function best(f: () => number): { ms: number; bytes: number } {
+  let ms = Number.POSITIVE_INFINITY;
+  let bytes = 0;
+  for (let run = 0; run < 5; run++) {
+    const t0 = performance.now();
+    bytes = f();
+    ms = Math.min(ms, performance.now() - t0);
+  }
+  return { ms, bytes };
+}
+
+export function runEncodingBench(keys = 1_000_000): EncodingBenchResult {
+  const snapshot = windowSnapshot(keys);
+  const format2 = best(() => snapshot.reduce((n, kg) => n + encode(kg).length, 0));
+  // NOTE: fresh timer collections each run, so the codec's cache of encoded timers is not used.
+  const format3 = best(() =>
+    snapshot.reduce(
+      (n, kg) => n + encodeKeyGroupState({ ...kg, timers: { t: { ...kg.timers['window-timers']! } } }).length,
+      0,
+    ),
+  );
+  const encoded = snapshot.map((kg) => encodeKeyGroupState(kg));
+  const decode3 = best(() => {
+    for (const bytes of encoded) decodeKeyGroupState(bytes);
+    return 0;
+  });
+  return { keys, format2, format3, decode3Ms: decode3.ms };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { keys: { type: 'string' } } });
+  const r = runEncodingBench(values.keys === undefined ? undefined : Number(values.keys));
+  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  console.log(
+    `encoding a whole snapshot of ${r.keys.toLocaleString('en-US')} windowed keys with their timers:`,
+  );
+  console.log(`  format 2 (flat arrays)  ${r.format2.ms.toFixed(0)} ms, ${mb(r.format2.bytes)}`);
+  console.log(`  format 3 (columns)      ${r.format3.ms.toFixed(0)} ms, ${mb(r.format3.bytes)}`);
+  console.log(`  format 3 decoded        ${r.decode3Ms.toFixed(0)} ms`);
+}
