@@ -261,6 +261,17 @@ async function main(): Promise<number> {
       ]),
     );
   }
+  for (const r of results) {
+    if (r.recovery === undefined) continue;
+    console.log();
+    if (isUnavailable(r.recovery)) console.log(`${r.query} recovery: ${r.recovery.unavailable}`);
+    else {
+      const x = r.recovery;
+      console.log(
+        `${r.query} recovery from a killed worker (2 slots, a checkpoint every ${base.checkpointIntervalMs} ms to ${x.storage}): restarted in ${ms(x.restartMs)} ms, output caught up ${ms(x.caughtUpMs)} ms after the kill (${kps(x.eventsAtKill - x.eventsAtRestoredCheckpoint)} events replayed from checkpoint ${x.restoredCheckpoint}; counts to about ${x.resolutionMs} ms)`,
+      );
+    }
+  }
   const redisNote = typeof redis === 'string' ? `Redis ${redis}` : `Redis: ${redis.source}`;
   console.log();
   console.log(

@@ -10,6 +10,7 @@ import {
   type CheckpointStorage,
   type ExecuteOptions,
   type JobDefinition,
+  RestartStrategies,
   StreamExecutionEnvironment,
 } from 'tidemark';
 import {
@@ -328,4 +329,97 @@ export async function measureLatency(
     maxMs: latencies.length === 0 ? Number.NaN : latencies[latencies.length - 1]!,
     watermarkBoundMs: 4000 * wallMsPerEventMs,
   };
+}
+
+/** Recovery from a killed worker thread (see {@link measureRecovery}). */
+export interface RecoveryFigures {
+  /** Events the sources had read when the worker was killed. */
+  eventsAtKill: number;
+  /** The checkpoint the job restarted from. */
+  restoredCheckpoint: number;
+  /** Events the sources had read when that checkpoint completed: about its position. */
+  eventsAtRestoredCheckpoint: number;
+  /** From the kill until every slot of the restarted job had loaded the job. */
+  restartMs: number;
+  /** From the kill until the restarted job had read again every event read before the kill. */
+  caughtUpMs: number;
+  /** Resolution of the event counts: slots report their metrics every this often. */
+  resolutionMs: number;
+}
+
+/** How often slots report their metrics (runtime/distributed/slot.ts). */
+const SLOT_METRICS_MS = 500;
+
+/**
+ * Runs a query on 2 slots, unbounded, with a checkpoint every `intervalMs` to `storage`; half an
+ * interval after the second checkpoint, kills slot 1's worker thread and times the recovery: the
+ * job restarts at once
+ * (no restart delay) from its latest checkpoint, replays what that checkpoint did not cover and is
+ * caught up when its sources have read again as many events as before the kill. Event counts come
+ * from the slots' metrics, so the figures are good to about {@link SLOT_METRICS_MS}.
+ */
+export async function measureRecovery(
+  q: BenchQuery,
+  options: { intervalMs: number; storage: CheckpointStorage; timeoutMs?: number },
+): Promise<RecoveryFigures> {
+  process.env.NEXMARK_BENCH_QUERY = q.name;
+  // NOTE: unbounded in practice; the run is cancelled once it has caught up.
+  process.env.NEXMARK_EVENTS = String(1e12);
+  const overrides = { parallelism: 2, jobName: `nexmark-${q.name}-recovery` };
+  const mod = (await import(SLOT_JOB)) as { default: JobDefinition };
+  const env = await buildJob(mod.default, overrides);
+  env.enableCheckpointing(options.intervalMs);
+  env.setCheckpointStorage(options.storage);
+  env.setRestartStrategy(RestartStrategies.fixedDelay(1, 0));
+  const deadline = performance.now() + (options.timeoutMs ?? RUN_TIMEOUT_MS);
+  const completedAt = new Map<number, number>();
+  let restored: number | undefined;
+  let attempts = 0;
+  let runningAt: number | undefined;
+  let metrics = () => 0;
+  const client = env.executeAsync({
+    jobId: `bench-recovery-${q.name}-${process.pid}-${++runs}`,
+    distributed: { slots: 2, jobPath: SLOT_JOB, overrides },
+    onEvent: (e) => {
+      if (e.type === 'checkpoint') completedAt.set(e.stats.checkpointId, metrics());
+      if (e.type === 'restored') restored = e.checkpointId;
+      if (e.type === 'running' && ++attempts === 2) runningAt = performance.now();
+    },
+  });
+  metrics = () => client.metrics().sourceRecords;
+  const until = async (done: () => boolean, what: string) => {
+    while (!done()) {
+      if (performance.now() > deadline)
+        throw new Error(`recovery of ${q.name}: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  try {
+    await until(() => completedAt.size >= 2, 'two checkpoints');
+    // Kill half an interval after a checkpoint, right after the slots reported their counts
+    // (so that the count at the kill is fresh and there is something to replay).
+    const after = performance.now() + options.intervalMs / 2;
+    await until(() => performance.now() >= after, 'half an interval');
+    const before = metrics();
+    await until(() => metrics() !== before, 'fresh metrics');
+    const eventsAtKill = metrics();
+    const killedAt = performance.now();
+    await client.killSlot(1);
+    await until(() => runningAt !== undefined && restored !== undefined, 'the restart');
+    const restoredCheckpoint = restored!;
+    const eventsAtRestoredCheckpoint = completedAt.get(restoredCheckpoint) ?? 0;
+    // NOTE: the restarted job's counts start at 0, from the restored position.
+    await until(() => metrics() >= eventsAtKill - eventsAtRestoredCheckpoint, 'the replay');
+    return {
+      eventsAtKill,
+      restoredCheckpoint,
+      eventsAtRestoredCheckpoint,
+      restartMs: runningAt! - killedAt,
+      caughtUpMs: performance.now() - killedAt,
+      resolutionMs: SLOT_METRICS_MS,
+    };
+  } finally {
+    client.cancel();
+    await client.result.catch(() => undefined);
+  }
 }

@@ -4,11 +4,13 @@
  * that each query runs in a fresh process, as a job does under `tidemark run` (the JIT's view of
  * the runtime's call sites is not shaped by the queries measured before).
  */
-import { MemoryCheckpointStorage, RedisCheckpointStorage } from 'tidemark';
+import { type CheckpointStorage, MemoryCheckpointStorage, RedisCheckpointStorage } from 'tidemark';
 import {
   type LatencyFigures,
   type Measurement,
   measureLatency,
+  measureRecovery,
+  type RecoveryFigures,
   runBaseline,
   runGenerator,
   runQuery,
@@ -60,6 +62,8 @@ export interface QueryResult {
   checkpointsRedis: Measurement | Unavailable;
   twoSlots: Measurement | Unavailable;
   latency: LatencyFigures | Unavailable | undefined;
+  /** q5: from a killed worker thread to caught-up output, checkpointing to Redis (else memory). */
+  recovery?: (RecoveryFigures & { storage: 'redis' | 'memory' }) | Unavailable;
 }
 
 /** What a worker prints. */
@@ -137,6 +141,24 @@ async function measure(name: string, spec: WorkerSpec): Promise<QueryResult> {
     const rate = Math.round(tidemark.eventsPerSecond * share);
     latency = await unavailable(() => measureLatency(q, rate, durationMs, undefined, timeoutMs));
   }
+  let recovery: QueryResult['recovery'];
+  if (name === 'q5') {
+    const recover = async (storage: CheckpointStorage, kind: 'redis' | 'memory') => ({
+      ...(await measureRecovery(q, { intervalMs: interval, storage, timeoutMs })),
+      storage: kind,
+    });
+    recovery = await unavailable(async () => {
+      if ('skipped' in redis) return recover(new MemoryCheckpointStorage(), 'memory');
+      const keyPrefix = `tidemark-bench-recovery-${process.pid}`;
+      const storage = new RedisCheckpointStorage({ url: redis.url, keyPrefix });
+      try {
+        return await recover(storage, 'redis');
+      } finally {
+        await storage.close();
+        await deleteKeys(redis.url, keyPrefix);
+      }
+    });
+  }
   return {
     query: name,
     events: spec.events,
@@ -149,6 +171,7 @@ async function measure(name: string, spec: WorkerSpec): Promise<QueryResult> {
     checkpointsRedis,
     twoSlots,
     latency,
+    ...(recovery === undefined ? {} : { recovery }),
   };
 }
 

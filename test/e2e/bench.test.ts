@@ -79,7 +79,16 @@ test('npm run bench -- --quick --json FILE prints a table and writes JSON with e
       if (q.query === 'q5' || q.query === 'q7')
         expect(q.latency).toMatchObject({ samples: expect.any(Number) });
       else expect(q.latency).toBeUndefined();
+      // q5: a worker thread killed after two checkpoints; the job restarted from the latest one.
+      if (q.query === 'q5') {
+        expect(q.recovery).toMatchObject({ storage: 'redis', restoredCheckpoint: expect.any(Number) });
+        if (q.recovery !== undefined && !('unavailable' in q.recovery)) {
+          expect(q.recovery.restartMs).toBeGreaterThan(0);
+          expect(q.recovery.caughtUpMs).toBeGreaterThanOrEqual(q.recovery.restartMs);
+        }
+      } else expect(q.recovery).toBeUndefined();
     }
+    expect(lines.some((l) => l.startsWith('q5 recovery from a killed worker'))).toBe(true);
     // Checkpoints completed in some of the runs (every 50 ms in quick mode).
     const completed = report.queries.map((q) =>
       measured(q.checkpointsMemory) ? (q.checkpointsMemory.checkpoints?.completed ?? 0) : 0,
