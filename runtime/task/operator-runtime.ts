@@ -22,7 +22,7 @@ import {
   HeapKeyedStateBackend,
   type KeyedStateSnapshot,
   type KeyGroupSnapshot,
-  mostlyChanged,
+  worthWritingWhole,
 } from '../../state/heap-backend.js';
 import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
@@ -332,7 +332,7 @@ export class OperatorRuntime {
       const start = keyed.keyGroupRange.start;
       const dirty = keyed.dirty;
       // Whole key groups: written whole; the others only with the keys that changed (a delta),
-      // unless those are a large part of the group (see mostlyChanged) or it has had enough deltas.
+      // unless they are enough of the group (see worthWritingWhole) or it has had enough deltas.
       const whole = new Uint8Array(dirty.length);
       let anyWhole = false;
       for (let i = 0; i < dirty.length; i++) {
@@ -343,7 +343,7 @@ export class OperatorRuntime {
           keyed.whole[i] === 1 ||
           keys === undefined ||
           this.deltaCounts[i]! >= MAX_DELTAS_PER_KEY_GROUP ||
-          mostlyChanged(keys.size, keyed.keysInGroup(i))
+          worthWritingWhole(keys.size, keyed.keysInGroup(i))
         ) {
           whole[i] = 1;
           anyWhole = true;
