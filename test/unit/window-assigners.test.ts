@@ -89,6 +89,48 @@ describe('TimeWindow (Flink semantics)', () => {
   });
 });
 
+describe('one assigner over a sequence of timestamps (it reuses the windows of the last one)', () => {
+  // Timestamps near each other (the same window again, its boundaries) and far apart, negative
+  // and at epoch-millisecond magnitudes.
+  const timestamps = fc.array(
+    fc.oneof(
+      fc.integer({ min: -50, max: 50 }),
+      fc.integer({ min: -1_000_000, max: 1_000_000 }),
+      fc.integer({ min: 1_700_000_000_000, max: 1_700_000_000_100 }),
+    ),
+    { minLength: 1, maxLength: 40 },
+  );
+  const slidingParams = fc
+    .tuple(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 60 }))
+    .chain(([size, slide]) =>
+      fc.tuple(fc.constant(size), fc.constant(slide), fc.integer({ min: -(slide - 1), max: slide - 1 })),
+    );
+
+  test('tumbling: every timestamp gets its own window', () => {
+    fc.assert(
+      fc.property(timestamps, sizeAndOffset, (tss, [size, offset]) => {
+        const a = TumblingEventTimeWindows.of(size, offset);
+        for (const ts of tss) {
+          const start = referenceStart(ts, offset, size);
+          expect(pairs(a.assignWindows(null, ts))).toEqual([[start, start + size]]);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('sliding: every timestamp gets exactly the windows that hold it', () => {
+    fc.assert(
+      fc.property(timestamps, slidingParams, (tss, [size, slide, offset]) => {
+        const a = SlidingEventTimeWindows.of(size, slide, offset);
+        for (const ts of tss)
+          expect(pairs(a.assignWindows(null, ts))).toEqual(referenceSliding(ts, size, slide, offset));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('tumbling windows', () => {
   test('start = ts - ((ts - offset) % size + size) % size, for negative timestamps and offsets too', () => {
     fc.assert(
