@@ -344,17 +344,9 @@ export class HeapKeyedStateBackend {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
       const data: unknown[] = [];
-      const kind = table.kind;
-      const copy = kind === 'map' || kind === 'list';
       // NOTE: forEach, not for-of: no iterator and no [key, value] pair per entry (a snapshot of a
       // large group walks every entry, on the task's thread).
-      const pushCopy = (v: unknown, k: unknown) => {
-        data.push(k, snapshotValue(kind, v));
-      };
-      const push = (v: unknown, k: unknown) => {
-        data.push(k, v);
-      };
-      const entry = copy ? pushCopy : push;
+      const entry = entryPusher(data, table.kind);
       if (!table.namespaced) group.forEach(entry);
       else
         (group as Map<MapKey, Map<Namespace, unknown>>).forEach((inner, k) => {
@@ -370,23 +362,19 @@ export class HeapKeyedStateBackend {
    * The state of some keys (canonical forms) of one key group, in the format of
    * {@link snapshotKeyGroup}: what an incremental checkpoint writes for the keys that changed.
    */
-  snapshotKeys(keyGroup: number, keys: Iterable<MapKey>): KeyGroupSnapshot {
+  snapshotKeys(keyGroup: number, keys: readonly MapKey[]): KeyGroupSnapshot {
     const index = keyGroup - this.keyGroupRange.start;
     const out: KeyGroupSnapshot = {};
-    const list = [...keys];
     for (const table of this.tables.values()) {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
       const data: unknown[] = [];
-      const kind = table.kind;
-      const entry = (x: unknown, ns: unknown) => {
-        data.push(ns, snapshotValue(kind, x));
-      };
-      for (let i = 0; i < list.length; i++) {
-        const k = list[i]!;
+      const entry = entryPusher(data, table.kind);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
         const v = group.get(k);
         if (v === undefined) continue;
-        if (!table.namespaced) data.push(k, snapshotValue(kind, v));
+        if (!table.namespaced) entry(v, k);
         else {
           const inner = v as Map<Namespace, unknown>;
           data.push(k, inner.size);
@@ -480,6 +468,13 @@ export class HeapKeyedStateBackend {
     if (create) this.touch();
     return g;
   }
+}
+
+/** A `forEach` callback that appends `key, value` to a snapshot's flat data. */
+function entryPusher(data: unknown[], kind: StateKind): (v: unknown, k: unknown) => void {
+  return (v, k) => {
+    data.push(k, snapshotValue(kind, v));
+  };
 }
 
 function snapshotValue(kind: StateKind, v: unknown): unknown {
