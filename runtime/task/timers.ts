@@ -217,7 +217,8 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   readonly processingTimers = new TimerHeap<N>();
   /**
    * Per key group of the backend's range: the group's timers as a checkpoint last collected them
-   * (see {@link snapshotForCheckpoint}), and whether they changed since (1: or never collected).
+   * (see {@link snapshotForCheckpoint}), and whether they changed since (1 from the start: a
+   * group is 0 only once its collection is stored).
    */
   private readonly collected: (FlatTimers | undefined)[];
   private readonly changedSince: Uint8Array;
@@ -240,9 +241,10 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   currentWatermark(): number {
     return this.host.currentWatermark();
   }
-  /** Marks the current key changed (for incremental checkpoints). */
+  /** Marks the current key changed (for incremental checkpoints), and its group's timers. */
   private touch(): void {
     this.backend.touch();
+    this.changedSince[this.backend.groupIndex] = 1;
   }
   registerEventTimeTimer(namespace: N, timestamp: number): void {
     this.register(this.eventTimers, namespace, timestamp);
@@ -268,10 +270,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       this.nsKey(namespace),
       timestamp,
     );
-    if (added) {
-      this.touch();
-      this.changedSince[b.groupIndex] = 1;
-    }
+    if (added) this.touch();
     return added;
   }
   private delete(timers: TimerHeap<N>, namespace: N, timestamp: number): void {
@@ -279,7 +278,6 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     b.getCurrentKey();
     timers.remove(b.mapKey, this.nsKey(namespace), timestamp);
     this.touch();
-    this.changedSince[b.groupIndex] = 1;
   }
   numEventTimeTimers(): number {
     return this.eventTimers.size;
@@ -304,7 +302,6 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       if (t === undefined) return;
       this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
       this.touch();
-      this.changedSince[this.backend.groupIndex] = 1;
       if (eventTime) this.target.onEventTime(t);
       else this.target.onProcessingTime(t);
     }
@@ -356,8 +353,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     const start = this.backend.keyGroupRange.start;
     let stale: Uint8Array | undefined;
     for (let i = 0; i < whole.length; i++)
-      if (whole[i] === 1 && (this.changedSince[i] === 1 || this.collected[i] === undefined))
-        (stale ??= new Uint8Array(whole.length))[i] = 1;
+      if (whole[i] === 1 && this.changedSince[i] === 1) (stale ??= new Uint8Array(whole.length))[i] = 1;
     const fresh = stale === undefined ? undefined : this.snapshotByKeyGroup(stale);
     const out = new Map<number, FlatTimers>();
     for (let i = 0; i < whole.length; i++) {
