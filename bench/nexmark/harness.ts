@@ -141,19 +141,27 @@ let runs = 0;
 /** The job module of runs on several slots. */
 const SLOT_JOB = fileURLToPath(new URL('./slot-job.ts', import.meta.url));
 
+/** The job of runs on several slots: `slot-job.ts` running `q` over `events` events. */
+async function slotJob(
+  q: BenchQuery,
+  events: number,
+  overrides: { parallelism: number; jobName: string },
+): Promise<StreamExecutionEnvironment> {
+  // Read by slot-job.ts in every slot (worker threads copy the environment when they start).
+  process.env.NEXMARK_BENCH_QUERY = q.name;
+  process.env.NEXMARK_EVENTS = String(events);
+  const mod = (await import(SLOT_JOB)) as { default: JobDefinition };
+  return buildJob(mod.default, overrides);
+}
+
 /** Runs a query on tidemark (one job, parallelism 1) over `events` generated events. */
 export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise<Measurement> {
   const slots = options.slots ?? 1;
   gc?.();
   let env: StreamExecutionEnvironment;
   const overrides = { parallelism: slots, jobName: `nexmark-${q.name}` };
-  if (slots > 1) {
-    // Read by slot-job.ts in every slot (worker threads copy the environment when they start).
-    process.env.NEXMARK_BENCH_QUERY = q.name;
-    process.env.NEXMARK_EVENTS = String(options.events);
-    const mod = (await import(SLOT_JOB)) as { default: JobDefinition };
-    env = await buildJob(mod.default, overrides);
-  } else {
+  if (slots > 1) env = await slotJob(q, options.events, overrides);
+  else {
     env = new StreamExecutionEnvironment(overrides);
   }
   const cp = options.checkpoints;
@@ -362,12 +370,9 @@ export async function measureRecovery(
   q: BenchQuery,
   options: { intervalMs: number; storage: CheckpointStorage; timeoutMs?: number },
 ): Promise<RecoveryFigures> {
-  process.env.NEXMARK_BENCH_QUERY = q.name;
-  // NOTE: unbounded in practice; the run is cancelled once it has caught up.
-  process.env.NEXMARK_EVENTS = String(1e12);
   const overrides = { parallelism: 2, jobName: `nexmark-${q.name}-recovery` };
-  const mod = (await import(SLOT_JOB)) as { default: JobDefinition };
-  const env = await buildJob(mod.default, overrides);
+  // NOTE: unbounded in practice; the run is cancelled once it has caught up.
+  const env = await slotJob(q, 1e12, overrides);
   env.enableCheckpointing(options.intervalMs);
   env.setCheckpointStorage(options.storage);
   env.setRestartStrategy(RestartStrategies.fixedDelay(1, 0));
