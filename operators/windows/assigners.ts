@@ -461,3 +461,17 @@ export class GlobalWindows extends WindowAssigner<unknown, GlobalWindow> {
     return 'GlobalWindows()';
   }
 }
+
+/**
+ * @internal True if the assigner's windows are {@link TimeWindow}s merged as
+ * `TimeWindow.mergeWindows` merges them: the session assigners, their `mergeWindows` not overridden.
+ */
+export function mergesAsTimeWindows(assigner: MergingWindowAssigner<never, Window>): boolean {
+  const m = assigner.mergeWindows as unknown;
+  return (
+    m === EventTimeSessionWindows.prototype.mergeWindows ||
+    m === DynamicEventTimeSessionWindows.prototype.mergeWindows ||
+    m === ProcessingTimeSessionWindows.prototype.mergeWindows ||
+    m === DynamicProcessingTimeSessionWindows.prototype.mergeWindows
+  );
+}

@@ -8,7 +8,7 @@
  * window]` pairs; it is read per element or timer and written back by `persist` if it changed.
  */
 import type { ValueState } from '../../state/descriptors.js';
-import type { MergingWindowAssigner } from './assigners.js';
+import { type MergingWindowAssigner, mergesAsTimeWindows } from './assigners.js';
 import { TimeWindow, Window } from './windows.js';
 
 /** What `addWindow` calls when windows merge (before the state is merged, the caller does it). */
@@ -29,26 +29,45 @@ function sameWindow(a: Window, b: Window): boolean {
   return a.namespace() === b.namespace();
 }
 
-/** @internal the windows of the current key and their state windows. */
+/**
+ * @internal the windows of the current key and their state windows. One set serves an operator:
+ * {@link load} reads the current key's windows.
+ */
 export class MergingWindowSet<W extends Window> {
   /**
    * `[window, state window]` pairs, as stored in state. Copied on the first change (the stored
    * array may be referenced by a snapshot being written); pairs are replaced, never mutated.
    */
-  private pairs: [W, W][];
+  private pairs: [W, W][] = [];
   private changed = false;
+  /** Time windows merged as `TimeWindow.mergeWindows` does (see {@link addTimeWindow}). */
+  private readonly timeWindows: boolean;
+  /**
+   * Where the last {@link addWindow} put the new window: in flight on its own (`new`), merged
+   * with in-flight windows into a changed window (`merged`: the merge function was called for
+   * it), or into an in-flight window that it did not change (`absorbed`).
+   */
+  added: 'new' | 'merged' | 'absorbed' = 'new';
 
   constructor(
     private readonly assigner: MergingWindowAssigner<unknown, W>,
     private readonly state: ValueState<MergingWindowSetState<W>>,
   ) {
-    const stored = state.value();
+    this.timeWindows = mergesAsTimeWindows(assigner as MergingWindowAssigner<never, W>);
+  }
+
+  /** Reads the windows of the current key (unsaved changes of the previous key are dropped). */
+  load(): this {
+    const stored = this.state.value();
+    this.changed = false;
     if (stored === undefined) this.pairs = [];
     else if (stored.length > 0 && !(stored[0]![0] instanceof Window)) {
       // Restored from a snapshot as plain data: made windows once, and written back as windows.
+      const assigner = this.assigner;
       this.pairs = stored.map(([w, s]) => [assigner.restoreWindow(w), assigner.restoreWindow(s)]);
       this.changed = true;
     } else this.pairs = stored;
+    return this;
   }
 
   /** Writes the mapping back to state if it changed. */
@@ -92,6 +111,12 @@ export class MergingWindowSet<W extends Window> {
    * window, with the state window the result keeps and the state windows to merge into it.
    */
   addWindow(newWindow: W, mergeFunction: MergeFunction<W>): W {
+    this.added = 'new';
+    if (this.timeWindows && this.pairs.length <= 1)
+      return this.addTimeWindow(
+        newWindow as unknown as TimeWindow,
+        mergeFunction as unknown as MergeFunction<TimeWindow>,
+      ) as unknown as W;
     const windows: W[] = [];
     for (const [w] of this.pairs) windows.push(w);
     windows.push(newWindow);
@@ -106,7 +131,8 @@ export class MergingWindowSet<W extends Window> {
     for (const [mergeResult, mergedWindows] of results) {
       // If the new window is among the merged ones, the merge result is where it ended up.
       const i = mergedWindows.indexOf(newWindow);
-      if (i >= 0) {
+      const hasNew = i >= 0;
+      if (hasNew) {
         mergedWindows.splice(i, 1);
         mergedNewWindow = true;
         resultWindow = mergeResult;
@@ -124,13 +150,42 @@ export class MergingWindowSet<W extends Window> {
       }
       this.set(mergeResult, mergedStateWindow);
       // An in-flight window that only absorbed the new window, without growing, merges nothing.
-      if (!(mergedWindows.length === 1 && sameWindow(mergedWindows[0]!, mergeResult)))
+      if (!(mergedWindows.length === 1 && sameWindow(mergedWindows[0]!, mergeResult))) {
+        if (hasNew) this.added = 'merged';
         mergeFunction(mergeResult, mergedWindows, mergedStateWindow, mergedStateWindows);
+      } else if (hasNew) this.added = 'absorbed';
     }
     // The new window is on its own.
     if (results.length === 0 || (resultWindow === newWindow && !mergedNewWindow))
       this.set(resultWindow, resultWindow);
     return resultWindow;
+  }
+
+  /**
+   * {@link addWindow} for time windows when the key has at most one in-flight window: what
+   * `TimeWindow.mergeWindows` and the general path would do, without sorting or collecting.
+   * (With one in-flight window the only possible merge is the new window with it.)
+   */
+  private addTimeWindow(n: TimeWindow, mergeFunction: MergeFunction<TimeWindow>): TimeWindow {
+    const pairs = this.pairs as unknown as [TimeWindow, TimeWindow][];
+    if (pairs.length === 1) {
+      const [e, stateWindow] = pairs[0]!;
+      if (e.intersects(n)) {
+        if (e.start <= n.start && e.end >= n.end) {
+          // Inside the in-flight window: the merge result is that window, unchanged.
+          this.added = 'absorbed';
+          return e;
+        }
+        const cover = e.cover(n);
+        this.pairs = [[cover, stateWindow]] as unknown as [W, W][];
+        this.changed = true;
+        this.added = 'merged';
+        mergeFunction(cover, [e], stateWindow, []);
+        return cover;
+      }
+    }
+    (this.writable() as unknown as [TimeWindow, TimeWindow][]).push([n, n]);
+    return n;
   }
 
   /** Maps a window to its state window (replacing the window's pair if it has one). */

@@ -237,13 +237,16 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   private readonly contentsDescriptor: StateDescriptor;
   /** True when the contents are the list of elements (process/apply, or any evictor). */
   private readonly listContents: boolean;
+  /** The trigger is the built-in EventTimeTrigger on event-time windows. */
+  private readonly eventTimeTrigger: boolean;
   /** The trigger is the built-in EventTimeTrigger on non-merging windows (see addToWindows). */
   private readonly eventTimeFastPath: boolean;
   /** The contents, when the fast path adds to them with one lookup (see addToWindows). */
   private addReportingNew: AddReportingNew | undefined;
 
   private contents!: ContentsState;
-  private mergingState: ValueState<MergingWindowSetState<W>> | undefined;
+  /** The merging window set, loaded per key (merging assigners only). */
+  private mergingSet: MergingWindowSet<W> | undefined;
   private numLateRecordsDropped!: Counter;
   private runtimeContext!: RuntimeContext;
   private readonly handles = new Map<string, { kind: StateDescriptor['kind']; handle: ContentsState }>();
@@ -281,8 +284,8 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     this.isEventTime = spec.assigner.isEventTime();
     this.merging = spec.assigner instanceof MergingWindowAssigner ? spec.assigner : undefined;
     this.listContents = spec.evictor !== undefined || spec.contents.kind === 'list';
-    this.eventTimeFastPath =
-      spec.trigger instanceof EventTimeTrigger && this.merging === undefined && this.isEventTime;
+    this.eventTimeTrigger = spec.trigger instanceof EventTimeTrigger && this.isEventTime;
+    this.eventTimeFastPath = this.eventTimeTrigger && this.merging === undefined;
     this.contentsDescriptor = contentsDescriptor(spec.contents, spec.evictor !== undefined);
     const self = this as unknown as WindowOperator<Key, unknown, Window>;
     this.triggerContext = new WindowTriggerContext(self);
@@ -301,8 +304,9 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
         ? (adding as AddReportingNew)
         : undefined;
     if (this.merging !== undefined)
-      this.mergingState = this.backend.getState(
-        new ValueStateDescriptor<MergingWindowSetState<W>>(MERGING_SET),
+      this.mergingSet = new MergingWindowSet(
+        this.merging as unknown as MergingWindowAssigner<unknown, W>,
+        this.backend.getState(new ValueStateDescriptor<MergingWindowSetState<W>>(MERGING_SET)),
       );
     const assigner = this.assigner;
     this.timers = ctx.getTimerService<W>('window-timers', this, (w) =>
@@ -428,6 +432,19 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       if (stateWindow === undefined) throw new Error(`Window ${window} is not in in-flight window set.`);
       contents.setNamespace(stateWindow.namespace());
       this.add(value, timestamp);
+      // NOTE: EventTimeTrigger, and the window's end is ahead of the watermark: onElement would
+      // register the end timer and continue. That timer is already there if the window was in
+      // flight and unchanged (registered when it came to be, not fired since) or was just merged
+      // (onMerge registered it). So is the cleanup timer if the window was in flight, or if it is
+      // the same timer (no allowed lateness). Skip those registrations, each a timer lookup.
+      if (
+        this.eventTimeTrigger &&
+        set.added !== 'new' &&
+        actual.maxTimestamp() > this.timers.currentWatermark()
+      ) {
+        if (set.added === 'merged' && this.allowedLateness !== 0) this.registerCleanupTimer(actual);
+        continue;
+      }
       tctx.window = actual;
       tctx.registeredTime = Number.NaN;
       this.stage = 'trigger';
@@ -473,10 +490,13 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     } finally {
       tctx.mergedWindows = [];
     }
+    // NOTE: without allowed lateness, EventTimeTrigger's clear deletes the cleanup timer itself
+    // (the same timer: maxTimestamp); deleting it again would be a lookup that finds nothing.
+    const cleanupCleared = this.eventTimeTrigger && this.allowedLateness === 0;
     for (const m of mergedWindows) {
       tctx.window = m;
       this.trigger.clear(m, tctx);
-      this.deleteCleanupTimer(m);
+      if (!cleanupCleared) this.deleteCleanupTimer(m);
     }
     if (mergedStateWindows.length > 0) {
       const sources: Namespace[] = [];
@@ -545,7 +565,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
         this.clearAllState(
           window,
           set,
-          eventTime && this.eventTimeFastPath && timer.timestamp === window.maxTimestamp(),
+          eventTime && this.eventTimeTrigger && timer.timestamp === window.maxTimestamp(),
         );
       set?.persist();
     } catch (e) {
@@ -661,11 +681,9 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     if (!same) (this.contents as unknown as ListState<TimestampedValue<IN>>).update(elements);
   }
 
+  /** The merging window set, loaded with the current key's windows. */
   private mergingWindowSet(): MergingWindowSet<W> {
-    return new MergingWindowSet(
-      this.merging as unknown as MergingWindowAssigner<unknown, W>,
-      this.mergingState!,
-    );
+    return this.mergingSet!.load();
   }
 
   /** `maxTimestamp + allowedLateness` in event time (+Infinity beyond safe integers), else `maxTimestamp`. */

@@ -13,7 +13,8 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   readonly keyGroup: number;
   /** Canonical form of the key. */
   readonly mapKey: MapKey;
-  readonly nsKey: string | number;
+  /** The namespace's canonical form, computed when first needed (see {@link TimerHeap.sameNamespace}). */
+  nsKey: string | number | undefined;
   readonly seq: number;
   deleted: boolean;
   /** The next live timer of the same key. */
@@ -32,7 +33,9 @@ interface Bucket<N> {
  * give many timers the same timestamp (every key's window ends together), so registering is
  * mostly an append and firing a walk along an array; the heap only orders the distinct times.
  * Lookups go by key: a key's live timers form a short chain (usually one), so registering needs
- * no id string.
+ * no id string. Namespaces are the same when they are the same object, or else when their
+ * canonical forms (`nsKeyOf`) are equal: a window merged anew each element (sessions) is
+ * registered and deleted by the same object, so its canonical string is never built.
  */
 export class TimerHeap<N> {
   /** Distinct timestamps that have a bucket, as a binary min-heap. */
@@ -43,27 +46,30 @@ export class TimerHeap<N> {
   private live = 0;
   private seq = 0;
 
+  constructor(private readonly nsKeyOf: NamespaceKeyFn<N>) {}
+
   get size(): number {
     return this.live;
   }
 
-  add(
-    key: Key,
-    mapKey: MapKey,
-    keyGroup: number,
-    namespace: N,
-    nsKey: string | number,
-    timestamp: number,
-  ): boolean {
+  /** True if the timer is at `timestamp` in `namespace`. */
+  private matches(e: TimerEntry<N>, namespace: N, timestamp: number): boolean {
+    if (e.timestamp !== timestamp) return false;
+    if (e.namespace === namespace) return true;
+    let k = e.nsKey;
+    if (k === undefined) e.nsKey = k = this.nsKeyOf(e.namespace);
+    return k === this.nsKeyOf(namespace);
+  }
+
+  add(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, timestamp: number): boolean {
     const head = this.byKey.get(mapKey);
-    for (let e = head; e !== undefined; e = e.next)
-      if (e.timestamp === timestamp && e.nsKey === nsKey) return false;
+    for (let e = head; e !== undefined; e = e.next) if (this.matches(e, namespace, timestamp)) return false;
     const e: TimerEntry<N> = {
       key,
       mapKey,
       keyGroup,
       namespace,
-      nsKey,
+      nsKey: undefined,
       timestamp,
       seq: this.seq++,
       deleted: false,
@@ -80,9 +86,9 @@ export class TimerHeap<N> {
     return true;
   }
 
-  remove(mapKey: MapKey, nsKey: string | number, timestamp: number): void {
+  remove(mapKey: MapKey, namespace: N, timestamp: number): void {
     for (let e = this.byKey.get(mapKey); e !== undefined; e = e.next)
-      if (e.timestamp === timestamp && e.nsKey === nsKey) {
+      if (this.matches(e, namespace, timestamp)) {
         this.unlink(e);
         e.deleted = true;
         return;
@@ -213,8 +219,8 @@ export interface TimerHost {
 
 /** Timers of one operator under one name. */
 export class TimerServiceImpl<N> implements InternalTimerService<N> {
-  readonly eventTimers = new TimerHeap<N>();
-  readonly processingTimers = new TimerHeap<N>();
+  readonly eventTimers: TimerHeap<N>;
+  readonly processingTimers: TimerHeap<N>;
   /**
    * Per key group of the backend's range: the group's timers as a checkpoint last collected them
    * (see {@link snapshotForCheckpoint}), and whether they changed since (1 from the start: a
@@ -227,9 +233,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     readonly name: string,
     private readonly backend: HeapKeyedStateBackend,
     readonly target: Triggerable<Key, N>,
-    private readonly nsKey: NamespaceKeyFn<N>,
+    nsKey: NamespaceKeyFn<N>,
     private readonly host: TimerHost,
   ) {
+    this.eventTimers = new TimerHeap(nsKey);
+    this.processingTimers = new TimerHeap(nsKey);
     const size = backend.keyGroupRange.size;
     this.collected = new Array(size).fill(undefined);
     this.changedSince = new Uint8Array(size).fill(1);
@@ -262,21 +270,14 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   /** Adds a timer of the current key; true if it was not there yet. */
   private register(timers: TimerHeap<N>, namespace: N, timestamp: number): boolean {
     const b = this.backend;
-    const added = timers.add(
-      b.getCurrentKey(),
-      b.mapKey,
-      b.currentKeyGroup,
-      namespace,
-      this.nsKey(namespace),
-      timestamp,
-    );
+    const added = timers.add(b.getCurrentKey(), b.mapKey, b.currentKeyGroup, namespace, timestamp);
     if (added) this.touch();
     return added;
   }
   private delete(timers: TimerHeap<N>, namespace: N, timestamp: number): void {
     const b = this.backend;
     b.getCurrentKey();
-    timers.remove(b.mapKey, this.nsKey(namespace), timestamp);
+    timers.remove(b.mapKey, namespace, timestamp);
     this.touch();
   }
   numEventTimeTimers(): number {
@@ -399,13 +400,13 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     for (let i = 0; i < event.length; i += 3) {
       const ns = event[i + 1] as N;
       const key = event[i] as Key;
-      this.eventTimers.add(key, canonicalKey(key), keyGroup, ns, this.nsKey(ns), event[i + 2] as number);
+      this.eventTimers.add(key, canonicalKey(key), keyGroup, ns, event[i + 2] as number);
     }
     for (let i = 0; i < processing.length; i += 3) {
       const ns = processing[i + 1] as N;
       const t = processing[i + 2] as number;
       const key = processing[i] as Key;
-      this.processingTimers.add(key, canonicalKey(key), keyGroup, ns, this.nsKey(ns), t);
+      this.processingTimers.add(key, canonicalKey(key), keyGroup, ns, t);
       this.host.scheduleProcessingTime(t);
     }
   }
