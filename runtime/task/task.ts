@@ -109,12 +109,31 @@ class WriterTarget implements Target {
   }
 }
 
+/**
+ * The `collect` of an output that feeds one chained operator: counts the record and calls the
+ * operator. Compiled per output (see {@link NodeOutput}).
+ */
+const DIRECT_COLLECT_BODY =
+  "'use strict'; return function collect(value, timestamp) { out.count++; next.processElement(value, timestamp); };";
+
+type Collect = (value: unknown, timestamp: number) => void;
+
+/** A `collect` calling `next` directly, as a function of its own (its own call-site feedback). */
+function directCollect(next: OneInputStreamOperator<unknown, unknown>, out: SimpleCounter): Collect {
+  // NOTE: one shared `collect` calls every chain's operators from one call site, which V8 then
+  // sees as polymorphic (or megamorphic) and does not inline. A function compiled per output has
+  // its own type feedback: its call is monomorphic and the next operator is inlined into it, as
+  // a hand-written loop would be. Measured on Nexmark q1, alternated runs: 73 % of the hand loop
+  // before, 77-80 % after. The body is a constant; only `next` and `out` vary.
+  return new Function('next', 'out', DIRECT_COLLECT_BODY)(next, out) as Collect;
+}
+
 /** An operator's output: to its main targets, its side-output targets, and watermarks to all. */
 class NodeOutput implements Output<unknown> {
   private readonly single: Target | undefined;
-  /** The one chained operator this output feeds, called directly (the usual case in a chain). */
-  private readonly next: OneInputStreamOperator<unknown, unknown> | undefined;
   private readonly out: SimpleCounter;
+  /** Emits a record: calls the one chained operator directly (the usual case in a chain), or the targets. */
+  readonly collect: Collect;
   constructor(
     private readonly main: Target[],
     private readonly side: Map<string, Target[]>,
@@ -122,14 +141,15 @@ class NodeOutput implements Output<unknown> {
     metrics: OperatorMetrics,
   ) {
     this.single = main.length === 1 ? main[0] : undefined;
-    this.next = this.single instanceof MainChainTarget ? this.single.op : undefined;
     this.out = metrics.numRecordsOut;
+    this.collect =
+      this.single instanceof MainChainTarget
+        ? directCollect(this.single.op, this.out)
+        : (value, timestamp) => this.toTargets(value, timestamp);
   }
-  collect(value: unknown, timestamp: number): void {
+  private toTargets(value: unknown, timestamp: number): void {
     this.out.count++;
-    const next = this.next;
-    if (next !== undefined) next.processElement(value, timestamp);
-    else if (this.single !== undefined) this.single.record(value, timestamp);
+    if (this.single !== undefined) this.single.record(value, timestamp);
     else for (const t of this.main) t.record(value, timestamp);
   }
   collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
