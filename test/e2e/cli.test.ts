@@ -26,6 +26,15 @@ describe('tidemark CLI', () => {
     expect(JSON.parse(lastLine(r.stdout))).toEqual(WORDS);
   });
 
+  test('runs where code generation from strings is disallowed (chains fall back to closures)', async () => {
+    const r = await runCli(['run', 'examples/wordcount.ts'], {
+      env: { NODE_OPTIONS: '--disallow-code-generation-from-strings' },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(lastLine(r.stdout))).toEqual(WORDS);
+  });
+
   test('plan prints the execution graph as text, dot and json', async () => {
     const text = await runCli(['plan', 'examples/wordcount.ts', '-p', '4']);
     expect(text.code).toBe(0);
