@@ -13,7 +13,7 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   readonly keyGroup: number;
   /** Canonical form of the key. */
   readonly mapKey: MapKey;
-  /** The namespace's canonical form, computed when first needed (see {@link TimerHeap.sameNamespace}). */
+  /** The namespace's canonical form, computed when first needed (see `TimerHeap.matches`). */
   nsKey: string | number | undefined;
   readonly seq: number;
   deleted: boolean;
