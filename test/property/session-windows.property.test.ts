@@ -4,7 +4,8 @@
 // user's own, equal in behaviour but unknown to the operator, take the general path. Over random
 // elements of a few keys, watermarks, allowed lateness and a snapshot restored mid-stream, both
 // give the same output (values and timestamps), the same late side output and, after every
-// step, the same number of event-time timers and the same keys with window state.
+// step, the same number of event-time timers and the same keys with window state. Processing-time
+// sessions (the same merging shortcut, no trigger shortcut) are checked the same way.
 import fc from 'fast-check';
 import {
   type AggregateFunction,
@@ -13,12 +14,15 @@ import {
   EventTimeSessionWindows,
   MergingWindowAssigner,
   OutputTag,
+  ProcessingTimeSessionWindows,
+  ProcessingTimeTrigger,
   type ProcessWindowContext,
   TimeWindow,
   Trigger,
   type TriggerContext,
   TriggerResult,
   type Window,
+  type WindowAssignerContext,
 } from 'tidemark';
 import { OperatorHarness, type OperatorSubtaskState } from 'tidemark/testing';
 import { describe, expect, test } from 'vitest';
@@ -52,6 +56,26 @@ class UserSessions extends MergingWindowAssigner<Ev, TimeWindow> {
   }
   isEventTime(): boolean {
     return true;
+  }
+}
+
+/** Processing-time sessions the operator does not know. */
+class UserProcessingSessions extends MergingWindowAssigner<Ev, TimeWindow> {
+  constructor(private readonly gap: number) {
+    super();
+  }
+  assignWindows(_e: Ev, _t: number, ctx: WindowAssignerContext): readonly TimeWindow[] {
+    const now = ctx.getCurrentProcessingTime();
+    return [new TimeWindow(now, now + this.gap)];
+  }
+  mergeWindows(windows: readonly TimeWindow[], merge: (w: TimeWindow[], r: TimeWindow) => void): void {
+    TimeWindow.mergeWindows(windows, merge);
+  }
+  getDefaultTrigger(): Trigger<Ev, TimeWindow> {
+    return ProcessingTimeTrigger.create() as Trigger<Ev, TimeWindow>;
+  }
+  isEventTime(): boolean {
+    return false;
   }
 }
 
@@ -169,6 +193,83 @@ describe('session windows', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+});
+
+type TimeStep = { el: Ev } | { advance: number } | { snapshot: true };
+
+const timeStepArb: fc.Arbitrary<TimeStep> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      el: fc.record({
+        key: fc.constantFrom('a', 'b', 'c'),
+        v: fc.integer({ min: 1, max: 9 }),
+        gap: fc.constant(0),
+      }),
+    }),
+  },
+  { weight: 4, arbitrary: fc.record({ advance: fc.integer({ min: 0, max: 8 }) }) },
+  { weight: 1, arbitrary: fc.constant({ snapshot: true as const }) },
+);
+
+function processingJob(general: boolean, gap: number) {
+  return (s: DataStream<Ev>) =>
+    s
+      .keyBy((e) => e.key)
+      .window(general ? new UserProcessingSessions(gap) : ProcessingTimeSessionWindows.withGap(gap))
+      .aggregate(sum, {
+        process(
+          key: string,
+          ctx: ProcessWindowContext<TimeWindow>,
+          sums: Iterable<number>,
+          out: Collector<string>,
+        ) {
+          for (const n of sums) out.collect(`${key} [${ctx.window.start}, ${ctx.window.end}) ${n}`);
+        },
+      });
+}
+
+/** Runs the steps on the processing-time clock; returns what was observed after each. */
+function observeProcessing(
+  build: (s: DataStream<Ev>) => DataStream<string>,
+  steps: readonly TimeStep[],
+): unknown[] {
+  let h = OperatorHarness.forOneInput<Ev, string>(build);
+  let now = 0;
+  const seen: unknown[] = [];
+  for (const step of steps) {
+    if ('el' in step) h.processElement(step.el);
+    else if ('advance' in step) {
+      now += step.advance;
+      h.setProcessingTime(now);
+    } else {
+      const snap = structuredClone(h.snapshot()) as OperatorSubtaskState;
+      seen.push({ output: h.records() });
+      h = OperatorHarness.forOneInput<Ev, string>(build, { restoreFrom: [snap] });
+      h.setProcessingTime(now);
+    }
+    seen.push({
+      timers: h.numProcessingTimeTimers(),
+      contents: h.keys('window-contents'),
+      windows: h.keys('merging-window-set'),
+    });
+  }
+  h.setProcessingTime(now + 1000);
+  seen.push({ output: h.records(), timers: h.numProcessingTimeTimers() });
+  return seen;
+}
+
+describe('processing-time session windows', () => {
+  test('the built-in assigner merges exactly as the general merging path', () => {
+    fc.assert(
+      fc.property(fc.array(timeStepArb, { maxLength: 40 }), fc.integer({ min: 1, max: 12 }), (steps, gap) => {
+        expect(observeProcessing(processingJob(false, gap), steps)).toEqual(
+          observeProcessing(processingJob(true, gap), steps),
+        );
+      }),
+      { numRuns: 300 },
     );
   });
 });
