@@ -13,7 +13,7 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   readonly keyGroup: number;
   /** Canonical form of the key. */
   readonly mapKey: MapKey;
-  /** The namespace's canonical form, computed when first needed (see `TimerHeap.matches`). */
+  /** The namespace's canonical form, computed when first needed (see `TimerHeap.find`). */
   nsKey: string | number | undefined;
   readonly seq: number;
   deleted: boolean;
@@ -52,18 +52,26 @@ export class TimerHeap<N> {
     return this.live;
   }
 
-  /** True if the timer is at `timestamp` in `namespace`. */
-  private matches(e: TimerEntry<N>, namespace: N, timestamp: number): boolean {
-    if (e.timestamp !== timestamp) return false;
-    if (e.namespace === namespace) return true;
-    let k = e.nsKey;
-    if (k === undefined) e.nsKey = k = this.nsKeyOf(e.namespace);
-    return k === this.nsKeyOf(namespace);
+  /**
+   * The timer of the chain from `head` at `timestamp` in `namespace`, if any. The namespace's key
+   * is computed only if a timer at that time has another namespace object, and then once.
+   */
+  private find(head: TimerEntry<N> | undefined, namespace: N, timestamp: number): TimerEntry<N> | undefined {
+    let sought: string | number | undefined;
+    for (let e = head; e !== undefined; e = e.next) {
+      if (e.timestamp !== timestamp) continue;
+      if (e.namespace === namespace) return e;
+      let k = e.nsKey;
+      if (k === undefined) e.nsKey = k = this.nsKeyOf(e.namespace);
+      if (sought === undefined) sought = this.nsKeyOf(namespace);
+      if (k === sought) return e;
+    }
+    return undefined;
   }
 
   add(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, timestamp: number): boolean {
     const head = this.byKey.get(mapKey);
-    for (let e = head; e !== undefined; e = e.next) if (this.matches(e, namespace, timestamp)) return false;
+    if (this.find(head, namespace, timestamp) !== undefined) return false;
     const e: TimerEntry<N> = {
       key,
       mapKey,
@@ -87,12 +95,10 @@ export class TimerHeap<N> {
   }
 
   remove(mapKey: MapKey, namespace: N, timestamp: number): void {
-    for (let e = this.byKey.get(mapKey); e !== undefined; e = e.next)
-      if (this.matches(e, namespace, timestamp)) {
-        this.unlink(e);
-        e.deleted = true;
-        return;
-      }
+    const e = this.find(this.byKey.get(mapKey), namespace, timestamp);
+    if (e === undefined) return;
+    this.unlink(e);
+    e.deleted = true;
   }
 
   private unlink(e: TimerEntry<N>): void {
