@@ -105,6 +105,27 @@ class UserEventTimeTrigger extends Trigger<Ev, TimeWindow> {
 
 const late = new OutputTag<Ev>('late');
 
+/** Emits `key [start, end) sum` for each fired session. */
+const describeSession = {
+  process(
+    key: string,
+    ctx: ProcessWindowContext<TimeWindow>,
+    sums: Iterable<number>,
+    out: Collector<string>,
+  ) {
+    for (const n of sums) out.collect(`${key} [${ctx.window.start}, ${ctx.window.end}) ${n}`);
+  },
+};
+
+/** An element of one of a few keys; `gap` is its dynamic session gap. */
+const evArb = (gap: fc.Arbitrary<number>): fc.Arbitrary<Ev> =>
+  fc.record({ key: fc.constantFrom('a', 'b', 'c'), v: fc.integer({ min: 1, max: 9 }), gap });
+
+/** The operator's state after a step: its timers, and the keys with window contents and windows. */
+function stateOf(h: OperatorHarness<Ev, string>, timers: number): unknown {
+  return { timers, contents: h.keys('window-contents'), windows: h.keys('merging-window-set') };
+}
+
 function sessionJob(general: boolean, gap: number | undefined, lateness: number) {
   return (s: DataStream<Ev>) => {
     const keyed = s.keyBy((e) => e.key);
@@ -115,19 +136,7 @@ function sessionJob(general: boolean, gap: number | undefined, lateness: number)
             ? EventTimeSessionWindows.withDynamicGap((e: Ev) => e.gap)
             : EventTimeSessionWindows.withGap(gap),
         );
-    return windowed
-      .allowedLateness(lateness)
-      .sideOutputLateData(late)
-      .aggregate(sum, {
-        process(
-          key: string,
-          ctx: ProcessWindowContext<TimeWindow>,
-          sums: Iterable<number>,
-          out: Collector<string>,
-        ) {
-          for (const n of sums) out.collect(`${key} [${ctx.window.start}, ${ctx.window.end}) ${n}`);
-        },
-      });
+    return windowed.allowedLateness(lateness).sideOutputLateData(late).aggregate(sum, describeSession);
   };
 }
 
@@ -136,14 +145,7 @@ type Step = { el: Ev; ts: number } | { wm: number } | { snapshot: true };
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 8,
-    arbitrary: fc.record({
-      el: fc.record({
-        key: fc.constantFrom('a', 'b', 'c'),
-        v: fc.integer({ min: 1, max: 9 }),
-        gap: fc.integer({ min: 1, max: 12 }),
-      }),
-      ts: fc.nat({ max: 80 }),
-    }),
+    arbitrary: fc.record({ el: evArb(fc.integer({ min: 1, max: 12 })), ts: fc.nat({ max: 80 }) }),
   },
   { weight: 2, arbitrary: fc.record({ wm: fc.integer({ min: -1, max: 90 }) }) },
   { weight: 1, arbitrary: fc.constant({ snapshot: true as const }) },
@@ -168,11 +170,7 @@ function observe(build: (s: DataStream<Ev>) => DataStream<string>, steps: readon
       h = OperatorHarness.forOneInput<Ev, string>(build, { restoreFrom: [snap] });
       if (watermark > Number.NEGATIVE_INFINITY) h.processWatermark(watermark);
     }
-    seen.push({
-      timers: h.numEventTimeTimers(),
-      contents: h.keys('window-contents'),
-      windows: h.keys('merging-window-set'),
-    });
+    seen.push(stateOf(h, h.numEventTimeTimers()));
   }
   h.processWatermark(Number.POSITIVE_INFINITY);
   seen.push({ output: h.records(), late: h.sideOutputRecords(late), timers: h.numEventTimeTimers() });
@@ -202,13 +200,7 @@ type TimeStep = { el: Ev } | { advance: number } | { snapshot: true };
 const timeStepArb: fc.Arbitrary<TimeStep> = fc.oneof(
   {
     weight: 6,
-    arbitrary: fc.record({
-      el: fc.record({
-        key: fc.constantFrom('a', 'b', 'c'),
-        v: fc.integer({ min: 1, max: 9 }),
-        gap: fc.constant(0),
-      }),
-    }),
+    arbitrary: fc.record({ el: evArb(fc.constant(0)) }),
   },
   { weight: 4, arbitrary: fc.record({ advance: fc.integer({ min: 0, max: 8 }) }) },
   { weight: 1, arbitrary: fc.constant({ snapshot: true as const }) },
@@ -219,16 +211,7 @@ function processingJob(general: boolean, gap: number) {
     s
       .keyBy((e) => e.key)
       .window(general ? new UserProcessingSessions(gap) : ProcessingTimeSessionWindows.withGap(gap))
-      .aggregate(sum, {
-        process(
-          key: string,
-          ctx: ProcessWindowContext<TimeWindow>,
-          sums: Iterable<number>,
-          out: Collector<string>,
-        ) {
-          for (const n of sums) out.collect(`${key} [${ctx.window.start}, ${ctx.window.end}) ${n}`);
-        },
-      });
+      .aggregate(sum, describeSession);
 }
 
 /** Runs the steps on the processing-time clock; returns what was observed after each. */
@@ -250,11 +233,7 @@ function observeProcessing(
       h = OperatorHarness.forOneInput<Ev, string>(build, { restoreFrom: [snap] });
       h.setProcessingTime(now);
     }
-    seen.push({
-      timers: h.numProcessingTimeTimers(),
-      contents: h.keys('window-contents'),
-      windows: h.keys('merging-window-set'),
-    });
+    seen.push(stateOf(h, h.numProcessingTimeTimers()));
   }
   h.setProcessingTime(now + 1000);
   seen.push({ output: h.records(), timers: h.numProcessingTimeTimers() });
