@@ -79,6 +79,10 @@ function run(build: (s: DataStream<Pair>) => DataStream<Result>, steps: readonly
   return { records, timers: h.numEventTimeTimers() };
 }
 
+/** Keyed by the pair's key, in sessions of 3 s (Flink's SESSION_SIZE). */
+const sessionsOf = (s: DataStream<Pair>) =>
+  s.keyBy((p) => p[0]).window(EventTimeSessionWindows.withGap(3000));
+
 const sorted = (rs: readonly { value: Result; timestamp: number | null }[]) =>
   rs.map((r) => JSON.stringify([r.value, r.timestamp])).sort();
 
@@ -109,25 +113,14 @@ const flinkSessions: { value: Result; timestamp: number }[] = [
 
 describe("session windows on Flink's WindowOperatorTest scenarios", () => {
   test('testSessionWindows: list contents, process function, restored mid-stream', () => {
-    const { records, timers } = run(
-      (s) =>
-        s
-          .keyBy((p) => p[0])
-          .window(EventTimeSessionWindows.withGap(3000))
-          .process(sessionFunction),
-      outOfOrder,
-    );
+    const { records, timers } = run((s) => sessionsOf(s).process(sessionFunction), outOfOrder);
     expect(sorted(records)).toEqual(sorted(flinkSessions));
     expect(timers).toBe(0);
   });
 
   test('testReduceSessionWindows: reduced contents merge with the reduce function', () => {
     const { records } = run(
-      (s) =>
-        s
-          .keyBy((p) => p[0])
-          .window(EventTimeSessionWindows.withGap(3000))
-          .reduce((a: Pair, b: Pair): Pair => [a[0], a[1] + b[1]], reducedSessionFunction),
+      (s) => sessionsOf(s).reduce((a: Pair, b: Pair): Pair => [a[0], a[1] + b[1]], reducedSessionFunction),
       outOfOrder,
     );
     expect(sorted(records)).toEqual(sorted(flinkSessions));
@@ -135,9 +128,7 @@ describe("session windows on Flink's WindowOperatorTest scenarios", () => {
 
   test('testSessionWindowsWithCountTrigger: counts of merged sessions add up and fire', () => {
     const build = (s: DataStream<Pair>) =>
-      s
-        .keyBy((p) => p[0])
-        .window(EventTimeSessionWindows.withGap(3000))
+      sessionsOf(s)
         .trigger(PurgingTrigger.of(CountTrigger.of(4)))
         .process(sessionFunction);
     const first: Step[] = [
