@@ -3,7 +3,11 @@
  *
  * - The combined watermark is the minimum over active, aligned channels; it never goes back.
  * - An idle channel leaves the minimum. It rejoins when it is active again and its watermark has
- *   caught up with the last combined watermark ("aligned").
+ *   caught up with the last combined watermark ("aligned"). A channel that is aligned the moment it
+ *   becomes active (it went idle ahead of the others) counts at once: the minimum is recomputed
+ *   and emitted then, not with the next watermark of some channel (as Flink's current
+ *   StatusWatermarkValve; an older valve emitted nothing, and the watermark stalled while every
+ *   other active channel was still catching up).
  * - When every channel is idle, the maximum watermark over all channels is emitted (if it
  *   advances) and the output becomes idle; the first active channel makes it active again.
  */
@@ -39,6 +43,11 @@ export class WatermarkValve {
     return this.idleFlags[channel] === 1;
   }
 
+  /** True if the channel's watermark counts in the minimum (active and caught up). */
+  isChannelAligned(channel: number): boolean {
+    return this.aligned[channel] === 1 && this.idleFlags[channel] === 0;
+  }
+
   inputWatermark(channel: number, watermark: number): void {
     if (this.idleFlags[channel] === 1 || !(watermark > this.wm[channel]!)) return;
     this.wm[channel] = watermark;
@@ -63,10 +72,15 @@ export class WatermarkValve {
     } else {
       if (this.idleFlags[channel] === 0) return;
       this.idleFlags[channel] = 0;
-      if (this.wm[channel]! >= this.lastWatermark) this.aligned[channel] = 1;
+      // NOTE: the output turns active before any watermark it emits: a watermark that an idle
+      // output sent would be ignored downstream.
       if (this.lastIdle) {
         this.lastIdle = false;
         this.out.idle(false);
+      }
+      if (this.wm[channel]! >= this.lastWatermark) {
+        this.aligned[channel] = 1;
+        this.emitMinOfAligned();
       }
     }
   }

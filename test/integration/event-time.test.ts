@@ -301,6 +301,50 @@ describe('idleness', () => {
   });
 });
 
+describe('idleness and reactivation', () => {
+  test('an input that comes back aligned counts at once: the watermark does not wait for its next one', async () => {
+    // Three sources into one operator, stepped in phases (a processing-time step waits until the
+    // job is idle, so every phase is processed before the next begins):
+    //   1: a=5, b=20, c=8 (out 5)   2: b idle   3: a idle (out 8)   4: a active, behind (8)
+    //   5: c idle (no aligned input left)   6: b active again, its 20 counts (out 20)
+    //   7: a record on a: the operator's watermark is 20 by then.
+    const phases = (steps: Record<number, (s: TestStream<string>) => void>) => {
+      const s = TestStream.create<string>();
+      for (let p = 1; p <= 7; p++) {
+        steps[p]?.(s);
+        s.advanceProcessingTime(1);
+      }
+      return s.keepOpen();
+    };
+    const a = phases({
+      1: (s) => s.advanceWatermarkTo(5),
+      3: (s) => s.markIdle(),
+      4: (s) => s.markActive(),
+      7: (s) => s.addElement('probe', 6),
+    });
+    const b = phases({
+      1: (s) => s.advanceWatermarkTo(20),
+      2: (s) => s.markIdle(),
+      6: (s) => s.markActive(),
+    });
+    const c = phases({ 1: (s) => s.advanceWatermarkTo(8), 5: (s) => s.markIdle() });
+    const env = new StreamExecutionEnvironment({ parallelism: 1 });
+    const seen = fromTestStream(env, a)
+      .union(fromTestStream(env, b), fromTestStream(env, c))
+      .process<[string, number]>({
+        processElement(v, ctx, out) {
+          out.collect([v, ctx.timerService().currentWatermark()]);
+        },
+      })
+      .collect();
+    const clock = new ManualClock(0);
+    const job = env.executeAsync({ clock });
+    while (job.metrics().sinkRecords < 1) await new Promise((r) => setTimeout(r, 1));
+    job.cancel();
+    expect((await job.result).results.get(seen.id)).toEqual([['probe', 20]]);
+  });
+});
+
 describe('watermark alignment', () => {
   async function maxLead(aligned: boolean): Promise<number> {
     const env = new StreamExecutionEnvironment({ parallelism: 1 });
