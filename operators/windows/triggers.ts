@@ -332,7 +332,12 @@ export class ContinuousProcessingTimeTrigger extends Trigger<unknown, Window> {
     const fireTimestamp = ctx.getPartitionedState(this.stateDesc);
     if (fireTimestamp.get() === time) {
       fireTimestamp.clear();
-      this.registerNext(time, window, ctx, fireTimestamp);
+      // NOTE: the fire at the window's end is the last one (FLINK-35069). The next fire time is
+      // capped at the window's end, so registering again would ask for `maxTimestamp` once more:
+      // on an event-time window, which lives on after processing time passes its end, that timer
+      // is already due and fired again at once, forever. A later element starts the cycle again
+      // (and fires once, as its first fire time is then the window's end).
+      if (time < window.maxTimestamp()) this.registerNext(time, window, ctx, fireTimestamp);
       return TriggerResult.FIRE;
     }
     return TriggerResult.CONTINUE;

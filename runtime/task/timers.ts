@@ -17,6 +17,8 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   nsKey: string | number | undefined;
   readonly seq: number;
   deleted: boolean;
+  /** Fires only when time advances past this (see `TimerHeap.pollDue`); -Infinity at first. */
+  after: number;
   /** The next live timer of the same key. */
   next: TimerEntry<N> | undefined;
 }
@@ -81,17 +83,23 @@ export class TimerHeap<N> {
       timestamp,
       seq: this.seq++,
       deleted: false,
+      after: Number.NEGATIVE_INFINITY,
       next: head,
     };
     this.byKey.set(mapKey, e);
     this.live++;
-    const b = this.buckets.get(timestamp);
+    this.enqueue(e);
+    return true;
+  }
+
+  /** Puts a live timer in its timestamp's bucket. */
+  private enqueue(e: TimerEntry<N>): void {
+    const b = this.buckets.get(e.timestamp);
     if (b !== undefined) b.entries.push(e);
     else {
-      this.buckets.set(timestamp, { entries: [e], pos: 0 });
-      this.up(timestamp);
+      this.buckets.set(e.timestamp, { entries: [e], pos: 0 });
+      this.up(e.timestamp);
     }
-    return true;
   }
 
   remove(mapKey: MapKey, namespace: N, timestamp: number): void {
@@ -147,6 +155,85 @@ export class TimerHeap<N> {
     const top = b.entries[b.pos++]!;
     this.unlink(top);
     return top;
+  }
+
+  // ---- firing rounds ----
+  // NOTE: a timer fires at most once per advance of time. A firing may register a timer for a
+  // time that has already passed; as in Flink it fires in the same advance (a window's cleanup,
+  // a user's follow-up timer), unless it is one that already fired in this advance: a timer that
+  // re-registers itself at a passed time (a trigger asking again for the window's end) would
+  // otherwise fire forever without time moving. Such a timer waits for the next advance (a
+  // higher watermark, a later processing time), and stays registered (and in snapshots) meanwhile.
+
+  /** `seq` when the current round began (timers registered since were registered during it). */
+  private roundSeq = Number.POSITIVE_INFINITY;
+  /** The timers fired in the current round, and by key once a check needs that. */
+  private readonly fired: TimerEntry<N>[] = [];
+  private firedByKey: Map<MapKey, TimerEntry<N>[]> | undefined;
+  /** Timers put aside in the current round: live, but back in their buckets only at its end. */
+  private readonly aside: TimerEntry<N>[] = [];
+  /** The time of the last round that put a timer aside (they are due after it), or -Infinity. */
+  deferredUntil = Number.NEGATIVE_INFINITY;
+
+  /** Starts firing the timers due at `time` (then {@link pollDue} until undefined, then {@link endRound}). */
+  beginRound(): void {
+    this.roundSeq = this.seq;
+  }
+
+  /** The next timer to fire in this round, if any; timers that must wait are put aside. */
+  pollDue(time: number): TimerEntry<N> | undefined {
+    for (;;) {
+      const t = this.pollUpTo(time);
+      if (t === undefined) return undefined;
+      if (t.after >= time || (t.seq >= this.roundSeq && this.firedInRound(t))) {
+        if (t.after < time) t.after = time;
+        // Live and findable (a delete or an equal registration sees it), not yet due.
+        t.next = this.byKey.get(t.mapKey);
+        this.byKey.set(t.mapKey, t);
+        this.live++;
+        this.aside.push(t);
+        continue;
+      }
+      this.fired.push(t);
+      if (this.firedByKey !== undefined) this.addFired(this.firedByKey, t);
+      return t;
+    }
+  }
+
+  /** Ends the round: timers put aside are queued again, due after `time`. */
+  endRound(time: number): void {
+    this.roundSeq = Number.POSITIVE_INFINITY;
+    this.fired.length = 0;
+    this.firedByKey = undefined;
+    if (this.aside.length === 0) return;
+    for (const e of this.aside) if (!e.deleted) this.enqueue(e);
+    this.aside.length = 0;
+    this.deferredUntil = time;
+  }
+
+  /** True if a timer equal to `t` (key, namespace, timestamp) fired earlier in this round. */
+  private firedInRound(t: TimerEntry<N>): boolean {
+    let byKey = this.firedByKey;
+    if (byKey === undefined) {
+      byKey = this.firedByKey = new Map();
+      for (const f of this.fired) this.addFired(byKey, f);
+    }
+    const same = byKey.get(t.mapKey);
+    if (same === undefined) return false;
+    let k: string | number | undefined;
+    for (const f of same) {
+      if (f.timestamp !== t.timestamp) continue;
+      if (f.namespace === t.namespace) return true;
+      k ??= this.nsKeyOf(t.namespace);
+      if (this.nsKeyOf(f.namespace) === k) return true;
+    }
+    return false;
+  }
+
+  private addFired(byKey: Map<MapKey, TimerEntry<N>[]>, f: TimerEntry<N>): void {
+    const list = byKey.get(f.mapKey);
+    if (list === undefined) byKey.set(f.mapKey, [f]);
+    else list.push(f);
   }
 
   /** The most recent live timer of one key (canonical form); `next` leads to the others. */
@@ -304,19 +391,29 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
 
   private fireUpTo(timers: TimerHeap<N>, time: number, eventTime: boolean): void {
-    for (;;) {
-      const t = timers.pollUpTo(time);
-      if (t === undefined) return;
-      this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
-      this.touch();
-      if (eventTime) this.target.onEventTime(t);
-      else this.target.onProcessingTime(t);
+    timers.beginRound();
+    try {
+      for (;;) {
+        const t = timers.pollDue(time);
+        if (t === undefined) return;
+        this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
+        this.touch();
+        if (eventTime) this.target.onEventTime(t);
+        else this.target.onProcessingTime(t);
+      }
+    } finally {
+      timers.endRound(time);
     }
   }
 
-  /** Earliest processing-time timer, or +Infinity. */
+  /**
+   * Earliest processing-time timer, or +Infinity. A timer that must wait for time to advance
+   * (see `TimerHeap.pollDue`) is due a millisecond after the round that put it aside.
+   */
   nextProcessingTime(): number {
-    return this.processingTimers.peekTimestamp();
+    const t = this.processingTimers.peekTimestamp();
+    const d = this.processingTimers.deferredUntil;
+    return t <= d ? d + 1 : t;
   }
 
   /**

@@ -241,6 +241,38 @@ describe('continuous triggers', () => {
   });
 });
 
+describe('continuous processing-time trigger on event-time windows (FLINK-35069)', () => {
+  test('processing time past the window end: the window fires once more, at its end, and the job ends', async () => {
+    const clock = new ManualClock(0);
+    const env = new StreamExecutionEnvironment();
+    const s = TestStream.create<Ev>()
+      .addElement(ev('a', 1), 10) // event-time window [0, 1000); fire times 100, 200, ...
+      .advanceProcessingTime(150) // fires at 100
+      .addElement(ev('a', 2), 20)
+      .advanceProcessingTime(5000) // fires at 200, ..., 900 and the end 999, then no more
+      .addElement(ev('a', 3), 30) // still open in event time: fires once, at once (the end is due)
+      .advanceProcessingTime(100); // nothing more
+    let fires = 0;
+    const out = fromTestStream(env, s)
+      .keyBy((e) => e.key)
+      .window(TumblingEventTimeWindows.of(1000))
+      .trigger(ContinuousProcessingTimeTrigger.of(100))
+      .process({
+        process(_k: string, ctx: ProcessWindowContext<TimeWindow>, els: Iterable<Ev>, o: Collector<string>) {
+          if (++fires > 1000) throw new Error('the window fires in a loop');
+          o.collect(`${[...els].map((e) => e.v).join('+')} at ${ctx.currentProcessingTime()}`);
+        },
+      })
+      .collect();
+    await env.execute({ clock });
+    const expected = ['1 at 150'];
+    // One advance of the clock (to 5150) fires every due fire time once: 200, ..., 900, 999.
+    for (let t = 200; t <= 900; t += 100) expected.push('1+2 at 5150');
+    expected.push('1+2 at 5150', '1+2+3 at 5150');
+    expect(out.values).toEqual(expected);
+  });
+});
+
 describe('custom triggers', () => {
   /** Fires (and purges) when the sum of a window reaches a threshold; state per key and window. */
   class SumTrigger extends Trigger<Ev, Window> {
