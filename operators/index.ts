@@ -33,12 +33,13 @@ export {
 } from './connected-streams.js';
 export type {
   RedisConnection,
-  RedisSinkOptions,
   RedisStreamEntry,
   RedisStreamSourceOptions,
   RedisStreamSplit,
 } from './connectors/redis.js';
-export { RedisSink, RedisSinkOperator, RedisStreamSource, streamIdTime } from './connectors/redis.js';
+export { RedisStreamSource, streamIdTime } from './connectors/redis.js';
+export type { RedisSinkOptions } from './connectors/redis-sink.js';
+export { RedisSink, RedisSinkOperator } from './connectors/redis-sink.js';
 export type { Clock, Counter, MetricGroup, TaskInfo } from './contract.js';
 export { MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP } from './contract.js';
 export type { SinkFactory } from './data-stream.js';

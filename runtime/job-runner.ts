@@ -301,7 +301,7 @@ export function describeEvent(e: RunnerEvent): string {
     case 'running':
       return `running (attempt ${e.attempt})`;
     case 'checkpoint':
-      return `checkpoint ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
+      return `${e.stats.final ? 'final checkpoint' : 'checkpoint'} ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
     case 'restart':
       return `restarting (attempt ${e.attempt}) in ${e.delayMs} ms ${e.fromCheckpoint === undefined ? 'from the beginning' : `from checkpoint ${e.fromCheckpoint}`} after: ${describeErrorChain(e.error).split('\n')[0]}`;
   }

@@ -364,6 +364,10 @@ export class LocalExecutor implements TaskHost {
         }
       }
       if (this.failure === undefined) await this.loop();
+      // NOTE: a bounded job's final checkpoint holds the sinks' last transactions, so that their
+      // publication below is completed after a restore if it fails or is cut short.
+      if (this.failure === undefined && !this.cancelled && this.slot === undefined && this.coordinator)
+        await this.coordinator.triggerFinal(this.clock.now()).catch((e: unknown) => this.fail(e, undefined));
       this.coordinator?.stop();
       // NOTE: the end of a bounded job is its final checkpoint: sinks publish what they pre-committed
       // at the end of input only now that every task has finished (as Flink's final checkpoint).

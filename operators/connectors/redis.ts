@@ -1,15 +1,11 @@
 /**
- * Redis connectors: a replayable source reading Redis Streams (XREAD), whose position per stream
- * is the last entry id read (so a restored job resumes exactly after it), and an exactly-once
- * two-phase-commit sink writing stream entries (XADD) or hash fields (HSET), committed atomically
- * and idempotently per transaction (a Lua script sets a commit marker and applies the writes only
- * if the marker was not there: a commit repeated after a restore writes nothing twice).
+ * Redis connectors: how to reach Redis, and a replayable source reading Redis Streams (XREAD),
+ * whose position per stream is the last entry id read (so a restored job resumes exactly after
+ * it). The exactly-once sink is in `redis-sink.ts`.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../../state/storage/ioredis.js';
 import { parseRedisUrl } from '../../state/storage/redis.js';
-import type { SinkFactory } from '../data-stream.js';
-import { type TransactionContext, TwoPhaseCommitSink } from '../sinks/two-phase-commit.js';
 import {
   END_OF_INPUT,
   type InputStatus,
@@ -34,7 +30,8 @@ export interface RedisConnection {
   };
 }
 
-type Client = Redis | Cluster;
+/** A standalone or cluster client. */
+export type Client = Redis | Cluster;
 
 /** Opens a client (cluster when the URL says `?cluster=1`). */
 export function connectRedis(c: RedisConnection, name: string): Client {
@@ -228,126 +225,3 @@ class RedisStreamReader<T> implements SourceReader<T, RedisStreamSplit> {
     this.client?.disconnect();
   }
 }
-
-// ---- sink ----
-
-/** One write of a Redis sink transaction. */
-type RedisWrite = ['xadd', string, string[]] | ['hset', string, string, string];
-
-interface RedisTransaction {
-  id: string;
-  writes: RedisWrite[];
-}
-
-/** Sets the marker; if it was not there, applies the writes (atomically, in one script). */
-const COMMIT_SCRIPT = `
--- KEYS[1]: the commit marker of the transaction
--- ARGV[1]: marker expiry in ms; ARGV[2]: number of writes; then per write: op, key, n, args...
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) == false then return 0 end
-local i = 3
-for w = 1, tonumber(ARGV[2]) do
-  local op, key, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local args = {}
-  for j = 1, n do args[j] = ARGV[i + 2 + j] end
-  if op == 'xadd' then redis.call('XADD', key, '*', unpack(args))
-  else redis.call('HSET', key, unpack(args)) end
-  i = i + 3 + n
-end
-return 1
-`;
-
-/** Options of {@link RedisSink}. */
-export interface RedisSinkOptions {
-  connection: RedisConnection;
-  /** Prefix of commit-marker keys (default `tidemark:sink`). */
-  markerPrefix?: string;
-  /** How long commit markers are kept, ms (default 7 days): a restore older than that could repeat a commit. */
-  markerTtlMs?: number;
-}
-
-/** The Redis sink operator (see the module comment). */
-export class RedisSinkOperator<T> extends TwoPhaseCommitSink<T, RedisTransaction> {
-  private client: Client | undefined;
-  constructor(
-    private readonly sinkId: string,
-    private readonly options: RedisSinkOptions,
-    private readonly toWrite: (value: T) => RedisWrite,
-  ) {
-    super();
-  }
-  private redis(): Client {
-    if (this.client === undefined) {
-      this.client = connectRedis(this.options.connection, `tidemark-sink-${this.sinkId}`);
-      this.client.defineCommand('tidemarkSinkCommit', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
-    }
-    return this.client;
-  }
-  protected beginTransaction(ctx: TransactionContext): RedisTransaction {
-    return { id: ctx.uniqueName, writes: [] };
-  }
-  protected invoke(txn: RedisTransaction, value: T): void {
-    txn.writes.push(this.toWrite(value));
-  }
-  protected preCommit(): void {}
-  protected async commit(txn: RedisTransaction): Promise<void> {
-    if (txn.writes.length === 0) return;
-    const args: (string | number)[] = [this.options.markerTtlMs ?? 7 * 24 * 3600_000, txn.writes.length];
-    for (const w of txn.writes) {
-      if (w[0] === 'xadd') args.push('xadd', w[1], w[2].length, ...w[2]);
-      else args.push('hset', w[1], 2, w[2], w[3]);
-    }
-    const marker = `${this.options.markerPrefix ?? 'tidemark:sink'}:${this.sinkId}:${txn.id}`;
-    await (
-      this.redis() as unknown as {
-        tidemarkSinkCommit(key: string, ...a: (string | number)[]): Promise<number>;
-      }
-    ).tidemarkSinkCommit(marker, ...args);
-  }
-  protected abort(): void {}
-  override close(): void {
-    super.close();
-    this.client?.disconnect();
-  }
-}
-
-/** Exactly-once Redis sinks for `stream.sinkTo(...)`. */
-export const RedisSink = {
-  /** Appends each record to the stream `key(value)` as the fields `fields(value)`. */
-  stream<T>(
-    sinkId: string,
-    options: RedisSinkOptions & {
-      key: (value: T) => string;
-      fields: (value: T) => Record<string, string | number>;
-    },
-  ): SinkFactory<T> {
-    return {
-      name: 'redisSink',
-      create: () =>
-        new RedisSinkOperator<T>(sinkId, options, (v) => [
-          'xadd',
-          options.key(v),
-          Object.entries(options.fields(v)).flatMap(([f, x]) => [f, String(x)]),
-        ]),
-    };
-  },
-  /** Sets hash field `field(value)` of hash `key(value)` to `value(value)` (last write wins). */
-  hash<T>(
-    sinkId: string,
-    options: RedisSinkOptions & {
-      key: (value: T) => string;
-      field: (value: T) => string;
-      value: (value: T) => string | number;
-    },
-  ): SinkFactory<T> {
-    return {
-      name: 'redisSink',
-      create: () =>
-        new RedisSinkOperator<T>(sinkId, options, (v) => [
-          'hset',
-          options.key(v),
-          options.field(v),
-          String(options.value(v)),
-        ]),
-    };
-  },
-};

@@ -6,6 +6,11 @@
  * Renames are atomic, and committing an already committed part is a no-op, so a commit repeated
  * after a restore never writes twice; parts of transactions that were never pre-committed by a
  * completed checkpoint are removed.
+ *
+ * NOTE: durability: a part's data is fsynced before it becomes pending, and the directory is
+ * fsynced after each rename, so that after a machine crash (not only a killed process) a pending
+ * part a completed checkpoint refers to is there to be published, and a published part stays so.
+ * Parts have no size limit: lines are written as they come (512 at a time), never held whole.
  */
 import {
   closeSync,
@@ -111,6 +116,7 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
     closeSync(this.fd!);
     this.fd = undefined;
     renameSync(this.inprogressPath(txn), this.pendingPath(txn));
+    fsyncDirectory(this.dir);
   }
 
   protected commit(txn: PartTransaction): void {
@@ -119,6 +125,7 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
     const target = join(this.dir, txn.name);
     try {
       renameSync(pending, target);
+      fsyncDirectory(this.dir);
     } catch (e) {
       // Already committed (by an earlier attempt or another subtask after a restore): done.
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync(target))
@@ -135,6 +142,16 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
     }
     rmSync(this.inprogressPath(txn), { force: true });
     rmSync(this.pendingPath(txn), { force: true });
+  }
+}
+
+/** Makes the renames in a directory durable. */
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -6,7 +6,9 @@
  * — so `commit` must be idempotent — and the rest are dropped with the replay.
  *
  * At the end of a bounded input, the open transaction is pre-committed and published when the
- * job has finished (its final checkpoint).
+ * job has finished, after its final checkpoint (with checkpointing on): that checkpoint holds the
+ * transaction, so a publication that fails or is cut short is completed after a restore, as any
+ * other (Flink's final checkpoint, FLIP-147).
  */
 
 import type { ListState } from '../../state/descriptors.js';
@@ -103,7 +105,12 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
   }
 
   override snapshotState(checkpointId: number): void {
-    const txn = this.current!;
+    const txn = this.current;
+    if (txn === undefined) {
+      // The final checkpoint, after the end of input: the pre-committed last transaction is kept.
+      this.pendingState.update(this.pending as PendingTransaction<unknown>[]);
+      return;
+    }
     const r = this.preCommit(txn);
     if (r instanceof Promise) this.ctx.blockUntil(r);
     this.pending.push({ checkpointId, txn });
@@ -134,6 +141,8 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
     const txn = this.current!;
     this.current = undefined;
     await this.preCommit(txn);
+    // NOTE: published with the job's end (checkpoint id "final"); a restore from the final
+    // checkpoint commits it again, as every restored pending transaction.
     this.pending.push({ checkpointId: Number.MAX_SAFE_INTEGER, txn });
   }
 

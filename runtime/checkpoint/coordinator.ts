@@ -8,8 +8,9 @@
  * the last completed checkpoint.
  *
  * NOTE: as Flink before 1.14, a checkpoint is only triggered while every task runs: once a bounded
- * source has finished, no further checkpoints are taken (bounded jobs commit their sinks at the end
- * of input instead).
+ * source has finished, no further checkpoints are taken until every task has finished. Then the
+ * final checkpoint ({@link CheckpointCoordinator.triggerFinal}) records the end state, the sinks'
+ * last transactions included, before the sinks publish them.
  */
 import { TidemarkError } from '../../state/errors.js';
 import {
@@ -30,6 +31,8 @@ export interface CheckpointTask {
   readonly isSource: boolean;
   describe(): string;
   triggerCheckpoint(checkpointId: number): void;
+  /** Snapshot now, without a barrier: every task of the job has finished. */
+  triggerFinalCheckpoint(checkpointId: number): void;
   notifyCheckpointComplete(checkpointId: number): void;
   abortCheckpoint(checkpointId: number): void;
   /** Key groups of these snapshots must be written again next time. */
@@ -67,6 +70,8 @@ export interface CheckpointStats {
   /** Bytes of the whole checkpoint (shared chunks included). */
   fullBytes: number;
   completedAt: number;
+  /** The final checkpoint of a finished bounded job (it restores to the end: nothing left to read). */
+  final: boolean;
 }
 
 interface Pending {
@@ -83,6 +88,8 @@ interface Pending {
   snapshots: { task: CheckpointTask; snaps: SubtaskSnapshot[] }[];
   /** Savepoints are kept until deleted, and someone waits for them. */
   savepoint: boolean;
+  /** The final checkpoint of a finished job. */
+  final: boolean;
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
 }
 
@@ -255,6 +262,42 @@ export class CheckpointCoordinator {
     });
   }
 
+  /**
+   * The final checkpoint, once every task has finished: each snapshots its end state at once (no
+   * barrier: no record is in flight any more). Resolves with its id when it is committed; the
+   * sinks may then publish their last transactions. Checkpoints still pending are abandoned (their
+   * barriers cannot pass the finished tasks).
+   */
+  triggerFinal(now: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (this.stopped) {
+        reject(
+          new TidemarkError('CHECKPOINT_ERROR', `job '${this.host.jobId}' ended before its final checkpoint`),
+        );
+        return;
+      }
+      for (const p of [...this.pending.values()])
+        this.abandon(p, `checkpoint ${p.id}: the job finished before it completed`, false);
+      const tasks = this.host.tasks;
+      const id = this.nextId++;
+      this.pending.set(id, {
+        id,
+        triggeredAt: now,
+        started: performance.now(),
+        waiting: new Set(tasks),
+        written: [],
+        writes: [],
+        failed: false,
+        snapshots: [],
+        savepoint: false,
+        final: true,
+        waiters: [{ resolve, reject }],
+      });
+      for (const t of tasks) t.triggerFinalCheckpoint(id);
+      this.host.wake();
+    });
+  }
+
   /** Triggers a checkpoint now; returns its id, or undefined if declined. */
   trigger(now: number, savepoint = false, waiter?: Pending['waiters'][number]): number | undefined {
     const tasks = this.host.tasks;
@@ -270,6 +313,7 @@ export class CheckpointCoordinator {
       failed: false,
       snapshots: [],
       savepoint,
+      final: false,
       waiters: waiter === undefined ? [] : [waiter],
     };
     this.pending.set(id, p);
@@ -475,6 +519,7 @@ export class CheckpointCoordinator {
       bytesWritten: bytesWritten + metadata.length,
       fullBytes,
       completedAt: Date.now(),
+      final: p.final,
     };
     // Older pending checkpoints are subsumed.
     for (const older of [...this.pending.values()])

@@ -145,6 +145,9 @@ class RemoteTask implements CheckpointTask {
   triggerCheckpoint(checkpointId: number): void {
     this.post(this.slot, { type: 'trigger', checkpointId, tasks: [this.ref] });
   }
+  triggerFinalCheckpoint(checkpointId: number): void {
+    this.post(this.slot, { type: 'trigger', checkpointId, tasks: [this.ref], final: true });
+  }
   notifyCheckpointComplete(): void {
     // Sent once per slot by the cluster (see `onCheckpointComplete`).
   }
@@ -278,7 +281,21 @@ export class ClusterExecutor {
       this.settle = resolve;
     });
     if (this.tick !== undefined) clearTimeout(this.tick);
-    this.coordinator?.stop();
+    const coordinator = this.coordinator;
+    if (this.failure === undefined && !this.cancelled && coordinator !== undefined) {
+      // The final checkpoint (see LocalExecutor.run); a failure or cancellation meanwhile ends it.
+      await new Promise<void>((resolve) => {
+        this.settle = resolve;
+        coordinator.triggerFinal(Date.now()).then(
+          () => resolve(),
+          (e: unknown) => {
+            this.fail(e as Error);
+            resolve();
+          },
+        );
+      });
+    }
+    coordinator?.stop();
     if (this.failure === undefined && !this.cancelled) {
       // Every subtask finished: the final checkpoint publishes the sinks' last transactions.
       await new Promise<void>((resolve) => {

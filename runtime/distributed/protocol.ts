@@ -34,7 +34,8 @@ export interface SlotInit {
 
 /** Job manager → slot. */
 export type ToSlot =
-  | { type: 'trigger'; checkpointId: number; tasks: TaskRef[] }
+  /** Checkpoint `checkpointId` for these tasks: sources inject its barrier; `final`: finished tasks snapshot at once. */
+  | { type: 'trigger'; checkpointId: number; tasks: TaskRef[]; final?: boolean }
   | { type: 'complete'; checkpointId: number }
   | { type: 'abort'; checkpointId: number }
   | { type: 'redirty'; task: TaskRef; snapshots: SubtaskSnapshot[] }

@@ -163,7 +163,11 @@ export class Slot implements SlotWiring {
   onManager(m: ToSlot): void {
     switch (m.type) {
       case 'trigger':
-        for (const ref of m.tasks) this.tasksByRef.get(ref)?.triggerCheckpoint(m.checkpointId);
+        for (const ref of m.tasks) {
+          const t = this.tasksByRef.get(ref);
+          if (m.final === true) t?.triggerFinalCheckpoint(m.checkpointId);
+          else t?.triggerCheckpoint(m.checkpointId);
+        }
         this.executor.wake();
         break;
       case 'complete':

@@ -387,6 +387,18 @@ export class Task implements ChannelEndpoint {
     this.blockedChannels = 0;
   }
 
+  /**
+   * The final checkpoint of a finished task (every task of the job has finished): its operators'
+   * state as the end of input left it. No barrier follows: nothing is downstream any more.
+   */
+  triggerFinalCheckpoint(id: number): void {
+    this.host.acknowledgeCheckpoint(
+      this,
+      id,
+      this.members.map((m) => m.snapshotIncremental(id)),
+    );
+  }
+
   /** The synchronous part: snapshot every operator of the chain, forward the barrier, acknowledge. */
   private performCheckpoint(id: number): void {
     const snapshots = this.members.map((m) => m.snapshotIncremental(id));
