@@ -130,20 +130,22 @@ export function q5(events: readonly Event[]): Q5Result[] {
   return out;
 }
 
-/** q7: per tumbling window of 10 s, the bids with the highest price. */
+/**
+ * q7 as its SQL: the highest price of every tumbling window [start, end) of 10 s that has bids,
+ * joined back to every bid at that price with `dateTime BETWEEN end - 10 s AND end` (both ends
+ * inclusive: a bid at exactly `end` counts for the window it ends too).
+ */
 export function q7(events: readonly Event[]): Q7Result[] {
-  const windows = new Map<number, Bid[]>();
-  for (const b of events.filter(isBid)) {
-    const start = b.dateTime - (b.dateTime % 10_000);
-    const bids = windows.get(start) ?? [];
-    bids.push(b);
-    windows.set(start, bids);
+  const bids = events.filter(isBid);
+  const maxByEnd = new Map<number, number>();
+  for (const b of bids) {
+    const end = b.dateTime - (b.dateTime % 10_000) + 10_000;
+    maxByEnd.set(end, Math.max(maxByEnd.get(end) ?? Number.NEGATIVE_INFINITY, b.price));
   }
   const out: Q7Result[] = [];
-  for (const bids of windows.values()) {
-    const max = bids.reduce((m, b) => Math.max(m, b.price), -1);
+  for (const [end, max] of maxByEnd)
     for (const b of bids)
-      if (b.price === max)
+      if (b.price === max && b.dateTime >= end - 10_000 && b.dateTime <= end)
         out.push({
           auction: b.auction,
           price: b.price,
@@ -151,7 +153,6 @@ export function q7(events: readonly Event[]): Q7Result[] {
           dateTime: b.dateTime,
           extra: b.extra,
         });
-  }
   return out;
 }
 

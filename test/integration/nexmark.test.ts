@@ -2,7 +2,8 @@
 // of the same queries over the same events (test/helpers/nexmark-reference.ts): exact (as
 // multisets) for q0-q3, q5, q7, q8 and q11; the final per-category averages and every closing
 // price for q4; and for q12 (processing time) exact too, on a TestStream that moves a manual
-// clock at fixed event numbers, so that each bid's processing time is known.
+// clock at fixed event numbers, so that each bid's processing time is known. Hand-made inputs
+// (ties, and test/helpers/nexmark-corners.ts) check the edges that generated events do not reach.
 import {
   type DataStream,
   ManualClock,
@@ -13,7 +14,6 @@ import {
 import { checkExactlyOnce, checkJobRescaling, fromTestStream, TestStream } from 'tidemark/testing';
 import { describe, expect, test } from 'vitest';
 import {
-  type Bid,
   DEFAULT_CONFIG,
   type Event,
   type NexmarkConfig,
@@ -31,7 +31,9 @@ import * as q7 from '../../examples/nexmark/q7.js';
 import * as q8 from '../../examples/nexmark/q8.js';
 import * as q11 from '../../examples/nexmark/q11.js';
 import * as q12 from '../../examples/nexmark/q12.js';
+import { bid, Q7_CORNER } from '../helpers/nexmark-corners.js';
 import * as ref from '../helpers/nexmark-reference.js';
+import { withTimestamps } from '../helpers/windows.js';
 
 /** A query as the tests see it: a run of its stream, and the batch computation of the same result. */
 interface Query {
@@ -118,18 +120,20 @@ for (const c of CASES) {
   });
 }
 
+/** Runs `build` on one scripted stream at parallelism `p`; returns its results with their timestamps. */
+async function runOnScript<T>(
+  build: (events: DataStream<Event>) => DataStream<T>,
+  script: TestStream<Event>,
+  p: number,
+): Promise<[T, number | null][]> {
+  const env = new StreamExecutionEnvironment({ parallelism: p });
+  const out = withTimestamps(build(fromTestStream(env, script))).collect();
+  await env.execute();
+  return out.values;
+}
+
 describe('Nexmark ties', () => {
   // Generated prices almost never tie; these bids do, in the highest price and the highest count.
-  const bid = (auction: number, price: number, dateTime: number): Bid => ({
-    kind: 'bid',
-    auction,
-    bidder: 1000 + (auction % 7),
-    price,
-    channel: 'Google',
-    url: 'u',
-    dateTime,
-    extra: '',
-  });
   const bids: Event[] = [];
   for (let t = 0; t < 30_000; t += 500)
     bids.push(bid(1000 + ((t / 500) % 3), t < 10_000 ? 700 : t % 2_000, t));
@@ -163,6 +167,28 @@ describe('Nexmark ties', () => {
       const expected = ref.q5(bids);
       expect(expected.length).toBeGreaterThan(new Set(expected.map((r) => r.windowStart)).size);
       expect(ref.canonicalJson(await runOnBids(q5.build, p))).toEqual(ref.canonicalJson(expected));
+    },
+  );
+});
+
+describe('Nexmark at the edges of the SQL (hand-made input)', () => {
+  test('the batch computation follows the SQL on these inputs', () => {
+    expect(ref.canonicalJson(ref.q7(Q7_CORNER.bids))).toEqual(
+      ref.canonicalJson(Q7_CORNER.expected.map(([r]) => r)),
+    );
+  });
+
+  test.each([1, 3])(
+    'q7 joins bids at exactly a window end to that window, and nothing to an empty one (parallelism %i)',
+    async (p) => {
+      const script = TestStream.create<Event>();
+      for (const a of Q7_CORNER.arrival) {
+        if (typeof a === 'number') script.advanceWatermarkTo(a);
+        else script.addElement(a, a.dateTime);
+      }
+      expect(ref.canonicalJson(await runOnScript(q7.build, script, p))).toEqual(
+        ref.canonicalJson(Q7_CORNER.expected),
+      );
     },
   );
 });

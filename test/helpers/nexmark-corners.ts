@@ -1,0 +1,71 @@
+/**
+ * Hand-made Nexmark inputs that sit on the edges of the queries' SQL (inclusive and exclusive
+ * bounds, ties, empty windows), with the results worked out by hand from the SQL. Generated
+ * events almost never get there: prices hardly ever tie.
+ */
+import type { Bid } from '../../examples/nexmark/generator.js';
+import type { Q7Result } from '../../examples/nexmark/q7.js';
+
+/** A bid on `auction` at `price` and `dateTime` (its bidder follows from the auction). */
+export const bid = (auction: number, price: number, dateTime: number, extra = ''): Bid => ({
+  kind: 'bid',
+  auction,
+  bidder: 1000 + (auction % 7),
+  price,
+  channel: 'Google',
+  url: 'u',
+  dateTime,
+  extra,
+});
+
+/** Window starts of the corners: B is a multiple of 10 s, epoch-sized as generated times are. */
+const B = 1_700_000_000_000;
+
+const q7Row = (b: Bid): Q7Result => ({
+  auction: b.auction,
+  price: b.price,
+  bidder: b.bidder,
+  dateTime: b.dateTime,
+  extra: b.extra,
+});
+
+/**
+ * q7 at window boundaries. Windows of 10 s from B: W0 = [B, B + 10 s), W1, ... `arrival` is the
+ * input in order, with watermarks (numbers): the bids at W0's and at W2's end come after the
+ * watermark reached that window's end - 1 (they are still on time). `expected` pairs each
+ * result with its timestamp, the end of its window.
+ */
+export const Q7_CORNER = (() => {
+  const w0Start = bid(1001, 500, B, "at W0's start, at its highest price");
+  const w0Early = bid(1002, 300, B + 2_000);
+  const w0Max = bid(1003, 500, B + 4_000, "W0's highest price");
+  const w0Last = bid(1004, 500, B + 9_999, "W0's highest price, its last millisecond");
+  const w1Early = bid(1005, 300, B + 14_000);
+  const w0End = bid(1006, 500, B + 10_000, "at W0's end, tying W0's highest price (not W1's)");
+  const w1Max = bid(1007, 800, B + 12_000, "W1's highest price");
+  const w1Low = bid(1008, 200, B + 15_000);
+  const w1End = bid(1009, 900, B + 20_000, "at W1's end, above W1's highest: W2's highest only");
+  const w2Low = bid(1010, 100, B + 25_000);
+  const w2End = bid(1011, 900, B + 30_000, "at W2's end, tying W2's highest, and W3's highest");
+  const w3Low = bid(1012, 50, B + 31_000);
+  // W4 = [B + 40 s, B + 50 s) has no bids.
+  const w5StartA = bid(1013, 70, B + 50_000, 'after an empty window, at its start: W5 highest');
+  const w5StartB = bid(1014, 70, B + 50_000, 'the same millisecond, the same price');
+  const w5Low = bid(1015, 10, B + 55_000);
+  const arrival: readonly (Bid | number)[] = [
+    ...[w0Start, w0Early, w0Max, w0Last, w1Early, B + 9_999, w0End, B + 10_000],
+    ...[w1Max, w1Low, w1End, w2Low, B + 29_999, w2End, w3Low, w5StartA, w5StartB, w5Low],
+  ];
+  // Per window with bids, its highest price over [start, end), joined with the bids of
+  // [start, end] at that price.
+  const expected: readonly [Q7Result, number][] = [
+    ...[w0Start, w0Max, w0Last, w0End].map((b): [Q7Result, number] => [q7Row(b), B + 10_000]),
+    [q7Row(w1Max), B + 20_000],
+    [q7Row(w1End), B + 30_000],
+    [q7Row(w2End), B + 30_000],
+    [q7Row(w2End), B + 40_000],
+    [q7Row(w5StartA), B + 60_000],
+    [q7Row(w5StartB), B + 60_000],
+  ];
+  return { arrival, bids: arrival.filter((a): a is Bid => typeof a !== 'number'), expected };
+})();
