@@ -332,7 +332,8 @@ function q7(count: number, c: NexmarkConfig, out: ResultChecker<Q7Result>): void
 
 function q8(count: number, c: NexmarkConfig, out: ResultChecker<Q8Result>): void {
   const size = 10_000;
-  const windows = new Map<number, { persons: Map<number, string>; sellers: Set<number> }>();
+  // Per window start: the distinct names of each person id, and the sellers.
+  const windows = new Map<number, { persons: Map<number, string[]>; sellers: Set<number> }>();
   let nextEnd = Number.POSITIVE_INFINITY;
   const windowAt = (t: number) => {
     const start = t - (t % size);
@@ -346,7 +347,8 @@ function q8(count: number, c: NexmarkConfig, out: ResultChecker<Q8Result>): void
   const fireUpTo = (watermark: number) => {
     for (const [start, w] of windows) {
       if (start + size - 1 > watermark) continue;
-      for (const [id, name] of w.persons) if (w.sellers.has(id)) out.add({ id, name, starttime: start });
+      for (const [id, names] of w.persons)
+        if (w.sellers.has(id)) for (const name of names) out.add({ id, name, starttime: start });
       windows.delete(start);
     }
     nextEnd = Number.POSITIVE_INFINITY;
@@ -354,8 +356,12 @@ function q8(count: number, c: NexmarkConfig, out: ResultChecker<Q8Result>): void
   };
   for (let i = 0; i < count; i++) {
     const e = nexmarkEvent(i, c);
-    if (e.kind === 'person') windowAt(e.dateTime).persons.set(e.id, e.name);
-    else if (e.kind === 'auction') windowAt(e.dateTime).sellers.add(e.seller);
+    if (e.kind === 'person') {
+      const persons = windowAt(e.dateTime).persons;
+      const names = persons.get(e.id);
+      if (names === undefined) persons.set(e.id, [e.name]);
+      else if (!names.includes(e.name)) names.push(e.name);
+    } else if (e.kind === 'auction') windowAt(e.dateTime).sellers.add(e.seller);
     if (watermarkAfter(e.dateTime) >= nextEnd - 1) fireUpTo(watermarkAfter(e.dateTime));
   }
   fireUpTo(Number.POSITIVE_INFINITY);

@@ -1,10 +1,11 @@
 /**
  * Hand-made Nexmark inputs that sit on the edges of the queries' SQL (inclusive and exclusive
- * bounds, ties, empty windows), with the results worked out by hand from the SQL. Generated
- * events almost never get there: prices hardly ever tie.
+ * bounds, ties, empty windows, repeated rows), with the results worked out by hand from the SQL.
+ * Generated events almost never get there: prices hardly ever tie, and person ids are unique.
  */
-import type { Bid } from '../../examples/nexmark/generator.js';
+import type { Auction, Bid, Person } from '../../examples/nexmark/generator.js';
 import type { Q7Result } from '../../examples/nexmark/q7.js';
+import type { Q8Result } from '../../examples/nexmark/q8.js';
 
 /** A bid on `auction` at `price` and `dateTime` (its bidder follows from the auction). */
 export const bid = (auction: number, price: number, dateTime: number, extra = ''): Bid => ({
@@ -16,6 +17,34 @@ export const bid = (auction: number, price: number, dateTime: number, extra = ''
   url: 'u',
   dateTime,
   extra,
+});
+
+/** A person `id` called `name`, appearing at `dateTime`. */
+export const person = (id: number, name: string, dateTime: number): Person => ({
+  kind: 'person',
+  id,
+  name,
+  emailAddress: `${name}@example.com`,
+  creditCard: '0000 0000 0000 0000',
+  city: 'Boise',
+  state: 'ID',
+  dateTime,
+  extra: '',
+});
+
+/** An auction `id` of `seller`, created at `dateTime` (open for a minute). */
+export const auction = (id: number, seller: number, dateTime: number): Auction => ({
+  kind: 'auction',
+  id,
+  itemName: `item ${id}`,
+  description: '',
+  initialBid: 100,
+  reserve: 200,
+  dateTime,
+  expires: dateTime + 60_000,
+  seller,
+  category: 10,
+  extra: '',
 });
 
 /** Window starts of the corners: B is a multiple of 10 s, epoch-sized as generated times are. */
@@ -68,4 +97,34 @@ export const Q7_CORNER = (() => {
     [q7Row(w5StartB), B + 60_000],
   ];
   return { arrival, bids: arrival.filter((a): a is Bid => typeof a !== 'number'), expected };
+})();
+
+/**
+ * q8's grouping and window bounds: a person repeated in a window (one row), one id under two
+ * names (two rows), a person and their auction on either side of a window boundary (none), a
+ * person at a window's start (a row), and a person or an auction alone (none).
+ */
+export const Q8_CORNER = (() => {
+  const events = [
+    person(2001, 'ann', B + 1_000),
+    person(2002, 'bob', B + 2_000),
+    person(2002, 'bobby', B + 3_000),
+    auction(3001, 2002, B + 4_000),
+    person(2001, 'ann', B + 5_000),
+    auction(3002, 2001, B + 7_000),
+    auction(3003, 2001, B + 8_000),
+    person(2003, 'cy', B + 9_999),
+    person(2004, 'di', B + 10_000),
+    auction(3004, 2003, B + 10_000),
+    person(2005, 'eve', B + 12_000),
+    auction(3005, 2006, B + 13_000),
+    auction(3006, 2004, B + 19_999),
+  ];
+  const expected: readonly Q8Result[] = [
+    { id: 2001, name: 'ann', starttime: B },
+    { id: 2002, name: 'bob', starttime: B },
+    { id: 2002, name: 'bobby', starttime: B },
+    { id: 2004, name: 'di', starttime: B + 10_000 },
+  ];
+  return { events, expected };
 })();

@@ -156,14 +156,20 @@ export function q7(events: readonly Event[]): Q7Result[] {
   return out;
 }
 
-/** q8: persons who created an auction in the 10 s tumbling window in which they appeared. */
+/**
+ * q8: persons who created an auction in the 10 s tumbling window in which they appeared, one row
+ * per distinct (id, name, window), as the SQL groups persons by `id, name, window_start, window_end`.
+ */
 export function q8(events: readonly Event[]): Q8Result[] {
   const windowOf = (t: number) => t - (t % 10_000);
   const sellers = new Set(events.filter(isAuction).map((a) => `${a.seller}@${windowOf(a.dateTime)}`));
-  return events
-    .filter(isPerson)
-    .filter((p) => sellers.has(`${p.id}@${windowOf(p.dateTime)}`))
-    .map((p) => ({ id: p.id, name: p.name, starttime: windowOf(p.dateTime) }));
+  const rows = new Map<string, Q8Result>();
+  for (const p of events.filter(isPerson))
+    if (sellers.has(`${p.id}@${windowOf(p.dateTime)}`)) {
+      const row = { id: p.id, name: p.name, starttime: windowOf(p.dateTime) };
+      rows.set(JSON.stringify(row), row);
+    }
+  return [...rows.values()];
 }
 
 /** q11: per bidder, sessions of bids less than (or exactly) 10 s apart. */

@@ -31,7 +31,7 @@ import * as q7 from '../../examples/nexmark/q7.js';
 import * as q8 from '../../examples/nexmark/q8.js';
 import * as q11 from '../../examples/nexmark/q11.js';
 import * as q12 from '../../examples/nexmark/q12.js';
-import { bid, Q7_CORNER } from '../helpers/nexmark-corners.js';
+import { bid, Q7_CORNER, Q8_CORNER } from '../helpers/nexmark-corners.js';
 import * as ref from '../helpers/nexmark-reference.js';
 import { withTimestamps } from '../helpers/windows.js';
 
@@ -172,10 +172,11 @@ describe('Nexmark ties', () => {
 });
 
 describe('Nexmark at the edges of the SQL (hand-made input)', () => {
-  test('the batch computation follows the SQL on these inputs', () => {
+  test('the batch computations follow the SQL on these inputs', () => {
     expect(ref.canonicalJson(ref.q7(Q7_CORNER.bids))).toEqual(
       ref.canonicalJson(Q7_CORNER.expected.map(([r]) => r)),
     );
+    expect(ref.canonicalJson(ref.q8(Q8_CORNER.events))).toEqual(ref.canonicalJson(Q8_CORNER.expected));
   });
 
   test.each([1, 3])(
@@ -189,6 +190,17 @@ describe('Nexmark at the edges of the SQL (hand-made input)', () => {
       expect(ref.canonicalJson(await runOnScript(q7.build, script, p))).toEqual(
         ref.canonicalJson(Q7_CORNER.expected),
       );
+    },
+  );
+
+  test.each([1, 3])(
+    'q8 reports each distinct (id, name) once per window, within the window bounds (parallelism %i)',
+    async (p) => {
+      const script = TestStream.replay<Event>(Q8_CORNER.events, (e) => e.dateTime, {
+        maxOutOfOrdernessMs: 4000,
+      });
+      const rows = (await runOnScript(q8.build, script, p)).map(([r]) => r);
+      expect(ref.canonicalJson(rows)).toEqual(ref.canonicalJson(Q8_CORNER.expected));
     },
   );
 });
