@@ -4,8 +4,10 @@
  * Generated events almost never get there: prices hardly ever tie, and person ids are unique.
  */
 import type { Auction, Bid, Person } from '../../examples/nexmark/generator.js';
+import type { ClosingPrice } from '../../examples/nexmark/q4.js';
 import type { Q7Result } from '../../examples/nexmark/q7.js';
 import type { Q8Result } from '../../examples/nexmark/q8.js';
+import type { Q11Result } from '../../examples/nexmark/q11.js';
 
 /** A bid on `auction` at `price` and `dateTime` (its bidder follows from the auction). */
 export const bid = (auction: number, price: number, dateTime: number, extra = ''): Bid => ({
@@ -32,8 +34,14 @@ export const person = (id: number, name: string, dateTime: number): Person => ({
   extra: '',
 });
 
-/** An auction `id` of `seller`, created at `dateTime` (open for a minute). */
-export const auction = (id: number, seller: number, dateTime: number): Auction => ({
+/** An auction `id` of `seller`, created at `dateTime`, open until `expires` (a minute by default). */
+export const auction = (
+  id: number,
+  seller: number,
+  dateTime: number,
+  expires = dateTime + 60_000,
+  category = 10,
+): Auction => ({
   kind: 'auction',
   id,
   itemName: `item ${id}`,
@@ -41,11 +49,19 @@ export const auction = (id: number, seller: number, dateTime: number): Auction =
   initialBid: 100,
   reserve: 200,
   dateTime,
-  expires: dateTime + 60_000,
+  expires,
   seller,
-  category: 10,
+  category,
   extra: '',
 });
+
+/**
+ * Bids every 500 ms for 30 s on three auctions, with ties in the highest price (every bid of the
+ * first 10 s is at 700; later prices repeat every 2 s) and in the highest count per auction.
+ */
+export const TIED_BIDS: readonly Bid[] = Array.from({ length: 60 }, (_, i) =>
+  bid(1000 + (i % 3), i < 20 ? 700 : (i * 500) % 2_000, i * 500),
+);
 
 /** Window starts of the corners: B is a multiple of 10 s, epoch-sized as generated times are. */
 const B = 1_700_000_000_000;
@@ -125,6 +141,54 @@ export const Q8_CORNER = (() => {
     { id: 2002, name: 'bob', starttime: B },
     { id: 2002, name: 'bobby', starttime: B },
     { id: 2004, name: 'di', starttime: B + 10_000 },
+  ];
+  return { events, expected };
+})();
+
+/**
+ * q4's `B.dateTime BETWEEN A.dateTime AND A.expires`, both ends inclusive, on each of the two
+ * ways a bid meets its auction: after it (4001, 4002) and before it (4003, 4004). Each auction's
+ * closing price is decided by a bid at exactly one bound, next to a higher bid a millisecond
+ * outside. Auction 4005 has no bid, so no closing price, and its category 11 no average. The
+ * events are in their order of arrival (at most 4 s out of order).
+ */
+export const Q4_CORNER = (() => {
+  const events = [
+    auction(4001, 2001, B + 1_000, B + 5_000, 10),
+    bid(4001, 100, B + 1_000),
+    bid(4001, 900, B + 999),
+    auction(4002, 2002, B + 2_000, B + 3_000, 10),
+    bid(4002, 10, B + 2_500),
+    bid(4002, 300, B + 3_000),
+    bid(4002, 800, B + 3_001),
+    bid(4003, 900, B + 3_999),
+    bid(4003, 40, B + 4_000),
+    auction(4003, 2003, B + 4_000, B + 9_000, 12),
+    bid(4004, 5, B + 5_500),
+    bid(4004, 60, B + 6_000),
+    bid(4004, 700, B + 6_001),
+    auction(4004, 2004, B + 5_000, B + 6_000, 12),
+    auction(4005, 2005, B + 6_500, B + 9_000, 11),
+  ];
+  const expected: readonly ClosingPrice[] = [
+    { auction: 4001, category: 10, price: 100 },
+    { auction: 4002, category: 10, price: 300 },
+    { auction: 4003, category: 12, price: 40 },
+    { auction: 4004, category: 12, price: 60 },
+  ];
+  return { events, expected };
+})();
+
+/**
+ * q11's sessions (gap 10 s): bids exactly the gap apart are one session (Flink merges windows
+ * that touch), a millisecond more starts another.
+ */
+export const Q11_CORNER = (() => {
+  // One bidder: auctions 1001, 1008, 1015 all give bidder 1000 (see `bid`).
+  const events = [bid(1001, 5, B), bid(1008, 5, B + 10_000), bid(1015, 5, B + 20_001)];
+  const expected: readonly Q11Result[] = [
+    { bidder: 1000, bidCount: 2, starttime: B, endtime: B + 20_000 },
+    { bidder: 1000, bidCount: 1, starttime: B + 20_001, endtime: B + 30_001 },
   ];
   return { events, expected };
 })();
