@@ -288,21 +288,24 @@ function q5(count: number, c: NexmarkConfig, out: ResultChecker<Q5Result>): void
 
 function q7(count: number, c: NexmarkConfig, out: ResultChecker<Q7Result>): void {
   const size = 10_000;
-  const windows = new Map<number, { price: number; bids: Bid[] }>();
+  // Per window start: the highest price, the window's bids at it, and its bids at exactly its
+  // start (which the window before joins too, as q7.sql's inclusive BETWEEN).
+  const windows = new Map<number, { price: number; bids: Bid[]; atStart: Bid[] }>();
   let nextEnd = Number.POSITIVE_INFINITY;
+  const emit = (b: Bid) =>
+    out.add({ auction: b.auction, price: b.price, bidder: b.bidder, dateTime: b.dateTime, extra: b.extra });
   const fireUpTo = (watermark: number) => {
+    // A window fires once the watermark reaches its end (all bids at the end have come by then).
+    const fired: number[] = [];
     for (const [start, w] of windows) {
-      if (start + size - 1 > watermark) continue;
-      for (const b of w.bids)
-        out.add({
-          auction: b.auction,
-          price: b.price,
-          bidder: b.bidder,
-          dateTime: b.dateTime,
-          extra: b.extra,
-        });
-      windows.delete(start);
+      if (start + size > watermark) continue;
+      for (const b of w.bids) emit(b);
+      const next = windows.get(start + size);
+      if (next !== undefined) for (const b of next.atStart) if (b.price === w.price) emit(b);
+      fired.push(start);
     }
+    // Deleted after the loop: a window fired with the next one still needs its bids at the start.
+    for (const start of fired) windows.delete(start);
     nextEnd = Number.POSITIVE_INFINITY;
     for (const start of windows.keys()) if (start + size < nextEnd) nextEnd = start + size;
   };
@@ -312,21 +315,25 @@ function q7(count: number, c: NexmarkConfig, out: ResultChecker<Q7Result>): void
       const start = e.dateTime - (e.dateTime % size);
       const w = windows.get(start);
       if (w === undefined) {
-        windows.set(start, { price: e.price, bids: [e] });
+        windows.set(start, { price: e.price, bids: [e], atStart: e.dateTime === start ? [e] : [] });
         if (start + size < nextEnd) nextEnd = start + size;
-      } else if (e.price > w.price) {
-        w.price = e.price;
-        w.bids = [e];
-      } else if (e.price === w.price) w.bids.push(e);
+      } else {
+        if (e.price > w.price) {
+          w.price = e.price;
+          w.bids = [e];
+        } else if (e.price === w.price) w.bids.push(e);
+        if (e.dateTime === start) w.atStart.push(e);
+      }
     }
-    if (watermarkAfter(e.dateTime) >= nextEnd - 1) fireUpTo(watermarkAfter(e.dateTime));
+    if (watermarkAfter(e.dateTime) >= nextEnd) fireUpTo(watermarkAfter(e.dateTime));
   }
   fireUpTo(Number.POSITIVE_INFINITY);
 }
 
 function q8(count: number, c: NexmarkConfig, out: ResultChecker<Q8Result>): void {
   const size = 10_000;
-  const windows = new Map<number, { persons: Map<number, string>; sellers: Set<number> }>();
+  // Per window start: the distinct names of each person id, and the sellers.
+  const windows = new Map<number, { persons: Map<number, string[]>; sellers: Set<number> }>();
   let nextEnd = Number.POSITIVE_INFINITY;
   const windowAt = (t: number) => {
     const start = t - (t % size);
@@ -340,7 +347,8 @@ function q8(count: number, c: NexmarkConfig, out: ResultChecker<Q8Result>): void
   const fireUpTo = (watermark: number) => {
     for (const [start, w] of windows) {
       if (start + size - 1 > watermark) continue;
-      for (const [id, name] of w.persons) if (w.sellers.has(id)) out.add({ id, name, starttime: start });
+      for (const [id, names] of w.persons)
+        if (w.sellers.has(id)) for (const name of names) out.add({ id, name, starttime: start });
       windows.delete(start);
     }
     nextEnd = Number.POSITIVE_INFINITY;
@@ -348,8 +356,12 @@ function q8(count: number, c: NexmarkConfig, out: ResultChecker<Q8Result>): void
   };
   for (let i = 0; i < count; i++) {
     const e = nexmarkEvent(i, c);
-    if (e.kind === 'person') windowAt(e.dateTime).persons.set(e.id, e.name);
-    else if (e.kind === 'auction') windowAt(e.dateTime).sellers.add(e.seller);
+    if (e.kind === 'person') {
+      const persons = windowAt(e.dateTime).persons;
+      const names = persons.get(e.id);
+      if (names === undefined) persons.set(e.id, [e.name]);
+      else if (!names.includes(e.name)) names.push(e.name);
+    } else if (e.kind === 'auction') windowAt(e.dateTime).sellers.add(e.seller);
     if (watermarkAfter(e.dateTime) >= nextEnd - 1) fireUpTo(watermarkAfter(e.dateTime));
   }
   fireUpTo(Number.POSITIVE_INFINITY);

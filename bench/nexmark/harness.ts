@@ -319,10 +319,12 @@ export async function measureLatency(
     nexmarkStream(env, { count: events, config, ratePerSecond, startTime }),
     q.checker(),
   );
+  const endAfter = q.windowEndAfterTimestamp ?? 0;
   results.addSink((_r, ctx) => {
+    // A result carries the time of the timer that emitted it; the last regular watermark (before
+    // the final one) is lastRegular - 1.
     const ts = ctx.timestamp();
-    // Window results carry the window's end - 1.
-    if (ts !== null && ts + 1 <= lastRegular) latencies.push(Date.now() - wallOf(ts + 1));
+    if (ts !== null && ts < lastRegular) latencies.push(Date.now() - wallOf(ts + endAfter));
   });
   await execute(env, {}, timeoutMs);
   const achievedPerSecond = (events * 1000) / (Date.now() - startTime);

@@ -136,7 +136,7 @@ async function measure(name: string, spec: WorkerSpec): Promise<QueryResult> {
         });
   const twoSlots = await unavailable(() => runQuery(q, { events: spec.events, slots: 2 }));
   let latency: LatencyFigures | Unavailable | undefined;
-  if (spec.latency !== undefined && q.windowed) {
+  if (spec.latency !== undefined && q.windowEndAfterTimestamp !== undefined) {
     const { share, durationMs } = spec.latency;
     const rate = Math.round(tidemark.eventsPerSecond * share);
     latency = await unavailable(() => measureLatency(q, rate, durationMs, undefined, timeoutMs));

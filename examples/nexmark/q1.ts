@@ -1,5 +1,8 @@
 // Nexmark q1: currency conversion — every bid with its price in euros (`price * 0.908`).
 //
+// NOTE: the euro price is a JavaScript number (a double), where q1.sql's is a DECIMAL(23, 3):
+// `0.908 * price` may differ from the exact product in its last binary digits.
+//
 // Run it with:  npx tidemark run examples/nexmark/q1.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import { type DataStream, job } from 'tidemark';
 import { bidsOf, type Event, eventsFromEnv } from './generator.js';

@@ -6,6 +6,11 @@
 // before its seller (the generator lets sellers be up to 10 people ahead of the last one, and
 // parallel channels interleave), so auctions wait in state for their person.
 //
+// NOTE: one person is kept per id (the latest), and an auction that found its person is not kept:
+// Nexmark's person ids are unique (each person event is a new account). For an id repeated in
+// some other input, q3.sql would join every auction with every record of that id; here each
+// auction joins once, with the record kept when it or its person came.
+//
 // Run it with:  npx tidemark run examples/nexmark/q3.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import {
   type Collector,

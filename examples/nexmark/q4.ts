@@ -18,6 +18,9 @@
 // before its auction (bids may name auctions up to 10 ahead, and parallel channels interleave)
 // waits until the watermark passes its own time, after which its auction could only start later.
 //
+// NOTE: the average is a JavaScript number (a double). Flink's `AVG` over q4.sql's BIGINT prices is
+// a BIGINT (the sum divided by the count, truncated); `auctions` is a column of our own.
+//
 // Run it with:  npx tidemark run examples/nexmark/q4.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import {
   type AggregateFunction,

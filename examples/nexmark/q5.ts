@@ -7,6 +7,9 @@
 // end (every count of the window has arrived by then: each counting subtask emits a window's
 // results before it forwards the watermark that fired it).
 //
+// Every auction tied at the window's highest count is emitted (q5.sql's `num >= maxn`). The rows
+// also carry the window's bounds, which q5.sql leaves out of its (auction, num).
+//
 // Run it with:  npx tidemark run examples/nexmark/q5.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import {
   type Collector,

@@ -1,15 +1,31 @@
-// Nexmark q7: highest bid — in every tumbling window of 10 s, the bid(s) with the highest price.
+// Nexmark q7: highest bid — for every tumbling window of 10 s, the bids at the window's highest
+// price, as Flink's q7.sql computes them: the maximum price of each window [start, end) that has
+// bids is joined back to the bids with `dateTime BETWEEN end - 10 s AND end`, both ends inclusive.
+// So a window reports its own bids at its highest price and also the bids at exactly `end` (which
+// belong to the next window) at that price; a bid at exactly a window boundary is reported twice
+// when it carries the highest price both of the window it ends and of its own. A window without
+// bids has no maximum and reports nothing, not even bids at its end.
 //
 // How it runs, in two phases (as Beam's `Max.globally().withFanout(...)` and Flink's local/global
 // aggregation): the bids are spread over 16 shards (by price modulo 16); per shard and window an
-// incremental aggregate keeps the highest price and the bids that carry it (so the "join back" to
-// the bids is free: they are in the accumulator); these partial results then meet, keyed by the
-// window's end, in a keyed process function that keeps the overall highest and emits its bids
-// when the watermark passes the window's end.
+// incremental aggregate keeps the highest price and the bids that carry it (so the join back to
+// the window's own bids is free: they are in the accumulator). The bids at exactly a window
+// boundary also take a side branch, keyed by that boundary (the end of the window before theirs).
+// Both meet, keyed by the window's end, in a keyed co-process function that merges the shards'
+// partial results into the window's highest price and its bids, keeps the bids at the window's end
+// that could still match, and emits the matching bids once the watermark reaches the window's end.
 //
 // NOTE: sharding by a well-spread field rather than by auction: per auction, every (auction,
 // window) pair would cost its own window state and timer (measured 3.5 times slower), and the
 // hot auction (half of all bids) would load one shard; prices spread evenly.
+//
+// NOTE: the second phase fires at watermark >= end, not at the window's maxTimestamp (end - 1) as
+// the first does: a bid at exactly `end` is on time until the watermark reaches `end`, so only then
+// have they all arrived. Results carry the timestamp `end` (the timer's, and the SQL's
+// `B1.dateTime`): by then the operator may have forwarded watermark `end - 1`, after which a
+// result at `end - 1` would be late downstream. A bid at a boundary that comes once the watermark
+// has reached it is late for the window it ends and is dropped from that join (as the first phase
+// drops bids late for their own window); the SQL's regular join would still match it.
 //
 // Run it with:  npx tidemark run examples/nexmark/q7.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import {
@@ -17,8 +33,8 @@ import {
   type Collector,
   type DataStream,
   job,
+  KeyedCoProcessFunction,
   type KeyedProcessContext,
-  KeyedProcessFunction,
   type OnTimerContext,
   type RuntimeContext,
   type TimeWindow,
@@ -49,6 +65,15 @@ export interface HighestBids {
   windowEnd: number;
 }
 
+/** True if `t` is a window boundary: the start of its window and the end of the one before. */
+function atWindowBoundary(t: number): boolean {
+  // NOTE: not `t % Q7_SIZE_MS === 0`: epoch-millisecond times are not small integers, so `%` is a
+  // floating-point modulo (about four times slower here, and this runs for every bid). This is
+  // exact for every safe integer: for a multiple the quotient is exact; otherwise the product is a
+  // multiple of the size whatever the quotient's rounding, so it is not `t`.
+  return Math.floor(t / Q7_SIZE_MS) * Q7_SIZE_MS === t;
+}
+
 function keepHighest(acc: HighestBids, b: Bid): HighestBids {
   if (b.price > acc.price) {
     acc.price = b.price;
@@ -63,40 +88,77 @@ const highest: AggregateFunction<Bid, HighestBids, HighestBids> = {
   getResult: (acc) => acc,
 };
 
-/** Keyed by window end: merges the shards' highest bids; emits the overall highest at the end. */
-class HighestOfWindow extends KeyedProcessFunction<number, HighestBids, Q7Result> {
-  private best!: ValueState<HighestBids>;
+/** What the second phase keeps of one window. */
+interface WindowBids {
+  /** The window's highest price so far (-1 until a shard's partial result came). */
+  price: number;
+  /** The window's own bids at that price. */
+  bids: Bid[];
+  /** Bids at exactly the window's end, at a price not below `price` when they came. */
+  atEnd: Bid[];
+}
+
+const toResult = (b: Bid): Q7Result => ({
+  auction: b.auction,
+  price: b.price,
+  bidder: b.bidder,
+  dateTime: b.dateTime,
+  extra: b.extra,
+});
+
+/**
+ * Keyed by window end: merges the shards' highest bids (input 1) and keeps the bids at exactly the
+ * window's end (input 2); when the watermark reaches the end, emits the window's bids at its
+ * highest price and the bids at its end at the same price.
+ */
+class HighestOfWindow extends KeyedCoProcessFunction<number, HighestBids, Bid, Q7Result> {
+  private window!: ValueState<WindowBids>;
   override open(ctx: RuntimeContext): void {
-    this.best = ctx.getState(new ValueStateDescriptor<HighestBids>('highest'));
+    this.window = ctx.getState(new ValueStateDescriptor<WindowBids>('window-bids'));
   }
-  processElement(h: HighestBids, ctx: KeyedProcessContext<number>, _out: Collector<Q7Result>): void {
-    const best = this.best.value();
-    if (best === undefined) {
-      this.best.update({ price: h.price, bids: h.bids.slice(), windowEnd: h.windowEnd });
-      ctx.timerService().registerEventTimeTimer(h.windowEnd - 1);
-    } else if (h.price >= best.price) {
-      for (const b of h.bids) keepHighest(best, b);
-      this.best.update(best);
-    }
+
+  private current(end: number, ctx: KeyedProcessContext<number>): WindowBids {
+    const w = this.window.value();
+    if (w !== undefined) return w;
+    ctx.timerService().registerEventTimeTimer(end);
+    return { price: -1, bids: [], atEnd: [] };
   }
+
+  processElement1(h: HighestBids, ctx: KeyedProcessContext<number>, _out: Collector<Q7Result>): void {
+    const w = this.current(h.windowEnd, ctx);
+    if (h.price > w.price) {
+      w.price = h.price;
+      w.bids = h.bids.slice();
+    } else if (h.price === w.price) for (const b of h.bids) w.bids.push(b);
+    this.window.update(w);
+  }
+
+  processElement2(b: Bid, ctx: KeyedProcessContext<number>, _out: Collector<Q7Result>): void {
+    // Late for the window it ends: that window has been emitted already.
+    if (b.dateTime <= ctx.timerService().currentWatermark()) return;
+    const w = this.current(b.dateTime, ctx);
+    // The highest price only grows: a bid below it now can never match.
+    if (b.price < w.price) return;
+    w.atEnd.push(b);
+    this.window.update(w);
+  }
+
   override onTimer(_timestamp: number, _ctx: OnTimerContext<number>, out: Collector<Q7Result>): void {
-    const best = this.best.value();
-    if (best === undefined) return;
-    for (const b of best.bids)
-      out.collect({
-        auction: b.auction,
-        price: b.price,
-        bidder: b.bidder,
-        dateTime: b.dateTime,
-        extra: b.extra,
-      });
-    this.best.clear();
+    const w = this.window.value();
+    if (w === undefined) return;
+    // No shard reported: the window had no bids, so no maximum to join the bids at its end with.
+    if (w.bids.length > 0) {
+      for (const b of w.bids) out.collect(toResult(b));
+      for (const b of w.atEnd) if (b.price === w.price) out.collect(toResult(b));
+    }
+    this.window.clear();
   }
 }
 
-/** q7: the highest bid(s) of every 10 s tumbling window. */
+/** q7: the bids at the highest price of every 10 s tumbling window, bids at its end included. */
 export function build(events: DataStream<Event>): DataStream<Q7Result> {
-  return bidsOf(events)
+  const bids = bidsOf(events);
+  const partial = bids
     .keyBy((b) => b.price % Q7_FANOUT)
     .window(TumblingEventTimeWindows.of(Q7_SIZE_MS))
     .aggregate(
@@ -106,8 +168,11 @@ export function build(events: DataStream<Event>): DataStream<Q7Result> {
       },
     )
     .name('q7: highest bid per shard and window')
-    .uid('q7-partial')
+    .uid('q7-partial');
+  const atBoundary = bids.filter((b) => atWindowBoundary(b.dateTime)).name('q7: bids at a window boundary');
+  return partial
     .keyBy((h) => h.windowEnd)
+    .connect(atBoundary.keyBy((b) => b.dateTime))
     .process(new HighestOfWindow())
     .name('q7: highest bid per window')
     .uid('q7-highest');

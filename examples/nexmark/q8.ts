@@ -1,13 +1,16 @@
 // Nexmark q8: monitor new users — people who opened an account and created an auction in the same
 // 10 s tumbling window: a window coGroup of persons and auctions on `id = seller`.
 //
-// Flink's q8 groups each side per window first, so each person is reported once per window
-// however many auctions they opened: a coGroup (both sides of a key's window at once) gives that
-// directly, where a window join would emit one row per (person, auction) pair.
+// Flink's q8 groups each side per window first (`GROUP BY id, name, window_start, window_end` for
+// persons, `GROUP BY seller, window_start, window_end` for auctions), so each person is reported
+// once per window however many auctions they opened: a coGroup (both sides of a key's window at
+// once) gives that directly, where a window join would emit one row per (person, auction) pair.
+// The same grouping makes a person record repeated in a window one row, and the same id under
+// two names two rows (generated person ids are unique, so only other inputs see the difference).
 //
 // Run it with:  npx tidemark run examples/nexmark/q8.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import { type DataStream, job, TumblingEventTimeWindows } from 'tidemark';
-import { auctionsOf, type Event, eventsFromEnv, personsOf } from './generator.js';
+import { auctionsOf, type Event, eventsFromEnv, type Person, personsOf } from './generator.js';
 
 /** A new user who also sells (Flink's q8 columns). */
 export interface Q8Result {
@@ -20,6 +23,13 @@ export interface Q8Result {
 /** Window size of q8 (ms). */
 export const Q8_SIZE_MS = 10_000;
 
+/** True if a person before `i` has the name of person `i`. */
+function nameSeenBefore(persons: readonly Person[], i: number): boolean {
+  const name = persons[i]!.name;
+  for (let j = 0; j < i; j++) if (persons[j]!.name === name) return true;
+  return false;
+}
+
 /** q8: persons and their auctions in the same 10 s tumbling window, one row per person and window. */
 export function build(events: DataStream<Event>): DataStream<Q8Result> {
   return personsOf(events)
@@ -29,8 +39,12 @@ export function build(events: DataStream<Event>): DataStream<Q8Result> {
     .window(TumblingEventTimeWindows.of(Q8_SIZE_MS))
     .apply<Q8Result>((persons, auctions, out) => {
       if (auctions.length === 0) return;
-      for (const p of persons)
+      // The key is the id: one row per distinct name among the window's persons.
+      for (let i = 0; i < persons.length; i++) {
+        const p = persons[i]!;
+        if (nameSeenBefore(persons, i)) continue;
         out.collect({ id: p.id, name: p.name, starttime: p.dateTime - (p.dateTime % Q8_SIZE_MS) });
+      }
     })
     .name('q8: new sellers')
     .uid('q8-cogroup');

@@ -130,20 +130,22 @@ export function q5(events: readonly Event[]): Q5Result[] {
   return out;
 }
 
-/** q7: per tumbling window of 10 s, the bids with the highest price. */
+/**
+ * q7 as its SQL: the highest price of every tumbling window [start, end) of 10 s that has bids,
+ * joined back to every bid at that price with `dateTime BETWEEN end - 10 s AND end` (both ends
+ * inclusive: a bid at exactly `end` counts for the window it ends too).
+ */
 export function q7(events: readonly Event[]): Q7Result[] {
-  const windows = new Map<number, Bid[]>();
-  for (const b of events.filter(isBid)) {
-    const start = b.dateTime - (b.dateTime % 10_000);
-    const bids = windows.get(start) ?? [];
-    bids.push(b);
-    windows.set(start, bids);
+  const bids = events.filter(isBid);
+  const maxByEnd = new Map<number, number>();
+  for (const b of bids) {
+    const end = b.dateTime - (b.dateTime % 10_000) + 10_000;
+    maxByEnd.set(end, Math.max(maxByEnd.get(end) ?? Number.NEGATIVE_INFINITY, b.price));
   }
   const out: Q7Result[] = [];
-  for (const bids of windows.values()) {
-    const max = bids.reduce((m, b) => Math.max(m, b.price), -1);
+  for (const [end, max] of maxByEnd)
     for (const b of bids)
-      if (b.price === max)
+      if (b.price === max && b.dateTime >= end - 10_000 && b.dateTime <= end)
         out.push({
           auction: b.auction,
           price: b.price,
@@ -151,18 +153,23 @@ export function q7(events: readonly Event[]): Q7Result[] {
           dateTime: b.dateTime,
           extra: b.extra,
         });
-  }
   return out;
 }
 
-/** q8: persons who created an auction in the 10 s tumbling window in which they appeared. */
+/**
+ * q8: persons who created an auction in the 10 s tumbling window in which they appeared, one row
+ * per distinct (id, name, window), as the SQL groups persons by `id, name, window_start, window_end`.
+ */
 export function q8(events: readonly Event[]): Q8Result[] {
   const windowOf = (t: number) => t - (t % 10_000);
   const sellers = new Set(events.filter(isAuction).map((a) => `${a.seller}@${windowOf(a.dateTime)}`));
-  return events
-    .filter(isPerson)
-    .filter((p) => sellers.has(`${p.id}@${windowOf(p.dateTime)}`))
-    .map((p) => ({ id: p.id, name: p.name, starttime: windowOf(p.dateTime) }));
+  const rows = new Map<string, Q8Result>();
+  for (const p of events.filter(isPerson))
+    if (sellers.has(`${p.id}@${windowOf(p.dateTime)}`)) {
+      const row = { id: p.id, name: p.name, starttime: windowOf(p.dateTime) };
+      rows.set(JSON.stringify(row), row);
+    }
+  return [...rows.values()];
 }
 
 /** q11: per bidder, sessions of bids less than (or exactly) 10 s apart. */

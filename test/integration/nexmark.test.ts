@@ -2,7 +2,8 @@
 // of the same queries over the same events (test/helpers/nexmark-reference.ts): exact (as
 // multisets) for q0-q3, q5, q7, q8 and q11; the final per-category averages and every closing
 // price for q4; and for q12 (processing time) exact too, on a TestStream that moves a manual
-// clock at fixed event numbers, so that each bid's processing time is known.
+// clock at fixed event numbers, so that each bid's processing time is known. Hand-made inputs
+// (ties, and test/helpers/nexmark-corners.ts) check the edges that generated events do not reach.
 import {
   type DataStream,
   ManualClock,
@@ -13,7 +14,6 @@ import {
 import { checkExactlyOnce, checkJobRescaling, fromTestStream, TestStream } from 'tidemark/testing';
 import { describe, expect, test } from 'vitest';
 import {
-  type Bid,
   DEFAULT_CONFIG,
   type Event,
   type NexmarkConfig,
@@ -31,7 +31,9 @@ import * as q7 from '../../examples/nexmark/q7.js';
 import * as q8 from '../../examples/nexmark/q8.js';
 import * as q11 from '../../examples/nexmark/q11.js';
 import * as q12 from '../../examples/nexmark/q12.js';
+import { Q4_CORNER, Q7_CORNER, Q8_CORNER, Q11_CORNER, TIED_BIDS } from '../helpers/nexmark-corners.js';
 import * as ref from '../helpers/nexmark-reference.js';
+import { withTimestamps } from '../helpers/windows.js';
 
 /** A query as the tests see it: a run of its stream, and the batch computation of the same result. */
 interface Query {
@@ -118,21 +120,23 @@ for (const c of CASES) {
   });
 }
 
+/**
+ * Runs `build` on one scripted stream at parallelism `p` (on a manual clock, which only the
+ * script's processing-time steps move); returns its results with their timestamps.
+ */
+async function runOnScript<T>(
+  build: (events: DataStream<Event>) => DataStream<T>,
+  script: TestStream<Event>,
+  p: number,
+): Promise<[T, number | null][]> {
+  const env = new StreamExecutionEnvironment({ parallelism: p });
+  const out = withTimestamps(build(fromTestStream(env, script))).collect();
+  await env.execute({ clock: new ManualClock(0) });
+  return out.values;
+}
+
 describe('Nexmark ties', () => {
-  // Generated prices almost never tie; these bids do, in the highest price and the highest count.
-  const bid = (auction: number, price: number, dateTime: number): Bid => ({
-    kind: 'bid',
-    auction,
-    bidder: 1000 + (auction % 7),
-    price,
-    channel: 'Google',
-    url: 'u',
-    dateTime,
-    extra: '',
-  });
-  const bids: Event[] = [];
-  for (let t = 0; t < 30_000; t += 500)
-    bids.push(bid(1000 + ((t / 500) % 3), t < 10_000 ? 700 : t % 2_000, t));
+  const bids = TIED_BIDS;
 
   async function runOnBids<T>(build: (events: DataStream<Event>) => DataStream<T>, p: number): Promise<T[]> {
     const env = new StreamExecutionEnvironment({ parallelism: p });
@@ -165,6 +169,80 @@ describe('Nexmark ties', () => {
       expect(ref.canonicalJson(await runOnBids(q5.build, p))).toEqual(ref.canonicalJson(expected));
     },
   );
+});
+
+describe('Nexmark at the edges of the SQL (hand-made input)', () => {
+  /**
+   * Replays `events` in their order with the queries' watermarks (4 s out of order); with
+   * `settle`, each event goes through the whole job before the next one comes (a processing-time
+   * step waits for that), so that an operator with two inputs sees them in this order too.
+   */
+  function replay(events: readonly Event[], settle = false): TestStream<Event> {
+    const script = TestStream.create<Event>();
+    let max = Number.NEGATIVE_INFINITY;
+    for (const e of events) {
+      script.addElement(e, e.dateTime);
+      if (e.dateTime > max) {
+        max = e.dateTime;
+        script.advanceWatermarkTo(max - 4000 - 1);
+      }
+      if (settle) script.advanceProcessingTime(0);
+    }
+    return script;
+  }
+
+  test('the batch computations follow the SQL on these inputs', () => {
+    expect(ref.canonicalJson(ref.q7(Q7_CORNER.bids))).toEqual(
+      ref.canonicalJson(Q7_CORNER.expected.map(([r]) => r)),
+    );
+    expect(ref.canonicalJson(ref.q8(Q8_CORNER.events))).toEqual(ref.canonicalJson(Q8_CORNER.expected));
+    expect(ref.canonicalJson(ref.q4ClosingPrices(Q4_CORNER.events))).toEqual(
+      ref.canonicalJson(Q4_CORNER.expected),
+    );
+    expect(ref.canonicalJson(ref.q11(Q11_CORNER.events))).toEqual(ref.canonicalJson(Q11_CORNER.expected));
+  });
+
+  test.each([1, 3])(
+    'q7 joins bids at exactly a window end to that window, and nothing to an empty one (parallelism %i)',
+    async (p) => {
+      const script = TestStream.create<Event>();
+      for (const a of Q7_CORNER.arrival) {
+        if (typeof a === 'number') script.advanceWatermarkTo(a);
+        else script.addElement(a, a.dateTime);
+      }
+      expect(ref.canonicalJson(await runOnScript(q7.build, script, p))).toEqual(
+        ref.canonicalJson(Q7_CORNER.expected),
+      );
+    },
+  );
+
+  test.each([1, 3])(
+    'q8 reports each distinct (id, name) once per window, within the window bounds (parallelism %i)',
+    async (p) => {
+      const rows = (await runOnScript(q8.build, replay(Q8_CORNER.events), p)).map(([r]) => r);
+      expect(ref.canonicalJson(rows)).toEqual(ref.canonicalJson(Q8_CORNER.expected));
+    },
+  );
+
+  test.each([1, 3])(
+    "q4 counts bids at exactly an auction's start and expiry, and none outside (parallelism %i)",
+    async (p) => {
+      const closing = await runOnScript(q4.closingPrices, replay(Q4_CORNER.events, true), p);
+      expect(ref.canonicalJson(closing.map(([r]) => r))).toEqual(ref.canonicalJson(Q4_CORNER.expected));
+      const averages = await runOnScript(q4.build, replay(Q4_CORNER.events, true), p);
+      expect(ref.canonicalJson(finalAverages(averages.map(([r]) => r)))).toEqual(
+        ref.canonicalJson([
+          { category: 10, average: (100 + 300) / 2, auctions: 2 },
+          { category: 12, average: (40 + 60) / 2, auctions: 2 },
+        ]),
+      );
+    },
+  );
+
+  test.each([1, 3])('q11 merges bids exactly the gap apart into one session (parallelism %i)', async (p) => {
+    const sessions = (await runOnScript(q11.build, replay(Q11_CORNER.events), p)).map(([r]) => r);
+    expect(ref.canonicalJson(sessions)).toEqual(ref.canonicalJson(Q11_CORNER.expected));
+  });
 });
 
 describe('Nexmark q12 (processing-time windows)', () => {
