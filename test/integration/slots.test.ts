@@ -133,6 +133,10 @@ describe('several slots', () => {
       error: { message: expect.stringMatching(/slot 1 \(worker thread\) exited/) },
     });
     expect(r.values.sort()).toEqual([...local.values].sort());
+    // The end of the job is its final checkpoint, taken on the slots once every subtask finished.
+    const checkpoints = r.events.flatMap((e) => (e.type === 'checkpoint' ? [e.stats] : []));
+    expect(checkpoints.filter((c) => c.final).length).toBe(1);
+    expect(checkpoints[checkpoints.length - 1]!.final).toBe(true);
   }, 60_000);
 
   test('a record that cannot cross threads fails the job with a clear error', async () => {
