@@ -8,9 +8,9 @@
  */
 import { parseArgs } from 'node:util';
 import { TimeWindow } from '../operators/windows/windows.js';
-import { decodeKeyGroupState, encodeKeyGroupState } from '../runtime/task/key-group-codec.js';
-import type { KeyGroupState } from '../runtime/task/operator-runtime.js';
-import { encode } from '../state/snapshot-format.js';
+import { encode } from '../state/snapshot/format.js';
+import { decodeKeyGroupSnapshot, encodeKeyGroupSnapshot } from '../state/snapshot/key-group-codec.js';
+import type { KeyGroupSnapshot } from '../state/snapshot/types.js';
 
 export interface EncodingBenchResult {
   keys: number;
@@ -23,10 +23,10 @@ export interface EncodingBenchResult {
 const GROUPS = 128;
 
 /** The snapshot of `keys` keys of a 24-hour window job, by key group. */
-export function windowSnapshot(keys: number): KeyGroupState[] {
+export function windowSnapshot(keys: number): KeyGroupSnapshot[] {
   const window = new TimeWindow(0, 24 * 3600_000);
   const perGroup = Math.ceil(keys / GROUPS);
-  const out: KeyGroupState[] = [];
+  const out: KeyGroupSnapshot[] = [];
   for (let g = 0; g < GROUPS; g++) {
     const data: unknown[] = [];
     const timers: unknown[] = [];
@@ -60,13 +60,14 @@ export function runEncodingBench(keys = 1_000_000): EncodingBenchResult {
   // NOTE: fresh timer collections each run, so the codec's cache of encoded timers is not used.
   const format3 = best(() =>
     snapshot.reduce(
-      (n, kg) => n + encodeKeyGroupState({ ...kg, timers: { t: { ...kg.timers['window-timers']! } } }).length,
+      (n, kg) =>
+        n + encodeKeyGroupSnapshot({ ...kg, timers: { t: { ...kg.timers['window-timers']! } } }).length,
       0,
     ),
   );
-  const encoded = snapshot.map((kg) => encodeKeyGroupState(kg));
+  const encoded = snapshot.map((kg) => encodeKeyGroupSnapshot(kg));
   const decode3 = best(() => {
-    for (const bytes of encoded) decodeKeyGroupState(bytes);
+    for (const bytes of encoded) decodeKeyGroupSnapshot(bytes);
     return 0;
   });
   return { keys, format2, format3, decode3Ms: decode3.ms };

@@ -32,7 +32,7 @@ export {
 export type { AggregateFunction, ReduceFunction } from '../state/functions.js';
 export type { Key } from '../state/hash.js';
 export { KeyGroupRange, keyGroupFor, subtaskForKey, subtaskForKeyGroup } from '../state/key-groups.js';
-export { IncompatibleCheckpointError } from '../state/snapshot-format.js';
+export { IncompatibleCheckpointError } from '../state/snapshot/format.js';
 export type {
   CheckpointInfo,
   CheckpointStorage,

@@ -11,6 +11,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../operators/contract.js';
 
 import { JobCancelledError, JobFailedError, TidemarkError } from '../state/errors.js';
+import type { IncrementalSnapshot, OperatorSubtaskState } from '../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
   type CheckpointingOptions,
@@ -20,9 +21,7 @@ import { isManualClock, SystemClock } from './clock.js';
 import type { JobGraph, StreamEdge } from './graph/job-graph.js';
 import { aggregateMetrics, type JobMetricsSnapshot } from './metrics.js';
 import { Channel } from './task/channel.js';
-import type { SubtaskSnapshot } from './task/operator-runtime.js';
-
-import { type OperatorRestore, Task, type TaskHost } from './task/task.js';
+import { Task, type TaskHost } from './task/task.js';
 import { connectedSubtasks, createWriter, type OutChannel } from './task/writers.js';
 
 /** Milliseconds of work between yields while checkpoint writes are in flight (see `loop`). */
@@ -63,7 +62,7 @@ export interface ExecutionOptions {
   /** Milliseconds of work between yields to the event loop (default 10). */
   timeSliceMs?: number;
   /** State to start from, per operator id and subtask index. */
-  restore?: Map<string, OperatorRestore>[];
+  restore?: Map<string, OperatorSubtaskState>[];
   /** 0 on the first run, +1 per restart. */
   attemptNumber?: number;
   /** Identifies this run of the job (default: a fresh random id). */
@@ -94,7 +93,7 @@ export interface SlotWiring {
   /** After each scheduling pass and before sleeping: send pending batches and credits. */
   afterPass(): void;
   /** The synchronous part of a checkpoint is done: hand it to the job manager. */
-  acknowledge(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void;
+  acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void;
   onTaskStatus(task: Task): void;
 }
 
@@ -209,7 +208,7 @@ export class LocalExecutor implements TaskHost {
           );
   }
 
-  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void {
+  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void {
     if (this.slot !== undefined) this.slot.acknowledge(task, checkpointId, snapshots);
     else this.coordinator?.acknowledge(task, checkpointId, snapshots);
   }
@@ -218,7 +217,7 @@ export class LocalExecutor implements TaskHost {
     this.slot?.onTaskStatus(task);
   }
 
-  private createTasks(restore: Map<string, OperatorRestore>[] | undefined): void {
+  private createTasks(restore: Map<string, OperatorSubtaskState>[] | undefined): void {
     const slot = this.slot;
     const byVertex = new Map<number, (Task | undefined)[]>();
     for (const v of this.graph.vertices) {

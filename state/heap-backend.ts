@@ -24,29 +24,13 @@ import type {
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
+import type { KeyGroupSnapshot } from './snapshot/types.js';
 
 /** A namespace key (e.g. a window's canonical form); `undefined` is the default (void) namespace. */
 export type Namespace = string | number;
 
-/** The data of one state in one key group, as stored in a snapshot. */
-export interface StateTableSnapshot {
-  kind: StateKind;
-  namespaced: boolean;
-  /**
-   * Flat, as it is cheapest to encode: `[key, value, key, value, ...]` or, for namespaced tables,
-   * `[key, n, namespace1, value1, ..., namespaceN, valueN, key, ...]` (canonical keys).
-   */
-  data: unknown[];
-}
-
-/** All keyed state of one key group: state name → table data. */
-export type KeyGroupSnapshot = Record<string, StateTableSnapshot>;
-
-/** Keyed state of a backend, by key group. */
-export interface KeyedStateSnapshot {
-  maxParallelism: number;
-  groups: Map<number, KeyGroupSnapshot>;
-}
+/** The state tables of one key group, by state name (a {@link KeyGroupSnapshot}'s `state`). */
+type Tables = KeyGroupSnapshot['state'];
 
 /** Options of a {@link HeapKeyedStateBackend}. */
 export interface HeapKeyedStateBackendOptions {
@@ -337,9 +321,9 @@ export class HeapKeyedStateBackend {
    * The state of one key group, as plain data (empty tables are left out). Lists are copied and
    * maps turned into entry arrays, so later writes do not leak into the snapshot.
    */
-  snapshotKeyGroup(keyGroup: number): KeyGroupSnapshot {
+  snapshotKeyGroup(keyGroup: number): Tables {
     const index = keyGroup - this.keyGroupRange.start;
-    const out: KeyGroupSnapshot = {};
+    const out: Tables = {};
     for (const table of this.tables.values()) {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
@@ -362,9 +346,9 @@ export class HeapKeyedStateBackend {
    * The state of some keys (canonical forms) of one key group, in the format of
    * {@link snapshotKeyGroup}: what an incremental checkpoint writes for the keys that changed.
    */
-  snapshotKeys(keyGroup: number, keys: readonly MapKey[]): KeyGroupSnapshot {
+  snapshotKeys(keyGroup: number, keys: readonly MapKey[]): Tables {
     const index = keyGroup - this.keyGroupRange.start;
-    const out: KeyGroupSnapshot = {};
+    const out: Tables = {};
     for (const table of this.tables.values()) {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
@@ -386,32 +370,26 @@ export class HeapKeyedStateBackend {
     return out;
   }
 
-  /** All key groups of this backend that hold state. */
-  snapshot(): KeyedStateSnapshot {
-    const groups = new Map<number, KeyGroupSnapshot>();
+  /** The state tables of every key group of this backend that holds state. */
+  snapshot(): Map<number, Tables> {
+    const groups = new Map<number, Tables>();
     for (let g = this.keyGroupRange.start; g <= this.keyGroupRange.end; g++) {
       const s = this.snapshotKeyGroup(g);
       if (Object.keys(s).length > 0) groups.set(g, s);
     }
-    return { maxParallelism: this.maxParallelism, groups };
+    return groups;
   }
 
   /**
-   * Loads key groups from snapshots (of any number of earlier subtasks). Key groups outside this
-   * backend's range are ignored, so every subtask can be given the whole snapshot on rescale.
+   * Loads key groups (of one or more earlier subtasks, taken with this maxParallelism). Key groups
+   * outside this backend's range are ignored, so every subtask can be given the whole snapshot.
    */
-  restore(snapshots: Iterable<KeyedStateSnapshot>): void {
-    for (const snap of snapshots) {
-      if (snap.maxParallelism !== this.maxParallelism)
-        throw new Error(
-          `${this.owner}: the snapshot was taken with maxParallelism ${snap.maxParallelism}, but the job runs with maxParallelism ${this.maxParallelism}; maxParallelism cannot change across a restore`,
-        );
-      for (const [g, data] of snap.groups) if (this.keyGroupRange.contains(g)) this.restoreKeyGroup(g, data);
-    }
+  restore(groups: Iterable<[number, Tables]>): void {
+    for (const [g, data] of groups) if (this.keyGroupRange.contains(g)) this.restoreKeyGroup(g, data);
   }
 
   /** Loads one key group (replacing what it held). */
-  restoreKeyGroup(keyGroup: number, data: KeyGroupSnapshot): void {
+  restoreKeyGroup(keyGroup: number, data: Tables): void {
     const index = keyGroup - this.keyGroupRange.start;
     for (const [name, t] of Object.entries(data)) {
       let table = this.tables.get(name);

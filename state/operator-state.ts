@@ -8,12 +8,7 @@
  * copies are equal).
  */
 import type { ListState, ListStateDescriptor } from './descriptors.js';
-
-/** How a list is redistributed when the parallelism changes. */
-export type RedistributionMode = 'split' | 'union' | 'broadcast';
-
-/** One subtask's operator state: list name → mode and items. */
-export type OperatorStateSnapshot = Record<string, { mode: RedistributionMode; items: unknown[] }>;
+import type { OperatorStateSnapshot, RedistributionMode } from './snapshot/types.js';
 
 class OperatorListState<T> implements ListState<T> {
   items: T[] = [];

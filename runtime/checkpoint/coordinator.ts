@@ -19,10 +19,10 @@ import {
   type KeyGroupRef,
   type OperatorMeta,
   type SubtaskMeta,
-} from '../../state/snapshot-format.js';
+} from '../../state/snapshot/format.js';
+import type { IncrementalSnapshot } from '../../state/snapshot/types.js';
 import { type CheckpointStorage, MAX_CHUNK_BYTES } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
-import type { SubtaskSnapshot } from '../task/operator-runtime.js';
 import type { TaskStatus } from '../task/task.js';
 
 /** What the coordinator needs of a task: a local one, or a proxy of one in another thread. */
@@ -36,7 +36,7 @@ export interface CheckpointTask {
   notifyCheckpointComplete(checkpointId: number): void;
   abortCheckpoint(checkpointId: number): void;
   /** Key groups of these snapshots must be written again next time. */
-  redirty(snapshots: readonly SubtaskSnapshot[]): void;
+  redirty(snapshots: readonly IncrementalSnapshot[]): void;
 }
 
 /** How checkpoints are taken. */
@@ -85,7 +85,7 @@ interface Pending {
   /** Writes in progress. */
   writes: Promise<void>[];
   failed: boolean;
-  snapshots: { task: CheckpointTask; snaps: SubtaskSnapshot[] }[];
+  snapshots: { task: CheckpointTask; snaps: IncrementalSnapshot[] }[];
   /** Savepoints are kept until deleted, and someone waits for them. */
   savepoint: boolean;
   /** The final checkpoint of a finished job. */
@@ -94,7 +94,7 @@ interface Pending {
 }
 
 interface WrittenSubtask {
-  snap: SubtaskSnapshot;
+  snap: IncrementalSnapshot;
   /** New chunk ids per changed key group. */
   groups: Map<number, string[]>;
   operatorStateChunk: string | undefined;
@@ -323,7 +323,7 @@ export class CheckpointCoordinator {
   }
 
   /** A task took its snapshot of checkpoint `id`: write its changed key groups, then count it. */
-  acknowledge(task: CheckpointTask, id: number, snaps: SubtaskSnapshot[]): void {
+  acknowledge(task: CheckpointTask, id: number, snaps: IncrementalSnapshot[]): void {
     const p = this.pending.get(id);
     if (p === undefined || p.failed) {
       // Abandoned meanwhile: what the snapshot took must be written next time.
@@ -352,12 +352,12 @@ export class CheckpointCoordinator {
     p.writes.push(write);
   }
 
-  private chunkName(id: number, s: SubtaskSnapshot, n: number): string {
+  private chunkName(id: number, s: IncrementalSnapshot, n: number): string {
     return `${id}-${s.operatorId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${s.subtaskIndex}-${n}`;
   }
 
   /** Packs the changed key groups of one subtask into chunks and writes them (a few at a time). */
-  private async writeSubtask(id: number, s: SubtaskSnapshot): Promise<WrittenSubtask> {
+  private async writeSubtask(id: number, s: IncrementalSnapshot): Promise<WrittenSubtask> {
     const storage = this.options.storage;
     const jobId = this.host.jobId;
     const limit = Math.min(this.options.chunkBytes ?? 1024 * 1024, MAX_CHUNK_BYTES - 1024);
@@ -531,7 +531,7 @@ export class CheckpointCoordinator {
     this.host.wake();
   }
 
-  private redirty(task: CheckpointTask, snaps: SubtaskSnapshot[]): void {
+  private redirty(task: CheckpointTask, snaps: IncrementalSnapshot[]): void {
     task.redirty(snaps);
   }
 

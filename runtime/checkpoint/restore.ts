@@ -5,28 +5,26 @@
  * another parallelism.
  */
 
-import type { OperatorStateSnapshot } from '../../state/operator-state.js';
 import {
   type CheckpointMetadata,
   decode,
   decodeMetadata,
   IncompatibleCheckpointError,
   type KeyGroupRef,
-} from '../../state/snapshot-format.js';
+} from '../../state/snapshot/format.js';
+import { decodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
+import { applyKeyGroupDeltas, restoreForSubtask } from '../../state/snapshot/redistribute.js';
+import type {
+  KeyGroupSnapshot,
+  OperatorStateSnapshot,
+  OperatorSubtaskState,
+} from '../../state/snapshot/types.js';
 import {
   type CheckpointStorage,
   CorruptChunkError,
   StorageError,
 } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
-import { decodeKeyGroupState } from '../task/key-group-codec.js';
-import {
-  applyKeyGroupDeltas,
-  type KeyGroupState,
-  type OperatorRestore,
-  type OperatorSubtaskState,
-  restoreForSubtask,
-} from '../task/operator-runtime.js';
 
 /** Options of a restore. */
 export interface RestoreOptions {
@@ -39,7 +37,7 @@ export interface LoadedCheckpoint {
   checkpointId: number;
   metadata: CheckpointMetadata;
   /** Per subtask index: operator id → what that subtask starts from. */
-  restore: Map<string, OperatorRestore>[];
+  restore: Map<string, OperatorSubtaskState>[];
 }
 
 /** Reads checkpoint `checkpointId` of `jobId` and prepares the restore of `graph`. */
@@ -90,18 +88,18 @@ export async function loadCheckpoint(
     return entries;
   };
 
-  const perSubtask: Map<string, OperatorRestore>[] = [];
+  const perSubtask: Map<string, OperatorSubtaskState>[] = [];
   for (const o of metadata.operators) {
     const node = nodes.get(o.operatorId);
     if (node === undefined) continue;
-    const keyGroups = new Map<number, KeyGroupState>();
-    const readGroup = async (ref: KeyGroupRef, chunks: string[]): Promise<KeyGroupState> => {
+    const keyGroups = new Map<number, KeyGroupSnapshot>();
+    const readGroup = async (ref: KeyGroupRef, chunks: string[]): Promise<KeyGroupSnapshot> => {
       const parts: Uint8Array[] = [];
       for (const c of chunks)
         for (const [g, , piece] of await readChunk(c)) if (g === ref.keyGroup) parts.push(piece);
       const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       try {
-        return decodeKeyGroupState(bytes);
+        return decodeKeyGroupSnapshot(bytes);
       } catch (e) {
         throw new CorruptChunkError(
           jobId,
@@ -111,7 +109,7 @@ export async function loadCheckpoint(
       }
     };
     for (const ref of o.keyGroups) {
-      const deltas: KeyGroupState[] = [];
+      const deltas: KeyGroupSnapshot[] = [];
       for (const delta of ref.deltas ?? []) deltas.push(await readGroup(ref, delta));
       keyGroups.set(ref.keyGroup, applyKeyGroupDeltas(await readGroup(ref, ref.chunks), deltas));
     }

@@ -1,5 +1,5 @@
 /** `tidemark checkpoints list|show|delete` and `tidemark savepoint`. */
-import { decodeMetadata } from '../../state/snapshot-format.js';
+import { decodeMetadata } from '../../state/snapshot/format.js';
 import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import { requestSavepoint } from './control.js';
 import { DEFAULT_STORAGE } from './run-command.js';

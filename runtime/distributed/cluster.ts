@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, JobFailedError, TidemarkError } from '../../state/errors.js';
+import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
   type CheckpointingOptions,
@@ -17,7 +18,6 @@ import {
 import type { JobGraph } from '../graph/job-graph.js';
 import type { JobResult, ResultCollector } from '../local-executor.js';
 import type { JobMetricsSnapshot, OperatorMetricsSnapshot } from '../metrics.js';
-import type { OperatorRestore, SubtaskSnapshot } from '../task/operator-runtime.js';
 import type { TaskStatus } from '../task/task.js';
 import {
   type FromSlot,
@@ -38,7 +38,7 @@ export interface ClusterOptions {
   /** The job module every slot imports. */
   jobPath: string;
   overrides: SlotInit['overrides'];
-  restore?: Map<string, OperatorRestore>[] | undefined;
+  restore?: Map<string, OperatorSubtaskState>[] | undefined;
   attemptNumber: number;
   runId: string;
   results: ResultCollector;
@@ -154,7 +154,7 @@ class RemoteTask implements CheckpointTask {
   abortCheckpoint(): void {
     // Sent once per slot by the cluster.
   }
-  redirty(snapshots: readonly SubtaskSnapshot[]): void {
+  redirty(snapshots: readonly IncrementalSnapshot[]): void {
     this.post(this.slot, { type: 'redirty', task: this.ref, snapshots: [...snapshots] });
   }
 }
@@ -242,7 +242,7 @@ export class ClusterExecutor {
     const entry = workerEntry();
     const placement: Record<TaskRef, number> = {};
     for (const t of this.tasks.values()) placement[t.ref] = t.slot;
-    const restore: [number, [string, OperatorRestore][]][] = (this.options.restore ?? []).map((m, i) => [
+    const restore: [number, [string, OperatorSubtaskState][]][] = (this.options.restore ?? []).map((m, i) => [
       i,
       [...(m ?? new Map())],
     ]);

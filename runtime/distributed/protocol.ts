@@ -3,7 +3,7 @@
  * threads, each running some subtasks). One discriminated union per direction.
  */
 import type { SerializedError } from '../../state/errors.js';
-import type { OperatorRestore, SubtaskSnapshot } from '../task/operator-runtime.js';
+import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import type { TaskStatus } from '../task/task.js';
 
 /** A subtask: `<vertex id>/<subtask index>`. */
@@ -24,7 +24,7 @@ export interface SlotInit {
   /** Where every subtask runs: task → slot. */
   placement: Record<TaskRef, number>;
   /** Per subtask index: operator id → restored state. */
-  restore: [number, [string, OperatorRestore][]][];
+  restore: [number, [string, OperatorSubtaskState][]][];
   attemptNumber: number;
   runId: string;
   checkpointMode: 'exactly-once' | 'at-least-once';
@@ -38,7 +38,7 @@ export type ToSlot =
   | { type: 'trigger'; checkpointId: number; tasks: TaskRef[]; final?: boolean }
   | { type: 'complete'; checkpointId: number }
   | { type: 'abort'; checkpointId: number }
-  | { type: 'redirty'; task: TaskRef; snapshots: SubtaskSnapshot[] }
+  | { type: 'redirty'; task: TaskRef; snapshots: IncrementalSnapshot[] }
   | { type: 'final'; commit: boolean }
   | { type: 'cancel' }
   | { type: 'fail'; error: SerializedError };
@@ -57,7 +57,7 @@ export interface SubtaskMetrics {
 export type FromSlot =
   | { type: 'ready'; planHash: string }
   | { type: 'status'; task: TaskRef; status: TaskStatus }
-  | { type: 'ack'; task: TaskRef; checkpointId: number; snapshots: SubtaskSnapshot[] }
+  | { type: 'ack'; task: TaskRef; checkpointId: number; snapshots: IncrementalSnapshot[] }
   | { type: 'results'; adds: [string, number, unknown][]; commits: [string, string, unknown[]][] }
   | { type: 'metrics'; subtasks: SubtaskMetrics[] }
   | { type: 'done'; status: 'FINISHED' | 'CANCELLED' }

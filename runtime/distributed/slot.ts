@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import type { ResultSink } from '../../operators/contract.js';
 import { serializeError } from '../../state/errors.js';
+import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
 import { planToJson } from '../graph/plan.js';
 import { LocalExecutor, ResultCollector, type SlotWiring } from '../local-executor.js';
 import type { Channel } from '../task/channel.js';
-import type { OperatorRestore, SubtaskSnapshot } from '../task/operator-runtime.js';
 import type { Task } from '../task/task.js';
 import type { OutChannel } from '../task/writers.js';
 import {
@@ -63,7 +63,7 @@ export class Slot implements SlotWiring {
     private readonly send: (msg: FromSlot) => void,
   ) {
     this.local = new Set(init.tasks);
-    const restore: Map<string, OperatorRestore>[] = [];
+    const restore: Map<string, OperatorSubtaskState>[] = [];
     for (const [i, entries] of init.restore) restore[i] = new Map(entries);
     this.executor = new LocalExecutor(graph, {
       slot: this,
@@ -135,7 +135,7 @@ export class Slot implements SlotWiring {
     if (now - this.lastMetrics >= 500) this.sendMetrics(now);
   }
 
-  acknowledge(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void {
+  acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void {
     this.afterPass();
     this.send({ type: 'ack', task: taskRef(task.vertex.id, task.subtaskIndex), checkpointId, snapshots });
   }

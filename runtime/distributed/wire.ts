@@ -8,7 +8,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { TidemarkError } from '../../state/errors.js';
-import { decode, encode } from '../../state/snapshot-format.js';
+import { decode, encode } from '../../state/snapshot/format.js';
 
 /** Largest frame accepted (a bigger length prefix means a broken or hostile peer). */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;

@@ -7,20 +7,13 @@ import type { AlignmentGroup, Clock, LineWriter, Output, ResultSink } from '../.
 import type { OneInputStreamOperator, TwoInputStreamOperator } from '../../operators/operator.js';
 import type { OutputTag } from '../../operators/output-tag.js';
 import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
+import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
-import { OperatorMetrics, type SimpleCounter } from '../metrics.js';
+import { OperatorMetrics, type SimpleCounter } from '../operator/metrics.js';
+import { type OperatorHost, OperatorRuntime } from '../operator/operator-runtime.js';
 import { BARRIER, type Channel, type ChannelEndpoint, END, IDLE, RECORD, WATERMARK } from './channel.js';
-import {
-  type OperatorHost,
-  type OperatorRestore,
-  OperatorRuntime,
-  type SubtaskSnapshot,
-} from './operator-runtime.js';
-
 import { WatermarkValve } from './watermark-valve.js';
 import type { RecordWriter } from './writers.js';
-
-export type { OperatorRestore } from './operator-runtime.js';
 
 /** What a task needs from the executor that runs it. */
 export interface TaskHost {
@@ -47,7 +40,7 @@ export interface TaskHost {
   /** Exactly-once aligns barriers (blocks channels); at-least-once only counts them. */
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
   /** The task took the synchronous part of checkpoint `checkpointId`. */
-  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: SubtaskSnapshot[]): void;
+  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void;
 }
 
 /** The id with which operators are told that the job finished (its final checkpoint). */
@@ -213,7 +206,7 @@ export class Task implements ChannelEndpoint {
     readonly host: TaskHost,
     readonly vertex: JobVertex,
     readonly subtaskIndex: number,
-    private readonly restore: Map<string, OperatorRestore> = new Map(),
+    private readonly restore: Map<string, OperatorSubtaskState> = new Map(),
   ) {
     this.info = { subtaskIndex, parallelism: vertex.parallelism };
   }
@@ -412,7 +405,7 @@ export class Task implements ChannelEndpoint {
   }
 
   /** Marks the key groups of a failed checkpoint's snapshots changed again. */
-  redirty(snapshots: readonly SubtaskSnapshot[]): void {
+  redirty(snapshots: readonly IncrementalSnapshot[]): void {
     for (const s of snapshots)
       this.members.find((m) => m.spec.operatorId === s.operatorId)?.redirty(s.changed.keys());
   }

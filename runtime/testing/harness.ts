@@ -26,10 +26,12 @@ import type {
 } from '../../state/descriptors.js';
 import type { Key } from '../../state/hash.js';
 import { DEFAULT_MAX_PARALLELISM, KeyGroupRange, keyGroupFor } from '../../state/key-groups.js';
+import { restoreForSubtask } from '../../state/snapshot/redistribute.js';
+import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
-import { OperatorMetrics } from '../metrics.js';
-import { OperatorRuntime, type OperatorSubtaskState, restoreForSubtask } from '../task/operator-runtime.js';
+import { OperatorMetrics } from '../operator/metrics.js';
+import { OperatorRuntime } from '../operator/operator-runtime.js';
 
 /** Options of a harness. */
 export interface HarnessOptions {

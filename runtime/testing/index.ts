@@ -1,6 +1,7 @@
 /** The `tidemark/testing` entry: tools to test jobs. */
+
+export type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 export { ManualClock } from '../clock.js';
-export type { OperatorSubtaskState } from '../task/operator-runtime.js';
 export type {
   ExactlyOnceOptions,
   ExactlyOnceReport,

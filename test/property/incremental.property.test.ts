@@ -16,7 +16,7 @@ import {
 } from 'tidemark';
 import { checkExactlyOnce, checkJobRescaling, type FailureInjector } from 'tidemark/testing';
 import { afterAll, describe, expect, inject, test } from 'vitest';
-import { decodeMetadata } from '../../state/snapshot-format.js';
+import { decodeMetadata } from '../../state/snapshot/format.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {

@@ -4,11 +4,9 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { TimeWindow } from '../../operators/windows/windows.js';
-import { decodeKeyGroupState, encodeKeyGroupState } from '../../runtime/task/key-group-codec.js';
-import type { KeyGroupState } from '../../runtime/task/operator-runtime.js';
-import type { FlatTimers } from '../../runtime/task/timers.js';
-import type { StateTableSnapshot } from '../../state/heap-backend.js';
-import { encode } from '../../state/snapshot-format.js';
+import { encode } from '../../state/snapshot/format.js';
+import { decodeKeyGroupSnapshot, encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
+import type { KeyGroupSnapshot, TableSnapshot, TimersSnapshot } from '../../state/snapshot/types.js';
 
 // Numbers that typed arrays could get wrong: -0, NaN, fractions, beyond uint32, negatives.
 const numberArb = fc.oneof(
@@ -26,7 +24,7 @@ const valueArb = fc.oneof(
 const keyArb = fc.oneof(fc.nat({ max: 1000 }), fc.string({ maxLength: 4 }));
 const namespaceArb = fc.oneof(fc.constantFrom('0:10', '10:20', 'w'), fc.nat({ max: 3 }));
 
-const tableArb: fc.Arbitrary<StateTableSnapshot> = fc.oneof(
+const tableArb: fc.Arbitrary<TableSnapshot> = fc.oneof(
   fc
     .uniqueArray(fc.tuple(keyArb, valueArb), { selector: ([k]) => k, maxLength: 12 })
     .map((entries) => ({ kind: 'value' as const, namespaced: false, data: entries.flat() })),
@@ -59,9 +57,12 @@ const timerNamespaceArb = fc.oneof(
 const flatTimersArb = fc
   .array(fc.tuple(keyArb, timerNamespaceArb, numberArb), { maxLength: 12 })
   .map((timers) => timers.flat());
-const timersArb: fc.Arbitrary<FlatTimers> = fc.record({ event: flatTimersArb, processing: flatTimersArb });
+const timersArb: fc.Arbitrary<TimersSnapshot> = fc.record({
+  event: flatTimersArb,
+  processing: flatTimersArb,
+});
 
-const keyGroupArb: fc.Arbitrary<KeyGroupState> = fc
+const keyGroupArb: fc.Arbitrary<KeyGroupSnapshot> = fc
   .record({
     state: fc.dictionary(fc.constantFrom('contents', 'count', 'seen'), tableArb, { maxKeys: 3 }),
     timers: fc.dictionary(fc.constantFrom('window-timers', 'user-timers'), timersArb, { maxKeys: 2 }),
@@ -73,7 +74,7 @@ const keyGroupArb: fc.Arbitrary<KeyGroupState> = fc
  * What a checkpoint gives back: windows as their plain data (`toJSON`), as before version 3; -0
  * may come back as 0 (msgpackr writes it as the integer 0, and always did).
  */
-function asRestored(kg: KeyGroupState): unknown {
+function asRestored(kg: KeyGroupSnapshot): unknown {
   return JSON.parse(
     JSON.stringify(kg, (_k, v: unknown) => {
       if (typeof v === 'bigint') return `${v}n`;
@@ -87,7 +88,7 @@ describe('key-group codec', () => {
   test('a key group comes back exactly: state, timers (with their namespaces), replaced keys', () => {
     fc.assert(
       fc.property(keyGroupArb, (kg) => {
-        const back = decodeKeyGroupState(encodeKeyGroupState(kg));
+        const back = decodeKeyGroupSnapshot(encodeKeyGroupSnapshot(kg));
         expect(asRestored(back)).toEqual(asRestored(kg));
         // Numbers keep their exact values (NaN, fractions, beyond uint32; -0 as 0 or -0).
         for (const [name, t] of Object.entries(kg.state))
@@ -103,7 +104,7 @@ describe('key-group codec', () => {
   test('key groups of version-2 checkpoints (flat arrays) still decode', () => {
     fc.assert(
       fc.property(keyGroupArb, (kg) => {
-        expect(asRestored(decodeKeyGroupState(encode(kg)))).toEqual(asRestored(kg));
+        expect(asRestored(decodeKeyGroupSnapshot(encode(kg)))).toEqual(asRestored(kg));
       }),
       { numRuns: 100 },
     );
@@ -118,15 +119,15 @@ describe('key-group codec', () => {
       // A new window object per timer: equal windows are still written once.
       timers.push(k, new TimeWindow(0, 86_400_000), w.maxTimestamp());
     }
-    const kg: KeyGroupState = {
+    const kg: KeyGroupSnapshot = {
       state: { contents: { kind: 'aggregating', namespaced: true, data } },
       timers: { 'window-timers': { event: timers, processing: [] } },
     };
-    const bytes = encodeKeyGroupState(kg);
+    const bytes = encodeKeyGroupSnapshot(kg);
     // Per key: 2 bytes of key, 1 of entry count, 1 of namespace, 1 of value; 2 of timer key, 1 of
     // timer namespace, 4 of timestamp: 12 bytes, and little else.
     expect(bytes.length).toBeLessThan(10_000 * 12 + 1_000);
     expect(bytes.length).toBeLessThan(encode(kg).length);
-    expect(asRestored(decodeKeyGroupState(bytes))).toEqual(asRestored(kg));
+    expect(asRestored(decodeKeyGroupSnapshot(bytes))).toEqual(asRestored(kg));
   });
 });

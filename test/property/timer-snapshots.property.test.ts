@@ -5,9 +5,10 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Timer } from '../../operators/contract.js';
-import { type FlatTimers, TimerServiceImpl } from '../../runtime/task/timers.js';
+import { TimerServiceImpl } from '../../runtime/operator/timers.js';
 import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
+import type { TimersSnapshot } from '../../state/snapshot/types.js';
 
 type Op =
   | { kind: 'timer'; remove: boolean; key: number; ns: string; time: number; event: boolean }
@@ -88,7 +89,7 @@ describe('timer snapshots for checkpoints', () => {
             for (const g of op.groups) whole[g] = 1;
             const collected = svc.snapshotForCheckpoint(whole);
             const fresh = svc.snapshotByKeyGroup(whole);
-            const sorted = (m: Map<number, FlatTimers>) => [...m].sort(([a], [b]) => a - b);
+            const sorted = (m: Map<number, TimersSnapshot>) => [...m].sort(([a], [b]) => a - b);
             expect(sorted(collected)).toEqual(sorted(fresh));
           }
         }

@@ -225,7 +225,7 @@ describe('namespaced state in snapshots', () => {
     l.add(2);
     m.put('y', 2);
     const r = backend();
-    r.restore([snap]);
+    r.restore(snap);
     const rl = r.getNamespacedState<import('../../state/descriptors.js').ListState<number>>(list);
     const rm = r.getNamespacedState<import('../../state/descriptors.js').MapState<string, number>>(map);
     r.setCurrentKey('a');
@@ -236,7 +236,7 @@ describe('namespaced state in snapshots', () => {
     // The restored state is independent of the snapshot too.
     rl.add(3);
     const again = backend();
-    again.restore([snap]);
+    again.restore(snap);
     const al = again.getNamespacedState<import('../../state/descriptors.js').ListState<number>>(list);
     again.setCurrentKey('a');
     al.setNamespace('0:10');

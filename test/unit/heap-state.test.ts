@@ -9,6 +9,7 @@ import {
 import { HeapKeyedStateBackend, KeyGroupMismatchError } from '../../state/heap-backend.js';
 import { KeyGroupRange, keyGroupFor } from '../../state/key-groups.js';
 import { OperatorStateStore, redistributeOperatorState } from '../../state/operator-state.js';
+import { restoreForSubtask } from '../../state/snapshot/redistribute.js';
 
 function backend(now = () => 0, range = KeyGroupRange.all(16)) {
   return new HeapKeyedStateBackend({ maxParallelism: 16, keyGroupRange: range, now, owner: 'op' });
@@ -99,7 +100,7 @@ describe('keyed state primitives', () => {
     // Restore into two halves, as at parallelism 2.
     const halves = [0, 1].map((i) => {
       const h = backend(() => 0, KeyGroupRange.forSubtask(i, 2, 16));
-      h.restore([snap]);
+      h.restore(snap);
       return h;
     });
     for (let i = 0; i < 100; i++) {
@@ -119,20 +120,24 @@ describe('keyed state primitives', () => {
     const snap = b.snapshot();
     l.add(2);
     const r = backend();
-    r.restore([snap]);
+    r.restore(snap);
     r.setCurrentKey('a');
     expect(r.getState(new ListStateDescriptor<number>('l')).get()).toEqual([1]);
   });
 
   test('restoring with another maxParallelism fails clearly', () => {
     const b = backend();
-    const other = new HeapKeyedStateBackend({
-      maxParallelism: 32,
-      keyGroupRange: KeyGroupRange.all(32),
-      now: () => 0,
-      owner: 'op',
-    });
-    expect(() => other.restore([b.snapshot()])).toThrow(/maxParallelism 16.*maxParallelism 32/);
+    const groups = new Map([...b.snapshot()].map(([g, state]) => [g, { state, timers: {} }]));
+    const taken = {
+      operatorId: 'op',
+      subtaskIndex: 0,
+      parallelism: 1,
+      maxParallelism: 16,
+      operatorState: {},
+    };
+    expect(() => restoreForSubtask([{ ...taken, keyGroups: groups }], 0, 1, 32)).toThrow(
+      /maxParallelism 16.*maxParallelism 32/,
+    );
   });
 });
 

@@ -2,7 +2,7 @@
 // than format 2 for windowed state with timers, and what it writes decodes to the same snapshot.
 import { expect, test } from 'vitest';
 import { runEncodingBench, windowSnapshot } from '../../bench/snapshot-encoding.js';
-import { decodeKeyGroupState, encodeKeyGroupState } from '../../runtime/task/key-group-codec.js';
+import { decodeKeyGroupSnapshot, encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
 
 test('bench/snapshot-encoding.ts measures both formats on the same snapshot', () => {
   const r = runEncodingBench(3000);
@@ -12,7 +12,7 @@ test('bench/snapshot-encoding.ts measures both formats on the same snapshot', ()
   const snapshot = windowSnapshot(3000);
   expect(snapshot.reduce((n, kg) => n + kg.state.contents!.data.length / 4, 0)).toBe(3000);
   for (const kg of snapshot.slice(0, 3)) {
-    const back = decodeKeyGroupState(encodeKeyGroupState(kg));
+    const back = decodeKeyGroupSnapshot(encodeKeyGroupSnapshot(kg));
     expect(back.state).toEqual(kg.state);
     expect(back.timers['window-timers']!.event.length).toBe(kg.timers['window-timers']!.event.length);
   }

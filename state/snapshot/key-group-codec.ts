@@ -9,17 +9,15 @@
  * Measured on 1 M window entries with their timers (128 key groups): version 2 took 490 ms and
  * 34.8 MB (a window object per timer is the costly part), this takes 90 ms and 15.8 MB.
  */
-import type { KeyGroupSnapshot, StateTableSnapshot } from '../../state/heap-backend.js';
-import { decode, encode } from '../../state/snapshot-format.js';
-import type { KeyGroupState } from './operator-runtime.js';
-import type { FlatTimers } from './timers.js';
+import { decode, encode } from './format.js';
+import type { KeyGroupSnapshot, TableSnapshot, TimersSnapshot } from './types.js';
 
 /** A column: numbers as a typed array, anything else as a plain array. */
 type Column = Float64Array | Uint32Array | Uint16Array | Uint8Array | unknown[];
 
 /** A state table as written: its flat `data` split into columns. */
 interface EncodedTable {
-  kind: StateTableSnapshot['kind'];
+  kind: TableSnapshot['kind'];
   namespaced: boolean;
   /** Keys (canonical forms). */
   k: Column;
@@ -44,14 +42,14 @@ interface EncodedKeyGroup {
   f: 3;
   state: Record<string, EncodedTable>;
   timers: Record<string, EncodedTimers>;
-  replaces?: KeyGroupState['replaces'];
+  replaces?: KeyGroupSnapshot['replaces'];
 }
 
 /** Timers already encoded, by the collection they were encoded from. */
-const encodedTimers = new WeakMap<FlatTimers, EncodedTimers>();
+const encodedTimers = new WeakMap<TimersSnapshot, EncodedTimers>();
 
 /** Encodes one key group's state and timers for a checkpoint. */
-export function encodeKeyGroupState(kg: KeyGroupState): Uint8Array {
+export function encodeKeyGroupSnapshot(kg: KeyGroupSnapshot): Uint8Array {
   const state: Record<string, EncodedTable> = {};
   for (const [name, t] of Object.entries(kg.state)) state[name] = encodeTable(t);
   const timers: Record<string, EncodedTimers> = {};
@@ -67,20 +65,20 @@ export function encodeKeyGroupState(kg: KeyGroupState): Uint8Array {
   return encode(out);
 }
 
-/** Decodes what {@link encodeKeyGroupState} wrote, and key groups of version-2 checkpoints. */
-export function decodeKeyGroupState(bytes: Uint8Array): KeyGroupState {
-  const raw = decode<EncodedKeyGroup | KeyGroupState>(bytes);
+/** Decodes what {@link encodeKeyGroupSnapshot} wrote, and key groups of version-2 checkpoints. */
+export function decodeKeyGroupSnapshot(bytes: Uint8Array): KeyGroupSnapshot {
+  const raw = decode<EncodedKeyGroup | KeyGroupSnapshot>(bytes);
   if (!('f' in raw)) return raw;
-  const state: KeyGroupSnapshot = {};
+  const state: KeyGroupSnapshot['state'] = {};
   for (const [name, t] of Object.entries(raw.state)) state[name] = decodeTable(t);
-  const timers: Record<string, FlatTimers> = {};
+  const timers: Record<string, TimersSnapshot> = {};
   for (const [name, t] of Object.entries(raw.timers)) timers[name] = decodeTimers(t);
-  const out: KeyGroupState = { state, timers };
+  const out: KeyGroupSnapshot = { state, timers };
   if (raw.replaces !== undefined) out.replaces = raw.replaces;
   return out;
 }
 
-function encodeTable(t: StateTableSnapshot): EncodedTable {
+function encodeTable(t: TableSnapshot): EncodedTable {
   const d = t.data;
   if (!t.namespaced) {
     const n = d.length / 2;
@@ -118,7 +116,7 @@ function encodeTable(t: StateTableSnapshot): EncodedTable {
   };
 }
 
-function decodeTable(t: EncodedTable): StateTableSnapshot {
+function decodeTable(t: EncodedTable): TableSnapshot {
   const k = fromColumn(t.k);
   const v = fromColumn(t.v);
   const data: unknown[] = [];
@@ -137,7 +135,7 @@ function decodeTable(t: EncodedTable): StateTableSnapshot {
   return { kind: t.kind, namespaced: true, data };
 }
 
-function encodeTimers(t: FlatTimers): EncodedTimers {
+function encodeTimers(t: TimersSnapshot): EncodedTimers {
   const dictionary = new Dictionary();
   const columns = (flat: unknown[]): [Column, Column, Column] => {
     const n = flat.length / 3;
@@ -164,7 +162,7 @@ function encodeTimers(t: FlatTimers): EncodedTimers {
   return { ns: dictionary.values, event, processing };
 }
 
-function decodeTimers(t: EncodedTimers): FlatTimers {
+function decodeTimers(t: EncodedTimers): TimersSnapshot {
   const flat = ([k, s, ts]: [Column, Column, Column]): unknown[] => {
     const keys = fromColumn(k);
     const namespaces = fromColumn(s);

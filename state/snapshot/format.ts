@@ -8,7 +8,7 @@
  * data: primitives, bigints, arrays, plain objects, Maps, Sets, Dates.
  */
 import { Packr } from 'msgpackr';
-import { TidemarkError } from './errors.js';
+import { TidemarkError } from '../errors.js';
 
 const packr = new Packr({ useRecords: true, moreTypes: true, mapsAsObjects: false });
 
@@ -27,7 +27,7 @@ export const CHECKPOINT_FORMAT = 'tidemark-checkpoint';
 /** The current metadata version; older versions this code can read are listed in SUPPORTED. */
 export const CHECKPOINT_VERSION = 3;
 // NOTE: version 2 stores key groups and timers as flat arrays; version 3 writes each key group's
-// distinct timer namespaces once (see encodeKeyGroupState); version 1 (nested entries) was never
+// distinct timer namespaces once (see encodeKeyGroupSnapshot); version 1 (nested entries) was never
 // released.
 const SUPPORTED_VERSIONS = new Set([2, 3]);
 

@@ -18,135 +18,20 @@ import type {
 import type { AbstractStreamOperator } from '../../operators/operator.js';
 import { TidemarkError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
-import {
-  HeapKeyedStateBackend,
-  type KeyedStateSnapshot,
-  type KeyGroupSnapshot,
-  worthWritingWhole,
-} from '../../state/heap-backend.js';
-import { canonicalKey, type MapKey } from '../../state/key-codec.js';
+import { HeapKeyedStateBackend, worthWritingWhole } from '../../state/heap-backend.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
+
+import { OperatorStateStore } from '../../state/operator-state.js';
+import { encode } from '../../state/snapshot/format.js';
+import { encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
 import {
-  type OperatorStateSnapshot,
-  OperatorStateStore,
-  redistributeOperatorState,
-} from '../../state/operator-state.js';
-import { encode } from '../../state/snapshot-format.js';
-import type { OperatorMetrics } from '../metrics.js';
-import { encodeKeyGroupState } from './key-group-codec.js';
-import { type FlatTimers, TimerServiceImpl } from './timers.js';
-
-/** Timers of one key group, by timer service name. */
-export type KeyGroupTimers = Record<string, FlatTimers>;
-
-/** Everything of one key group of one operator: state tables and timers. */
-export interface KeyGroupState {
-  state: KeyGroupSnapshot;
-  timers: KeyGroupTimers;
-  /**
-   * Set on a delta (an incremental snapshot of some keys): the keys (canonical forms) whose state
-   * and timers this replaces in the key group's previous snapshot. Absent: the whole key group.
-   */
-  replaces?: MapKey[];
-}
-
-/** Deltas on a key group before it is written whole again (bounds the work of a restore). */
-export const MAX_DELTAS_PER_KEY_GROUP = 8;
-
-/**
- * A key group's state after deltas (oldest first): the previous state without the keys any delta
- * replaces, then, per key, the entries and timers of the newest delta that replaced it. One pass
- * over the previous state, however many deltas.
- */
-export function applyKeyGroupDeltas(
-  previous: KeyGroupState,
-  deltas: readonly KeyGroupState[],
-): KeyGroupState {
-  if (deltas.length === 0) return previous;
-  // The newest delta that replaced each key.
-  const owner = new Map<MapKey, number>();
-  let whole = -1;
-  for (let d = deltas.length - 1; d >= 0; d--) {
-    const replaces = deltas[d]!.replaces;
-    if (replaces === undefined) {
-      whole = d;
-      break;
-    }
-    for (const k of replaces) if (!owner.has(k)) owner.set(k, d);
-  }
-  const sources: [KeyGroupState, (k: MapKey) => boolean][] = [];
-  const base = whole >= 0 ? deltas[whole]! : previous;
-  sources.push([base, (k) => !owner.has(k)]);
-  for (let d = whole + 1; d < deltas.length; d++) sources.push([deltas[d]!, (k) => owner.get(k) === d]);
-  const state: KeyGroupSnapshot = {};
-  const timers: KeyGroupTimers = {};
-  for (const [src, keep] of sources) {
-    for (const [name, t] of Object.entries(src.state)) {
-      const into = (state[name] ??= { kind: t.kind, namespaced: t.namespaced, data: [] }).data;
-      const d = t.data;
-      if (!t.namespaced) {
-        for (let i = 0; i < d.length; i += 2) if (keep(d[i] as MapKey)) into.push(d[i], d[i + 1]);
-      } else
-        for (let i = 0; i < d.length; ) {
-          const end = i + 2 + 2 * (d[i + 1] as number);
-          if (keep(d[i] as MapKey)) for (let j = i; j < end; j++) into.push(d[j]);
-          i = end;
-        }
-    }
-    for (const [name, t] of Object.entries(src.timers)) {
-      const into = (timers[name] ??= { event: [], processing: [] });
-      for (const [from, to] of [
-        [t.event, into.event],
-        [t.processing, into.processing],
-      ] as const)
-        for (let i = 0; i < from.length; i += 3)
-          if (keep(canonicalKey(from[i] as Key))) to.push(from[i], from[i + 1], from[i + 2]);
-    }
-  }
-  for (const [name, t] of Object.entries(state)) if (t.data.length === 0) delete state[name];
-  return { state, timers };
-}
-
-/** The snapshot of one operator subtask (the unit a checkpoint stores per operator and subtask). */
-export interface OperatorSubtaskState {
-  operatorId: string;
-  subtaskIndex: number;
-  parallelism: number;
-  maxParallelism: number;
-  /** Keyed operators: per key group (only groups that hold something). */
-  keyGroups?: Map<number, KeyGroupState>;
-  operatorState: OperatorStateSnapshot;
-}
-
-/** The synchronous part of one operator subtask's checkpoint (see `snapshotIncremental`). */
-export interface SubtaskSnapshot {
-  operatorId: string;
-  subtaskIndex: number;
-  parallelism: number;
-  maxParallelism: number;
-  keyed: boolean;
-  watermark: number;
-  /** Encoded {@link OperatorStateSnapshot}. */
-  operatorState: Uint8Array;
-  /** Key groups changed since the previous snapshot: encoded {@link KeyGroupState}. */
-  changed: Map<number, Uint8Array>;
-  /**
-   * The key groups of `changed` that are deltas, each with the checkpoint whose snapshot of the
-   * group it applies to (the last one that wrote the group): `[keyGroup, checkpointId]`.
-   */
-  deltas: [number, number][];
-  /** The key groups this subtask owns, `[start, end]` (empty when end < start). */
-  keyGroupStart: number;
-  keyGroupEnd: number;
-}
-
-/** What an operator subtask starts from. */
-export interface OperatorRestore {
-  keyed?: KeyedStateSnapshot[];
-  operatorState?: OperatorStateSnapshot;
-  /** By timer service name: `[keyGroup, timers]` of the key groups this subtask owns. */
-  timers?: Record<string, [number, FlatTimers][]>;
-}
+  type IncrementalSnapshot,
+  type KeyGroupSnapshot,
+  MAX_DELTAS_PER_KEY_GROUP,
+  type OperatorSubtaskState,
+} from '../../state/snapshot/types.js';
+import type { OperatorMetrics } from './metrics.js';
+import { TimerServiceImpl } from './timers.js';
 
 /** The operator a runtime runs: identity, parallelism and how to create it. */
 export interface OperatorSpec {
@@ -198,7 +83,7 @@ export class OperatorRuntime {
     output: Output<unknown>,
     readonly metrics: OperatorMetrics,
     private readonly host: OperatorHost,
-    restore: OperatorRestore | undefined,
+    restore: OperatorSubtaskState | undefined,
   ) {
     const info: TaskInfo = {
       jobName: host.jobName,
@@ -223,10 +108,11 @@ export class OperatorRuntime {
     const groups = this.keyed?.keyGroupRange.size ?? 0;
     this.lastWrite = new Float64Array(groups).fill(-1);
     this.deltaCounts = new Uint8Array(groups);
-    if (this.keyed !== undefined && restore?.keyed !== undefined) this.keyed.restore(restore.keyed);
+    const restoredGroups = restore?.keyGroups;
+    if (this.keyed !== undefined && restoredGroups !== undefined)
+      this.keyed.restore([...restoredGroups].map(([g, kg]) => [g, kg.state] as const));
     this.operatorState = new OperatorStateStore(describe());
     if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
-    const restoredTimers = restore?.timers;
     const self = this;
     const keyed = this.keyed;
     this.ctx = {
@@ -264,8 +150,11 @@ export class OperatorRuntime {
           currentWatermark: () => self.watermark,
           scheduleProcessingTime: (t) => host.wakeAt(t),
         });
-        const r = restoredTimers?.[name];
-        if (r !== undefined) for (const [g, t] of r) svc.restore(g, t);
+        if (restoredGroups !== undefined)
+          for (const [g, kg] of restoredGroups) {
+            const t = kg.timers[name];
+            if (t !== undefined && keyed.keyGroupRange.contains(g)) svc.restore(g, t);
+          }
         self.timerServices.set(name, svc as unknown as TimerServiceImpl<unknown>);
         return svc;
       },
@@ -323,7 +212,7 @@ export class OperatorRuntime {
    * the key groups changed since the last snapshot (state and timers), encoded — encoding is the
    * copy, so later changes cannot leak into the checkpoint. Costs O(changed key groups).
    */
-  snapshotIncremental(checkpointId: number): SubtaskSnapshot {
+  snapshotIncremental(checkpointId: number): IncrementalSnapshot {
     this.op.snapshotState(checkpointId);
     const changed = new Map<number, Uint8Array>();
     const deltas: [number, number][] = [];
@@ -349,7 +238,7 @@ export class OperatorRuntime {
           anyWhole = true;
         }
       }
-      const timersByGroup = new Map<number, KeyGroupTimers>();
+      const timersByGroup = new Map<number, KeyGroupSnapshot['timers']>();
       if (anyWhole)
         for (const [name, svc] of this.timerServices)
           for (const [g, t] of svc.snapshotForCheckpoint(whole)) {
@@ -360,13 +249,13 @@ export class OperatorRuntime {
       for (let i = 0; i < dirty.length; i++) {
         if (dirty[i] !== 1) continue;
         const g = start + i;
-        let kg: KeyGroupState;
+        let kg: KeyGroupSnapshot;
         if (whole[i] === 1) {
           kg = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
           this.deltaCounts[i] = 0;
         } else {
           const keys = [...keyed.changedKeys[i]!];
-          const timers: KeyGroupTimers = {};
+          const timers: KeyGroupSnapshot['timers'] = {};
           for (const [name, svc] of this.timerServices) {
             const t = svc.snapshotKeys(keys);
             if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
@@ -375,7 +264,7 @@ export class OperatorRuntime {
           deltas.push([g, this.lastWrite[i]!]);
           this.deltaCounts[i]!++;
         }
-        changed.set(g, encodeKeyGroupState(kg));
+        changed.set(g, encodeKeyGroupSnapshot(kg));
         this.lastWrite[i] = checkpointId;
         keyed.markClean(i);
       }
@@ -414,9 +303,8 @@ export class OperatorRuntime {
       operatorState: this.operatorState.snapshot(),
     };
     if (this.keyed !== undefined) {
-      const groups = new Map<number, KeyGroupState>();
-      const state = this.keyed.snapshot();
-      for (const [g, s] of state.groups) groups.set(g, { state: s, timers: {} });
+      const groups = new Map<number, KeyGroupSnapshot>();
+      for (const [g, s] of this.keyed.snapshot()) groups.set(g, { state: s, timers: {} });
       for (const [name, svc] of this.timerServices) {
         for (const [g, t] of svc.snapshotByKeyGroup()) {
           let entry = groups.get(g);
@@ -428,49 +316,4 @@ export class OperatorRuntime {
     }
     return out;
   }
-}
-
-/**
- * What subtask `subtaskIndex` of `parallelism` starts from, given the snapshots of every subtask
- * of the operator's previous run (at any parallelism): the key groups it now owns (with their
- * timers) and its share of the operator state.
- */
-export function restoreForSubtask(
-  previous: readonly OperatorSubtaskState[],
-  subtaskIndex: number,
-  parallelism: number,
-  maxParallelism: number,
-): OperatorRestore {
-  const range = KeyGroupRange.forSubtask(subtaskIndex, parallelism, maxParallelism);
-  const groups = new Map<number, KeyGroupSnapshot>();
-  const timers: Record<string, [number, FlatTimers][]> = {};
-  let keyed = false;
-  for (const s of previous) {
-    if (s.keyGroups === undefined) continue;
-    keyed = true;
-    if (s.maxParallelism !== maxParallelism)
-      throw new TidemarkError(
-        'STATE_ERROR',
-        `operator ${s.operatorId}: the snapshot was taken with maxParallelism ${s.maxParallelism}, but the job runs it with maxParallelism ${maxParallelism}; maxParallelism cannot change across a restore`,
-        { operatorId: s.operatorId },
-      );
-    for (const [g, kg] of s.keyGroups) {
-      if (!range.contains(g)) continue;
-      groups.set(g, kg.state);
-      for (const [name, t] of Object.entries(kg.timers)) (timers[name] ??= []).push([g, t]);
-    }
-  }
-  const ordered = [...previous].sort((a, b) => a.subtaskIndex - b.subtaskIndex);
-  const out: OperatorRestore = {
-    operatorState: redistributeOperatorState(
-      ordered.map((s) => s.operatorState),
-      subtaskIndex,
-      parallelism,
-    ),
-  };
-  if (keyed) {
-    out.keyed = [{ maxParallelism, groups }];
-    out.timers = timers;
-  }
-  return out;
 }

@@ -7,6 +7,7 @@ import type { InternalTimerService, NamespaceKeyFn, Timer, Triggerable } from '.
 import type { Key } from '../../state/hash.js';
 import type { HeapKeyedStateBackend } from '../../state/heap-backend.js';
 import { canonicalKey, type MapKey } from '../../state/key-codec.js';
+import type { TimersSnapshot } from '../../state/snapshot/types.js';
 
 /** A registered timer with what is needed to fire and snapshot it. */
 export interface TimerEntry<N = unknown> extends Timer<Key, N> {
@@ -293,14 +294,8 @@ export class TimerHeap<N> {
   }
 }
 
-/** The timers of one key group in a snapshot: `[key, namespace, timestamp, ...]` per domain. */
-export interface FlatTimers {
-  event: unknown[];
-  processing: unknown[];
-}
-
 /** A key group without timers, as a checkpoint collected it. */
-const NO_TIMERS: FlatTimers = Object.freeze({ event: [], processing: [] }) as FlatTimers;
+const NO_TIMERS: TimersSnapshot = Object.freeze({ event: [], processing: [] }) as TimersSnapshot;
 
 /** Hooks the timer service needs from its task. */
 export interface TimerHost {
@@ -319,7 +314,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * (see {@link snapshotForCheckpoint}), and whether they changed since (1 from the start: a
    * group is 0 only once its collection is stored).
    */
-  private readonly collected: (FlatTimers | undefined)[];
+  private readonly collected: (TimersSnapshot | undefined)[];
   private readonly changedSince: Uint8Array;
 
   constructor(
@@ -421,11 +416,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * encode), in registration order within each group. With `only`, just the key groups it marks
    * (by index in the backend's range).
    */
-  snapshotByKeyGroup(only?: Uint8Array): Map<number, FlatTimers> {
+  snapshotByKeyGroup(only?: Uint8Array): Map<number, TimersSnapshot> {
     const start = this.backend.keyGroupRange.start;
     // NOTE: one walk over the buckets' arrays into per-group arrays (no generator, no map lookup
     // per timer): a checkpoint of whole key groups walks every timer.
-    const byIndex: (FlatTimers | undefined)[] = new Array(this.backend.keyGroupRange.size);
+    const byIndex: (TimersSnapshot | undefined)[] = new Array(this.backend.keyGroupRange.size);
     // Groups in the order their first timer comes (timestamp, then registration).
     const order: number[] = [];
     const add = (h: TimerHeap<N>, kind: 'event' | 'processing') =>
@@ -441,7 +436,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       });
     add(this.eventTimers, 'event');
     add(this.processingTimers, 'processing');
-    const out = new Map<number, FlatTimers>();
+    const out = new Map<number, TimersSnapshot>();
     for (const i of order) out.set(start + i, byIndex[i]!);
     return out;
   }
@@ -453,16 +448,16 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * checkpoint walks the timers only if some group's changed: in a window job, most intervals
    * change state but open or close no window.
    */
-  snapshotForCheckpoint(whole: Uint8Array): Map<number, FlatTimers> {
+  snapshotForCheckpoint(whole: Uint8Array): Map<number, TimersSnapshot> {
     const start = this.backend.keyGroupRange.start;
     let stale: Uint8Array | undefined;
     for (let i = 0; i < whole.length; i++)
       if (whole[i] === 1 && this.changedSince[i] === 1) (stale ??= new Uint8Array(whole.length))[i] = 1;
     const fresh = stale === undefined ? undefined : this.snapshotByKeyGroup(stale);
-    const out = new Map<number, FlatTimers>();
+    const out = new Map<number, TimersSnapshot>();
     for (let i = 0; i < whole.length; i++) {
       if (whole[i] !== 1) continue;
-      let t: FlatTimers;
+      let t: TimersSnapshot;
       if (stale?.[i] === 1) {
         t = fresh!.get(start + i) ?? NO_TIMERS;
         this.collected[i] = t;
@@ -477,7 +472,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * The timers of some keys (canonical forms), flat as {@link snapshotByKeyGroup} gives them, in
    * registration order per key.
    */
-  snapshotKeys(keys: readonly MapKey[]): FlatTimers {
+  snapshotKeys(keys: readonly MapKey[]): TimersSnapshot {
     const pick = (h: TimerHeap<N>) => {
       const flat: unknown[] = [];
       for (const k of keys) {
@@ -497,7 +492,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
 
   /** Re-registers restored timers of one key group (flat, as {@link snapshotByKeyGroup} gives). */
-  restore(keyGroup: number, timers: FlatTimers): void {
+  restore(keyGroup: number, timers: TimersSnapshot): void {
     this.changedSince[keyGroup - this.backend.keyGroupRange.start] = 1;
     const { event, processing } = timers;
     for (let i = 0; i < event.length; i += 3) {
