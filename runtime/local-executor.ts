@@ -84,6 +84,8 @@ export interface ExecutionOptions {
 
 /** How a slot of a distributed run connects its subtasks to the others. */
 export interface SlotWiring {
+  /** The job's checkpointing mode (the job manager coordinates the checkpoints). */
+  readonly checkpointMode: 'exactly-once' | 'at-least-once';
   /** True if this slot runs subtask `subtaskIndex` of vertex `vertexId`. */
   isLocal(vertexId: number, subtaskIndex: number): boolean;
   /** The sending end of the channel from a local producer to a remote consumer. */
@@ -183,9 +185,9 @@ export class LocalExecutor implements TaskHost {
     this.runId = options.runId ?? randomBytes(6).toString('hex');
     this.results = options.results ?? new ResultCollector();
     this.slot = options.slot;
-    this.createTasks(options.restore);
     const cp = options.checkpointing;
-    this.checkpointMode = cp?.options.mode ?? 'exactly-once';
+    this.checkpointMode = options.slot?.checkpointMode ?? cp?.options.mode ?? 'exactly-once';
+    this.createTasks(options.restore);
     this.coordinator =
       cp === undefined
         ? undefined
@@ -262,8 +264,8 @@ export class LocalExecutor implements TaskHost {
             if (consumer === undefined) return slot!.outChannel(edge, producer, j);
             const c = new Channel(
               this.graph.bufferCapacity,
-              producer,
-              consumer,
+              producer.outputGate,
+              consumer.inputGate,
               edge.inputIndex,
               `${producer.describe()} -> ${consumer.describe()}`,
             );
@@ -312,11 +314,15 @@ export class LocalExecutor implements TaskHost {
     return g.member(task);
   }
 
-  scheduleAt(): void {
+  wakeUp(): void {
+    this.wake();
+  }
+
+  wakeAt(): void {
     // The loop reads `task.wakeTime` when it decides how long to sleep.
   }
 
-  track(task: Task, promise: Promise<unknown>): void {
+  blockOn(task: Task, promise: Promise<unknown>): void {
     this.pending++;
     promise.then(
       () => {
@@ -528,7 +534,7 @@ export class LocalExecutor implements TaskHost {
       if (!manual || next === Number.POSITIVE_INFINITY) {
         const stuck = this.tasks
           .filter((t) => t.status !== 'finished')
-          .map((t) => `${t.describe()} [${t.status}, ${t.queued} queued]`);
+          .map((t) => `${t.describe()} [${t.status}, ${t.inputGate.queued} queued]`);
         this.fail(
           new TidemarkError(
             'INTERNAL_ERROR',

@@ -7,7 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { TidemarkError } from '../../state/errors.js';
-import { Channel, type ChannelEndpoint, RECORD } from '../task/channel.js';
+import { Channel, type InputGate, OutputGate, RECORD } from '../task/channel.js';
 import type { OutChannel } from '../task/writers.js';
 import type { SlotToSlot } from './protocol.js';
 
@@ -55,7 +55,7 @@ export class RemoteOutChannel implements OutChannel {
   constructor(
     readonly id: string,
     private readonly port: MessagePort,
-    private readonly producer: ChannelEndpoint,
+    private readonly producer: OutputGate,
     capacity: number,
     /** For messages: `producer -> consumer`. */
     private readonly label: string,
@@ -76,7 +76,7 @@ export class RemoteOutChannel implements OutChannel {
     this.kinds.push(kind);
     this.values.push(value);
     this.times.push(time);
-    if (--this.credits === 0) this.producer.fullOutputs++;
+    if (--this.credits === 0) this.producer.full++;
     if (this.kinds.length >= FRAME_EVENTS) this.flush();
   }
 
@@ -104,7 +104,7 @@ export class RemoteOutChannel implements OutChannel {
     const before = this.credits;
     this.credits += n;
     if (before <= 0 && this.credits > 0) {
-      this.producer.fullOutputs--;
+      this.producer.full--;
       return true;
     }
     return false;
@@ -118,12 +118,12 @@ export class RemoteInChannel extends Channel {
     readonly id: string,
     private readonly port: MessagePort,
     capacity: number,
-    producer: ChannelEndpoint,
-    consumer: ChannelEndpoint,
+    consumer: InputGate,
     inputIndex: 1 | 2,
     label: string,
   ) {
-    super(capacity, producer, consumer, inputIndex, label);
+    // NOTE: the producer is in another slot: its credits, not this ring, hold it back.
+    super(capacity, new OutputGate(), consumer, inputIndex, label);
   }
 
   override pop(): number {

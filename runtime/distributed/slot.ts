@@ -54,6 +54,7 @@ export class Slot implements SlotWiring {
   private readonly results = new ForwardingResults();
   private readonly tasksByRef = new Map<string, Task>();
   private lastMetrics = 0;
+  readonly checkpointMode: 'exactly-once' | 'at-least-once';
 
   constructor(
     readonly init: SlotInit,
@@ -63,6 +64,7 @@ export class Slot implements SlotWiring {
     private readonly send: (msg: FromSlot) => void,
   ) {
     this.local = new Set(init.tasks);
+    this.checkpointMode = init.checkpointMode;
     const restore: Map<string, OperatorSubtaskState>[] = [];
     for (const [i, entries] of init.restore) restore[i] = new Map(entries);
     this.executor = new LocalExecutor(graph, {
@@ -96,7 +98,7 @@ export class Slot implements SlotWiring {
     const c = new RemoteOutChannel(
       id,
       this.peers[slot]!,
-      producer,
+      producer.outputGate,
       this.graph.bufferCapacity,
       `${producer.describe()} -> ${edge.target.name} (${consumerIndex + 1}/${edge.target.parallelism})`,
     );
@@ -111,8 +113,7 @@ export class Slot implements SlotWiring {
       id,
       this.peers[slot]!,
       this.graph.bufferCapacity,
-      { queued: 0, fullOutputs: 0 },
-      consumer,
+      consumer.inputGate,
       edge.inputIndex,
       label,
     );

@@ -14,12 +14,20 @@ export const IDLE = 2;
 export const BARRIER = 3;
 export const END = 4;
 
-/** A task end of a channel, notified when the channel changes. */
-export interface ChannelEndpoint {
-  /** Events queued in all input channels. */
-  queued: number;
-  /** Output channels at or above capacity. */
-  fullOutputs: number;
+/**
+ * The consuming side of a task's input channels: the events waiting in all of them. Written by the
+ * channels only; the task reads it to know whether it has input.
+ */
+export class InputGate {
+  queued = 0;
+}
+
+/**
+ * The producing side of a task's output channels: how many are at or above capacity (or out of
+ * credit). Written by the channels only; the task reads it to know whether it may emit.
+ */
+export class OutputGate {
+  full = 0;
 }
 
 /** A single-producer, single-consumer queue of events between two subtasks. */
@@ -40,8 +48,8 @@ export class Channel {
 
   constructor(
     readonly capacity: number,
-    readonly producer: ChannelEndpoint,
-    readonly consumer: ChannelEndpoint,
+    readonly producer: OutputGate,
+    readonly consumer: InputGate,
     /** Which input of the consumer (1 or 2). */
     readonly inputIndex: 1 | 2,
     /** For messages: `vertex[subtask] -> vertex[subtask]`. */
@@ -62,7 +70,7 @@ export class Channel {
     this.values[t] = value;
     this.times[t] = time;
     this.tail = (t + 1) & this.mask;
-    if (++this.size === this.capacity) this.producer.fullOutputs++;
+    if (++this.size === this.capacity) this.producer.full++;
     this.consumer.queued++;
   }
 
@@ -79,7 +87,7 @@ export class Channel {
     this.lastTime = this.times[h]!;
     this.values[h] = undefined;
     this.head = (h + 1) & this.mask;
-    if (this.size-- === this.capacity) this.producer.fullOutputs--;
+    if (this.size-- === this.capacity) this.producer.full--;
     this.consumer.queued--;
     return kind;
   }

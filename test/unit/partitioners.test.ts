@@ -1,19 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { PartitionerSpec } from '../../operators/transformation.js';
-import { Channel, type ChannelEndpoint, RECORD, WATERMARK } from '../../runtime/task/channel.js';
+import { Channel, InputGate, OutputGate, RECORD, WATERMARK } from '../../runtime/task/channel.js';
 import { connectedSubtasks, createWriter } from '../../runtime/task/writers.js';
 import { keyGroupFor, subtaskForKeyGroup } from '../../state/key-groups.js';
-
-function endpoint(): ChannelEndpoint {
-  return { queued: 0, fullOutputs: 0 };
-}
 
 /** Channels from one producer subtask to its connected consumers, and a writer over them. */
 function wire(partitioner: PartitionerSpec, i: number, p: number, q: number, maxP = 128) {
   const to = connectedSubtasks(partitioner, i, p, q);
-  const producer = endpoint();
-  const channels = to.map((j) => new Channel(1024, producer, endpoint(), 1, `->${j}`));
+  const producer = new OutputGate();
+  const channels = to.map((j) => new Channel(1024, producer, new InputGate(), 1, `->${j}`));
   const writer = createWriter(partitioner, channels, i, maxP, () => 'test');
   const drain = (c: Channel) => {
     const out: unknown[] = [];
@@ -144,13 +140,13 @@ describe('partitioners', () => {
 
 describe('channel', () => {
   test('is a FIFO that grows past its capacity and tracks fullness for its producer', () => {
-    const producer = endpoint();
-    const consumer = endpoint();
+    const producer = new OutputGate();
+    const consumer = new InputGate();
     const c = new Channel(4, producer, consumer, 1, 'c');
     for (let i = 0; i < 3; i++) c.push(RECORD, i, i);
-    expect(producer.fullOutputs).toBe(0);
+    expect(producer.full).toBe(0);
     c.push(RECORD, 3, 3);
-    expect(producer.fullOutputs).toBe(1);
+    expect(producer.full).toBe(1);
     for (let i = 4; i < 40; i++) c.push(RECORD, i, i);
     expect(consumer.queued).toBe(40);
     const got: unknown[] = [];
@@ -159,7 +155,7 @@ describe('channel', () => {
       got.push(c.lastValue);
     }
     expect(got).toEqual(Array.from({ length: 40 }, (_x, i) => i));
-    expect(producer.fullOutputs).toBe(0);
+    expect(producer.full).toBe(0);
     expect(consumer.queued).toBe(0);
   });
 });
