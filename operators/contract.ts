@@ -142,7 +142,7 @@ export interface OperatorContext<OUT = unknown> {
   /** The watermark alignment group `group` of the job's sources. */
   watermarkAlignment(group: string): AlignmentGroup;
   /** The task takes no further input until `promise` settles (async sinks, flow control). */
-  blockUntil(promise: Promise<unknown>): void;
+  blockOn(promise: Promise<unknown>): void;
   /** A clear description for error messages: operator, subtask and job. */
   describe(): string;
 }

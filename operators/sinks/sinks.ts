@@ -43,7 +43,7 @@ export class SinkOperator<T> extends BaseSink<T> {
       throw this.userError(e, value, 'sink');
     }
     if (r !== undefined && typeof (r as Promise<void>).then === 'function')
-      this.ctx.blockUntil(
+      this.ctx.blockOn(
         (r as Promise<void>).catch((e: unknown) => {
           throw this.userError(e, value, 'sink');
         }),
@@ -151,7 +151,7 @@ export class JsonLinesSink<T> extends BaseSink<T> {
   processElement(value: T): void {
     if (this.failed !== undefined) throw this.userError(this.failed, value, 'file sink');
     const ok = this.stream!.write(`${toJson(value)}\n`);
-    if (!ok) this.ctx.blockUntil(new Promise<void>((resolve) => this.stream!.once('drain', resolve)));
+    if (!ok) this.ctx.blockOn(new Promise<void>((resolve) => this.stream!.once('drain', resolve)));
   }
   override finish(): Promise<void> {
     return new Promise<void>((resolve, reject) => {

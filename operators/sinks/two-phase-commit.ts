@@ -80,7 +80,7 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
 
   override open(): void {
     this.current = this.begin();
-    if (this.ready !== undefined) this.ctx.blockUntil(this.ready);
+    if (this.ready !== undefined) this.ctx.blockOn(this.ready);
   }
 
   private begin(): TXN {
@@ -101,7 +101,7 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
       throw this.userError(e, value, 'sink');
     }
     if (r instanceof Promise)
-      this.ctx.blockUntil(r.catch((e: unknown) => Promise.reject(this.userError(e, value, 'sink'))));
+      this.ctx.blockOn(r.catch((e: unknown) => Promise.reject(this.userError(e, value, 'sink'))));
   }
 
   override snapshotState(checkpointId: number): void {
@@ -112,7 +112,7 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
       return;
     }
     const r = this.preCommit(txn);
-    if (r instanceof Promise) this.ctx.blockUntil(r);
+    if (r instanceof Promise) this.ctx.blockOn(r);
     this.pending.push({ checkpointId, txn });
     this.pendingState.update(this.pending as PendingTransaction<unknown>[]);
     this.current = this.begin();

@@ -148,7 +148,7 @@ export class OperatorRuntime {
         const svc = new TimerServiceImpl<N>(name, keyed, target, nsKey, {
           now: () => host.clock.now(),
           currentWatermark: () => self.watermark,
-          scheduleProcessingTime: (t) => host.wakeAt(t),
+          wakeAt: (t) => host.wakeAt(t),
         });
         if (restoredGroups !== undefined)
           for (const [g, kg] of restoredGroups) {
@@ -167,7 +167,7 @@ export class OperatorRuntime {
       wakeWhenIdle: () => host.wakeWhenIdle(),
       registerProcessingTimer: (time, callback) => self.registerCallback(time, callback),
       watermarkAlignment: (group) => host.alignmentGroup(group),
-      blockUntil: (promise) => host.blockOn(promise),
+      blockOn: (promise) => host.blockOn(promise),
       describe,
     };
     this.op = spec.factory();

@@ -302,7 +302,7 @@ export interface TimerHost {
   now(): number;
   currentWatermark(): number;
   /** A processing-time timer at `time` was registered: have the task woken then. */
-  scheduleProcessingTime(time: number): void;
+  wakeAt(time: number): void;
 }
 
 /** Timers of one operator under one name. */
@@ -349,8 +349,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     this.delete(this.eventTimers, namespace, timestamp);
   }
   registerProcessingTimeTimer(namespace: N, timestamp: number): void {
-    if (this.register(this.processingTimers, namespace, timestamp))
-      this.host.scheduleProcessingTime(timestamp);
+    if (this.register(this.processingTimers, namespace, timestamp)) this.host.wakeAt(timestamp);
   }
   deleteProcessingTimeTimer(namespace: N, timestamp: number): void {
     this.delete(this.processingTimers, namespace, timestamp);
@@ -505,7 +504,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       const t = processing[i + 2] as number;
       const key = processing[i] as Key;
       this.processingTimers.add(key, canonicalKey(key), keyGroup, ns, t);
-      this.host.scheduleProcessingTime(t);
+      this.host.wakeAt(t);
     }
   }
 }

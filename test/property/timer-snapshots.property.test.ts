@@ -68,7 +68,7 @@ describe('timer snapshots for checkpoints', () => {
           backend,
           { onEventTime: onTimer, onProcessingTime: onTimer },
           (ns) => ns,
-          { now: () => 0, currentWatermark: () => 0, scheduleProcessingTime: () => {} },
+          { now: () => 0, currentWatermark: () => 0, wakeAt: () => {} },
         );
         for (const op of ops) {
           if (op.kind === 'timer') {
