@@ -7,10 +7,10 @@ import type { CollectedStream } from '../operators/data-stream.js';
 import { type EnvironmentOptions, StreamEnvironment } from '../operators/environment.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
+import type { JobResult } from './execution/results.js';
 import { buildJobGraph, type JobGraph, type JobGraphOptions } from './graph/job-graph.js';
 import { formatPlan, type PlanFormat } from './graph/plan.js';
 import { JobRunner, type RunOptions } from './job-runner.js';
-import type { JobResult } from './local-executor.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import type { RestartStrategy } from './restart-strategies.js';
 

@@ -58,12 +58,14 @@ export type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordin
 export { ManualClock, SystemClock } from './clock.js';
 export type { CheckpointConfig, ExecuteOptions, JobClient } from './environment.js';
 export { StreamExecutionEnvironment } from './environment.js';
+export type { ExecutionOptions } from './execution/local-executor.js';
+export type { JobResult } from './execution/results.js';
+export type { SchedulingPolicy } from './execution/scheduler.js';
 export type { JobGraph, JobVertex, StreamEdge, StreamNode } from './graph/job-graph.js';
 export type { PlanFormat } from './graph/plan.js';
 export type { JobBuilder, JobDefinition } from './job.js';
 export { buildJob, isJobDefinition, job } from './job.js';
 export type { RestoreTarget, RunnerEvent } from './job-runner.js';
-export type { ExecutionOptions, JobResult, SchedulingPolicy } from './local-executor.js';
 export type { JobMetricsSnapshot, OperatorMetricsSnapshot } from './metrics.js';
 export type { RestartStrategy } from './restart-strategies.js';
 export { RestartStrategies } from './restart-strategies.js';

@@ -16,8 +16,9 @@ import type {
 import { type LoadedCheckpoint, loadCheckpoint, loadLatestCheckpoint } from './checkpoint/restore.js';
 import { ClusterExecutor, type SlotProvider } from './distributed/cluster.js';
 import type { SlotInit } from './distributed/protocol.js';
+import { type ExecutionOptions, LocalExecutor } from './execution/local-executor.js';
+import { type JobResult, ResultCollector } from './execution/results.js';
 import type { JobGraph } from './graph/job-graph.js';
-import { type ExecutionOptions, type JobResult, LocalExecutor, ResultCollector } from './local-executor.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import { RestartBackoff, RestartStrategies, type RestartStrategy } from './restart-strategies.js';
 

@@ -1,6 +1,4 @@
 /** Metrics of operators summed over their subtasks, and of the job. */
-import type { OperatorMetrics } from './operator/metrics.js';
-
 /** Metrics of one operator, summed over its subtasks. */
 export interface OperatorMetricsSnapshot {
   operatorId: string;
@@ -21,27 +19,34 @@ export interface JobMetricsSnapshot {
   sinkRecords: number;
 }
 
-/** Sums the metrics of subtasks per operator. */
-export function aggregateMetrics(
-  subtasks: readonly { metrics: OperatorMetrics; isSource: boolean; isSink: boolean; parallelism: number }[],
-  timeMs: number,
-): JobMetricsSnapshot {
+/** The metrics of one operator subtask at one moment, as plain data (it crosses threads and hosts). */
+export interface SubtaskMetrics {
+  operatorId: string;
+  operatorName: string;
+  isSource: boolean;
+  isSink: boolean;
+  parallelism: number;
+  values: Record<string, number>;
+}
+
+/** Sums the metrics of subtasks per operator (wherever they ran). */
+export function aggregateMetrics(subtasks: Iterable<SubtaskMetrics>, timeMs: number): JobMetricsSnapshot {
   const byOp = new Map<string, OperatorMetricsSnapshot>();
   for (const s of subtasks) {
-    let o = byOp.get(s.metrics.operatorId);
+    let o = byOp.get(s.operatorId);
     if (o === undefined)
       byOp.set(
-        s.metrics.operatorId,
+        s.operatorId,
         (o = {
-          operatorId: s.metrics.operatorId,
-          operatorName: s.metrics.operatorName,
+          operatorId: s.operatorId,
+          operatorName: s.operatorName,
           isSource: s.isSource,
           isSink: s.isSink,
           parallelism: s.parallelism,
           metrics: {},
         }),
       );
-    for (const [k, v] of Object.entries(s.metrics.values())) o.metrics[k] = (o.metrics[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.values)) o.metrics[k] = (o.metrics[k] ?? 0) + v;
   }
   const operators = [...byOp.values()];
   return {

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { deserializeError, JobFailedError, TidemarkError } from '../../state/errors.js';
+import { deserializeError, TidemarkError } from '../../state/errors.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
@@ -15,18 +15,12 @@ import {
   type CheckpointStats,
   type CheckpointTask,
 } from '../checkpoint/coordinator.js';
+import { JobLifecycle } from '../execution/lifecycle.js';
+import type { JobResult, ResultCollector } from '../execution/results.js';
 import type { JobGraph } from '../graph/job-graph.js';
-import type { JobResult, ResultCollector } from '../local-executor.js';
-import type { JobMetricsSnapshot, OperatorMetricsSnapshot } from '../metrics.js';
+import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '../metrics.js';
 import type { TaskStatus } from '../task/task.js';
-import {
-  type FromSlot,
-  type SlotInit,
-  type SubtaskMetrics,
-  type TaskRef,
-  type ToSlot,
-  taskRef,
-} from './protocol.js';
+import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
 import { planHash } from './slot.js';
 
 /** Options of a run on several slots. */
@@ -175,14 +169,13 @@ export class ClusterExecutor {
   private workers: SlotHandle[] = [];
   private readonly tasks = new Map<TaskRef, RemoteTask>();
   private readonly metricsBySlot = new Map<number, SubtaskMetrics[]>();
-  private failure: Error | undefined;
-  private cancelled = false;
+  private readonly lifecycle: JobLifecycle;
+  /** Resolves what `run` waits for: every slot done (or finalized), or the run stopped. */
   private settle: (() => void) | undefined;
   private done = 0;
   private ready = 0;
   private finalized = 0;
   private tick: NodeJS.Timeout | undefined;
-  private readonly started = performance.now();
   /** Slots this attempt uses: no more than the highest parallelism (as Flink's slot sharing). */
   private readonly slots: number;
 
@@ -198,6 +191,12 @@ export class ClusterExecutor {
         ...graph.vertices.map((v) => v.parallelism),
       ),
     );
+    this.lifecycle = new JobLifecycle(graph.jobName);
+    // A failure or a cancellation stops every slot and ends the wait of `run`.
+    this.lifecycle.onStop(() => {
+      for (const w of this.workers) w.post({ type: 'cancel' });
+      this.settle?.();
+    });
     const post = (slot: number, m: ToSlot) => this.workers[slot]?.post(m);
     for (const v of graph.vertices)
       for (let i = 0; i < v.parallelism; i++) {
@@ -218,7 +217,7 @@ export class ClusterExecutor {
               tasks: [...this.tasks.values()],
               graph,
               now: () => Date.now(),
-              fail: (e) => this.fail(e as Error),
+              fail: (e) => this.lifecycle.fail(e),
               wake: () => {},
               onComplete: (s) => {
                 for (let slot = 0; slot < this.workers.length; slot++)
@@ -267,8 +266,8 @@ export class ClusterExecutor {
     this.workers = provider.start(inits, {
       message: (slot, m) => this.onSlot(slot, m),
       exit: (slot, reason) => {
-        if (this.finalized < slots && !this.cancelled && this.failure === undefined)
-          this.fail(
+        if (this.finalized < slots)
+          this.lifecycle.fail(
             new TidemarkError('JOB_FAILED', `${reason} before the job ended`, {
               jobName: this.graph.jobName,
             }),
@@ -277,41 +276,32 @@ export class ClusterExecutor {
       },
     });
     this.scheduleTick();
-    await new Promise<void>((resolve) => {
-      this.settle = resolve;
-    });
+    await this.until(() => this.done === this.workers.length);
     if (this.tick !== undefined) clearTimeout(this.tick);
     const coordinator = this.coordinator;
-    if (this.failure === undefined && !this.cancelled && coordinator !== undefined) {
-      // The final checkpoint (see LocalExecutor.run); a failure or cancellation meanwhile ends it.
-      await new Promise<void>((resolve) => {
-        this.settle = resolve;
-        coordinator.triggerFinal(Date.now()).then(
-          () => resolve(),
-          (e: unknown) => {
-            this.fail(e as Error);
-            resolve();
-          },
-        );
-      });
-    }
-    coordinator?.stop();
-    if (this.failure === undefined && !this.cancelled) {
-      // Every subtask finished: the final checkpoint publishes the sinks' last transactions.
-      await new Promise<void>((resolve) => {
-        this.settle = resolve;
+    // Every subtask finished: the final checkpoint, then the sinks publish on every slot.
+    if (!this.lifecycle.stopped)
+      await this.lifecycle.complete(coordinator, Date.now(), async () => {
         for (const w of this.workers) w.post({ type: 'final', commit: true });
+        await this.until(() => this.finalized === this.workers.length);
       });
-    }
+    coordinator?.stop();
     await Promise.all(this.workers.map((w) => w.terminate()));
-    if (this.failure !== undefined) throw this.failure;
-    return {
-      jobName: this.graph.jobName,
-      status: this.cancelled ? 'CANCELLED' : 'FINISHED',
-      durationMs: performance.now() - this.started,
-      metrics: this.metrics(),
-      results: this.options.results.values,
-    };
+    return this.lifecycle.result(this.metrics(), this.options.results.values);
+  }
+
+  /** Waits until `done()` holds (checked on every slot message) or the run stops. */
+  private until(done: () => boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (done() || this.lifecycle.stopped) {
+          this.settle = undefined;
+          resolve();
+        }
+      };
+      this.settle = check;
+      check();
+    });
   }
 
   private scheduleTick(): void {
@@ -346,37 +336,23 @@ export class ClusterExecutor {
         this.metricsBySlot.set(slot, m.subtasks);
         break;
       case 'done':
-        if (++this.done === this.workers.length || m.status === 'CANCELLED') this.settle?.();
+        this.done++;
+        if (m.status === 'CANCELLED') this.lifecycle.cancel();
+        this.settle?.();
         break;
       case 'finalized':
-        if (++this.finalized === this.workers.length) this.settle?.();
+        this.finalized++;
+        this.settle?.();
         break;
       case 'failed':
-        this.fail(deserializeError(m.error));
+        this.lifecycle.fail(deserializeError(m.error));
         break;
     }
   }
 
-  private fail(error: Error): void {
-    if (this.failure !== undefined || this.cancelled) return;
-    this.failure =
-      error instanceof JobFailedError
-        ? error
-        : new JobFailedError(
-            `job '${this.graph.jobName}' failed: ${error.message}`,
-            { jobName: this.graph.jobName },
-            error,
-          );
-    for (const w of this.workers) w.post({ type: 'cancel' });
-    this.settle?.();
-  }
-
   /** Stops the run; `run` resolves with status CANCELLED. */
   cancel(): void {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    for (const w of this.workers) w.post({ type: 'cancel' });
-    this.settle?.();
+    this.lifecycle.cancel();
   }
 
   /** Kills one slot's worker thread (a crash, for tests of recovery). */
@@ -386,32 +362,6 @@ export class ClusterExecutor {
 
   /** The latest metrics the slots reported, summed per operator. */
   metrics(): JobMetricsSnapshot {
-    const byOp = new Map<string, OperatorMetricsSnapshot>();
-    for (const list of this.metricsBySlot.values())
-      for (const s of list) {
-        let o = byOp.get(s.operatorId);
-        if (o === undefined)
-          byOp.set(
-            s.operatorId,
-            (o = {
-              operatorId: s.operatorId,
-              operatorName: s.operatorName,
-              isSource: s.isSource,
-              isSink: s.isSink,
-              parallelism: s.parallelism,
-              metrics: {},
-            }),
-          );
-        for (const [k, v] of Object.entries(s.values)) o.metrics[k] = (o.metrics[k] ?? 0) + v;
-      }
-    const operators = [...byOp.values()];
-    return {
-      timeMs: Date.now(),
-      operators,
-      sourceRecords: operators
-        .filter((o) => o.isSource)
-        .reduce((n, o) => n + (o.metrics.numRecordsOut ?? 0), 0),
-      sinkRecords: operators.filter((o) => o.isSink).reduce((n, o) => n + (o.metrics.numRecordsIn ?? 0), 0),
-    };
+    return aggregateMetrics([...this.metricsBySlot.values()].flat(), Date.now());
   }
 }

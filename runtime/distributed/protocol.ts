@@ -1,9 +1,19 @@
 /**
- * The messages between the job manager (the thread that runs the job) and its slots (worker
- * threads, each running some subtasks). One discriminated union per direction.
+ * Every message between the parts of a distributed run, one documented discriminated union per
+ * direction:
+ *
+ * - job manager ⇄ slot ({@link ToSlot}, {@link FromSlot}): deployment, checkpoints, results, the end;
+ * - slot ⇄ slot ({@link SlotToSlot}): channel frames and credits, over a message port in one
+ *   process or relayed by the task managers ({@link PeerMessage}) between processes;
+ * - job manager ⇄ task manager process ({@link ToTaskManager}, {@link FromTaskManager});
+ * - the handshake every TCP connection starts with ({@link Challenge}, {@link Hello},
+ *   {@link HelloAnswer}): a mutual proof of the shared token.
+ *
+ * Slots exchange them as structured clones (`postMessage`); processes as msgpackr frames (`wire.ts`).
  */
 import type { SerializedError } from '../../state/errors.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { SubtaskMetrics } from '../metrics.js';
 import type { TaskStatus } from '../task/task.js';
 
 /** A subtask: `<vertex id>/<subtask index>`. */
@@ -36,38 +46,98 @@ export interface SlotInit {
 export type ToSlot =
   /** Checkpoint `checkpointId` for these tasks: sources inject its barrier; `final`: finished tasks snapshot at once. */
   | { type: 'trigger'; checkpointId: number; tasks: TaskRef[]; final?: boolean }
+  /** Checkpoint `checkpointId` is committed: its sinks publish. */
   | { type: 'complete'; checkpointId: number }
+  /** Checkpoint `checkpointId` was abandoned: stop aligning it. */
   | { type: 'abort'; checkpointId: number }
+  /** These snapshots of `task` were not stored: write their key groups again next time. */
   | { type: 'redirty'; task: TaskRef; snapshots: IncrementalSnapshot[] }
+  /** The job ended: publish the last transactions (`commit`), close the operators, answer `finalized`. */
   | { type: 'final'; commit: boolean }
+  /** Stop the subtasks (the job was cancelled, or failed elsewhere). */
   | { type: 'cancel' }
+  /** The job failed elsewhere: stop the subtasks. */
   | { type: 'fail'; error: SerializedError };
-
-/** Operator metrics of one subtask. */
-export interface SubtaskMetrics {
-  operatorId: string;
-  operatorName: string;
-  isSource: boolean;
-  isSink: boolean;
-  parallelism: number;
-  values: Record<string, number>;
-}
 
 /** Slot → job manager. */
 export type FromSlot =
+  /** The job module is loaded and built the plan with this hash; the subtasks are deployed. */
   | { type: 'ready'; planHash: string }
+  /** A subtask's status changed (the coordinator triggers checkpoints only while all run). */
   | { type: 'status'; task: TaskRef; status: TaskStatus }
+  /** `task` took the synchronous part of checkpoint `checkpointId`. */
   | { type: 'ack'; task: TaskRef; checkpointId: number; snapshots: IncrementalSnapshot[] }
+  /** Values of result sinks: plain adds, and whole committed transactions. */
   | { type: 'results'; adds: [string, number, unknown][]; commits: [string, string, unknown[]][] }
+  /** The slot's current operator metrics (every 500 ms, and at the end). */
   | { type: 'metrics'; subtasks: SubtaskMetrics[] }
+  /** Every subtask of the slot finished (or was cancelled). */
   | { type: 'done'; status: 'FINISHED' | 'CANCELLED' }
+  /** The answer to `final`: published and closed. */
   | { type: 'finalized' }
+  /** A subtask failed; the job fails (and may restart). */
   | { type: 'failed'; error: SerializedError };
 
-/** Between two slots: a batch of channel events, or credits for a channel. */
+/** Between two slots. */
 export type SlotToSlot =
+  /** Events of channel `channel` (`<edge>:<producer>:<consumer>`), msgpackr-encoded. */
   | { type: 'frame'; channel: string; data: Uint8Array }
+  /** The consumer read `n` events of `channel`: the producer may send that many more. */
   | { type: 'credit'; channel: string; n: number };
+
+/** Job manager → task manager process. */
+export type ToTaskManager =
+  /**
+   * Start these slots (`inits`) of deployment `deployment`; `owners[slot]` is the task manager
+   * (index into `peers`) that runs each slot of the job, `peers` where each task manager listens
+   * for data connections.
+   */
+  | {
+      type: 'deploy';
+      deployment: number;
+      inits: SlotInit[];
+      owners: number[];
+      peers: { host: string; port: number }[];
+    }
+  /** A message for one of its slots. */
+  | { type: 'to-slot'; slot: number; message: ToSlot }
+  /** Kill a slot as a crash would (tests of recovery). */
+  | { type: 'kill'; slot: number }
+  /** Stop every slot (the run ended). */
+  | { type: 'undeploy' };
+
+/** Task manager process → job manager. */
+export type FromTaskManager =
+  /** A message of one of its slots. */
+  | { type: 'slot'; slot: number; message: FromSlot }
+  /** A slot is gone (its thread exited, or its peers are unreachable). */
+  | { type: 'exit'; slot: number; reason: string };
+
+/** Between task managers: a slot-to-slot message relayed over their data connection. */
+export interface PeerMessage {
+  /** The deployment it belongs to: messages of an earlier one (before a restart) are dropped. */
+  deployment: number;
+  from: number;
+  to: number;
+  message: SlotToSlot;
+}
+
+/** Handshake, accepting side first: the protocol and a challenge. */
+export interface Challenge {
+  hello: string;
+  nonce: string;
+}
+
+/** Handshake, connecting side: who it is, its proof of the token, and its own challenge. */
+export type Hello = { hello: string; proof: string; nonce: string } & (
+  | /** A task manager joining a job manager: its slots and where its data connections go. */
+  { role: 'taskmanager'; slots: number; dataHost: string; dataPort: number }
+  /** A task manager opening a data connection to another (`from`: its index). */
+  | { role: 'peer'; from: number }
+);
+
+/** Handshake, accepting side last: its own proof, or why the connection is refused. */
+export type HelloAnswer = { proof: string } | { refused: string };
 
 /** The id of the channel from producer subtask `i` to consumer subtask `j` on edge `edgeId`. */
 export function channelId(edgeId: number, i: number, j: number): string {

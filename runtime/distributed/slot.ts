@@ -1,16 +1,21 @@
 /**
  * A slot (worker thread): imports the job module, builds the same job graph as the job manager
- * (checked by plan hash), runs its subtasks with the local executor, and connects them to the
- * subtasks of other slots with remote channels.
+ * (checked by plan hash), runs its subtasks (a `SubtaskRunner`), connects them to the subtasks of
+ * other slots with remote channels, and answers the job manager's messages.
  */
 import { createHash } from 'node:crypto';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import type { ResultSink } from '../../operators/contract.js';
 import { serializeError } from '../../state/errors.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import { SystemClock } from '../clock.js';
+import { JobLifecycle } from '../execution/lifecycle.js';
+import { BufferedStdout, ResultCollector } from '../execution/results.js';
+import { SubtaskRunner } from '../execution/subtask-runner.js';
+import type { Placement } from '../execution/wiring.js';
 import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
 import { planToJson } from '../graph/plan.js';
-import { LocalExecutor, ResultCollector, type SlotWiring } from '../local-executor.js';
+
 import type { Channel } from '../task/channel.js';
 import type { Task } from '../task/task.js';
 import type { OutChannel } from '../task/writers.js';
@@ -19,7 +24,6 @@ import {
   type FromSlot,
   type SlotInit,
   type SlotToSlot,
-  type SubtaskMetrics,
   type ToSlot,
   taskRef,
 } from './protocol.js';
@@ -46,15 +50,15 @@ class ForwardingResults extends ResultCollector implements ResultSink {
 }
 
 /** One slot's side of a distributed run. */
-export class Slot implements SlotWiring {
-  readonly executor: LocalExecutor;
+export class Slot implements Placement {
+  readonly runner: SubtaskRunner;
+  private readonly lifecycle: JobLifecycle;
   private readonly local: Set<string>;
   private readonly outs = new Map<string, RemoteOutChannel>();
   private readonly ins = new Map<string, RemoteInChannel>();
   private readonly results = new ForwardingResults();
   private readonly tasksByRef = new Map<string, Task>();
   private lastMetrics = 0;
-  readonly checkpointMode: 'exactly-once' | 'at-least-once';
 
   constructor(
     readonly init: SlotInit,
@@ -64,17 +68,29 @@ export class Slot implements SlotWiring {
     private readonly send: (msg: FromSlot) => void,
   ) {
     this.local = new Set(init.tasks);
-    this.checkpointMode = init.checkpointMode;
     const restore: Map<string, OperatorSubtaskState>[] = [];
     for (const [i, entries] of init.restore) restore[i] = new Map(entries);
-    this.executor = new LocalExecutor(graph, {
-      slot: this,
-      restore,
+    this.lifecycle = new JobLifecycle(graph.jobName);
+    this.runner = new SubtaskRunner(graph, {
+      lifecycle: this.lifecycle,
+      clock: new SystemClock(),
+      stdout: new BufferedStdout(),
+      results: this.results,
       attemptNumber: init.attemptNumber,
       runId: init.runId,
-      results: this.results,
+      checkpointMode: init.checkpointMode,
+      restore,
+      placement: this,
+      policy: undefined,
+      budget: 512,
+      sliceMs: 10,
+      acknowledge: (task, id, snapshots) => this.acknowledge(task, id, snapshots),
+      onTaskStatus: (task) => this.onTaskStatus(task),
+      afterPass: () => this.afterPass(),
+      // NOTE: a slot waits for frames from other slots: nothing to run is not a stall here.
+      detectStalls: false,
     });
-    for (const t of this.executor.tasks) this.tasksByRef.set(taskRef(t.vertex.id, t.subtaskIndex), t);
+    for (const t of this.runner.tasks) this.tasksByRef.set(taskRef(t.vertex.id, t.subtaskIndex), t);
     peers.forEach((port, slot) => {
       if (port === undefined) return;
       port.on('message', (m: SlotToSlot) => this.onPeer(m));
@@ -82,7 +98,7 @@ export class Slot implements SlotWiring {
     });
   }
 
-  // ---- SlotWiring ----
+  // ---- Placement ----
 
   isLocal(vertexId: number, subtaskIndex: number): boolean {
     return this.local.has(taskRef(vertexId, subtaskIndex));
@@ -152,11 +168,11 @@ export class Slot implements SlotWiring {
       const c = this.ins.get(m.channel);
       if (c !== undefined) {
         c.receive(m.data);
-        this.executor.wake();
+        this.runner.wakeUp();
       }
     } else {
       const c = this.outs.get(m.channel);
-      if (c?.credit(m.n) === true) this.executor.wake();
+      if (c?.credit(m.n) === true) this.runner.wakeUp();
     }
   }
 
@@ -169,34 +185,34 @@ export class Slot implements SlotWiring {
           if (m.final === true) t?.triggerFinalCheckpoint(m.checkpointId);
           else t?.triggerCheckpoint(m.checkpointId);
         }
-        this.executor.wake();
+        this.runner.wakeUp();
         break;
       case 'complete':
-        for (const t of this.executor.tasks)
+        for (const t of this.runner.tasks)
           if (t.status === 'running' || t.status === 'finishing') t.notifyCheckpointComplete(m.checkpointId);
-        this.executor.wake();
+        this.runner.wakeUp();
         break;
       case 'abort':
-        for (const t of this.executor.tasks) t.abortCheckpoint(m.checkpointId);
-        this.executor.wake();
+        for (const t of this.runner.tasks) t.abortCheckpoint(m.checkpointId);
+        this.runner.wakeUp();
         break;
       case 'redirty':
         this.tasksByRef.get(m.task)?.redirty(m.snapshots);
         break;
       case 'final':
-        this.executor.finishSlot(m.commit).then(
-          () => {
-            this.flushResults();
-            this.send({ type: 'finalized' });
-          },
-          (e: unknown) => this.send({ type: 'failed', error: serializeError(e) }),
-        );
+        (m.commit ? this.runner.publish() : Promise.resolve())
+          .finally(() => this.runner.close())
+          .then(
+            () => {
+              this.flushResults();
+              this.send({ type: 'finalized' });
+            },
+            (e: unknown) => this.send({ type: 'failed', error: serializeError(e) }),
+          );
         break;
       case 'cancel':
-        this.executor.cancel();
-        break;
       case 'fail':
-        this.executor.cancel();
+        this.lifecycle.cancel();
         break;
     }
   }
@@ -211,30 +227,22 @@ export class Slot implements SlotWiring {
 
   sendMetrics(now = Date.now()): void {
     this.lastMetrics = now;
-    const subtasks: SubtaskMetrics[] = [];
-    for (const t of this.executor.tasks)
-      for (const m of t.metrics())
-        subtasks.push({
-          operatorId: m.metrics.operatorId,
-          operatorName: m.metrics.operatorName,
-          isSource: m.isSource,
-          isSink: m.isSink,
-          parallelism: m.parallelism,
-          values: m.metrics.values(),
-        });
-    this.send({ type: 'metrics', subtasks });
+    this.send({ type: 'metrics', subtasks: this.runner.metrics() });
   }
 
   /** Runs the slot's subtasks until they finish (or the run is cancelled or fails). */
   async run(): Promise<void> {
     try {
-      const r = await this.executor.run();
-      this.afterPass();
-      this.sendMetrics();
-      this.send({ type: 'done', status: r.status });
+      await this.runner.run();
     } catch (e) {
-      this.afterPass();
-      this.send({ type: 'failed', error: serializeError(e) });
+      this.lifecycle.fail(e);
+    }
+    this.afterPass();
+    if (this.lifecycle.stopped) this.runner.close();
+    if (this.lifecycle.failed) this.send({ type: 'failed', error: serializeError(this.lifecycle.error()) });
+    else {
+      this.sendMetrics();
+      this.send({ type: 'done', status: this.lifecycle.cancelled ? 'CANCELLED' : 'FINISHED' });
     }
   }
 }

@@ -14,35 +14,15 @@ import { relative, resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { TidemarkError } from '../../state/errors.js';
 import { type SlotEvents, type SlotHandle, type SlotProvider, startWorker } from './cluster.js';
-import type { FromSlot, SlotInit, SlotToSlot, ToSlot } from './protocol.js';
+import type {
+  FromTaskManager,
+  PeerMessage,
+  SlotInit,
+  SlotToSlot,
+  ToSlot,
+  ToTaskManager,
+} from './protocol.js';
 import { acceptPeer, connectPeer, Link, parseAddress, WireError } from './wire.js';
-
-/** Job manager → task manager. */
-type ToTaskManager =
-  | {
-      type: 'deploy';
-      deployment: number;
-      inits: SlotInit[];
-      owners: number[];
-      peers: { host: string; port: number }[];
-    }
-  | { type: 'to-slot'; slot: number; message: ToSlot }
-  | { type: 'kill'; slot: number }
-  | { type: 'undeploy' };
-
-/** Task manager → job manager. */
-type FromTaskManager =
-  | { type: 'slot'; slot: number; message: FromSlot }
-  | { type: 'exit'; slot: number; reason: string };
-
-/** Between task managers: a slot-to-slot message. */
-interface PeerMessage {
-  /** The deployment it belongs to: messages of an earlier one (before a restart) are dropped. */
-  deployment: number;
-  from: number;
-  to: number;
-  message: SlotToSlot;
-}
 
 interface Registered {
   link: Link;

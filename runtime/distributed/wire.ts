@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { TidemarkError } from '../../state/errors.js';
 import { decode, encode } from '../../state/snapshot/format.js';
+import type { Challenge, Hello, HelloAnswer } from './protocol.js';
 
 /** Largest frame accepted (a bigger length prefix means a broken or hostile peer). */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -87,6 +88,8 @@ export class Link extends EventEmitter {
   }
 }
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 function proof(token: string, nonce: string, role: string): string {
   return createHmac('sha256', token).update(`${HELLO}:${role}:${nonce}`).digest('hex');
 }
@@ -124,25 +127,21 @@ function once(link: Link, timeoutMs: number): Promise<Record<string, unknown>> {
  * The accepting side of the handshake: sends a challenge, checks the peer's proof, proves itself
  * in turn. Returns the peer's hello (what it says it is).
  */
-export async function acceptPeer(
-  link: Link,
-  token: string,
-  timeoutMs = 10_000,
-): Promise<Record<string, unknown>> {
+export async function acceptPeer(link: Link, token: string, timeoutMs = 10_000): Promise<Hello> {
   const nonce = randomBytes(16).toString('hex');
-  link.send({ hello: HELLO, nonce });
+  link.send({ hello: HELLO, nonce } satisfies Challenge);
   const reply = await once(link, timeoutMs);
   if (reply.hello !== HELLO) {
     link.close();
     throw new WireError(`${link.peer} speaks ${String(reply.hello)}, not ${HELLO}`);
   }
   if (!sameProof(reply.proof, proof(token, nonce, 'client'))) {
-    link.send({ refused: 'authentication failed: wrong token' });
+    link.send({ refused: 'authentication failed: wrong token' } satisfies HelloAnswer);
     link.close();
     throw new WireError(`${link.peer} failed to authenticate (wrong token)`);
   }
-  link.send({ proof: proof(token, String(reply.nonce), 'server') });
-  return reply;
+  link.send({ proof: proof(token, String(reply.nonce), 'server') } satisfies HelloAnswer);
+  return reply as unknown as Hello;
 }
 
 /** The connecting side of the handshake; `hello` tells the peer what this process is. */
@@ -150,7 +149,7 @@ export async function connectPeer(
   host: string,
   port: number,
   token: string,
-  hello: Record<string, unknown>,
+  hello: DistributiveOmit<Hello, 'hello' | 'proof' | 'nonce'>,
   timeoutMs = 10_000,
 ): Promise<Link> {
   const socket = netConnect({ host, port });
@@ -165,7 +164,12 @@ export async function connectPeer(
     throw new WireError(`${host}:${port} speaks ${String(challenge.hello)}, not ${HELLO}`);
   }
   const nonce = randomBytes(16).toString('hex');
-  link.send({ ...hello, hello: HELLO, proof: proof(token, String(challenge.nonce), 'client'), nonce });
+  link.send({
+    ...hello,
+    hello: HELLO,
+    proof: proof(token, String(challenge.nonce), 'client'),
+    nonce,
+  } satisfies Hello);
   const answer = await once(link, timeoutMs);
   if (typeof answer.refused === 'string') {
     link.close();

@@ -9,7 +9,7 @@ import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../../operat
 import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import type { JobVertex, StreamEdge } from '../graph/job-graph.js';
-import type { OperatorMetrics } from '../operator/metrics.js';
+import type { SubtaskMetrics } from '../metrics.js';
 import type { OperatorHost } from '../operator/operator-runtime.js';
 import { type BarrierHandler, createBarrierHandler } from './barrier-handler.js';
 import { BARRIER, type Channel, END, InputGate, OutputGate } from './channel.js';
@@ -306,13 +306,15 @@ export class Task {
     return this.chain.close();
   }
 
-  /** Per-operator metrics of this task. */
-  metrics(): { metrics: OperatorMetrics; isSource: boolean; isSink: boolean; parallelism: number }[] {
+  /** The current metrics of this task's operators. */
+  metrics(): SubtaskMetrics[] {
     return this.chain.members.map((m) => ({
-      metrics: m.metrics,
+      operatorId: m.metrics.operatorId,
+      operatorName: m.metrics.operatorName,
       isSource: m.node.isSource,
       isSink: m.node.isSink,
       parallelism: m.node.parallelism,
+      values: m.metrics.values(),
     }));
   }
 }

@@ -13,7 +13,7 @@ import type {
 } from '../../state/storage/checkpoint-storage.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
-import { ResultCollector } from '../local-executor.js';
+import { ResultCollector } from '../execution/results.js';
 import { RestartStrategies } from '../restart-strategies.js';
 import { assertSameResults } from './properties.js';
 import { SimulationPolicy } from './simulation.js';

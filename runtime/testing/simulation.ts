@@ -12,8 +12,9 @@ import type { Clock, LineWriter } from '../../operators/contract.js';
 import { describeErrorChain, TidemarkError } from '../../state/errors.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
+import type { JobResult } from '../execution/results.js';
+import type { SchedulingPolicy } from '../execution/scheduler.js';
 import { buildJob, type JobDefinition } from '../job.js';
-import type { JobResult, SchedulingPolicy } from '../local-executor.js';
 import type { Task } from '../task/task.js';
 import { SeededRandom } from './random.js';
 

@@ -1,0 +1,235 @@
+/**
+ * The scheduler loop of one thread's tasks. It never blocks: it does bounded work per task, yields
+ * to the event loop between time slices (so I/O, async sources and timers make progress) and sleeps
+ * when nothing can run, until a wake-up, a settled promise or a processing-time deadline.
+ *
+ * NOTE: the scheduling is pluggable ({@link SchedulingPolicy}): the testing toolkit replaces the
+ * round-robin loop with a seeded choice of task, budget and input channel, and a manual clock.
+ */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Clock, LineWriter } from '../../operators/contract.js';
+import { TidemarkError } from '../../state/errors.js';
+import type { CheckpointCoordinator } from '../checkpoint/coordinator.js';
+import { isManualClock } from '../clock.js';
+import type { Task } from '../task/task.js';
+import type { JobLifecycle } from './lifecycle.js';
+import { BufferedStdout } from './results.js';
+
+/** Milliseconds of work between yields while checkpoint writes are in flight (see `run`). */
+const IO_SLICE_MS = 1;
+
+/** Chooses which task runs next, with what budget, and which channel it reads. */
+export interface SchedulingPolicy {
+  /** Index into `runnable` of the task to step next. */
+  chooseTask(runnable: readonly Task[]): number;
+  /** Maximum events the chosen task may process in this step. */
+  budget(task: Task): number;
+  /** Index among `candidates` readable input channels of `task`. */
+  chooseChannel?(task: Task, candidates: number): number;
+  /**
+   * Called when no task can run. Return true after making progress possible (e.g. advancing a
+   * manual clock); false to wait for outside events.
+   */
+  onIdle?(state: { nextWakeTime: number; clock: Clock }): boolean;
+  /** Called before each step (a simulation may move a manual clock here). */
+  beforeStep?(clock: Clock): void;
+  /**
+   * Pause processing while checkpoint data is being written (checkpoints then complete at
+   * deterministic points, whatever the storage's speed); default false.
+   */
+  readonly awaitCheckpointIo?: boolean;
+}
+
+/** Options of a scheduler. */
+export interface SchedulerOptions {
+  readonly clock: Clock;
+  readonly stdout: LineWriter;
+  /** Default: round-robin over the runnable tasks. */
+  readonly policy: SchedulingPolicy | undefined;
+  /** Events a task may process per step. */
+  readonly budget: number;
+  /** Milliseconds of work between yields to the event loop. */
+  readonly sliceMs: number;
+  /** The job's checkpoint coordinator, when it runs in this thread. */
+  readonly coordinator: CheckpointCoordinator | undefined;
+  /** After each pass over the tasks and before sleeping (a slot sends its frames and credits). */
+  readonly afterPass?: () => void;
+  /**
+   * Fail the run when nothing can run and nothing is awaited (a stalled job). Off for a slot of a
+   * distributed run, which waits for frames from other slots.
+   */
+  readonly detectStalls: boolean;
+}
+
+/** Runs one thread's tasks (see the module comment). */
+export class Scheduler {
+  private wakeResolve: (() => void) | undefined;
+  /**
+   * A wake-up came while the loop was not waiting (during a pass, e.g. frames or credits a slot
+   * took from its ports between passes): the loop looks again instead of going to sleep, or the
+   * wake-up would be lost (and two slots waiting for each other's credits would wait forever).
+   */
+  private wokenEarly = false;
+  /** Promises tasks wait for. */
+  private pending = 0;
+  private readonly idleWaiters = new Set<Task>();
+
+  constructor(
+    private readonly tasks: readonly Task[],
+    private readonly lifecycle: JobLifecycle,
+    private readonly options: SchedulerOptions,
+  ) {
+    lifecycle.onStop(() => this.wakeUp());
+  }
+
+  /** Something changed: the loop looks at the tasks again. */
+  wakeUp(): void {
+    const r = this.wakeResolve;
+    if (r !== undefined) {
+      this.wakeResolve = undefined;
+      r();
+    } else this.wokenEarly = true;
+  }
+
+  /** Runs `task` again once nothing else can run. */
+  wakeWhenIdle(task: Task): void {
+    this.idleWaiters.add(task);
+  }
+
+  /** `task` waits for `promise`: the loop wakes when it settles; a rejection fails the run. */
+  blockOn(task: Task, promise: Promise<unknown>): void {
+    this.pending++;
+    promise.then(
+      () => {
+        this.pending--;
+        this.wakeUp();
+      },
+      (e: unknown) => {
+        this.pending--;
+        this.lifecycle.fail(e, task.describe());
+      },
+    );
+  }
+
+  /** Runs until every task finished, or the run stops (failed or cancelled). */
+  async run(): Promise<void> {
+    const { tasks, lifecycle } = this;
+    const { policy, coordinator, clock, budget, sliceMs, afterPass, stdout } = this.options;
+    for (;;) {
+      // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
+      // are taken (and the next writes sent) without waiting behind a full slice of records.
+      const sliceEnd =
+        performance.now() +
+        (coordinator !== undefined && coordinator.writesInFlight > 0 ? IO_SLICE_MS : sliceMs);
+      let progressed = false;
+      do {
+        progressed = false;
+        this.wokenEarly = false;
+        coordinator?.tick(clock.now());
+        const now = clock.now();
+        if (policy === undefined) {
+          for (let i = 0; i < tasks.length; i++) {
+            const t = tasks[i]!;
+            if (!t.canRun(now)) continue;
+            progressed = true;
+            try {
+              t.step(budget, now);
+            } catch (e) {
+              lifecycle.fail(e, t.describe());
+              return;
+            }
+          }
+        } else {
+          policy.beforeStep?.(clock);
+          const at = clock.now();
+          const runnable = tasks.filter((t) => t.canRun(at));
+          if (runnable.length > 0) {
+            progressed = true;
+            const t = runnable[runnable.length === 1 ? 0 : policy.chooseTask(runnable)]!;
+            try {
+              t.step(policy.budget(t), at);
+            } catch (e) {
+              lifecycle.fail(e, t.describe());
+              return;
+            }
+            // NOTE: with a policy the loop does not yield by time; while a checkpoint is being
+            // written it yields after every step, so that storage I/O completes between steps.
+            if (coordinator?.busy === true) {
+              if (policy.awaitCheckpointIo === true) await coordinator.ioSettled();
+              else await yieldToEventLoop();
+            }
+          }
+        }
+        afterPass?.();
+        if (lifecycle.stopped) return;
+      } while (progressed && performance.now() < sliceEnd);
+      if (stdout instanceof BufferedStdout) stdout.flush();
+      if (lifecycle.stopped) return;
+      if (tasks.every((t) => t.status === 'finished')) return;
+      if (!progressed && this.idleWaiters.size > 0) {
+        // Nothing else can run: wake the tasks that asked to run then (TestStream steps).
+        for (const t of this.idleWaiters) t.sourceAvailable = true;
+        this.idleWaiters.clear();
+        continue;
+      }
+      if (progressed) await yieldToEventLoop();
+      else await this.waitForWork();
+      if (lifecycle.stopped) return;
+    }
+  }
+
+  /** Sleeps until something can run: a wake-up, a settled promise, or a processing-time deadline. */
+  private waitForWork(): Promise<void> {
+    if (this.wokenEarly) {
+      this.wokenEarly = false;
+      return yieldToEventLoop();
+    }
+    const { coordinator, clock, policy } = this.options;
+    let next = coordinator?.nextWakeTime() ?? Number.POSITIVE_INFINITY;
+    for (const t of this.tasks) if (t.status === 'running' && t.wakeTime < next) next = t.wakeTime;
+
+    const manual = isManualClock(clock);
+    const waitingSources = this.tasks.some((t) => t.isSource && t.status === 'running' && !t.sourceAvailable);
+    // NOTE: a simulation moves time only when nothing waits for I/O (a sink's commit, a
+    // checkpoint write, a source's read); otherwise it waits for the I/O like a real run.
+    const awaitingIo =
+      this.pending > 0 ||
+      (coordinator?.writesInFlight ?? 0) > 0 ||
+      this.tasks.some(
+        (t) =>
+          t.isSource &&
+          t.status === 'running' &&
+          !t.sourceAvailable &&
+          t.wakeTime === Number.POSITIVE_INFINITY,
+      );
+    if (!awaitingIo && policy?.onIdle?.({ nextWakeTime: next, clock })) return Promise.resolve();
+
+    if (
+      this.options.detectStalls &&
+      this.pending === 0 &&
+      !waitingSources &&
+      next === Number.POSITIVE_INFINITY
+    ) {
+      const stuck = this.tasks
+        .filter((t) => t.status !== 'finished')
+        .map((t) => `${t.describe()} [${t.status}, ${t.inputGate.queued} queued]`);
+      this.lifecycle.fail(
+        new TidemarkError(
+          'INTERNAL_ERROR',
+          `job '${this.lifecycle.jobName}' stalled: nothing can run, but these tasks did not finish: ${stuck.join('; ')}`,
+        ),
+      );
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      this.wakeResolve = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      if (next < Number.POSITIVE_INFINITY && !manual) {
+        timer = setTimeout(() => this.wakeUp(), Math.max(0, next - clock.now()));
+      }
+    });
+  }
+}
