@@ -44,7 +44,7 @@ class GroupState {
     if (min > this.min) {
       this.min = min;
       // The group advanced: paused members may read again.
-      for (const t of this.paused) t.sourceAvailable = true;
+      for (const t of this.paused) t.pollSourceAgain();
       this.paused.clear();
       this.wakeUp();
     }

@@ -168,7 +168,7 @@ export class Scheduler {
       if (tasks.every((t) => t.status === 'finished')) return;
       if (!progressed && this.idleWaiters.size > 0) {
         // Nothing else can run: wake the tasks that asked to run then (TestStream steps).
-        for (const t of this.idleWaiters) t.sourceAvailable = true;
+        for (const t of this.idleWaiters) t.pollSourceAgain();
         this.idleWaiters.clear();
         continue;
       }

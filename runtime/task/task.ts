@@ -143,6 +143,11 @@ export class Task {
     this.chain.open();
   }
 
+  /** A source task's reader may have data again (it is polled in the next pass). */
+  pollSourceAgain(): void {
+    this.sourceAvailable = true;
+  }
+
   /** Asks to be run again at processing time `time`. */
   wakeAt(time: number): void {
     if (time < this.wakeTime) {
