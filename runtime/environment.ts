@@ -9,7 +9,7 @@ import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
 import type { JobResult } from './execution/results.js';
 import { buildJobGraph, type JobGraph, type JobGraphOptions } from './graph/job-graph.js';
-import { formatPlan, type PlanFormat } from './graph/plan.js';
+import { formatPlan, type PlanFormat, type PlanOptions } from './graph/plan.js';
 import { JobRunner, type RunOptions } from './job-runner.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import type { RestartStrategy } from './restart-strategies.js';
@@ -84,9 +84,10 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
     return buildJobGraph(this, options);
   }
 
-  /** The execution plan as text, Graphviz dot or JSON. */
-  getExecutionPlan(format: PlanFormat = 'text', options: JobGraphOptions = {}): string {
-    return formatPlan(this.getJobGraph(options), format);
+  /** The execution plan as text, Graphviz dot or JSON; with `slots`, which slot runs what. */
+  getExecutionPlan(format: PlanFormat = 'text', options: JobGraphOptions & PlanOptions = {}): string {
+    const { slots, ...graphOptions } = options;
+    return formatPlan(this.getJobGraph(graphOptions), format, slots === undefined ? {} : { slots });
   }
 
   /** Starts the job and returns a client for it. */

@@ -183,10 +183,12 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(
       new Option('-f, --format <format>', 'output format').choices(['text', 'dot', 'json']).default('text'),
     )
-    .action(async (file: string, flags: GraphFlags & { format: PlanFormat }) => {
+    .option('--slots <n>', 'also show which slot runs which subtasks on this many slots', positiveInt)
+    .action(async (file: string, flags: GraphFlags & { format: PlanFormat; slots?: number }) => {
       const loaded = await loadJob(file);
       const env = await buildJob(loaded.definition, { jobName: loaded.name, ...graphFlags(flags) });
-      process.stdout.write(`${env.getExecutionPlan(flags.format)}\n`);
+      const options = flags.slots === undefined ? {} : { slots: flags.slots };
+      process.stdout.write(`${env.getExecutionPlan(flags.format, options)}\n`);
     });
 
   graphOptions(

@@ -1,7 +1,7 @@
 /**
  * The job manager side of a run on several slots (worker threads): places subtasks on slots
- * (subtask i of every vertex on slot i mod slots, as Flink's slot sharing does, so forward chains
- * stay in one thread), starts the workers with peer-to-peer channels between them, coordinates
+ * (see `graph/placement.ts`: as many slots as the highest parallelism, subtask i of every vertex
+ * in slot i mod slots, as Flink's slot sharing does), starts the workers with peer-to-peer channels between them, coordinates
  * checkpoints (the coordinator runs here; slots snapshot and send their data), gathers results and
  * metrics, and ends the run when every subtask has finished — or fails it when a slot fails or dies.
  */
@@ -18,6 +18,7 @@ import {
 import { JobLifecycle } from '../execution/lifecycle.js';
 import type { JobResult, ResultCollector } from '../execution/results.js';
 import type { JobGraph } from '../graph/job-graph.js';
+import { placeSubtasks } from '../graph/placement.js';
 import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '../metrics.js';
 import type { TaskStatus } from '../task/task.js';
 import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
@@ -176,21 +177,15 @@ export class ClusterExecutor {
   private ready = 0;
   private finalized = 0;
   private tick: NodeJS.Timeout | undefined;
-  /** Slots this attempt uses: no more than the highest parallelism (as Flink's slot sharing). */
+  /** Slots this attempt uses: as many as its highest parallelism, if it has them (see placement.ts). */
   private readonly slots: number;
 
   constructor(
     readonly graph: JobGraph,
     private readonly options: ClusterOptions,
   ) {
-    this.slots = Math.max(
-      1,
-      Math.min(
-        options.provider?.slots ?? options.slots,
-        options.slots,
-        ...graph.vertices.map((v) => v.parallelism),
-      ),
-    );
+    const placement = placeSubtasks(graph, Math.min(options.provider?.slots ?? options.slots, options.slots));
+    this.slots = placement.slots;
     this.lifecycle = new JobLifecycle(graph.jobName);
     // A failure or a cancellation stops every slot and ends the wait of `run`.
     this.lifecycle.onStop(() => {
@@ -203,7 +198,13 @@ export class ClusterExecutor {
         const ref = taskRef(v.id, i);
         this.tasks.set(
           ref,
-          new RemoteTask(ref, i % this.slots, v.head.isSource, `${v.name} (${i + 1}/${v.parallelism})`, post),
+          new RemoteTask(
+            ref,
+            placement.slotOf(v.id, i),
+            v.head.isSource,
+            `${v.name} (${i + 1}/${v.parallelism})`,
+            post,
+          ),
         );
       }
     const cp = options.checkpointing;

@@ -139,11 +139,13 @@ export class TaskManagerPool implements SlotProvider {
         'JOB_FAILED',
         `the job needs ${inits.length} slots, but the task managers still connected have ${this.slots}`,
       );
-    // Consecutive slots per task manager.
+    // NOTE: slots go round the task managers (slot 0 on the first, slot 1 on the second, ...),
+    // so that a job using fewer slots than there are spreads over every host.
     const owners: number[] = [];
-    live.forEach((m, i) => {
-      for (let k = 0; k < m.slots && owners.length < inits.length; k++) owners.push(i);
-    });
+    for (let k = 0; owners.length < inits.length; k++)
+      live.forEach((m, i) => {
+        if (k < m.slots && owners.length < inits.length) owners.push(i);
+      });
     const peers = live.map((m) => ({ host: m.dataHost, port: m.dataPort }));
     const deployment = ++this.deployments;
     const cwd = process.cwd();

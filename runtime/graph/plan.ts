@@ -1,6 +1,7 @@
 /** Prints a job graph as text, Graphviz dot, or JSON (`tidemark plan`). */
 import type { PartitionerSpec } from '../../operators/transformation.js';
 import type { JobGraph, JobVertex, StreamEdge } from './job-graph.js';
+import { placeSubtasks, type SlotPlacement } from './placement.js';
 
 /** Output formats of {@link formatPlan}. */
 export type PlanFormat = 'text' | 'dot' | 'json';
@@ -112,7 +113,7 @@ function edgeLabel(e: StreamEdge): string {
 }
 
 /** The plan as a Graphviz digraph: one cluster per chain, one node per operator. */
-export function planToDot(graph: JobGraph): string {
+export function planToDot(graph: JobGraph, placement?: PlacementJson): string {
   const lines = [
     `digraph ${dotId(graph.jobName)} {`,
     '  rankdir=LR;',
@@ -125,6 +126,8 @@ export function planToDot(graph: JobGraph): string {
       lines.push(`    ${dotId(n.operatorId)} [label=${dotId(`${n.name}\\n${n.operatorId}`)}];`);
     lines.push('  }');
   }
+  if (placement !== undefined)
+    lines.push(`  label=${dotId(placement.bySlot.map((s, i) => `slot ${i}: ${s.join(', ')}`).join('\n'))};`);
   for (const e of graph.edges)
     lines.push(
       `  ${dotId(e.source.operatorId)} -> ${dotId(e.target.operatorId)} [label=${dotId(edgeLabel(e))}${e.chained ? ', style=dashed' : ''}];`,
@@ -133,9 +136,46 @@ export function planToDot(graph: JobGraph): string {
   return lines.join('\n');
 }
 
+/** Which slot runs which subtasks, as plain data. */
+export interface PlacementJson {
+  slots: number;
+  /** Per slot: the subtasks it runs (`vertex name (i/p)`). */
+  bySlot: string[][];
+}
+
+/** The placement of the plan's subtasks on slots. */
+export function placementToJson(graph: JobGraph, placement: SlotPlacement): PlacementJson {
+  const bySlot: string[][] = Array.from({ length: placement.slots }, () => []);
+  for (const v of graph.vertices)
+    for (let i = 0; i < v.parallelism; i++)
+      bySlot[placement.slotOf(v.id, i)]!.push(`${v.name} (${i + 1}/${v.parallelism})`);
+  return { slots: placement.slots, bySlot };
+}
+
+/** Options of {@link formatPlan}. */
+export interface PlanOptions {
+  /** Show which slot runs what when the job is given this many slots. */
+  slots?: number;
+}
+
 /** The plan in one of the formats. */
-export function formatPlan(graph: JobGraph, format: PlanFormat): string {
-  if (format === 'json') return JSON.stringify(planToJson(graph), null, 2);
-  if (format === 'dot') return planToDot(graph);
-  return planToText(graph);
+export function formatPlan(graph: JobGraph, format: PlanFormat, options: PlanOptions = {}): string {
+  const placement =
+    options.slots === undefined ? undefined : placementToJson(graph, placeSubtasks(graph, options.slots));
+  if (format === 'json')
+    return JSON.stringify(
+      { ...planToJson(graph), ...(placement === undefined ? {} : { placement }) },
+      null,
+      2,
+    );
+  if (format === 'dot') return planToDot(graph, placement);
+  const text = planToText(graph);
+  if (placement === undefined) return text;
+  const lines = [
+    text,
+    '',
+    `on ${options.slots} slot(s): ${placement.slots} used (as many as the highest parallelism), subtask i of every vertex in slot i mod ${placement.slots}`,
+  ];
+  placement.bySlot.forEach((subtasks, slot) => lines.push(`  slot ${slot}: ${subtasks.join(', ')}`));
+  return lines.join('\n');
 }

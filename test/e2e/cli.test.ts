@@ -49,6 +49,29 @@ describe('tidemark CLI', () => {
     expect(plan.vertices.find((v: { name: string }) => v.name.startsWith('reduce')).parallelism).toBe(3);
   });
 
+  test('plan --slots shows which slot runs which subtasks (slot sharing, parallelism-1 vertices in slot 0)', async () => {
+    const text = await runCli(['plan', 'examples/wordcount.ts', '-p', '2', '--slots', '3']);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.split('\n');
+    expect(lines).toContain(
+      'on 3 slot(s): 2 used (as many as the highest parallelism), subtask i of every vertex in slot i mod 2',
+    );
+    const slot0 = lines.find((l) => l.startsWith('  slot 0: '))!;
+    const slot1 = lines.find((l) => l.startsWith('  slot 1: '))!;
+    // fromElements is not parallel: its one subtask shares slot 0; the keyed chain has one subtask in each.
+    expect(slot0).toMatch(/Source: fromElements.*\(1\/1\)/);
+    expect(slot0).toContain('reduce -> print (1/2)');
+    expect(slot1).toContain('reduce -> print (2/2)');
+    expect(slot1).not.toContain('(1/1)');
+    const json = JSON.parse(
+      (await runCli(['plan', 'examples/wordcount.ts', '-p', '2', '--slots', '2', '-f', 'json'])).stdout,
+    );
+    expect(json.placement.slots).toBe(2);
+    expect(json.placement.bySlot.flat().length).toBe(
+      json.vertices.reduce((n: number, v: { parallelism: number }) => n + v.parallelism, 0),
+    );
+  });
+
   test('simulate runs seeds deterministically and prints one digest per seed', async () => {
     const r = await runCli(['simulate', 'examples/wordcount.ts', '--seed', '5', '--seeds', '20', '-p', '3']);
     expect(r.code).toBe(0);

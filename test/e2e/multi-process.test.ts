@@ -101,6 +101,38 @@ describe('a job manager and task managers in separate processes', () => {
     for (const t of tms) expect(await t.exit).toBe(0);
   }, 90_000);
 
+  test('a job of parallelism 2 on two task managers of 2 slots each runs on both (slots go round the hosts)', async () => {
+    const spread = join(dir, 'spread.mts');
+    const pids = join(dir, 'pids');
+    writeFileSync(
+      spread,
+      `import { writeFileSync, mkdirSync } from 'node:fs';
+import { job } from 'tidemark';
+export default job((env) => {
+  env.fromGenerator((i) => i, { count: 2000 })
+    .map((i) => { mkdirSync(process.env.PIDS, { recursive: true }); writeFileSync(process.env.PIDS + '/' + process.pid, ''); return i; })
+    .addSink(() => {});
+});
+`,
+    );
+    const port = await freePort();
+    const jm = start(
+      ['run', spread, '-p', '2', '--listen', `127.0.0.1:${port}`, '--task-managers', '2'],
+      TOKEN,
+      {
+        PIDS: pids,
+      },
+    );
+    while (!jm.stderr().includes('waiting for 2 task manager')) await new Promise((r) => setTimeout(r, 20));
+    const tms = [0, 1].map(() =>
+      start(['taskmanager', '--job-manager', `127.0.0.1:${port}`, '--slots', '2'], TOKEN, { PIDS: pids }),
+    );
+    expect(await jm.exit).toBe(0);
+    for (const t of tms) await t.exit;
+    const seen = new Set(readdirSync(pids).map(Number));
+    expect(seen).toEqual(new Set(tms.map((t) => t.child.pid)));
+  }, 60_000);
+
   test('a lost task manager: the job restarts on the ones left, from its last checkpoint, same results', async () => {
     const slow = join(dir, 'slow.mts');
     writeFileSync(

@@ -139,6 +139,23 @@ describe('several slots', () => {
     expect(checkpoints[checkpoints.length - 1]!.final).toBe(true);
   }, 60_000);
 
+  test('every slot gets work: a run uses as many slots as its highest parallelism, a sink of parallelism 1 included', async () => {
+    const file = module(
+      'spread',
+      `import { threadId } from 'node:worker_threads';
+export default job((env) => {
+  const tagged = env.fromGenerator((i) => i, { count: 4000 }).map((i) => ({ i, thread: threadId }));
+  tagged.collectCommitted();
+  tagged.map((r) => r.i).setParallelism(1).addSink(() => {});
+});`,
+    );
+    const r = await run(file, { slots: 3, parallelism: 3 });
+    const rows = r.values as unknown as { i: number; thread: number }[];
+    expect(rows.length).toBe(4000);
+    // Three slots (worker threads) ran the generator and the map, one subtask each.
+    expect(new Set(rows.map((x) => x.thread)).size).toBe(3);
+  }, 60_000);
+
   test('a record that cannot cross threads fails the job with a clear error', async () => {
     const file = module(
       'unsendable',
