@@ -21,9 +21,10 @@ import {
   type SubtaskMeta,
 } from '../../state/snapshot/format.js';
 import type { IncrementalSnapshot } from '../../state/snapshot/types.js';
-import { type CheckpointStorage, MAX_CHUNK_BYTES } from '../../state/storage/checkpoint-storage.js';
+import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import type { TaskStatus } from '../task/task.js';
+import { type DirtyGroups, SnapshotWriter, type WrittenSnapshot } from './snapshot-writer.js';
 
 /** What the coordinator needs of a task: a local one, or a proxy of one in another thread. */
 export interface CheckpointTask {
@@ -35,8 +36,8 @@ export interface CheckpointTask {
   triggerFinalCheckpoint(checkpointId: number): void;
   notifyCheckpointComplete(checkpointId: number): void;
   abortCheckpoint(checkpointId: number): void;
-  /** Key groups of these snapshots must be written again next time. */
-  redirty(snapshots: readonly IncrementalSnapshot[]): void;
+  /** These key groups must be written again next time (their checkpoint was not stored). */
+  redirty(groups: readonly DirtyGroups[]): void;
 }
 
 /** How checkpoints are taken. */
@@ -81,26 +82,17 @@ interface Pending {
   started: number;
   waiting: Set<CheckpointTask>;
   /** Acknowledged subtask snapshots, written. */
-  written: WrittenSubtask[];
+  written: WrittenSnapshot[];
   /** Writes in progress. */
   writes: Promise<void>[];
   failed: boolean;
-  snapshots: { task: CheckpointTask; snaps: IncrementalSnapshot[] }[];
+  /** What each acknowledging task must write again if this checkpoint is abandoned. */
+  snapshots: { task: CheckpointTask; dirty: DirtyGroups[] }[];
   /** Savepoints are kept until deleted, and someone waits for them. */
   savepoint: boolean;
   /** The final checkpoint of a finished job. */
   final: boolean;
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
-}
-
-interface WrittenSubtask {
-  snap: IncrementalSnapshot;
-  /** New chunk ids per changed key group. */
-  groups: Map<number, string[]>;
-  operatorStateChunk: string | undefined;
-  operatorState: Uint8Array | undefined;
-  chunkIds: string[];
-  bytes: number;
 }
 
 /** Hooks into the executor. */
@@ -119,7 +111,6 @@ export interface CoordinatorHost {
   onAbort?(checkpointId: number): void;
 }
 
-const INLINE_OPERATOR_STATE_BYTES = 64 * 1024;
 /** Where a key group of the last completed checkpoint is: its last whole snapshot, then deltas. */
 interface GroupChunks {
   chunks: string[];
@@ -127,9 +118,6 @@ interface GroupChunks {
   /** The checkpoint that last wrote the group (a delta's base must be this one). */
   writtenBy: number;
 }
-
-/** Chunk writes of one subtask's snapshot in flight at once. */
-const MAX_CHUNK_WRITES_IN_FLIGHT = 8;
 
 /** Drives the checkpoints of one job execution. */
 export class CheckpointCoordinator {
@@ -141,6 +129,8 @@ export class CheckpointCoordinator {
   /** Chunks of the last completed checkpoint per operator and key group (the incremental base). */
   private readonly base = new Map<string, Map<number, GroupChunks>>();
   private readonly chunkSizes = new Map<string, number>();
+  /** Writes the snapshots of the tasks that run in this thread. */
+  private readonly writer: SnapshotWriter;
   /** Completed checkpoints' stats, newest last. */
   lastCompleted: CheckpointStats | undefined;
   readonly mode: 'exactly-once' | 'at-least-once';
@@ -155,6 +145,7 @@ export class CheckpointCoordinator {
     lastCheckpointId: number,
   ) {
     this.nextId = lastCheckpointId + 1;
+    this.writer = new SnapshotWriter(options.storage, host.jobId, options.chunkBytes);
     this.mode = options.mode ?? 'exactly-once';
     this.nextTrigger = host.now() + options.intervalMs;
     if (!(options.intervalMs > 0))
@@ -199,7 +190,7 @@ export class CheckpointCoordinator {
 
   /** Snapshot writes and commits under way. */
   get writesInFlight(): number {
-    return this.inFlight;
+    return this.inFlight + this.writer.writesInFlight;
   }
 
   private ioStarted(): void {
@@ -214,9 +205,10 @@ export class CheckpointCoordinator {
   }
 
   /** Resolves once no snapshot write or commit is under way. */
-  ioSettled(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.ioWaiters.push(resolve));
+  async ioSettled(): Promise<void> {
+    await this.writer.settled();
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.ioWaiters.push(resolve));
   }
 
   /** True while a checkpoint is in flight. */
@@ -322,106 +314,51 @@ export class CheckpointCoordinator {
     return id;
   }
 
-  /** A task took its snapshot of checkpoint `id`: write its changed key groups, then count it. */
+  /**
+   * A task in this thread took its snapshot of checkpoint `id`: write its changed key groups here,
+   * then count it (a task elsewhere writes its own: {@link acknowledgeWritten}).
+   */
   acknowledge(task: CheckpointTask, id: number, snaps: IncrementalSnapshot[]): void {
+    const dirty = snaps.map((s) => ({ operatorId: s.operatorId, changed: [...s.changed.keys()] }));
     const p = this.pending.get(id);
     if (p === undefined || p.failed) {
       // Abandoned meanwhile: what the snapshot took must be written next time.
-      this.redirty(task, snaps);
+      task.redirty(dirty);
       return;
     }
-    p.snapshots.push({ task, snaps });
-    this.ioStarted();
-    const write = Promise.all(snaps.map((s) => this.writeSubtask(id, s)))
-      .finally(() => this.ioDone())
-      .then(
-        (written) => {
-          if (p.failed) return;
-          p.written.push(...written);
-          p.waiting.delete(task);
-          if (p.waiting.size === 0) void this.complete(p);
-        },
-        (e: unknown) => {
-          if (!p.failed)
-            this.abandon(
-              p,
-              `checkpoint ${id}: writing the snapshot of ${task.describe()} failed: ${(e as Error).message}`,
-            );
-        },
-      );
+    p.snapshots.push({ task, dirty });
+    const write = this.writer.writeAll(id, snaps).then(
+      (written) => this.written(p, task, written),
+      (e: unknown) => this.writeFailed(task, id, (e as Error).message),
+    );
     p.writes.push(write);
   }
 
-  private chunkName(id: number, s: IncrementalSnapshot, n: number): string {
-    return `${id}-${s.operatorId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${s.subtaskIndex}-${n}`;
+  /** A task elsewhere took its snapshot of checkpoint `id` and wrote it: count it. */
+  acknowledgeWritten(task: CheckpointTask, id: number, written: WrittenSnapshot[]): void {
+    const dirty = written.map((w) => ({ operatorId: w.operatorId, changed: w.changed }));
+    const p = this.pending.get(id);
+    if (p === undefined || p.failed) {
+      task.redirty(dirty);
+      return;
+    }
+    p.snapshots.push({ task, dirty });
+    this.written(p, task, written);
   }
 
-  /** Packs the changed key groups of one subtask into chunks and writes them (a few at a time). */
-  private async writeSubtask(id: number, s: IncrementalSnapshot): Promise<WrittenSubtask> {
-    const storage = this.options.storage;
-    const jobId = this.host.jobId;
-    const limit = Math.min(this.options.chunkBytes ?? 1024 * 1024, MAX_CHUNK_BYTES - 1024);
-    const groups = new Map<number, string[]>();
-    const chunkIds: string[] = [];
-    let bytes = 0;
-    let entries: [number, number, Uint8Array][] = [];
-    let size = 0;
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    const flush = async () => {
-      if (entries.length === 0) return;
-      const name = this.chunkName(id, s, chunkIds.length);
-      const data = encode(entries);
-      for (const [g] of entries) {
-        const list = groups.get(g) ?? [];
-        if (list[list.length - 1] !== name) list.push(name);
-        groups.set(g, list);
-      }
-      entries = [];
-      size = 0;
-      chunkIds.push(name);
-      bytes += data.length;
-      // NOTE: several chunk writes in flight (each waits for a turn of the event loop, which the
-      // tasks share): one at a time, a large checkpoint would take many turns.
-      const write: Promise<void> = storage.writeChunk(jobId, name, data).then(
-        () => {
-          this.chunkSizes.set(name, data.length);
-          inFlight.delete(write);
-        },
-        (e: unknown) => {
-          failure ??= e;
-          inFlight.delete(write);
-        },
-      );
-      inFlight.add(write);
-      if (inFlight.size >= MAX_CHUNK_WRITES_IN_FLIGHT) await Promise.race(inFlight);
-      if (failure !== undefined) throw failure;
-    };
-    for (const [g, data] of s.changed) {
-      // A key group larger than a chunk is cut into parts, in order.
-      for (let off = 0, part = 0; off < data.length || part === 0; off += limit, part++) {
-        const piece = data.subarray(off, Math.min(data.length, off + limit));
-        if (size + piece.length > limit) await flush();
-        entries.push([g, part, piece]);
-        size += piece.length;
-      }
-    }
-    let operatorStateChunk: string | undefined;
-    let operatorState: Uint8Array | undefined;
-    if (s.operatorState.length <= INLINE_OPERATOR_STATE_BYTES) operatorState = s.operatorState;
-    else {
-      await flush();
-      operatorStateChunk = this.chunkName(id, s, chunkIds.length);
-      await storage.writeChunk(jobId, operatorStateChunk, s.operatorState);
-      this.chunkSizes.set(operatorStateChunk, s.operatorState.length);
-      chunkIds.push(operatorStateChunk);
-      bytes += s.operatorState.length;
-    }
-    await flush();
-    // Every write must have succeeded (a failed one fails the checkpoint).
-    await Promise.all(inFlight);
-    if (failure !== undefined) throw failure;
-    return { snap: s, groups, operatorStateChunk, operatorState, chunkIds, bytes };
+  /** A task could not write its snapshot of checkpoint `id`: the checkpoint fails. */
+  writeFailed(task: CheckpointTask, id: number, reason: string): void {
+    const p = this.pending.get(id);
+    if (p !== undefined && !p.failed)
+      this.abandon(p, `checkpoint ${id}: writing the snapshot of ${task.describe()} failed: ${reason}`);
+  }
+
+  private written(p: Pending, task: CheckpointTask, written: WrittenSnapshot[]): void {
+    if (p.failed) return;
+    for (const w of written) for (const [name, size] of w.chunks) this.chunkSizes.set(name, size);
+    p.written.push(...written);
+    p.waiting.delete(task);
+    if (p.waiting.size === 0) void this.complete(p);
   }
 
   private async complete(p: Pending): Promise<void> {
@@ -430,7 +367,7 @@ export class CheckpointCoordinator {
     const newBase = new Map<string, Map<number, GroupChunks>>();
     let bytesWritten = 0;
     for (const w of p.written) {
-      const s = w.snap;
+      const s = w;
       let op = operators.get(s.operatorId);
       if (op === undefined) {
         const node = this.host.graph.nodes.find((n) => n.operatorId === s.operatorId)!;
@@ -459,11 +396,13 @@ export class CheckpointCoordinator {
       const next = newBase.get(s.operatorId) ?? new Map<number, GroupChunks>();
       newBase.set(s.operatorId, next);
       const deltaOf = new Map(s.deltas);
+      const writtenGroups = new Map(w.groups);
+      const changed = new Set(w.changed);
       for (let g = s.keyGroupStart; g <= s.keyGroupEnd; g++) {
-        const written = w.groups.get(g);
+        const written = writtenGroups.get(g);
         const previous = base?.get(g);
         let chunks: GroupChunks | undefined;
-        if (written === undefined) chunks = s.changed.has(g) ? undefined : previous;
+        if (written === undefined) chunks = changed.has(g) ? undefined : previous;
         else if (!deltaOf.has(g)) chunks = { chunks: written, deltas: [], writtenBy: p.id };
         else if (previous === undefined || previous.writtenBy !== deltaOf.get(g)) {
           // The checkpoint the delta applies to did not complete (it failed after this one took
@@ -531,10 +470,6 @@ export class CheckpointCoordinator {
     this.host.wake();
   }
 
-  private redirty(task: CheckpointTask, snaps: IncrementalSnapshot[]): void {
-    task.redirty(snaps);
-  }
-
   /** Abandons a checkpoint: tasks stop aligning it, its snapshots' key groups become dirty again. */
   private abandon(p: Pending, reason: string, countAsFailure = true): void {
     p.failed = true;
@@ -543,7 +478,7 @@ export class CheckpointCoordinator {
         new TidemarkError('CHECKPOINT_ERROR', reason, { jobName: this.host.jobId, checkpointId: p.id }),
       );
     this.pending.delete(p.id);
-    for (const { task, snaps } of p.snapshots) this.redirty(task, snaps);
+    for (const { task, dirty } of p.snapshots) task.redirty(dirty);
     for (const t of this.host.tasks) t.abortCheckpoint(p.id);
     this.host.onAbort?.(p.id);
     this.lastEnd = this.host.now();

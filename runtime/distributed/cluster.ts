@@ -15,6 +15,7 @@ import {
   type CheckpointStats,
   type CheckpointTask,
 } from '../checkpoint/coordinator.js';
+import type { DirtyGroups } from '../checkpoint/snapshot-writer.js';
 import { JobLifecycle } from '../execution/lifecycle.js';
 import type { JobResult, ResultCollector } from '../execution/results.js';
 import type { JobGraph } from '../graph/job-graph.js';
@@ -149,8 +150,8 @@ class RemoteTask implements CheckpointTask {
   abortCheckpoint(): void {
     // Sent once per slot by the cluster.
   }
-  redirty(snapshots: readonly IncrementalSnapshot[]): void {
-    this.post(this.slot, { type: 'redirty', task: this.ref, snapshots: [...snapshots] });
+  redirty(groups: readonly DirtyGroups[]): void {
+    this.post(this.slot, { type: 'redirty', task: this.ref, groups: [...groups] });
   }
 }
 
@@ -247,6 +248,18 @@ export class ClusterExecutor {
       [...(m ?? new Map())],
     ]);
     const hash = planHash(this.graph);
+    // NOTE: slots write their snapshots to the storage themselves and send only where they are
+    // (Flink's subtask checkpoint coordinator), when the storage can be opened in another thread.
+    const cp = this.options.checkpointing;
+    const spec = cp?.options.storage.writerSpec?.();
+    const snapshots =
+      cp === undefined || spec === undefined
+        ? undefined
+        : {
+            jobId: cp.jobId,
+            storage: spec,
+            ...(cp.options.chunkBytes === undefined ? {} : { chunkBytes: cp.options.chunkBytes }),
+          };
     const inits: SlotInit[] = [];
     for (let slot = 0; slot < slots; slot++)
       inits.push({
@@ -261,6 +274,7 @@ export class ClusterExecutor {
         attemptNumber: this.options.attemptNumber,
         runId: this.options.runId,
         checkpointMode: this.options.checkpointing?.options.mode ?? 'exactly-once',
+        ...(snapshots === undefined ? {} : { snapshots }),
         fromSource: entry.fromSource,
       });
     const provider = this.options.provider ?? new LocalSlots();
@@ -327,6 +341,16 @@ export class ClusterExecutor {
       case 'ack': {
         const t = this.tasks.get(m.task);
         if (t !== undefined) this.coordinator?.acknowledge(t, m.checkpointId, m.snapshots);
+        break;
+      }
+      case 'written': {
+        const t = this.tasks.get(m.task);
+        if (t !== undefined) this.coordinator?.acknowledgeWritten(t, m.checkpointId, m.written);
+        break;
+      }
+      case 'write-failed': {
+        const t = this.tasks.get(m.task);
+        if (t !== undefined) this.coordinator?.writeFailed(t, m.checkpointId, m.reason);
         break;
       }
       case 'results':

@@ -13,6 +13,8 @@
  */
 import type { SerializedError } from '../../state/errors.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { StorageSpec } from '../../state/storage/checkpoint-storage.js';
+import type { DirtyGroups, WrittenSnapshot } from '../checkpoint/snapshot-writer.js';
 import type { SubtaskMetrics } from '../metrics.js';
 import type { TaskStatus } from '../task/task.js';
 
@@ -38,6 +40,11 @@ export interface SlotInit {
   attemptNumber: number;
   runId: string;
   checkpointMode: 'exactly-once' | 'at-least-once';
+  /**
+   * Where the slot writes its snapshots itself (the job's checkpoint storage and id); absent when
+   * the storage cannot be opened from another thread (memory): the slot then sends them whole.
+   */
+  snapshots?: { jobId: string; storage: StorageSpec; chunkBytes?: number };
   /** Run the TypeScript sources (tsx) rather than dist/. */
   fromSource: boolean;
 }
@@ -50,8 +57,8 @@ export type ToSlot =
   | { type: 'complete'; checkpointId: number }
   /** Checkpoint `checkpointId` was abandoned: stop aligning it. */
   | { type: 'abort'; checkpointId: number }
-  /** These snapshots of `task` were not stored: write their key groups again next time. */
-  | { type: 'redirty'; task: TaskRef; snapshots: IncrementalSnapshot[] }
+  /** A checkpoint of `task` was not stored: write these key groups again next time. */
+  | { type: 'redirty'; task: TaskRef; groups: DirtyGroups[] }
   /** The job ended: publish the last transactions (`commit`), close the operators, answer `finalized`. */
   | { type: 'final'; commit: boolean }
   /** Stop the subtasks (the job was cancelled, or failed elsewhere). */
@@ -65,8 +72,12 @@ export type FromSlot =
   | { type: 'ready'; planHash: string }
   /** A subtask's status changed (the coordinator triggers checkpoints only while all run). */
   | { type: 'status'; task: TaskRef; status: TaskStatus }
-  /** `task` took the synchronous part of checkpoint `checkpointId`. */
+  /** `task` took the synchronous part of checkpoint `checkpointId` (the job manager writes it). */
   | { type: 'ack'; task: TaskRef; checkpointId: number; snapshots: IncrementalSnapshot[] }
+  /** `task` took its snapshot of checkpoint `checkpointId` and wrote it: where it is. */
+  | { type: 'written'; task: TaskRef; checkpointId: number; written: WrittenSnapshot[] }
+  /** `task` could not write its snapshot of checkpoint `checkpointId`: the checkpoint fails. */
+  | { type: 'write-failed'; task: TaskRef; checkpointId: number; reason: string }
   /** Values of result sinks: plain adds, and whole committed transactions. */
   | { type: 'results'; adds: [string, number, unknown][]; commits: [string, string, unknown[]][] }
   /** The slot's current operator metrics (every 500 ms, and at the end). */

@@ -8,6 +8,9 @@ import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import type { ResultSink } from '../../operators/contract.js';
 import { serializeError } from '../../state/errors.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
+import { openStorageSpec } from '../../state/storage/open-storage.js';
+import { SnapshotWriter } from '../checkpoint/snapshot-writer.js';
 import { SystemClock } from '../clock.js';
 import { JobLifecycle } from '../execution/lifecycle.js';
 import { BufferedStdout, ResultCollector } from '../execution/results.js';
@@ -59,6 +62,10 @@ export class Slot implements Placement {
   private readonly results = new ForwardingResults();
   private readonly tasksByRef = new Map<string, Task>();
   private lastMetrics = 0;
+  /** Where this slot writes its snapshots (see `SlotInit.snapshots`). */
+  private readonly storage: CheckpointStorage | undefined;
+  private readonly storageOpened: Promise<void> | undefined;
+  private readonly writer: SnapshotWriter | undefined;
 
   constructor(
     readonly init: SlotInit,
@@ -68,6 +75,13 @@ export class Slot implements Placement {
     private readonly send: (msg: FromSlot) => void,
   ) {
     this.local = new Set(init.tasks);
+    if (init.snapshots !== undefined) {
+      this.storage = openStorageSpec(init.snapshots.storage);
+      this.storageOpened = this.storage.open();
+      // An unusable storage fails the checkpoints (as the job manager's would), not the slot.
+      this.storageOpened.catch(() => {});
+      this.writer = new SnapshotWriter(this.storage, init.snapshots.jobId, init.snapshots.chunkBytes);
+    }
     const restore: Map<string, OperatorSubtaskState>[] = [];
     for (const [i, entries] of init.restore) restore[i] = new Map(entries);
     this.lifecycle = new JobLifecycle(graph.jobName);
@@ -87,6 +101,7 @@ export class Slot implements Placement {
       acknowledge: (task, id, snapshots) => this.acknowledge(task, id, snapshots),
       onTaskStatus: (task) => this.onTaskStatus(task),
       afterPass: () => this.afterPass(),
+      snapshotWrites: this.writer,
       // NOTE: a slot waits for frames from other slots: nothing to run is not a stall here.
       detectStalls: false,
     });
@@ -152,9 +167,25 @@ export class Slot implements Placement {
     if (now - this.lastMetrics >= 500) this.sendMetrics(now);
   }
 
+  /** A task took a snapshot: write it here and say where it is, or send it whole (no writer). */
   acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void {
     this.afterPass();
-    this.send({ type: 'ack', task: taskRef(task.vertex.id, task.subtaskIndex), checkpointId, snapshots });
+    const ref = taskRef(task.vertex.id, task.subtaskIndex);
+    const w = this.writer;
+    if (w === undefined) {
+      this.send({ type: 'ack', task: ref, checkpointId, snapshots });
+      return;
+    }
+    this.storageOpened!.then(() => w.writeAll(checkpointId, snapshots)).then(
+      (written) => this.send({ type: 'written', task: ref, checkpointId, written }),
+      (e: unknown) =>
+        this.send({
+          type: 'write-failed',
+          task: ref,
+          checkpointId,
+          reason: (e as Error).message ?? String(e),
+        }),
+    );
   }
 
   onTaskStatus(task: Task): void {
@@ -197,11 +228,11 @@ export class Slot implements Placement {
         this.runner.wakeUp();
         break;
       case 'redirty':
-        this.tasksByRef.get(m.task)?.redirty(m.snapshots);
+        this.tasksByRef.get(m.task)?.redirty(m.groups);
         break;
       case 'final':
         (m.commit ? this.runner.publish() : Promise.resolve())
-          .finally(() => this.runner.close())
+          .finally(() => this.close())
           .then(
             () => {
               this.flushResults();
@@ -215,6 +246,13 @@ export class Slot implements Placement {
         this.lifecycle.cancel();
         break;
     }
+  }
+
+  /** Closes the operators, and the storage once its writes are done. */
+  private async close(): Promise<void> {
+    this.runner.close();
+    await this.writer?.settled();
+    await this.storage?.close().catch(() => {});
   }
 
   private flushResults(): void {
@@ -238,7 +276,7 @@ export class Slot implements Placement {
       this.lifecycle.fail(e);
     }
     this.afterPass();
-    if (this.lifecycle.stopped) this.runner.close();
+    if (this.lifecycle.stopped) await this.close();
     if (this.lifecycle.failed) this.send({ type: 'failed', error: serializeError(this.lifecycle.error()) });
     else {
       this.sendMetrics();

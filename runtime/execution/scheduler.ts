@@ -52,6 +52,8 @@ export interface SchedulerOptions {
   readonly sliceMs: number;
   /** The job's checkpoint coordinator, when it runs in this thread. */
   readonly coordinator: CheckpointCoordinator | undefined;
+  /** Snapshot writes of this thread (a slot writes its own), when there is no coordinator here. */
+  readonly snapshotWrites?: { readonly writesInFlight: number };
   /** After each pass over the tasks and before sleeping (a slot sends its frames and credits). */
   readonly afterPass?: () => void;
   /**
@@ -118,9 +120,8 @@ export class Scheduler {
     for (;;) {
       // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
       // are taken (and the next writes sent) without waiting behind a full slice of records.
-      const sliceEnd =
-        performance.now() +
-        (coordinator !== undefined && coordinator.writesInFlight > 0 ? IO_SLICE_MS : sliceMs);
+      const writes = coordinator?.writesInFlight ?? this.options.snapshotWrites?.writesInFlight ?? 0;
+      const sliceEnd = performance.now() + (writes > 0 ? IO_SLICE_MS : sliceMs);
       let progressed = false;
       do {
         progressed = false;

@@ -35,6 +35,8 @@ export interface SubtaskRunnerOptions {
   readonly sliceMs: number;
   /** The job's checkpoint coordinator, when it runs in this thread. */
   readonly coordinator?: CheckpointCoordinator | undefined;
+  /** This thread's snapshot writes, when it writes its own (a slot). */
+  readonly snapshotWrites?: { readonly writesInFlight: number } | undefined;
   /** A task took the synchronous part of a checkpoint. */
   acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void;
   onTaskStatus?(task: Task): void;
@@ -81,6 +83,7 @@ export class SubtaskRunner implements TaskHost {
       budget: options.budget,
       sliceMs: options.sliceMs,
       coordinator: options.coordinator,
+      ...(options.snapshotWrites === undefined ? {} : { snapshotWrites: options.snapshotWrites }),
       ...(options.afterPass === undefined ? {} : { afterPass: () => options.afterPass!() }),
       detectStalls: options.detectStalls,
     });

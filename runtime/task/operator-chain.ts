@@ -8,6 +8,7 @@ import type { Output } from '../../operators/contract.js';
 import type { OneInputStreamOperator } from '../../operators/operator.js';
 import type { OutputTag } from '../../operators/output-tag.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { DirtyGroups } from '../checkpoint/snapshot-writer.js';
 import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
 import { OperatorMetrics, type SimpleCounter } from '../operator/metrics.js';
 import { type OperatorHost, OperatorRuntime } from '../operator/operator-runtime.js';
@@ -212,10 +213,9 @@ export class OperatorChain {
     return this.members.map((m) => m.snapshotIncremental(checkpointId));
   }
 
-  /** Marks the key groups of a failed checkpoint's snapshots changed again. */
-  redirty(snapshots: readonly IncrementalSnapshot[]): void {
-    for (const s of snapshots)
-      this.members.find((m) => m.spec.operatorId === s.operatorId)?.redirty(s.changed.keys());
+  /** Marks key groups changed again (their checkpoint was not stored). */
+  redirty(groups: readonly DirtyGroups[]): void {
+    for (const g of groups) this.members.find((m) => m.spec.operatorId === g.operatorId)?.redirty(g.changed);
   }
 
   /** Fires due processing-time callbacks and timers; returns the next time needed, or +Infinity. */

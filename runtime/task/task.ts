@@ -8,6 +8,7 @@
 import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../../operators/contract.js';
 import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { DirtyGroups } from '../checkpoint/snapshot-writer.js';
 import type { JobVertex, StreamEdge } from '../graph/job-graph.js';
 import type { SubtaskMetrics } from '../metrics.js';
 import type { OperatorHost } from '../operator/operator-runtime.js';
@@ -239,9 +240,9 @@ export class Task {
     this.host.acknowledgeCheckpoint(this, id, this.chain.snapshot(id));
   }
 
-  /** Marks the key groups of a failed checkpoint's snapshots changed again. */
-  redirty(snapshots: readonly IncrementalSnapshot[]): void {
-    this.chain.redirty(snapshots);
+  /** Marks key groups changed again (their checkpoint was not stored). */
+  redirty(groups: readonly DirtyGroups[]): void {
+    this.chain.redirty(groups);
   }
 
   /** Checkpoint `id` was abandoned: stop aligning it. */

@@ -71,7 +71,17 @@ export interface CheckpointStorage {
   delete(jobId: string, checkpointId: number): Promise<void>;
   /** Jobs that have stored checkpoints. */
   listJobs(): Promise<string[]>;
+  /**
+   * How another thread or process opens this storage to write chunks (slots write their own
+   * snapshots); undefined if it cannot (a memory storage lives in one thread).
+   */
+  writerSpec?(): StorageSpec | undefined;
 }
+
+/** A storage as plain data, to be opened elsewhere with `openStorageSpec` (it may hold secrets). */
+export type StorageSpec =
+  | { kind: 'file'; dir: string; options: Record<string, unknown> }
+  | { kind: 'redis'; options: Record<string, unknown> };
 
 /** Largest chunk the storages accept (callers split state into chunks of at most this). */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;

@@ -44,6 +44,7 @@ import {
   type CheckpointStorage,
   type CommitOptions,
   StorageError,
+  type StorageSpec,
 } from './checkpoint-storage.js';
 import { CHUNK_HEADER_BYTES, decodeChunk, encodeChunk } from './chunk-format.js';
 import {
@@ -117,7 +118,10 @@ export class FileCheckpointStorage implements CheckpointStorage {
   private readonly fsync: boolean;
   private opened = false;
 
-  constructor(dir: string, options: FileCheckpointStorageOptions = {}) {
+  constructor(
+    dir: string,
+    private readonly options: FileCheckpointStorageOptions = {},
+  ) {
     if (typeof dir !== 'string' || dir.length === 0)
       throw new StorageError('file checkpoint storage: the directory must be a non-empty path');
     this.dir = resolve(dir);
@@ -126,6 +130,10 @@ export class FileCheckpointStorage implements CheckpointStorage {
     this.lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
     this.staleLockMs = options.staleLockMs ?? 30_000;
     this.fsync = options.fsync ?? true;
+  }
+
+  writerSpec(): StorageSpec {
+    return { kind: 'file', dir: this.dir, options: { ...this.options } };
   }
 
   async open(): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CheckpointStorage, StorageError } from './checkpoint-storage.js';
+import { type CheckpointStorage, StorageError, type StorageSpec } from './checkpoint-storage.js';
 import { FileCheckpointStorage, type FileCheckpointStorageOptions } from './file.js';
 import { MemoryCheckpointStorage, type MemoryCheckpointStorageOptions } from './memory.js';
 import { RedisCheckpointStorage, type RedisCheckpointStorageOptions, redactUrl } from './redis.js';
@@ -62,3 +62,10 @@ export function openCheckpointStorage(
 
 const HELP =
   'use memory://name, file:///absolute/path (or a plain path), redis://host:port, rediss://host:port (TLS) or redis://host1:port1,host2:port2?cluster=1';
+
+/** Opens (constructs) a storage from its {@link StorageSpec}, in another thread or process. */
+export function openStorageSpec(spec: StorageSpec): CheckpointStorage {
+  if (spec.kind === 'file')
+    return new FileCheckpointStorage(spec.dir, spec.options as FileCheckpointStorageOptions);
+  return new RedisCheckpointStorage(spec.options as RedisCheckpointStorageOptions);
+}

@@ -33,6 +33,7 @@ import {
   FencedError,
   StaleCheckpointError,
   StorageError,
+  type StorageSpec,
 } from './checkpoint-storage.js';
 import { CHUNK_HEADER_BYTES, decodeChunk, encodeChunk } from './chunk-format.js';
 import {
@@ -200,7 +201,11 @@ export class RedisCheckpointStorage implements CheckpointStorage {
   private closing = false;
   private readonly registeredJobs = new Set<string>();
 
-  constructor(options: RedisCheckpointStorageOptions) {
+  writerSpec(): StorageSpec {
+    return { kind: 'redis', options: { ...this.options } };
+  }
+
+  constructor(private readonly options: RedisCheckpointStorageOptions) {
     const parsed = options.url === undefined ? undefined : parseRedisUrl(options.url);
     const useTls = options.tls === undefined ? (parsed?.tls ?? false) : options.tls !== false;
     if (parsed?.tls && options.tls === false)
