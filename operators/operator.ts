@@ -57,7 +57,10 @@ export abstract class AbstractStreamOperator<OUT = unknown> {
 
   /** Wraps an exception thrown by user code with the operator, subtask, job and record. */
   protected userError(e: unknown, record?: unknown, what = 'user function'): Error {
-    if (e instanceof TidemarkError) return e;
+    // NOTE: an error that already names its operator (one of a chained operator downstream,
+    // passing up through this one's output) goes on as it is. Anything else thrown while user code
+    // ran, tidemark's own errors for a misuse of its API included, is this operator's failure.
+    if (e instanceof TidemarkError && e.context.operatorId !== undefined) return e;
     const rec = record === undefined ? undefined : describeValue(record);
     const msg = e instanceof Error ? e.message : String(e);
     const info = this.ctx.info;

@@ -21,16 +21,21 @@ export {
   ReducingStateDescriptor,
   ValueStateDescriptor,
 } from '../state/descriptors.js';
-export type { ErrorCode, ErrorContext } from '../state/errors.js';
+export type { ErrorClass, ErrorCode, ErrorContext } from '../state/errors.js';
 export {
+  InvalidArgumentError,
   InvalidGraphError,
+  InvalidRecordError,
   JobCancelledError,
   JobFailedError,
+  registerErrorClass,
+  StateError,
   TidemarkError,
   UserFunctionError,
 } from '../state/errors.js';
 export type { AggregateFunction, ReduceFunction } from '../state/functions.js';
 export type { Key } from '../state/hash.js';
+export { KeyGroupMismatchError } from '../state/heap-backend.js';
 export { KeyGroupRange, keyGroupFor, subtaskForKey, subtaskForKeyGroup } from '../state/key-groups.js';
 export { IncompatibleCheckpointError } from '../state/snapshot-format.js';
 export type {

@@ -21,6 +21,7 @@ import type {
   ValueState,
   ValueStateDescriptor,
 } from './descriptors.js';
+import { registerErrorClass, StateError } from './errors.js';
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
@@ -75,12 +76,13 @@ export function worthWritingWhole(changed: number, keys: number): boolean {
 }
 
 /** Raised when a key does not belong to the key groups of this backend. */
-export class KeyGroupMismatchError extends Error {
+export class KeyGroupMismatchError extends StateError {
   constructor(message: string) {
     super(message);
     this.name = 'KeyGroupMismatchError';
   }
 }
+registerErrorClass('KeyGroupMismatchError', KeyGroupMismatchError);
 
 /** One registered state: per key group, canonical key → value (or namespace → value). */
 class StateTable {

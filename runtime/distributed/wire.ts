@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
-import { TidemarkError } from '../../state/errors.js';
+import { registerErrorClass, TidemarkError } from '../../state/errors.js';
 import { decode, encode } from '../../state/snapshot-format.js';
 
 /** Largest frame accepted (a bigger length prefix means a broken or hostile peer). */
@@ -21,6 +21,7 @@ export class WireError extends TidemarkError {
     this.name = 'WireError';
   }
 }
+registerErrorClass('WireError', WireError);
 
 /** An authenticated, framed connection. Emits 'message' (decoded object), 'close' and 'error'. */
 export class Link extends EventEmitter {

@@ -5,7 +5,7 @@
  * output with a failure-free run: nothing lost, nothing twice.
  */
 import type { CollectedStream } from '../../operators/data-stream.js';
-import { TidemarkError } from '../../state/errors.js';
+import { registerErrorClass, TidemarkError } from '../../state/errors.js';
 import type {
   CheckpointInfo,
   CheckpointStorage,
@@ -18,13 +18,14 @@ import { RestartStrategies } from '../restart-strategies.js';
 import { assertSameResults } from './properties.js';
 import { SimulationPolicy } from './simulation.js';
 
-/** The error an injected failure throws. */
-export class InjectedFailure extends Error {
+/** The error an injected failure throws (in a user function, which wraps it as its own failure). */
+export class InjectedFailure extends TidemarkError {
   constructor(readonly at: string) {
-    super(`injected failure at ${at}`);
+    super('INJECTED_FAILURE', `injected failure at ${at}`);
     this.name = 'InjectedFailure';
   }
 }
+registerErrorClass('InjectedFailure', InjectedFailure);
 
 /**
  * Call `point()` from user functions; it throws once at each planned call number (counted over

@@ -17,7 +17,7 @@
  *   until deleted. A chunk is deleted only when no kept checkpoint or savepoint refers to it
  *   (checkpoints are incremental and share chunks).
  */
-import { TidemarkError } from '../errors.js';
+import { registerErrorClass, TidemarkError } from '../errors.js';
 
 /** What `list` says of a stored checkpoint. */
 export interface CheckpointInfo {
@@ -91,6 +91,7 @@ export class StorageError extends TidemarkError {
     this.name = 'StorageError';
   }
 }
+registerErrorClass('StorageError', StorageError);
 
 /** A commit carried an epoch older than the job's current one. */
 export class FencedError extends StorageError {
@@ -102,6 +103,7 @@ export class FencedError extends StorageError {
     this.name = 'FencedError';
   }
 }
+registerErrorClass('FencedError', FencedError);
 
 /** A commit was not newer than the latest committed checkpoint. */
 export class StaleCheckpointError extends StorageError {
@@ -116,6 +118,7 @@ export class StaleCheckpointError extends StorageError {
     this.name = 'StaleCheckpointError';
   }
 }
+registerErrorClass('StaleCheckpointError', StaleCheckpointError);
 
 /** A chunk's bytes do not match its checksum (or its header is damaged). */
 export class CorruptChunkError extends StorageError {
@@ -124,6 +127,7 @@ export class CorruptChunkError extends StorageError {
     this.name = 'CorruptChunkError';
   }
 }
+registerErrorClass('CorruptChunkError', CorruptChunkError);
 
 /** A checkpoint (or chunk) that should be there is not. */
 export class CheckpointNotFoundError extends StorageError {
@@ -135,6 +139,7 @@ export class CheckpointNotFoundError extends StorageError {
     this.name = 'CheckpointNotFoundError';
   }
 }
+registerErrorClass('CheckpointNotFoundError', CheckpointNotFoundError);
 
 /**
  * A commit's reply was lost (timeout, lost connection) and the storage could not find out
@@ -151,3 +156,4 @@ export class CommitOutcomeUnknownError extends StorageError {
     this.name = 'CommitOutcomeUnknownError';
   }
 }
+registerErrorClass('CommitOutcomeUnknownError', CommitOutcomeUnknownError);
