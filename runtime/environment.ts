@@ -5,6 +5,7 @@
  */
 import type { CollectedStream } from '../operators/data-stream.js';
 import { type EnvironmentOptions, StreamEnvironment } from '../operators/environment.js';
+import { InvalidArgumentError } from '../state/errors.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
 import { buildJobGraph, type JobGraph, type JobGraphOptions } from './graph/job-graph.js';
@@ -56,7 +57,7 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
   /** Takes a checkpoint every `intervalMs` of processing time (Flink's `enableCheckpointing`). */
   enableCheckpointing(intervalMs: number, config: CheckpointConfig = {}): this {
     if (!(intervalMs > 0))
-      throw new RangeError(`the checkpoint interval must be positive, got ${intervalMs}`);
+      throw new InvalidArgumentError(`the checkpoint interval must be positive, got ${intervalMs}`);
     this.checkpointInterval = intervalMs;
     this.checkpointConfig = { ...this.checkpointConfig, ...config };
     return this;
@@ -96,7 +97,7 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
     let checkpointing: CheckpointingOptions | undefined;
     if (this.checkpointInterval !== undefined) {
       if (storage === undefined)
-        throw new TypeError(
+        throw new InvalidArgumentError(
           `job '${graph.jobName}': checkpointing needs a checkpoint storage: call setCheckpointStorage(...) (e.g. new MemoryCheckpointStorage() in tests)`,
         );
       checkpointing = { ...this.checkpointConfig, intervalMs: this.checkpointInterval, storage };

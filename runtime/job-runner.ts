@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeErrorChain, JobFailedError, TidemarkError } from '../state/errors.js';
+import { describeErrorChain, InvalidArgumentError, JobFailedError, TidemarkError } from '../state/errors.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type {
   CheckpointCoordinator,
@@ -269,7 +269,8 @@ export class JobRunner {
   /** Kills one slot's worker thread (runs on several slots only). */
   async killSlot(slot: number): Promise<void> {
     const e = this.executor;
-    if (!(e instanceof ClusterExecutor)) throw new TypeError('killSlot() needs a run on several slots');
+    if (!(e instanceof ClusterExecutor))
+      throw new InvalidArgumentError('killSlot() needs a run on several slots');
     await e.killSlot(slot);
   }
 

@@ -21,7 +21,7 @@ import type {
   ValueState,
   ValueStateDescriptor,
 } from './descriptors.js';
-import { registerErrorClass, StateError } from './errors.js';
+import { InvalidArgumentError, InvalidRecordError, registerErrorClass, StateError } from './errors.js';
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
@@ -187,7 +187,7 @@ export class HeapKeyedStateBackend {
     const index = group - this.keyGroupRange.start;
     if (index < 0 || index >= this.dirty.length) {
       if (!isKey(key))
-        throw new TypeError(
+        throw new InvalidRecordError(
           `${this.owner}: ${describeValue(key)} is not a valid key (use strings, numbers, bigints, booleans or arrays of them)`,
         );
       throw new KeyGroupMismatchError(
@@ -209,7 +209,7 @@ export class HeapKeyedStateBackend {
   /** The current key; throws when none is set. */
   getCurrentKey(): Key {
     if (this.key === undefined)
-      throw new Error(
+      throw new StateError(
         `${this.owner}: no current key (keyed state is only accessible while processing a keyed record or timer)`,
       );
     return this.key;
@@ -259,7 +259,7 @@ export class HeapKeyedStateBackend {
     } else if (table.kind !== d.kind) {
       throw this.kindMismatch(d, table.kind);
     } else if (table.namespaced !== namespaced) {
-      throw new Error(
+      throw new StateError(
         `${this.owner}: state '${d.name}' is already registered ${table.namespaced ? 'with' : 'without'} namespaces`,
       );
     }
@@ -269,7 +269,7 @@ export class HeapKeyedStateBackend {
   }
 
   private kindMismatch(d: StateDescriptor, kind: StateKind): Error {
-    return new Error(
+    return new StateError(
       `${this.owner}: state '${d.name}' is already registered as ${kind} state, not ${d.kind} state`,
     );
   }
@@ -283,14 +283,14 @@ export class HeapKeyedStateBackend {
    */
   mergeNamespaces(d: StateDescriptor, target: Namespace, sources: readonly Namespace[]): void {
     if (d.kind === 'value' || d.kind === 'map')
-      throw new Error(
+      throw new StateError(
         `${this.owner}: state '${d.name}' is ${d.kind} state, which cannot be merged; only reducing, aggregating and list state can`,
       );
     if (
       d.kind === 'aggregating' &&
       typeof (d as AggregatingStateDescriptor<unknown, unknown, unknown>).aggregate.merge !== 'function'
     )
-      throw new Error(
+      throw new StateError(
         `${this.owner}: aggregating state '${d.name}' cannot be merged: its AggregateFunction has no merge() (merging windows, such as session windows, need one)`,
       );
     if (sources.length === 0) return;
@@ -405,7 +405,7 @@ export class HeapKeyedStateBackend {
   restore(snapshots: Iterable<KeyedStateSnapshot>): void {
     for (const snap of snapshots) {
       if (snap.maxParallelism !== this.maxParallelism)
-        throw new Error(
+        throw new StateError(
           `${this.owner}: the snapshot was taken with maxParallelism ${snap.maxParallelism}, but the job runs with maxParallelism ${this.maxParallelism}; maxParallelism cannot change across a restore`,
         );
       for (const [g, data] of snap.groups) if (this.keyGroupRange.contains(g)) this.restoreKeyGroup(g, data);
@@ -421,7 +421,7 @@ export class HeapKeyedStateBackend {
         table = new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size);
         this.tables.set(name, table);
       } else if (table.kind !== t.kind) {
-        throw new Error(
+        throw new StateError(
           `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
         );
       }
@@ -549,7 +549,7 @@ abstract class BaseHandle {
 
   protected nsKey(): Namespace {
     if (this.ns === undefined)
-      throw new Error(
+      throw new StateError(
         `${this.backend.owner}: namespaced state '${this.table.name}' used without a namespace`,
       );
     return this.ns;
@@ -766,7 +766,9 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
   /** @internal adds; true when the current key (and namespace) had no elements before. */
   addReportingNew(value: T): boolean {
     if (value === undefined || value === null)
-      throw new TypeError(`${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`);
+      throw new InvalidArgumentError(
+        `${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`,
+      );
     const list = this.raw() as unknown[] | undefined;
     if (list === undefined) {
       this.setRaw([this.wrap(value)]);

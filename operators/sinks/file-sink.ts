@@ -24,7 +24,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { TidemarkError } from '../../state/errors.js';
+import { InvalidArgumentError } from '../../state/errors.js';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
 import { toJson } from './format.js';
 import { type TransactionContext, TwoPhaseCommitSink } from './two-phase-commit.js';
 
@@ -57,10 +58,7 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
   ) {
     super();
     if (typeof dir !== 'string' || dir === '')
-      throw new TidemarkError(
-        'INVALID_ARGUMENT',
-        `FileSink needs a directory (a non-empty string), got ${String(dir)}`,
-      );
+      throw new InvalidArgumentError(`FileSink needs a directory (a non-empty string), got ${String(dir)}`);
     this.format = options.format ?? ((v: T) => toJson(v));
     this.extension = options.extension ?? '.jsonl';
   }
@@ -129,8 +127,9 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
     } catch (e) {
       // Already committed (by an earlier attempt or another subtask after a restore): done.
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync(target))
-        throw new Error(
+        throw new StorageError(
           `file sink: part ${txn.name} of a completed checkpoint cannot be published in ${this.dir}: ${(e as Error).message}`,
+          { cause: e },
         );
     }
   }

@@ -11,6 +11,7 @@ import type {
   CheckpointStorage,
   CommitOptions,
 } from '../../state/storage/checkpoint-storage.js';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
 import { ResultCollector } from '../local-executor.js';
@@ -88,7 +89,7 @@ export class FaultyStorage implements CheckpointStorage {
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     if (this.faults.writeChunk?.includes(++this.writes)) {
       this.injected++;
-      throw new TidemarkError('STORAGE_ERROR', `injected failure writing chunk ${chunkId}`);
+      throw new StorageError(`injected failure writing chunk ${chunkId}`, { jobName: jobId });
     }
     return this.inner.writeChunk(jobId, chunkId, data);
   }
@@ -106,18 +107,18 @@ export class FaultyStorage implements CheckpointStorage {
     const n = ++this.commits;
     if (this.faults.commitBefore?.includes(n)) {
       this.injected++;
-      throw new TidemarkError(
-        'STORAGE_ERROR',
-        `injected failure before committing checkpoint ${checkpointId}`,
-      );
+      throw new StorageError(`injected failure before committing checkpoint ${checkpointId}`, {
+        jobName: jobId,
+        checkpointId,
+      });
     }
     await this.inner.commit(jobId, epoch, checkpointId, metadata, chunkIds, options);
     if (this.faults.commitAfter?.includes(n)) {
       this.injected++;
-      throw new TidemarkError(
-        'STORAGE_ERROR',
-        `injected failure after committing checkpoint ${checkpointId} (reply lost)`,
-      );
+      throw new StorageError(`injected failure after committing checkpoint ${checkpointId} (reply lost)`, {
+        jobName: jobId,
+        checkpointId,
+      });
     }
   }
   latest(jobId: string): Promise<number | undefined> {

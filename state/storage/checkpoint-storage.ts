@@ -76,7 +76,10 @@ export interface CheckpointStorage {
 /** Largest chunk the storages accept (callers split state into chunks of at most this). */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 
-/** A storage operation failed (connection, permission, configuration). */
+/**
+ * A storage operation failed (connection, permission, configuration): of a checkpoint storage, or
+ * of the external system a source or sink reads or writes.
+ */
 export class StorageError extends TidemarkError {
   constructor(message: string, options?: { cause?: unknown; checkpointId?: number; jobName?: string }) {
     super(
