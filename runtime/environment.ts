@@ -1,7 +1,7 @@
 /**
  * The execution environment users build jobs with: the stream API of `operators/` plus execution
- * (`execute`, `executeAsync`), checkpointing, restarts, and the job graph (`getJobGraph`,
- * `getExecutionPlan`).
+ * (`execute`, `executeAsync`), checkpointing, restarts, and the execution plan
+ * (`getExecutionPlan`).
  */
 import type { CollectedStream } from '../operators/data-stream.js';
 import { type EnvironmentOptions, StreamEnvironment } from '../operators/environment.js';
@@ -10,15 +10,23 @@ import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
 import { buildJobGraph, type JobGraph, type JobGraphOptions } from './graph/job-graph.js';
 import { formatPlan, type PlanFormat } from './graph/plan.js';
-import { JobRunner, type RunOptions } from './job-runner.js';
-import type { JobResult } from './local-executor.js';
+import { JobRunner, type RunOptions, type RunSettings } from './job-runner.js';
+import type { JobResult, ResultCollector, SchedulingPolicy } from './local-executor.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import type { RestartStrategy } from './restart-strategies.js';
 
 /** Options of `execute`. */
-export interface ExecuteOptions
-  extends Omit<RunOptions, 'checkpointing' | 'restartStrategy'>,
-    JobGraphOptions {}
+export interface ExecuteOptions extends RunSettings, JobGraphOptions {
+  // NOTE: the members below are the runtime's and the testing toolkit's (a seeded schedule, a
+  // shared result collector, slots on task managers). Marked internal, they are stripped from the
+  // published declarations (`stripInternal`): they are not API.
+  /** @internal how tasks are scheduled (default: round-robin). */
+  policy?: SchedulingPolicy | undefined;
+  /** @internal where result sinks report (default: a fresh collector). */
+  results?: ResultCollector | undefined;
+  /** @internal {@link RunSettings.distributed}, and what starts the slots. */
+  distributed?: RunOptions['distributed'];
+}
 
 /** Checkpointing settings of an environment (the storage is set separately). */
 export type CheckpointConfig = Omit<CheckpointingOptions, 'intervalMs' | 'storage'>;
@@ -38,7 +46,10 @@ export interface JobClient {
   lastCheckpoint(): CheckpointStats | undefined;
   /** Restarts after failures so far. */
   restarts(): number;
-  /** Kills one slot's worker thread of a run on several slots (a crash, to test recovery). */
+  /**
+   * Kills one slot's worker thread of a run on several slots (a crash, to test recovery).
+   * @internal
+   */
   killSlot(slot: number): Promise<void>;
 }
 
@@ -80,7 +91,10 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
     return this.checkpointStorage;
   }
 
-  /** The validated job graph (operators, edges, chains). */
+  /**
+   * The validated job graph (operators, edges, chains).
+   * @internal
+   */
   getJobGraph(options: JobGraphOptions = {}): JobGraph {
     return buildJobGraph(this, options);
   }

@@ -26,6 +26,7 @@ import {
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../../state/errors.js';
 import { StorageError } from '../../state/storage/checkpoint-storage.js';
+import type { SinkFactory } from '../data-stream.js';
 import { toJson } from './format.js';
 import { type TransactionContext, TwoPhaseCommitSink } from './two-phase-commit.js';
 
@@ -157,15 +158,11 @@ function fsyncDirectory(dir: string): void {
 /** Exactly-once file sinks for `stream.sinkTo(...)`. */
 export const FileSink = {
   /** One JSON object per line, in part files under `dir`. */
-  jsonLines<T>(dir: string): { name: string; create(): FileSinkOperator<T> } {
+  jsonLines<T>(dir: string): SinkFactory<T> {
     return { name: 'fileSink', create: () => new FileSinkOperator<T>(dir) };
   },
   /** One line per record, formatted by `format`, in part files under `dir`. */
-  lines<T>(
-    dir: string,
-    format: (value: T) => string,
-    extension = '.txt',
-  ): { name: string; create(): FileSinkOperator<T> } {
+  lines<T>(dir: string, format: (value: T) => string, extension = '.txt'): SinkFactory<T> {
     return { name: 'fileSink', create: () => new FileSinkOperator<T>(dir, { format, extension }) };
   },
 };
