@@ -2,6 +2,7 @@
 
 import type { AggregatingState, ValueState } from '../state/descriptors.js';
 import { AggregatingStateDescriptor, ValueStateDescriptor } from '../state/descriptors.js';
+import { StateError } from '../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../state/functions.js';
 import type { Key } from '../state/hash.js';
 import { type InternalTimerService, NO_TIMESTAMP, type Timer } from './contract.js';
@@ -109,7 +110,7 @@ class NonKeyedTimerService implements TimerService {
     this.unsupported();
   }
   private unsupported(): never {
-    throw new Error(
+    throw new StateError(
       'timers are only supported on keyed streams: call keyBy() and use a KeyedProcessFunction',
     );
   }
@@ -170,7 +171,7 @@ export class KeyedProcessOperator<K extends Key, IN, OUT>
     output: <X>(tag: OutputTag<X>, value: X) => this.output.collectSide(tag, value, this.ts),
     getCurrentKey: () => this.ctx.keyedState!.getCurrentKey() as K,
     timeDomain: () => {
-      if (this.domain === undefined) throw new Error('timeDomain() is only available in onTimer');
+      if (this.domain === undefined) throw new StateError('timeDomain() is only available in onTimer');
       return this.domain;
     },
   };

@@ -6,7 +6,7 @@ import type {
   StateDescriptor,
   ValueStateDescriptor,
 } from '../state/descriptors.js';
-import { TidemarkError } from '../state/errors.js';
+import { StateError } from '../state/errors.js';
 import type { Key } from '../state/hash.js';
 import type { HeapKeyedStateBackend } from '../state/heap-backend.js';
 import { canonicalKey, decodeKey, type MapKey } from '../state/key-codec.js';
@@ -148,7 +148,9 @@ function timerFacade(op: {
   const need = (): InternalTimerService<undefined> => {
     const t = op.timers();
     if (t === undefined)
-      throw new Error('timers are only supported on keyed streams: key the connected streams with keyBy()');
+      throw new StateError(
+        'timers are only supported on keyed streams: key the connected streams with keyBy()',
+      );
     return t;
   };
   return {
@@ -180,11 +182,11 @@ export class CoProcessOperator<K extends Key, IN1, IN2, OUT> extends TwoInputUdf
     timerService: () => this.timerApi,
     output: <X>(tag: OutputTag<X>, value: X) => this.side(tag, value),
     getCurrentKey: () => {
-      if (this.ctx.keyedState === undefined) throw new Error('getCurrentKey() needs keyed streams');
+      if (this.ctx.keyedState === undefined) throw new StateError('getCurrentKey() needs keyed streams');
       return this.ctx.keyedState.getCurrentKey() as K;
     },
     timeDomain: () => {
-      if (this.domain === undefined) throw new Error('timeDomain() is only available in onTimer');
+      if (this.domain === undefined) throw new StateError('timeDomain() is only available in onTimer');
       return this.domain;
     },
   };
@@ -272,7 +274,7 @@ class HeapBroadcastState<K extends Key, V> implements BroadcastState<K, V> {
   }
   private write(): void {
     if (this.readOnly.value)
-      throw new Error(
+      throw new StateError(
         'broadcast state is read-only on the non-broadcast side (write it in processBroadcastElement)',
       );
   }
@@ -318,11 +320,11 @@ export class BroadcastProcessOperator<K extends Key, IN1, IN2, OUT> extends TwoI
         d: MapStateDescriptor<KK, V>,
       ) => ReadOnlyBroadcastState<KK, V>,
       getCurrentKey: () => {
-        if (this.ctx.keyedState === undefined) throw new Error('getCurrentKey() needs a keyed stream');
+        if (this.ctx.keyedState === undefined) throw new StateError('getCurrentKey() needs a keyed stream');
         return this.ctx.keyedState.getCurrentKey() as K;
       },
       timeDomain: () => {
-        if (this.domain === undefined) throw new Error('timeDomain() is only available in onTimer');
+        if (this.domain === undefined) throw new StateError('timeDomain() is only available in onTimer');
         return this.domain;
       },
     };
@@ -339,8 +341,7 @@ export class BroadcastProcessOperator<K extends Key, IN1, IN2, OUT> extends TwoI
   private broadcastState(d: MapStateDescriptor<Key, unknown>): HeapBroadcastState<Key, unknown> {
     const s = this.states.get(d.name);
     if (s === undefined)
-      throw new TidemarkError(
-        'STATE_ERROR',
+      throw new StateError(
         `${this.ctx.describe()}: broadcast state '${d.name}' was not declared; pass its descriptor to broadcast(...descriptors)`,
         { operatorId: this.ctx.info.operatorId },
       );
@@ -397,7 +398,7 @@ export class BroadcastProcessOperator<K extends Key, IN1, IN2, OUT> extends TwoI
 
   private applyToKeyedState(d: StateDescriptor, fn: (key: Key, state: unknown) => void): void {
     const backend: HeapKeyedStateBackend | undefined = this.ctx.keyedState;
-    if (backend === undefined) throw new Error('applyToKeyedState() needs a keyed stream');
+    if (backend === undefined) throw new StateError('applyToKeyedState() needs a keyed stream');
     const state = backend.getState(d as ValueStateDescriptor<unknown> | ListStateDescriptor<unknown>);
     for (const key of [...backend.keys(d.name)]) {
       backend.setCurrentKey(key);

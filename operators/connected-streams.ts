@@ -1,5 +1,6 @@
 /** Two-input streams: `connect` (co-map, co-flatMap, co-process), broadcast state, interval joins. */
 import type { MapStateDescriptor } from '../state/descriptors.js';
+import { InvalidArgumentError, InvalidGraphError } from '../state/errors.js';
 import type { Key } from '../state/hash.js';
 import {
   type BroadcastProcessFunctionLike,
@@ -68,7 +69,7 @@ export class ConnectedStreams<IN1, IN2, K extends Key = Key> {
     const k1 = keySelectorOf(first as DataStream<unknown>);
     const k2 = keySelectorOf(second as DataStream<unknown>);
     if ((k1 === undefined) !== (k2 === undefined))
-      throw new TypeError(
+      throw new InvalidGraphError(
         'connect() of a keyed and a non-keyed stream: key both (keyBy on each, or ConnectedStreams.keyBy) or neither',
       );
   }
@@ -199,9 +200,11 @@ export class IntervalJoin<IN1, IN2, K extends Key> {
   /** Joins right elements with time in `[leftTime + lowerMs, leftTime + upperMs]`. */
   between(lowerMs: number, upperMs: number): IntervalJoined<IN1, IN2, K> {
     if (!Number.isFinite(lowerMs) || !Number.isFinite(upperMs))
-      throw new RangeError('interval join bounds must be finite numbers of milliseconds');
+      throw new InvalidArgumentError('interval join bounds must be finite numbers of milliseconds');
     if (lowerMs > upperMs)
-      throw new RangeError(`interval join: lower bound ${lowerMs} is greater than upper bound ${upperMs}`);
+      throw new InvalidArgumentError(
+        `interval join: lower bound ${lowerMs} is greater than upper bound ${upperMs}`,
+      );
     return new IntervalJoined(this.left, this.right, lowerMs, upperMs);
   }
 }

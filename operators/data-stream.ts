@@ -4,6 +4,7 @@
  */
 
 import type { MapStateDescriptor } from '../state/descriptors.js';
+import { InvalidArgumentError, InvalidGraphError } from '../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../state/functions.js';
 import type { Key } from '../state/hash.js';
 import {
@@ -77,7 +78,9 @@ abstract class Configurable {
   private physical(what: string): Transformation {
     const t = this.transformation;
     if (t.type !== 'source' && t.type !== 'operator')
-      throw new TypeError(`${what}() applies to operators; '${t.name}' (${t.type}) is not an operator`);
+      throw new InvalidGraphError(
+        `${what}() applies to operators; '${t.name}' (${t.type}) is not an operator`,
+      );
     return t;
   }
 
@@ -89,7 +92,8 @@ abstract class Configurable {
 
   /** Sets the operator's stable id (its state is stored under it; must be unique in the job). */
   uid(uid: string): this {
-    if (typeof uid !== 'string' || uid.length === 0) throw new TypeError('uid() needs a non-empty string');
+    if (typeof uid !== 'string' || uid.length === 0)
+      throw new InvalidArgumentError('uid() needs a non-empty string');
     this.physical('uid').uid = uid;
     return this;
   }
@@ -97,7 +101,7 @@ abstract class Configurable {
   /** Sets the operator's parallelism. */
   setParallelism(parallelism: number): this {
     if (!Number.isInteger(parallelism) || parallelism < 1)
-      throw new RangeError(
+      throw new InvalidArgumentError(
         `parallelism of '${this.transformation.name}' must be a positive integer, got ${parallelism}`,
       );
     this.physical('setParallelism').parallelism = parallelism;
@@ -107,7 +111,7 @@ abstract class Configurable {
   /** Sets the operator's maximum parallelism (its number of key groups, if keyed). */
   setMaxParallelism(maxParallelism: number): this {
     if (!Number.isInteger(maxParallelism) || maxParallelism < 1 || maxParallelism > 32768)
-      throw new RangeError(
+      throw new InvalidArgumentError(
         `maxParallelism of '${this.transformation.name}' must be an integer in [1, 32768], got ${maxParallelism}`,
       );
     this.physical('setMaxParallelism').maxParallelism = maxParallelism;
@@ -212,7 +216,8 @@ export class DataStream<T> extends Configurable {
 
   /** Partitions the stream by key: records with equal keys go to the same subtask. */
   keyBy<K extends Key>(keySelector: KeySelector<T, K>): KeyedStream<T, K> {
-    if (typeof keySelector !== 'function') throw new TypeError('keyBy() needs a key selector function');
+    if (typeof keySelector !== 'function')
+      throw new InvalidArgumentError('keyBy() needs a key selector function');
     const t = this.partition({ kind: 'hash', keySelector: keySelector as AnyKeySelector }, 'keyBy');
     return new KeyedStream<T, K>(this.env, t, keySelector);
   }
@@ -220,7 +225,8 @@ export class DataStream<T> extends Configurable {
   /** Merges this stream with others of the same type. */
   union(...others: DataStream<T>[]): DataStream<T> {
     for (const o of others)
-      if (o.env !== this.env) throw new TypeError('union() of streams from different environments');
+      if (o.env !== this.env)
+        throw new InvalidArgumentError('union() of streams from different environments');
     const t = this.env.addTransformation<UnionTransformation>({
       type: 'union',
       kind: 'union',
@@ -276,7 +282,8 @@ export class DataStream<T> extends Configurable {
   connect<R>(
     other: DataStream<R> | BroadcastStream<R>,
   ): ConnectedStreams<T, R> | BroadcastConnectedStream<T, R> {
-    if (other.env !== this.env) throw new TypeError('connect() of streams from different environments');
+    if (other.env !== this.env)
+      throw new InvalidArgumentError('connect() of streams from different environments');
     if (other instanceof BroadcastStream) return new BroadcastConnectedStream<T, R>(this.env, this, other);
     return new ConnectedStreams<T, R>(this.env, this, other);
   }
@@ -321,7 +328,7 @@ export class DataStream<T> extends Configurable {
   getSideOutput<S>(tag: OutputTag<S>): DataStream<S> {
     const t = this.transformation;
     if (t.type !== 'operator' && t.type !== 'source')
-      throw new TypeError(
+      throw new InvalidGraphError(
         `getSideOutput() applies to operators; '${t.name}' (${t.type}) has no side outputs`,
       );
     const side = this.env.addTransformation<SideOutputTransformation>({

@@ -2,6 +2,7 @@
  * The graph-building half of the execution environment: configuration, sources and the list of
  * transformations. The runtime's `StreamExecutionEnvironment` extends it with execution.
  */
+import { InvalidArgumentError } from '../state/errors.js';
 import { checkParallelism, UPPER_BOUND_MAX_PARALLELISM } from '../state/key-groups.js';
 import { type CollectedStream, DataStream } from './data-stream.js';
 import { AsyncIterableSource } from './sources/async-iterable.js';
@@ -61,13 +62,15 @@ export class StreamEnvironment {
     this.setParallelism(this.config.parallelism);
     if (this.config.maxParallelism !== undefined) this.setMaxParallelism(this.config.maxParallelism);
     if (!Number.isInteger(this.config.bufferCapacity) || this.config.bufferCapacity < 1)
-      throw new RangeError(`bufferCapacity must be a positive integer, got ${this.config.bufferCapacity}`);
+      throw new InvalidArgumentError(
+        `bufferCapacity must be a positive integer, got ${this.config.bufferCapacity}`,
+      );
   }
 
   /** Default parallelism of operators that do not set their own. */
   setParallelism(parallelism: number): this {
     if (!Number.isInteger(parallelism) || parallelism < 1)
-      throw new RangeError(`parallelism must be a positive integer, got ${parallelism}`);
+      throw new InvalidArgumentError(`parallelism must be a positive integer, got ${parallelism}`);
     this.config.parallelism = parallelism;
     return this;
   }
@@ -80,7 +83,7 @@ export class StreamEnvironment {
   setMaxParallelism(maxParallelism: number): this {
     checkParallelism(1, maxParallelism);
     if (maxParallelism > UPPER_BOUND_MAX_PARALLELISM)
-      throw new RangeError(`maxParallelism must be at most ${UPPER_BOUND_MAX_PARALLELISM}`);
+      throw new InvalidArgumentError(`maxParallelism must be at most ${UPPER_BOUND_MAX_PARALLELISM}`);
     this.config.maxParallelism = maxParallelism;
     return this;
   }
@@ -117,7 +120,8 @@ export class StreamEnvironment {
 
   /** Sets the processing-time interval of periodic watermarks (Flink's auto-watermark interval). */
   setAutoWatermarkInterval(intervalMs: number): this {
-    if (!(intervalMs >= 0)) throw new RangeError(`the watermark interval must be >= 0, got ${intervalMs}`);
+    if (!(intervalMs >= 0))
+      throw new InvalidArgumentError(`the watermark interval must be >= 0, got ${intervalMs}`);
     this.config.autoWatermarkIntervalMs = intervalMs;
     return this;
   }

@@ -15,6 +15,7 @@ import type {
   ValueState,
   ValueStateDescriptor,
 } from '../state/descriptors.js';
+import { StateError } from '../state/errors.js';
 import type { Key } from '../state/hash.js';
 import type { MetricGroup, TaskInfo } from './contract.js';
 import type { OutputTag } from './output-tag.js';
@@ -73,7 +74,7 @@ export abstract class AbstractRichFunction implements RichFunction {
   /** The runtime context; available from `open` on. */
   getRuntimeContext(): RuntimeContext {
     if (this.runtimeContext === undefined)
-      throw new Error('the runtime context is only available once the function is opened');
+      throw new StateError('the runtime context is only available once the function is opened');
     return this.runtimeContext;
   }
   open(_context: RuntimeContext): void {}

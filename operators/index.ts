@@ -39,7 +39,7 @@ export type {
 } from './connectors/redis.js';
 export { RedisStreamSource, streamIdTime } from './connectors/redis.js';
 export type { RedisSinkOptions } from './connectors/redis-sink.js';
-export { RedisSink, RedisSinkOperator } from './connectors/redis-sink.js';
+export { RedisSink } from './connectors/redis-sink.js';
 export type { Clock, Counter, MetricGroup, TaskInfo } from './contract.js';
 export { MAX_WATERMARK, MIN_WATERMARK, NO_TIMESTAMP } from './contract.js';
 export type { SinkFactory } from './data-stream.js';
@@ -83,7 +83,7 @@ export {
 export { AbstractStreamOperator, OneInputStreamOperator, TwoInputStreamOperator } from './operator.js';
 export { OutputTag } from './output-tag.js';
 export type { FileSinkOptions } from './sinks/file-sink.js';
-export { FileSink, FileSinkOperator } from './sinks/file-sink.js';
+export { FileSink } from './sinks/file-sink.js';
 export type { TransactionContext } from './sinks/two-phase-commit.js';
 export { TwoPhaseCommitSink } from './sinks/two-phase-commit.js';
 export { AsyncIterableSource } from './sources/async-iterable.js';

@@ -3,7 +3,7 @@
  * {@link OperatorContext}, opened, fed records and watermarks by synchronous calls, then finished
  * and closed. Operators in one chain call each other directly through their {@link Output}.
  */
-import { TidemarkError, UserFunctionError } from '../state/errors.js';
+import { InvalidRecordError, TidemarkError, UserFunctionError } from '../state/errors.js';
 import { describeValue, type Key } from '../state/hash.js';
 import type { OperatorContext, Output } from './contract.js';
 import type { KeySelector, RichFunction, RuntimeContext } from './functions.js';
@@ -57,7 +57,12 @@ export abstract class AbstractStreamOperator<OUT = unknown> {
 
   /** Wraps an exception thrown by user code with the operator, subtask, job and record. */
   protected userError(e: unknown, record?: unknown, what = 'user function'): Error {
-    if (e instanceof TidemarkError) return e;
+    // NOTE: a user function's failure, or an error that already names its operator (one of a
+    // chained operator downstream, passing up through this one's output), goes on as it is.
+    // Anything else thrown while user code ran, tidemark's own errors for a misuse of its API
+    // included, is this operator's failure.
+    if (e instanceof UserFunctionError || (e instanceof TidemarkError && e.context.operatorId !== undefined))
+      return e;
     const rec = record === undefined ? undefined : describeValue(record);
     const msg = e instanceof Error ? e.message : String(e);
     const info = this.ctx.info;
@@ -125,9 +130,9 @@ export abstract class UdfOperator<IN, OUT, F> extends OneInputStreamOperator<IN,
       this.ctx.keyedState!.setCurrentKey(key);
     } catch (e) {
       // NOTE: a non-key is caught here when the input has one channel (nothing routed it).
-      if (!(e instanceof TypeError)) throw e;
+      if (!(e instanceof InvalidRecordError)) throw e;
       throw this.userError(
-        new TypeError(
+        new InvalidRecordError(
           `key selector returned ${describeValue(key)}, which is not a valid key (use strings, numbers, bigints, booleans or arrays of them)`,
         ),
         value,

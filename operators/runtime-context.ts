@@ -5,7 +5,7 @@ import type {
   ReducingStateDescriptor,
   ValueStateDescriptor,
 } from '../state/descriptors.js';
-import { TidemarkError } from '../state/errors.js';
+import { StateError } from '../state/errors.js';
 import type { Key } from '../state/hash.js';
 import type { HeapKeyedStateBackend } from '../state/heap-backend.js';
 import type { OperatorContext } from './contract.js';
@@ -15,10 +15,14 @@ import type { RuntimeContext } from './functions.js';
 export function createRuntimeContext(ctx: OperatorContext<unknown>): RuntimeContext {
   const keyed = (what: string): HeapKeyedStateBackend => {
     if (ctx.keyedState === undefined)
-      throw new TidemarkError(
-        'STATE_ERROR',
+      throw new StateError(
         `${ctx.describe()}: ${what} is keyed state, which can only be used on a keyed stream, i.e. after keyBy()`,
-        { jobName: ctx.info.jobName, operatorId: ctx.info.operatorId, operatorName: ctx.info.operatorName },
+        {
+          jobName: ctx.info.jobName,
+          operatorId: ctx.info.operatorId,
+          operatorName: ctx.info.operatorName,
+          subtaskIndex: ctx.info.subtaskIndex,
+        },
       );
     return ctx.keyedState;
   };

@@ -9,6 +9,7 @@
  * - with idleness, a split that had no records for the timeout is marked idle (checked on each
  *   periodic emit) and becomes active again with its next record.
  */
+import { InvalidArgumentError } from '../state/errors.js';
 import type { Clock } from './contract.js';
 
 /** Where a watermark generator sends watermarks. */
@@ -45,7 +46,7 @@ export class BoundedOutOfOrdernessWatermarks<T> implements WatermarkGenerator<T>
   private maxTimestamp = Number.NEGATIVE_INFINITY;
   constructor(private readonly outOfOrdernessMs: number) {
     if (!(outOfOrdernessMs >= 0))
-      throw new RangeError(`the out-of-orderness bound must be >= 0, got ${outOfOrdernessMs}`);
+      throw new InvalidArgumentError(`the out-of-orderness bound must be >= 0, got ${outOfOrdernessMs}`);
   }
   onEvent(_event: T, timestamp: number): void {
     if (timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
@@ -143,7 +144,8 @@ export class WatermarkStrategy<T> {
 
   /** Marks a split idle after `idleTimeoutMs` of processing time without records. */
   withIdleness(idleTimeoutMs: number): WatermarkStrategy<T> {
-    if (!(idleTimeoutMs > 0)) throw new RangeError(`the idle timeout must be positive, got ${idleTimeoutMs}`);
+    if (!(idleTimeoutMs > 0))
+      throw new InvalidArgumentError(`the idle timeout must be positive, got ${idleTimeoutMs}`);
     return new WatermarkStrategy<T>(
       this.generatorFactory,
       this.timestampAssigner,
@@ -158,7 +160,8 @@ export class WatermarkStrategy<T> {
    * of the group's minimum by more than `maxDriftMs` pauses until the others catch up.
    */
   withWatermarkAlignment(group: string, maxDriftMs: number): WatermarkStrategy<T> {
-    if (!(maxDriftMs >= 0)) throw new RangeError(`the maximum drift must be >= 0, got ${maxDriftMs}`);
+    if (!(maxDriftMs >= 0))
+      throw new InvalidArgumentError(`the maximum drift must be >= 0, got ${maxDriftMs}`);
     return new WatermarkStrategy<T>(
       this.generatorFactory,
       this.timestampAssigner,

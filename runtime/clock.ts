@@ -1,5 +1,6 @@
 /** Processing-time clocks: the wall clock, and a manual clock for tests and simulation. */
 import type { Clock } from '../operators/contract.js';
+import { InvalidArgumentError } from '../state/errors.js';
 
 /** The wall clock (`Date.now()`). */
 export class SystemClock implements Clock {
@@ -20,12 +21,13 @@ export class ManualClock implements Clock {
   }
   /** Moves the clock forward by `ms` (>= 0). */
   advance(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`a clock cannot go back (advance by ${ms} ms)`);
+    if (!(ms >= 0)) throw new InvalidArgumentError(`a clock cannot go back (advance by ${ms} ms)`);
     this.set(this.time + ms);
   }
   /** Moves the clock to `timeMs` (not backwards). */
   set(timeMs: number): void {
-    if (timeMs < this.time) throw new RangeError(`a clock cannot go back from ${this.time} to ${timeMs}`);
+    if (timeMs < this.time)
+      throw new InvalidArgumentError(`a clock cannot go back from ${this.time} to ${timeMs}`);
     this.time = timeMs;
     for (const l of this.listeners) l(timeMs);
   }

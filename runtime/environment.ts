@@ -1,23 +1,33 @@
 /**
  * The execution environment users build jobs with: the stream API of `operators/` plus execution
- * (`execute`, `executeAsync`), checkpointing, restarts, and the job graph (`getJobGraph`,
- * `getExecutionPlan`).
+ * (`execute`, `executeAsync`), checkpointing, restarts, and the execution plan
+ * (`getExecutionPlan`).
  */
 import type { CollectedStream } from '../operators/data-stream.js';
 import { type EnvironmentOptions, StreamEnvironment } from '../operators/environment.js';
+import { InvalidArgumentError } from '../state/errors.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type { CheckpointingOptions, CheckpointStats } from './checkpoint/coordinator.js';
-import type { JobResult } from './execution/results.js';
+import type { JobResult, ResultCollector } from './execution/results.js';
+import type { SchedulingPolicy } from './execution/scheduler.js';
 import { buildJobGraph, type JobGraph, type JobGraphOptions } from './graph/job-graph.js';
 import { formatPlan, type PlanFormat, type PlanOptions } from './graph/plan.js';
-import { JobRunner, type RunOptions } from './job-runner.js';
+import { JobRunner, type RunOptions, type RunSettings } from './job-runner.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import type { RestartStrategy } from './restart-strategies.js';
 
 /** Options of `execute`. */
-export interface ExecuteOptions
-  extends Omit<RunOptions, 'checkpointing' | 'restartStrategy'>,
-    JobGraphOptions {}
+export interface ExecuteOptions extends RunSettings, JobGraphOptions {
+  // NOTE: the members below are the runtime's and the testing toolkit's (a seeded schedule, a
+  // shared result collector, slots on task managers). Marked internal, they are stripped from the
+  // published declarations (`stripInternal`): they are not API.
+  /** @internal how tasks are scheduled (default: round-robin). */
+  policy?: SchedulingPolicy | undefined;
+  /** @internal where result sinks report (default: a fresh collector). */
+  results?: ResultCollector | undefined;
+  /** @internal {@link RunSettings.distributed}, and what starts the slots. */
+  distributed?: RunOptions['distributed'];
+}
 
 /** Checkpointing settings of an environment (the storage is set separately). */
 export type CheckpointConfig = Omit<CheckpointingOptions, 'intervalMs' | 'storage'>;
@@ -37,7 +47,10 @@ export interface JobClient {
   lastCheckpoint(): CheckpointStats | undefined;
   /** Restarts after failures so far. */
   restarts(): number;
-  /** Kills one slot's worker thread of a run on several slots (a crash, to test recovery). */
+  /**
+   * Kills one slot's worker thread of a run on several slots (a crash, to test recovery).
+   * @internal
+   */
   killSlot(slot: number): Promise<void>;
 }
 
@@ -56,7 +69,7 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
   /** Takes a checkpoint every `intervalMs` of processing time (Flink's `enableCheckpointing`). */
   enableCheckpointing(intervalMs: number, config: CheckpointConfig = {}): this {
     if (!(intervalMs > 0))
-      throw new RangeError(`the checkpoint interval must be positive, got ${intervalMs}`);
+      throw new InvalidArgumentError(`the checkpoint interval must be positive, got ${intervalMs}`);
     this.checkpointInterval = intervalMs;
     this.checkpointConfig = { ...this.checkpointConfig, ...config };
     return this;
@@ -79,7 +92,10 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
     return this.checkpointStorage;
   }
 
-  /** The validated job graph (operators, edges, chains). */
+  /**
+   * The validated job graph (operators, edges, chains).
+   * @internal
+   */
   getJobGraph(options: JobGraphOptions = {}): JobGraph {
     return buildJobGraph(this, options);
   }
@@ -97,7 +113,7 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
     let checkpointing: CheckpointingOptions | undefined;
     if (this.checkpointInterval !== undefined) {
       if (storage === undefined)
-        throw new TypeError(
+        throw new InvalidArgumentError(
           `job '${graph.jobName}': checkpointing needs a checkpoint storage: call setCheckpointStorage(...) (e.g. new MemoryCheckpointStorage() in tests)`,
         );
       checkpointing = { ...this.checkpointConfig, intervalMs: this.checkpointInterval, storage };

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeErrorChain, JobFailedError, TidemarkError } from '../state/errors.js';
+import type { Clock, LineWriter } from '../operators/contract.js';
+import { describeErrorChain, InvalidArgumentError, JobFailedError, TidemarkError } from '../state/errors.js';
 import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
 import type {
   CheckpointCoordinator,
@@ -34,35 +35,57 @@ export type RunnerEvent =
   | { type: 'running'; attempt: number }
   | { type: 'restart'; attempt: number; delayMs: number; error: Error; fromCheckpoint: number | undefined };
 
-/** Options of a run. */
-export interface RunOptions
-  extends Omit<ExecutionOptions, 'restore' | 'attemptNumber' | 'results' | 'checkpointing' | 'runId'> {
-  /** Checkpointing (interval, storage, mode ...); off when undefined. */
-  checkpointing?: CheckpointingOptions | undefined;
+/** How a run is placed on several slots (worker threads), each importing the job module. */
+export interface DistributedSettings {
+  slots: number;
+  /** A job module: its default export is `job(...)`; every slot imports it. */
+  jobPath: string;
+  /** Job name, parallelism and max parallelism set from outside the module (as the CLI does). */
+  overrides?: { jobName?: string; parallelism?: number; maxParallelism?: number } | undefined;
+}
+
+/** What a caller of a run sets (the options of `execute`, see `ExecuteOptions`). */
+export interface RunSettings {
+  /** Processing-time clock (default: the wall clock). */
+  clock?: Clock | undefined;
+  /** Where print sinks write lines (default: standard output). */
+  stdout?: LineWriter | undefined;
+  /** Events a task may process per step (default 512). */
+  budget?: number | undefined;
+  /** Milliseconds of work between yields to the event loop (default 10). */
+  timeSliceMs?: number | undefined;
   /** Storage to restore from when checkpointing is off. */
   storage?: CheckpointStorage | undefined;
-  /** Default: none without checkpointing, exponential delay with it (as Flink). */
-  restartStrategy?: RestartStrategy | undefined;
   /** Start from this checkpoint or savepoint of the job. */
   restore?: RestoreTarget | undefined;
   /** The id under which checkpoints are stored (default: the job name). */
   jobId?: string | undefined;
   /** Drop state of operators that are no longer in the job instead of failing. */
   allowNonRestoredState?: boolean | undefined;
+  /** Called on what happens during the run (restores, checkpoints, restarts). */
   onEvent?: ((event: RunnerEvent) => void) | undefined;
+  /** Run on several slots (worker threads), each importing the job module. */
+  distributed?: DistributedSettings | undefined;
+}
+
+/**
+ * Options of a run: the caller's settings, and what the runtime and the testing toolkit add.
+ * @internal
+ */
+export interface RunOptions
+  extends Omit<
+      ExecutionOptions,
+      'restore' | 'attemptNumber' | 'results' | 'checkpointing' | 'runId' | keyof RunSettings
+    >,
+    RunSettings {
+  /** Checkpointing (interval, storage, mode ...); off when undefined. */
+  checkpointing?: CheckpointingOptions | undefined;
+  /** Default: none without checkpointing, exponential delay with it (as Flink). */
+  restartStrategy?: RestartStrategy | undefined;
   /** Where result sinks report (share one across runs to compare committed output). */
   results?: ResultCollector | undefined;
-  /** Run on several slots (worker threads), each importing the job module. */
-  distributed?:
-    | {
-        slots: number;
-        /** A job module: its default export is `job(...)`; every slot imports it. */
-        jobPath: string;
-        /** Job name, parallelism and max parallelism set from outside the module (as the CLI does). */
-        overrides?: SlotInit['overrides'] | undefined;
-        provider?: SlotProvider | undefined;
-      }
-    | undefined;
+  /** Run on several slots; `provider` starts them (default: worker threads of this process). */
+  distributed?: (DistributedSettings & { provider?: SlotProvider | undefined }) | undefined;
 }
 
 /** One attempt of a run: in this thread, or on several slots. */
@@ -73,7 +96,10 @@ interface Execution {
   metrics(): JobMetricsSnapshot;
 }
 
-/** Runs one job with checkpoints and restarts. */
+/**
+ * Runs one job with checkpoints and restarts.
+ * @internal
+ */
 export class JobRunner {
   readonly jobId: string;
   readonly results: ResultCollector;
@@ -270,7 +296,8 @@ export class JobRunner {
   /** Kills one slot's worker thread (runs on several slots only). */
   async killSlot(slot: number): Promise<void> {
     const e = this.executor;
-    if (!(e instanceof ClusterExecutor)) throw new TypeError('killSlot() needs a run on several slots');
+    if (!(e instanceof ClusterExecutor))
+      throw new InvalidArgumentError('killSlot() needs a run on several slots');
     await e.killSlot(slot);
   }
 
@@ -292,7 +319,10 @@ export class JobRunner {
   }
 }
 
-/** A one-line description of a runner event (for logs). */
+/**
+ * A one-line description of a runner event (for logs).
+ * @internal
+ */
 export function describeEvent(e: RunnerEvent): string {
   switch (e.type) {
     case 'restored':

@@ -3,6 +3,7 @@
  * and thread that runs part of the job imports the module and builds the same graph.
  */
 import type { EnvironmentOptions } from '../operators/environment.js';
+import { InvalidArgumentError } from '../state/errors.js';
 import { StreamExecutionEnvironment } from './environment.js';
 
 const JOB = Symbol.for('tidemark.job');
@@ -22,7 +23,8 @@ export interface JobDefinition {
 
 /** Declares a job: `export default job((env) => { env.fromElements(...)...print(); })`. */
 export function job(build: JobBuilder, options: EnvironmentOptions & { name?: string } = {}): JobDefinition {
-  if (typeof build !== 'function') throw new TypeError('job() needs a function that builds the job graph');
+  if (typeof build !== 'function')
+    throw new InvalidArgumentError('job() needs a function that builds the job graph');
   const { name, ...envOptions } = options;
   return { [JOB]: true, name, options: envOptions, build };
 }

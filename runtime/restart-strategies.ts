@@ -2,6 +2,7 @@
  * Restart strategies (Flink's): what happens when a task fails. The job restarts from its latest
  * completed checkpoint (or from the beginning if it has none) after a delay, or fails.
  */
+import { InvalidArgumentError } from '../state/errors.js';
 
 /** A restart strategy. */
 export type RestartStrategy =
@@ -76,7 +77,7 @@ export const RestartStrategies = {
 };
 
 function check(ok: boolean, message: string): void {
-  if (!ok) throw new RangeError(message);
+  if (!ok) throw new InvalidArgumentError(message);
 }
 
 /** Decides restarts of one job under a strategy. */

@@ -2,6 +2,7 @@
  * State descriptors: the name, kind and options of a piece of state. The same descriptor (by name)
  * always returns the same state; registering one name as two different kinds is an error.
  */
+import { InvalidArgumentError } from './errors.js';
 import type { AggregateFunction, ReduceFunction } from './functions.js';
 import type { Key } from './hash.js';
 
@@ -38,7 +39,7 @@ export abstract class StateDescriptor<Kind extends StateKind = StateKind> {
     options: StateDescriptorOptions = {},
   ) {
     if (typeof name !== 'string' || name.length === 0)
-      throw new TypeError('a state descriptor needs a non-empty name');
+      throw new InvalidArgumentError('a state descriptor needs a non-empty name');
     this.ttl = options.ttl === undefined ? undefined : checkTtl(name, options.ttl);
   }
 
@@ -51,7 +52,7 @@ export abstract class StateDescriptor<Kind extends StateKind = StateKind> {
 
 function checkTtl(name: string, ttl: StateTtlConfig): StateTtlConfig {
   if (!(ttl.ttlMs > 0) || !Number.isFinite(ttl.ttlMs))
-    throw new RangeError(
+    throw new InvalidArgumentError(
       `state '${name}': ttlMs must be a positive finite number of milliseconds, got ${ttl.ttlMs}`,
     );
   return ttl;

@@ -8,6 +8,7 @@
  * so `1`, `1n`, `'1'` and `[1]` hash differently. The result is the same on every platform and in
  * every process, which is what makes key groups (and rescaling) possible.
  */
+import { InvalidRecordError } from './errors.js';
 
 /** A value usable as a key: primitives and (nested) arrays of them. */
 export type Key = string | number | bigint | boolean | readonly Key[];
@@ -90,7 +91,7 @@ export function hashKey(key: Key): number {
     case 'boolean':
       return fmix(key ? SEED_TRUE : SEED_FALSE, 1);
     default: {
-      if (!Array.isArray(key)) throw new TypeError(`not a valid key: ${describeValue(key)}`);
+      if (!Array.isArray(key)) throw new InvalidRecordError(`not a valid key: ${describeValue(key)}`);
       let h = SEED_ARRAY;
       for (let i = 0; i < key.length; i++) h = mixH(h, hashKey(key[i] as Key));
       return fmix(h, key.length * 4);

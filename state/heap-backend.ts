@@ -21,6 +21,7 @@ import type {
   ValueState,
   ValueStateDescriptor,
 } from './descriptors.js';
+import { InvalidArgumentError, InvalidRecordError, registerErrorClass, StateError } from './errors.js';
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
@@ -59,12 +60,13 @@ export function worthWritingWhole(changed: number, keys: number): boolean {
 }
 
 /** Raised when a key does not belong to the key groups of this backend. */
-export class KeyGroupMismatchError extends Error {
+export class KeyGroupMismatchError extends StateError {
   constructor(message: string) {
     super(message);
     this.name = 'KeyGroupMismatchError';
   }
 }
+registerErrorClass('KeyGroupMismatchError', KeyGroupMismatchError);
 
 /** One registered state: per key group, canonical key → value (or namespace → value). */
 class StateTable {
@@ -169,7 +171,7 @@ export class HeapKeyedStateBackend {
     const index = group - this.keyGroupRange.start;
     if (index < 0 || index >= this.dirty.length) {
       if (!isKey(key))
-        throw new TypeError(
+        throw new InvalidRecordError(
           `${this.owner}: ${describeValue(key)} is not a valid key (use strings, numbers, bigints, booleans or arrays of them)`,
         );
       throw new KeyGroupMismatchError(
@@ -191,7 +193,7 @@ export class HeapKeyedStateBackend {
   /** The current key; throws when none is set. */
   getCurrentKey(): Key {
     if (this.key === undefined)
-      throw new Error(
+      throw new StateError(
         `${this.owner}: no current key (keyed state is only accessible while processing a keyed record or timer)`,
       );
     return this.key;
@@ -241,7 +243,7 @@ export class HeapKeyedStateBackend {
     } else if (table.kind !== d.kind) {
       throw this.kindMismatch(d, table.kind);
     } else if (table.namespaced !== namespaced) {
-      throw new Error(
+      throw new StateError(
         `${this.owner}: state '${d.name}' is already registered ${table.namespaced ? 'with' : 'without'} namespaces`,
       );
     }
@@ -251,7 +253,7 @@ export class HeapKeyedStateBackend {
   }
 
   private kindMismatch(d: StateDescriptor, kind: StateKind): Error {
-    return new Error(
+    return new StateError(
       `${this.owner}: state '${d.name}' is already registered as ${kind} state, not ${d.kind} state`,
     );
   }
@@ -265,14 +267,14 @@ export class HeapKeyedStateBackend {
    */
   mergeNamespaces(d: StateDescriptor, target: Namespace, sources: readonly Namespace[]): void {
     if (d.kind === 'value' || d.kind === 'map')
-      throw new Error(
+      throw new StateError(
         `${this.owner}: state '${d.name}' is ${d.kind} state, which cannot be merged; only reducing, aggregating and list state can`,
       );
     if (
       d.kind === 'aggregating' &&
       typeof (d as AggregatingStateDescriptor<unknown, unknown, unknown>).aggregate.merge !== 'function'
     )
-      throw new Error(
+      throw new StateError(
         `${this.owner}: aggregating state '${d.name}' cannot be merged: its AggregateFunction has no merge() (merging windows, such as session windows, need one)`,
       );
     if (sources.length === 0) return;
@@ -397,7 +399,7 @@ export class HeapKeyedStateBackend {
         table = new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size);
         this.tables.set(name, table);
       } else if (table.kind !== t.kind) {
-        throw new Error(
+        throw new StateError(
           `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
         );
       }
@@ -525,7 +527,7 @@ abstract class BaseHandle {
 
   protected nsKey(): Namespace {
     if (this.ns === undefined)
-      throw new Error(
+      throw new StateError(
         `${this.backend.owner}: namespaced state '${this.table.name}' used without a namespace`,
       );
     return this.ns;
@@ -742,7 +744,9 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
   /** @internal adds; true when the current key (and namespace) had no elements before. */
   addReportingNew(value: T): boolean {
     if (value === undefined || value === null)
-      throw new TypeError(`${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`);
+      throw new InvalidArgumentError(
+        `${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`,
+      );
     const list = this.raw() as unknown[] | undefined;
     if (list === undefined) {
       this.setRaw([this.wrap(value)]);

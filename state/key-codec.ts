@@ -6,6 +6,7 @@
  * string that starts with U+0001 (a string key starting with that character would collide; it is
  * reserved). The encoding is decoded back to the array when keys are listed.
  */
+import { InvalidRecordError } from './errors.js';
 import type { Key } from './hash.js';
 
 /** The canonical form of a key: a primitive. */
@@ -41,7 +42,7 @@ function encodeValue(v: Key): Encoded {
     case 'bigint':
       return { n: v.toString() };
     default:
-      if (!Array.isArray(v)) throw new TypeError(`not a valid key element: ${String(v)}`);
+      if (!Array.isArray(v)) throw new InvalidRecordError(`not a valid key element: ${String(v)}`);
       return v.map(encodeValue);
   }
 }

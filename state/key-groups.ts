@@ -4,6 +4,7 @@
  * As in Flink: a key falls into key group `hash(key) mod maxParallelism`; key group `g` belongs to
  * subtask `floor(g * parallelism / maxParallelism)`, so each subtask owns one contiguous range.
  */
+import { InvalidArgumentError } from './errors.js';
 import { hashKey, type Key } from './hash.js';
 
 /** The smallest and largest allowed `maxParallelism`. */
@@ -76,11 +77,13 @@ export function checkParallelism(parallelism: number, maxParallelism: number): v
     maxParallelism < MIN_MAX_PARALLELISM ||
     maxParallelism > UPPER_BOUND_MAX_PARALLELISM
   )
-    throw new RangeError(
+    throw new InvalidArgumentError(
       `maxParallelism must be an integer in [1, ${UPPER_BOUND_MAX_PARALLELISM}], got ${maxParallelism}`,
     );
   if (!Number.isInteger(parallelism) || parallelism < 1)
-    throw new RangeError(`parallelism must be a positive integer, got ${parallelism}`);
+    throw new InvalidArgumentError(`parallelism must be a positive integer, got ${parallelism}`);
   if (parallelism > maxParallelism)
-    throw new RangeError(`parallelism ${parallelism} is greater than maxParallelism ${maxParallelism}`);
+    throw new InvalidArgumentError(
+      `parallelism ${parallelism} is greater than maxParallelism ${maxParallelism}`,
+    );
 }

@@ -8,6 +8,7 @@
  * copies are equal).
  */
 import type { ListState, ListStateDescriptor } from './descriptors.js';
+import { StateError } from './errors.js';
 import type { OperatorStateSnapshot, RedistributionMode } from './snapshot/types.js';
 
 class OperatorListState<T> implements ListState<T> {
@@ -52,7 +53,7 @@ export class OperatorStateStore {
     let l = this.lists.get(name);
     if (l !== undefined) {
       if (l.mode !== mode)
-        throw new Error(
+        throw new StateError(
           `${this.owner}: operator state '${name}' is already registered as ${l.mode} state, not ${mode} state`,
         );
       return l;
@@ -61,7 +62,7 @@ export class OperatorStateStore {
     const r = this.restored[name];
     if (r !== undefined) {
       if (r.mode !== mode)
-        throw new Error(
+        throw new StateError(
           `${this.owner}: restored operator state '${name}' is ${r.mode} state, but the job registers it as ${mode} state`,
         );
       l.items = r.items.slice();

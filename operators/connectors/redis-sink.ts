@@ -22,7 +22,8 @@
  * options of the job that restores it.
  */
 import { createRequire } from 'node:module';
-import { TidemarkError } from '../../state/errors.js';
+import { InvalidArgumentError } from '../../state/errors.js';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
 import { parseRedisUrl } from '../../state/storage/redis.js';
 import type { SinkFactory } from '../data-stream.js';
 import { type TransactionContext, TwoPhaseCommitSink } from '../sinks/two-phase-commit.js';
@@ -203,14 +204,12 @@ export class RedisSinkOperator<T> extends TwoPhaseCommitSink<T, RedisTransaction
       ['marker prefix', this.markerPrefix],
     ] as const)
       if (v === '' || /[{}]/.test(v))
-        throw new TidemarkError(
-          'INVALID_ARGUMENT',
+        throw new InvalidArgumentError(
           `Redis sink '${sinkId}': the ${what} '${v}' must be non-empty and contain no '{' or '}' (they form hash tags)`,
         );
     this.batchWrites = options.maxBatchWrites ?? 4096;
     if (!Number.isSafeInteger(this.batchWrites) || this.batchWrites < 1)
-      throw new TidemarkError(
-        'INVALID_ARGUMENT',
+      throw new InvalidArgumentError(
         `Redis sink '${sinkId}': maxBatchWrites must be a positive integer, got ${options.maxBatchWrites}`,
       );
   }
@@ -231,8 +230,7 @@ export class RedisSinkOperator<T> extends TwoPhaseCommitSink<T, RedisTransaction
   protected invoke(txn: RedisTransaction, value: T): void {
     const w = this.toWrite(value);
     if (w[0] === 'xadd' && (w[2].length === 0 || w[2].length > MAX_WRITE_ARGS))
-      throw new TidemarkError(
-        'INVALID_ARGUMENT',
+      throw new InvalidArgumentError(
         `Redis sink '${this.sinkId}': a stream entry for key '${w[1]}' needs between 1 and ${MAX_WRITE_ARGS / 2} fields, got ${w[2].length / 2}`,
       );
     txn.writes.push(w);
@@ -272,10 +270,8 @@ export class RedisSinkOperator<T> extends TwoPhaseCommitSink<T, RedisTransaction
           try {
             await client.tidemarkSinkBatch(batchCall(this.marker(txn, b), ttl, b));
           } catch (e) {
-            failure ??= new TidemarkError(
-              'STORAGE_ERROR',
+            failure ??= new StorageError(
               `Redis sink '${this.sinkId}': batch ${b.index + 1} of ${batches.length} of transaction ${txn.id}${this.cluster ? ` (hash slot ${b.slot})` : ''} was not committed: ${(e as Error).message}. Batches before it are committed and are skipped when the commit is retried after a restore.`,
-              {},
               { cause: e },
             );
             return;

@@ -4,6 +4,8 @@
  * it). The exactly-once sink is in `redis-sink.ts`.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { InvalidArgumentError } from '../../state/errors.js';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
 import { ioredis } from '../../state/storage/ioredis.js';
 import { parseRedisUrl } from '../../state/storage/redis.js';
 import {
@@ -100,7 +102,8 @@ function compareIds(a: string, b: string): number {
 export class RedisStreamSource<T = RedisStreamEntry> implements Source<T, RedisStreamSplit> {
   readonly boundedness: 'bounded' | 'unbounded';
   constructor(readonly options: RedisStreamSourceOptions<T>) {
-    if (options.streams.length === 0) throw new RangeError('RedisStreamSource needs at least one stream');
+    if (options.streams.length === 0)
+      throw new InvalidArgumentError('RedisStreamSource needs at least one stream');
     this.boundedness = options.bounded === true ? 'bounded' : 'unbounded';
   }
   createSplits(): RedisStreamSplit[] {
@@ -195,7 +198,10 @@ class RedisStreamReader<T> implements SourceReader<T, RedisStreamSplit> {
   }
 
   pollNext(output: ReaderOutput<T>): InputStatus {
-    if (this.failure !== undefined) throw new Error(`reading Redis streams failed: ${this.failure.message}`);
+    if (this.failure !== undefined)
+      throw new StorageError(`reading Redis streams failed: ${this.failure.message}`, {
+        cause: this.failure,
+      });
     if (this.client === undefined) this.prepare();
     if (!this.ready) return NOTHING_AVAILABLE;
     const e = this.buffer.shift();

@@ -6,6 +6,7 @@
  * Flink. A result carries the larger of the two timestamps.
  */
 import { type MapState, MapStateDescriptor } from '../../state/descriptors.js';
+import { InvalidRecordError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import type { ProcessJoinContext, ProcessJoinFunctionLike } from '../co-functions.js';
 import { TwoInputUdfOperator } from '../co-operators.js';
@@ -100,7 +101,9 @@ export class IntervalJoinOperator<K extends Key, IN1, IN2, OUT> extends TwoInput
   private checkLate<T>(value: T, timestamp: number, tag: OutputTag<T> | undefined): boolean {
     if (timestamp === NO_TIMESTAMP)
       throw this.userError(
-        new Error('the interval join needs event timestamps; assign them with a watermark strategy'),
+        new InvalidRecordError(
+          'the interval join needs event timestamps; assign them with a watermark strategy',
+        ),
         value,
         'interval join',
       );

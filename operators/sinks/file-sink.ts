@@ -24,7 +24,9 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { TidemarkError } from '../../state/errors.js';
+import { InvalidArgumentError } from '../../state/errors.js';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
+import type { SinkFactory } from '../data-stream.js';
 import { toJson } from './format.js';
 import { type TransactionContext, TwoPhaseCommitSink } from './two-phase-commit.js';
 
@@ -57,10 +59,7 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
   ) {
     super();
     if (typeof dir !== 'string' || dir === '')
-      throw new TidemarkError(
-        'INVALID_ARGUMENT',
-        `FileSink needs a directory (a non-empty string), got ${String(dir)}`,
-      );
+      throw new InvalidArgumentError(`FileSink needs a directory (a non-empty string), got ${String(dir)}`);
     this.format = options.format ?? ((v: T) => toJson(v));
     this.extension = options.extension ?? '.jsonl';
   }
@@ -129,8 +128,9 @@ export class FileSinkOperator<T> extends TwoPhaseCommitSink<T, PartTransaction> 
     } catch (e) {
       // Already committed (by an earlier attempt or another subtask after a restore): done.
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync(target))
-        throw new Error(
+        throw new StorageError(
           `file sink: part ${txn.name} of a completed checkpoint cannot be published in ${this.dir}: ${(e as Error).message}`,
+          { cause: e },
         );
     }
   }
@@ -158,15 +158,11 @@ function fsyncDirectory(dir: string): void {
 /** Exactly-once file sinks for `stream.sinkTo(...)`. */
 export const FileSink = {
   /** One JSON object per line, in part files under `dir`. */
-  jsonLines<T>(dir: string): { name: string; create(): FileSinkOperator<T> } {
+  jsonLines<T>(dir: string): SinkFactory<T> {
     return { name: 'fileSink', create: () => new FileSinkOperator<T>(dir) };
   },
   /** One line per record, formatted by `format`, in part files under `dir`. */
-  lines<T>(
-    dir: string,
-    format: (value: T) => string,
-    extension = '.txt',
-  ): { name: string; create(): FileSinkOperator<T> } {
+  lines<T>(dir: string, format: (value: T) => string, extension = '.txt'): SinkFactory<T> {
     return { name: 'fileSink', create: () => new FileSinkOperator<T>(dir, { format, extension }) };
   },
 };

@@ -13,6 +13,7 @@
 
 import type { ListState } from '../../state/descriptors.js';
 import { ListStateDescriptor } from '../../state/descriptors.js';
+import { TidemarkError } from '../../state/errors.js';
 import { OneInputStreamOperator } from '../operator.js';
 
 /** A pre-committed transaction waiting for its checkpoint to complete. */
@@ -183,7 +184,7 @@ export class CommittedCollectSink<T> extends TwoPhaseCommitSink<T, CollectTransa
   protected commit(txn: CollectTransaction): void {
     const results = this.ctx.results as unknown as Partial<CommittedResults>;
     if (typeof results.commit !== 'function')
-      throw new Error('this runtime does not support committed results');
+      throw new TidemarkError('INTERNAL_ERROR', 'this runtime does not support committed results');
     results.commit(this.resultId, txn.id, txn.values);
   }
   protected abort(): void {}

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../state/errors.js';
 import {
   END_OF_INPUT,
   type InputStatus,
@@ -39,7 +40,7 @@ export class AsyncIterableSource<T> implements Source<T, IterableSplit> {
     if (typeof this.iterable === 'function') iterable = this.iterable();
     else {
       if (this.used)
-        throw new Error(
+        throw new InvalidArgumentError(
           'this async iterable was already read; pass a function that creates it to read it again',
         );
       this.used = true;

@@ -8,6 +8,7 @@
  */
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { InvalidArgumentError, InvalidRecordError } from '../../state/errors.js';
 import {
   END_OF_INPUT,
   type InputStatus,
@@ -59,7 +60,7 @@ export class FileSource<T> implements Source<T, FileSplit> {
         try {
           return JSON.parse(line) as T;
         } catch (e) {
-          throw new Error(
+          throw new InvalidRecordError(
             `${file} at byte ${offset}: not a JSON line (${(e as Error).message}): ${line.slice(0, 120)}`,
           );
         }
@@ -70,7 +71,7 @@ export class FileSource<T> implements Source<T, FileSplit> {
 
   private static files(path: string): string[] {
     const abs = resolve(path);
-    if (!existsSync(abs)) throw new Error(`file source: ${path} does not exist`);
+    if (!existsSync(abs)) throw new InvalidArgumentError(`file source: ${path} does not exist`);
     if (!statSync(abs).isDirectory()) return [abs];
     return readdirSync(abs)
       .filter((f) => !f.startsWith('.'))

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../state/errors.js';
 import { RangeReader, type RangeSplit, rangeSplits } from './collection.js';
 import {
   type InputStatus,
@@ -33,9 +34,11 @@ export class GeneratorSource<T> implements Source<T, RangeSplit> {
   ) {
     this.count = options.count ?? Number.MAX_SAFE_INTEGER;
     if (!(this.count >= 0) || !Number.isInteger(this.count))
-      throw new RangeError(`generator count must be a non-negative integer, got ${options.count}`);
+      throw new InvalidArgumentError(`generator count must be a non-negative integer, got ${options.count}`);
     if (options.ratePerSecond !== undefined && !(options.ratePerSecond > 0))
-      throw new RangeError(`generator ratePerSecond must be positive, got ${options.ratePerSecond}`);
+      throw new InvalidArgumentError(
+        `generator ratePerSecond must be positive, got ${options.ratePerSecond}`,
+      );
     this.boundedness = options.count === undefined ? 'unbounded' : 'bounded';
   }
   createSplits(parallelism: number): RangeSplit[] {

@@ -6,6 +6,7 @@
  * negative timestamps and offsets). Session windows start as `[ts, ts + gap)` per element and merge
  * when they overlap or touch.
  */
+import { InvalidArgumentError, InvalidRecordError } from '../../state/errors.js';
 import { NO_TIMESTAMP } from '../contract.js';
 import { EventTimeTrigger, NeverTrigger, ProcessingTimeTrigger, type Trigger } from './triggers.js';
 import { GlobalWindow, TimeWindow, type Window, windowFromData } from './windows.js';
@@ -47,20 +48,20 @@ export abstract class MergingWindowAssigner<T, W extends Window> extends WindowA
 
 function checkMs(owner: string, what: string, v: number, positive: boolean): void {
   if (!Number.isSafeInteger(v) || (positive && v <= 0))
-    throw new RangeError(
+    throw new InvalidArgumentError(
       `${owner}: ${what} must be ${positive ? 'a positive' : 'an'} integer number of milliseconds, got ${v}`,
     );
 }
 
 function checkTimestamp(owner: string, timestamp: number): void {
   if (timestamp === NO_TIMESTAMP)
-    throw new Error(
+    throw new InvalidRecordError(
       `Record has no timestamp (NO_TIMESTAMP = -Infinity), but ${owner} assigns windows by event time. ` +
         'Is the time characteristic meant to be processing time (use the ProcessingTime window assigners), ' +
         'or did you forget to call assignTimestampsAndWatermarks(...) or to give the source a WatermarkStrategy?',
     );
   if (!Number.isFinite(timestamp))
-    throw new Error(`${owner}: cannot assign windows to a record with timestamp ${timestamp}`);
+    throw new InvalidRecordError(`${owner}: cannot assign windows to a record with timestamp ${timestamp}`);
 }
 
 /**
@@ -117,7 +118,7 @@ function checkTumbling(owner: string, sizeMs: number, offsetMs: number): void {
   checkMs(owner, 'the size', sizeMs, true);
   checkMs(owner, 'the offset', offsetMs, false);
   if (Math.abs(offsetMs) >= sizeMs)
-    throw new RangeError(
+    throw new InvalidArgumentError(
       `${owner} parameters must satisfy abs(offset) < size, got size ${sizeMs} and offset ${offsetMs}`,
     );
 }
@@ -128,7 +129,7 @@ function checkSliding(owner: string, sizeMs: number, slideMs: number, offsetMs: 
   checkMs(owner, 'the offset', offsetMs, false);
   // NOTE: as in Flink, the offset is bounded by the slide (windows start at multiples of it).
   if (Math.abs(offsetMs) >= slideMs)
-    throw new RangeError(
+    throw new InvalidArgumentError(
       `${owner} parameters must satisfy abs(offset) < slide and size > 0, got size ${sizeMs}, slide ${slideMs} and offset ${offsetMs}`,
     );
 }
@@ -282,13 +283,15 @@ function mergeTimeWindows(
 function dynamicGap<T>(owner: string, extractor: SessionWindowTimeGapExtractor<T>, element: T): number {
   const gap = extractor(element);
   if (!Number.isSafeInteger(gap) || gap <= 0)
-    throw new RangeError(`${owner}: dynamic session time gap must satisfy 0 < gap (an integer), got ${gap}`);
+    throw new InvalidArgumentError(
+      `${owner}: dynamic session time gap must satisfy 0 < gap (an integer), got ${gap}`,
+    );
   return gap;
 }
 
 function checkExtractor(owner: string, extractor: unknown): void {
   if (typeof extractor !== 'function')
-    throw new TypeError(`${owner}.withDynamicGap() needs a function from element to gap in ms`);
+    throw new InvalidArgumentError(`${owner}.withDynamicGap() needs a function from element to gap in ms`);
 }
 
 /** Session windows of event time: elements closer than `gap` (per key) form one window. */

@@ -2,6 +2,7 @@
  * Evictors (Flink's `Evictor`s) remove elements from a window when it fires, before and/or after
  * the window function runs. A window with an evictor keeps all its elements (with timestamps).
  */
+import { InvalidArgumentError } from '../../state/errors.js';
 import type { MetricGroup } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
 import type { Window } from './windows.js';
@@ -54,7 +55,9 @@ export class CountEvictor extends Evictor<unknown, Window> {
   /** Keeps the last `maxCount` elements, before the window function (or after, if `doEvictAfter`). */
   static of(maxCount: number, doEvictAfter = false): CountEvictor {
     if (!Number.isSafeInteger(maxCount) || maxCount < 0)
-      throw new RangeError(`CountEvictor: maxCount must be a non-negative integer, got ${maxCount}`);
+      throw new InvalidArgumentError(
+        `CountEvictor: maxCount must be a non-negative integer, got ${maxCount}`,
+      );
     return new CountEvictor(maxCount, doEvictAfter);
   }
   evictBefore(elements: TimestampedValue<unknown>[], size: number): void {
@@ -86,7 +89,7 @@ export class TimeEvictor extends Evictor<unknown, Window> {
   /** Keeps the elements of the last `windowMs` (by the largest timestamp in the window). */
   static of(windowMs: number, doEvictAfter = false): TimeEvictor {
     if (!Number.isSafeInteger(windowMs) || windowMs < 0)
-      throw new RangeError(`TimeEvictor: windowMs must be a non-negative integer, got ${windowMs}`);
+      throw new InvalidArgumentError(`TimeEvictor: windowMs must be a non-negative integer, got ${windowMs}`);
     return new TimeEvictor(windowMs, doEvictAfter);
   }
   evictBefore(elements: TimestampedValue<unknown>[]): void {
@@ -123,8 +126,9 @@ export class DeltaEvictor<T> extends Evictor<T, Window> {
   /** Removes elements with `delta(element, last) >= threshold`. */
   static of<T>(threshold: number, deltaFunction: DeltaFunction<T>, doEvictAfter = false): DeltaEvictor<T> {
     if (typeof threshold !== 'number' || Number.isNaN(threshold))
-      throw new RangeError(`DeltaEvictor: threshold must be a number, got ${threshold}`);
-    if (typeof deltaFunction !== 'function') throw new TypeError('DeltaEvictor.of() needs a delta function');
+      throw new InvalidArgumentError(`DeltaEvictor: threshold must be a number, got ${threshold}`);
+    if (typeof deltaFunction !== 'function')
+      throw new InvalidArgumentError('DeltaEvictor.of() needs a delta function');
     return new DeltaEvictor(threshold, deltaFunction, doEvictAfter);
   }
   evictBefore(elements: TimestampedValue<T>[]): void {

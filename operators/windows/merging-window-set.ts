@@ -8,6 +8,7 @@
  * window]` pairs; it is read per element or timer and written back by `persist` if it changed.
  */
 import type { ValueState } from '../../state/descriptors.js';
+import { TidemarkError } from '../../state/errors.js';
 import { type MergingWindowAssigner, mergesAsTimeWindows } from './assigners.js';
 import { TimeWindow, Window } from './windows.js';
 
@@ -101,7 +102,7 @@ export class MergingWindowSet<W extends Window> {
   /** Removes a window (its state was cleared). */
   retireWindow(window: W): void {
     const i = this.indexOf(window);
-    if (i < 0) throw new Error(`Window ${window} is not in in-flight window set.`);
+    if (i < 0) throw new TidemarkError('INTERNAL_ERROR', `Window ${window} is not in in-flight window set.`);
     this.writable().splice(i, 1);
   }
 

@@ -16,6 +16,7 @@ import type {
   ValueStateDescriptor,
 } from '../../state/descriptors.js';
 import { ReducingStateDescriptor } from '../../state/descriptors.js';
+import { InvalidArgumentError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import type { MetricGroup } from '../contract.js';
 import type { Window } from './windows.js';
@@ -102,7 +103,7 @@ export abstract class Trigger<T, W extends Window> {
   }
   /** Called when windows merged into `window`; the merged windows' state is still there to merge. */
   onMerge(_window: W, _ctx: OnMergeContext): void {
-    throw new Error(`${this} does not support merging`);
+    throw new InvalidArgumentError(`${this} does not support merging`);
   }
   /** Removes what the trigger keeps for the window (timers, state); called when the window is removed. */
   abstract clear(window: W, ctx: TriggerContext): void;
@@ -202,7 +203,7 @@ export class CountTrigger extends Trigger<unknown, Window> {
   /** Fires when a window has `maxCount` elements (the count then starts over). */
   static of(maxCount: number): CountTrigger {
     if (!Number.isSafeInteger(maxCount) || maxCount < 1)
-      throw new RangeError(`CountTrigger: maxCount must be a positive integer, got ${maxCount}`);
+      throw new InvalidArgumentError(`CountTrigger: maxCount must be a positive integer, got ${maxCount}`);
     return new CountTrigger(maxCount);
   }
   onElement(_element: unknown, _timestamp: number, _window: Window, ctx: TriggerContext): TriggerResult {
@@ -237,7 +238,9 @@ export class CountTrigger extends Trigger<unknown, Window> {
 
 function checkInterval(what: string, intervalMs: number): void {
   if (!Number.isSafeInteger(intervalMs) || intervalMs < 1)
-    throw new RangeError(`${what}: the interval must be a positive integer number of ms, got ${intervalMs}`);
+    throw new InvalidArgumentError(
+      `${what}: the interval must be a positive integer number of ms, got ${intervalMs}`,
+    );
 }
 
 /**
@@ -380,7 +383,7 @@ export class PurgingTrigger<T, W extends Window> extends Trigger<T, W> {
   }
   /** Wraps `trigger` so that every fire also purges the window. */
   static of<T, W extends Window>(trigger: Trigger<T, W>): PurgingTrigger<T, W> {
-    if (!(trigger instanceof Trigger)) throw new TypeError('PurgingTrigger.of() needs a Trigger');
+    if (!(trigger instanceof Trigger)) throw new InvalidArgumentError('PurgingTrigger.of() needs a Trigger');
     return new PurgingTrigger(trigger);
   }
   onElement(element: T, timestamp: number, window: W, ctx: TriggerContext): TriggerResult {

@@ -22,6 +22,7 @@ import {
   type ValueState,
   ValueStateDescriptor,
 } from '../../state/descriptors.js';
+import { InvalidArgumentError, InvalidGraphError, StateError, TidemarkError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import type { Key } from '../../state/hash.js';
 import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
@@ -91,7 +92,7 @@ class PerWindowStateStore implements KeyedStateStore {
   constructor(private readonly op: WindowOperator<Key, unknown, Window>) {}
   private state<S>(d: StateDescriptor): S {
     if (this.op.merging !== undefined)
-      throw new Error('Per-window state is not allowed when using merging windows.');
+      throw new StateError('Per-window state is not allowed when using merging windows.');
     const h = this.op.namespaced(d);
     h.setNamespace(this.window.namespace());
     return h as S;
@@ -295,7 +296,9 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   override open(): void {
     const ctx = this.ctx;
     if (ctx.keyedState === undefined)
-      throw new Error(`${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`);
+      throw new InvalidGraphError(
+        `${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`,
+      );
     this.backend = ctx.keyedState;
     this.contents = this.backend.getNamespacedState<ContentsState>(this.contentsDescriptor);
     const adding = this.contents as unknown as Partial<AddReportingNew>;
@@ -429,7 +432,8 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       }
       skipped = false;
       const stateWindow = set.getStateWindow(actual);
-      if (stateWindow === undefined) throw new Error(`Window ${window} is not in in-flight window set.`);
+      if (stateWindow === undefined)
+        throw new TidemarkError('INTERNAL_ERROR', `Window ${window} is not in in-flight window set.`);
       contents.setNamespace(stateWindow.namespace());
       this.add(value, timestamp);
       // NOTE: EventTimeTrigger, and the window's end is ahead of the watermark: onElement would
@@ -471,13 +475,13 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     if (this.isEventTime) {
       const wm = this.timers.currentWatermark();
       if (this.cleanupTime(mergeResult) <= wm)
-        throw new Error(
+        throw new InvalidArgumentError(
           `The end timestamp of an event-time window cannot become earlier than the current watermark by merging. Current watermark: ${wm} window: ${mergeResult}`,
         );
     } else {
       const now = this.timers.currentProcessingTime();
       if (mergeResult.maxTimestamp() <= now)
-        throw new Error(
+        throw new InvalidArgumentError(
           `The end timestamp of a processing-time window cannot become earlier than the current processing time by merging. Current processing time: ${now} window: ${mergeResult}`,
         );
     }

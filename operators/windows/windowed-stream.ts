@@ -4,6 +4,7 @@
  * `sideOutputLateData`, then a window function (`reduce`, `aggregate`, `process`, `apply`, or a
  * field aggregation) that makes the window operator.
  */
+import { InvalidArgumentError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import type { Key } from '../../state/hash.js';
 import { DataStream, type KeyedStream } from '../data-stream.js';
@@ -45,7 +46,7 @@ function keyedFactory<K, W extends Window>(fn: KeyedWindowFn<unknown, unknown, K
     if (typeof (fn as { apply?: unknown }).apply === 'function')
       return () => new WindowFunctionAdapter(copyFunction(fn as WindowFunction<unknown, unknown, K, W>));
   }
-  throw new TypeError(
+  throw new InvalidArgumentError(
     'a window function must be a function, an object with process(key, context, elements, out) or an object with apply(key, window, elements, out)',
   );
 }
@@ -63,13 +64,14 @@ function allFactory<W extends Window>(
     if (typeof (fn as { apply?: unknown }).apply === 'function')
       return () => new AllWindowFunctionAdapter(copyFunction(fn as AllWindowFunction<unknown, unknown, W>));
   }
-  throw new TypeError(
+  throw new InvalidArgumentError(
     'a window function must be a function, an object with process(context, elements, out) or an object with apply(window, elements, out)',
   );
 }
 
 function checkReduce(fn: unknown): void {
-  if (typeof fn !== 'function') throw new TypeError('reduce() needs a function (a, b) => combined');
+  if (typeof fn !== 'function')
+    throw new InvalidArgumentError('reduce() needs a function (a, b) => combined');
 }
 
 function checkAggregate(fn: unknown): void {
@@ -81,7 +83,7 @@ function checkAggregate(fn: unknown): void {
     typeof f.add !== 'function' ||
     typeof f.getResult !== 'function'
   )
-    throw new TypeError(
+    throw new InvalidArgumentError(
       'aggregate() needs an AggregateFunction { createAccumulator, add, getResult, merge? }',
     );
 }
@@ -99,36 +101,37 @@ class WindowBuilder<T, K extends Key, W extends Window> {
     readonly nonParallel: boolean,
   ) {
     if (!(assigner instanceof WindowAssigner))
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `${nonParallel ? 'windowAll' : 'window'}() needs a WindowAssigner (e.g. TumblingEventTimeWindows.of(60_000))`,
       );
     this.trigger = assigner.getDefaultTrigger();
   }
 
   setTrigger(trigger: Trigger<T, W>): void {
-    if (!(trigger instanceof Trigger)) throw new TypeError('trigger() needs a Trigger');
+    if (!(trigger instanceof Trigger)) throw new InvalidArgumentError('trigger() needs a Trigger');
     if (this.assigner instanceof MergingWindowAssigner && !trigger.canMerge())
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `A merging window assigner (${this.assigner}) cannot be used with a trigger that does not support merging (${trigger}).`,
       );
     this.trigger = trigger;
   }
 
   setEvictor(evictor: Evictor<T, W>): void {
-    if (!(evictor instanceof Evictor)) throw new TypeError('evictor() needs an Evictor');
+    if (!(evictor instanceof Evictor)) throw new InvalidArgumentError('evictor() needs an Evictor');
     this.evictor = evictor;
   }
 
   setAllowedLateness(ms: number): void {
     if (!Number.isSafeInteger(ms) || ms < 0)
-      throw new RangeError(
+      throw new InvalidArgumentError(
         `The allowed lateness cannot be negative: allowedLateness() needs an integer number of ms >= 0, got ${ms}`,
       );
     this.allowedLatenessMs = ms;
   }
 
   setLateDataTag(tag: OutputTag<T>): void {
-    if (!(tag instanceof OutputTag)) throw new TypeError('sideOutputLateData() needs an OutputTag');
+    if (!(tag instanceof OutputTag))
+      throw new InvalidArgumentError('sideOutputLateData() needs an OutputTag');
     this.lateDataTag = tag;
   }
 
@@ -141,7 +144,7 @@ class WindowBuilder<T, K extends Key, W extends Window> {
       assigner instanceof MergingWindowAssigner &&
       typeof contents.aggregate.merge !== 'function'
     )
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `aggregate() on merging windows (${assigner}) needs an AggregateFunction with merge(a, b): the accumulators of merged windows are merged`,
       );
     const env = input.env;

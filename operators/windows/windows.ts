@@ -2,6 +2,7 @@
  * Windows: a {@link TimeWindow} `[start, end)` of event or processing time, and the single
  * {@link GlobalWindow} (Flink's `TimeWindow` and `GlobalWindow`).
  */
+import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
 
 /** A finite (or, for the global window, endless) group of elements. */
 export abstract class Window {
@@ -65,7 +66,7 @@ export class TimeWindow extends Window {
     if (data instanceof TimeWindow) return data;
     const d = data as { start?: unknown; end?: unknown } | null;
     if (d === null || typeof d !== 'object' || typeof d.start !== 'number' || typeof d.end !== 'number')
-      throw new TypeError(`not a TimeWindow: ${JSON.stringify(data)}`);
+      throw new IncompatibleCheckpointError(`not a TimeWindow: ${JSON.stringify(data)}`);
     return new TimeWindow(d.start, d.end);
   }
 

@@ -12,7 +12,7 @@
  * final checkpoint ({@link CheckpointCoordinator.triggerFinal}) records the end state, the sinks'
  * last transactions included, before the sinks publish them.
  */
-import { TidemarkError } from '../../state/errors.js';
+import { InvalidArgumentError, TidemarkError } from '../../state/errors.js';
 import {
   encode,
   encodeMetadata,
@@ -149,7 +149,7 @@ export class CheckpointCoordinator {
     this.mode = options.mode ?? 'exactly-once';
     this.nextTrigger = host.now() + options.intervalMs;
     if (!(options.intervalMs > 0))
-      throw new RangeError(`the checkpoint interval must be positive, got ${options.intervalMs}`);
+      throw new InvalidArgumentError(`the checkpoint interval must be positive, got ${options.intervalMs}`);
   }
 
   /** Reasons of failed checkpoints so far (for messages). */

@@ -5,6 +5,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
+import { InvalidArgumentError, TidemarkError } from '../../state/errors.js';
 
 /** The directory with control sockets (`TIDEMARK_HOME` or `./.tidemark`). */
 export function controlDir(): string {
@@ -69,7 +70,7 @@ export function requestSavepoint(jobId: string, timeoutMs = 600_000): Promise<nu
     let buffer = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      rej(new Error(`job '${jobId}' did not answer within ${timeoutMs} ms`));
+      rej(new TidemarkError('CHECKPOINT_ERROR', `job '${jobId}' did not answer within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.on('connect', () => socket.write(`${JSON.stringify({ op: 'savepoint' })}\n`));
     socket.on('data', (d) => (buffer += d.toString()));
@@ -77,7 +78,7 @@ export function requestSavepoint(jobId: string, timeoutMs = 600_000): Promise<nu
       clearTimeout(timer);
       rej(
         e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-          ? new Error(
+          ? new InvalidArgumentError(
               `no running job '${jobId}' here (no control socket at ${path}); start it with tidemark run in this directory`,
             )
           : e,
@@ -88,9 +89,10 @@ export function requestSavepoint(jobId: string, timeoutMs = 600_000): Promise<nu
       try {
         const reply = JSON.parse(buffer) as { ok: boolean; savepoint?: number; error?: string };
         if (reply.ok && reply.savepoint !== undefined) res(reply.savepoint);
-        else rej(new Error(reply.error ?? 'savepoint failed'));
+        else
+          rej(new TidemarkError('CHECKPOINT_ERROR', reply.error ?? 'savepoint failed', { jobName: jobId }));
       } catch {
-        rej(new Error(`job '${jobId}' sent a malformed reply`));
+        rej(new TidemarkError('PROTOCOL_ERROR', `job '${jobId}' sent a malformed reply`));
       }
     });
   });

@@ -2,15 +2,17 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { InvalidArgumentError, registerErrorClass } from '../../state/errors.js';
 import { isJobDefinition, type JobDefinition } from '../job.js';
 
 /** A mistake in how the CLI was called (exit code 2). */
-export class UsageError extends Error {
+export class UsageError extends InvalidArgumentError {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
   }
 }
+registerErrorClass('UsageError', UsageError);
 
 /** A loaded job module. */
 export interface LoadedJob {

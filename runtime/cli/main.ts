@@ -6,7 +6,6 @@ import { describeErrorChain } from '../../state/errors.js';
 import { runTaskManager } from '../distributed/task-manager.js';
 import type { PlanFormat } from '../graph/plan.js';
 import { buildJob } from '../job.js';
-import { simulateJob } from '../testing/simulation.js';
 import {
   deleteCheckpoint,
   listCheckpoints,
@@ -243,6 +242,9 @@ async function simulateCommand(
   file: string,
   flags: GraphFlags & { seed: number; seeds: number; trace?: boolean; output?: boolean },
 ): Promise<number> {
+  // NOTE: imported here, not at the top: the simulation is part of the testing toolkit (with
+  // fast-check), which no other command needs; `tidemark run` must not load it.
+  const { simulateJob } = await import('../testing/simulation.js');
   const loaded = await loadJob(file);
   const digests = new Map<string, number[]>();
   const started = performance.now();

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
-import { TidemarkError } from '../../state/errors.js';
+import { registerErrorClass, TidemarkError } from '../../state/errors.js';
 import { decode, encode } from '../../state/snapshot/format.js';
 import type { Challenge, Hello, HelloAnswer } from './protocol.js';
 
@@ -22,6 +22,7 @@ export class WireError extends TidemarkError {
     this.name = 'WireError';
   }
 }
+registerErrorClass('WireError', WireError);
 
 /** An authenticated, framed connection. Emits 'message' (decoded object), 'close' and 'error'. */
 export class Link extends EventEmitter {

@@ -5,12 +5,13 @@
  * output with a failure-free run: nothing lost, nothing twice.
  */
 import type { CollectedStream } from '../../operators/data-stream.js';
-import { TidemarkError } from '../../state/errors.js';
+import { registerErrorClass, TidemarkError } from '../../state/errors.js';
 import type {
   CheckpointInfo,
   CheckpointStorage,
   CommitOptions,
 } from '../../state/storage/checkpoint-storage.js';
+import { StorageError } from '../../state/storage/checkpoint-storage.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
 import { ResultCollector } from '../execution/results.js';
@@ -18,13 +19,14 @@ import { RestartStrategies } from '../restart-strategies.js';
 import { assertSameResults } from './properties.js';
 import { SimulationPolicy } from './simulation.js';
 
-/** The error an injected failure throws. */
-export class InjectedFailure extends Error {
+/** The error an injected failure throws (in a user function, which wraps it as its own failure). */
+export class InjectedFailure extends TidemarkError {
   constructor(readonly at: string) {
-    super(`injected failure at ${at}`);
+    super('INJECTED_FAILURE', `injected failure at ${at}`);
     this.name = 'InjectedFailure';
   }
 }
+registerErrorClass('InjectedFailure', InjectedFailure);
 
 /**
  * Call `point()` from user functions; it throws once at each planned call number (counted over
@@ -87,7 +89,7 @@ export class FaultyStorage implements CheckpointStorage {
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     if (this.faults.writeChunk?.includes(++this.writes)) {
       this.injected++;
-      throw new TidemarkError('STORAGE_ERROR', `injected failure writing chunk ${chunkId}`);
+      throw new StorageError(`injected failure writing chunk ${chunkId}`, { jobName: jobId });
     }
     return this.inner.writeChunk(jobId, chunkId, data);
   }
@@ -105,18 +107,18 @@ export class FaultyStorage implements CheckpointStorage {
     const n = ++this.commits;
     if (this.faults.commitBefore?.includes(n)) {
       this.injected++;
-      throw new TidemarkError(
-        'STORAGE_ERROR',
-        `injected failure before committing checkpoint ${checkpointId}`,
-      );
+      throw new StorageError(`injected failure before committing checkpoint ${checkpointId}`, {
+        jobName: jobId,
+        checkpointId,
+      });
     }
     await this.inner.commit(jobId, epoch, checkpointId, metadata, chunkIds, options);
     if (this.faults.commitAfter?.includes(n)) {
       this.injected++;
-      throw new TidemarkError(
-        'STORAGE_ERROR',
-        `injected failure after committing checkpoint ${checkpointId} (reply lost)`,
-      );
+      throw new StorageError(`injected failure after committing checkpoint ${checkpointId} (reply lost)`, {
+        jobName: jobId,
+        checkpointId,
+      });
     }
   }
   latest(jobId: string): Promise<number | undefined> {

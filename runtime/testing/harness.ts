@@ -24,6 +24,7 @@ import type {
   ReducingStateDescriptor,
   ValueStateDescriptor,
 } from '../../state/descriptors.js';
+import { InvalidArgumentError, StateError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import { DEFAULT_MAX_PARALLELISM, KeyGroupRange, keyGroupFor } from '../../state/key-groups.js';
 import { restoreForSubtask } from '../../state/snapshot/redistribute.js';
@@ -108,7 +109,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
     const subtaskIndex = options.subtaskIndex ?? 0;
     const maxParallelism = options.maxParallelism ?? transformation.maxParallelism ?? DEFAULT_MAX_PARALLELISM;
     if (subtaskIndex < 0 || subtaskIndex >= parallelism)
-      throw new RangeError(`subtaskIndex ${subtaskIndex} is not in [0, ${parallelism})`);
+      throw new InvalidArgumentError(`subtaskIndex ${subtaskIndex} is not in [0, ${parallelism})`);
     this.clock = options.clock ?? new ManualClock(0);
     const printed = this.printed;
     const stdout: LineWriter = { writeLine: (l) => printed.push(l) };
@@ -186,12 +187,12 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   ): OperatorTransformation {
     const added = env.transformations.slice(before).filter(isPhysical);
     if (added.length !== 1 || added[0]!.type !== 'operator')
-      throw new TypeError(
+      throw new InvalidArgumentError(
         `the harness drives exactly one operator, but the function added ${added.length}: ${added.map((t) => t.name).join(', ') || 'none'}`,
       );
     const t = added[0] as OperatorTransformation;
     if (t.inputs.length !== inputs)
-      throw new TypeError(`operator '${t.name}' has ${t.inputs.length} inputs, not ${inputs}`);
+      throw new InvalidArgumentError(`operator '${t.name}' has ${t.inputs.length} inputs, not ${inputs}`);
     return t;
   }
 
@@ -355,7 +356,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   ): unknown {
     const backend = this.runtime.keyed;
     if (backend === undefined)
-      throw new TypeError(`operator '${this.transformation.name}' has no keyed state`);
+      throw new StateError(`operator '${this.transformation.name}' has no keyed state`);
     const previous = backend.groupIndex >= 0 ? backend.getCurrentKey() : undefined;
     backend.setCurrentKey(key);
     try {

@@ -41,6 +41,6 @@ export {
 } from './properties.js';
 export { SeededRandom } from './random.js';
 export type { SimulationOptions, SimulationResult } from './simulation.js';
-export { SimulationFailure, SimulationPolicy, simulate, simulateJob } from './simulation.js';
+export { SimulationFailure, simulate, simulateJob } from './simulation.js';
 export type { TestStreamSplit, TestStreamStep } from './test-stream.js';
 export { fromTestStream, TestStream } from './test-stream.js';

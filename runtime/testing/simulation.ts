@@ -9,7 +9,7 @@
  * generators, TestStreams; no wall clock, no Math.random, no I/O that completes asynchronously).
  */
 import type { Clock, LineWriter } from '../../operators/contract.js';
-import { describeErrorChain, TidemarkError } from '../../state/errors.js';
+import { describeErrorChain, registerErrorClass, TidemarkError } from '../../state/errors.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
 import type { JobResult } from '../execution/results.js';
@@ -71,6 +71,7 @@ export class SimulationFailure extends TidemarkError {
     this.name = 'SimulationFailure';
   }
 }
+registerErrorClass('SimulationFailure', SimulationFailure);
 
 /** A seeded scheduling policy over a manual clock. */
 export class SimulationPolicy implements SchedulingPolicy {

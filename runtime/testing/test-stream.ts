@@ -22,6 +22,7 @@ import {
   type SourceSplit,
 } from '../../operators/sources/source.js';
 import type { WatermarkStrategy } from '../../operators/watermarks.js';
+import { InvalidArgumentError } from '../../state/errors.js';
 import { ManualClock } from '../clock.js';
 
 /** One step of a script. */
@@ -91,7 +92,7 @@ export class TestStream<T> {
 
   /** Moves processing time forward by `ms` once everything before has been processed. */
   advanceProcessingTime(ms: number): this {
-    if (!(ms >= 0)) throw new RangeError(`advanceProcessingTime needs ms >= 0, got ${ms}`);
+    if (!(ms >= 0)) throw new InvalidArgumentError(`advanceProcessingTime needs ms >= 0, got ${ms}`);
     this.steps.push({ kind: 'processingTime', advanceMs: ms });
     return this;
   }
@@ -207,7 +208,7 @@ class TestStreamReader<T> implements SourceReader<T, TestStreamSplit> {
           this.waitingForIdle = false;
           const clock = this.ctx.clock;
           if (!(clock instanceof ManualClock))
-            throw new Error(
+            throw new InvalidArgumentError(
               'a TestStream that advances processing time needs a ManualClock: execute the job with { clock: new ManualClock() }',
             );
           const total = (this.advanced.get(split.script) ?? 0) + step.advanceMs;

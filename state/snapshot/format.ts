@@ -8,7 +8,7 @@
  * data: primitives, bigints, arrays, plain objects, Maps, Sets, Dates.
  */
 import { Packr } from 'msgpackr';
-import { TidemarkError } from '../errors.js';
+import { registerErrorClass, TidemarkError } from '../errors.js';
 
 const packr = new Packr({ useRecords: true, moreTypes: true, mapsAsObjects: false });
 
@@ -85,6 +85,7 @@ export class IncompatibleCheckpointError extends TidemarkError {
     this.name = 'IncompatibleCheckpointError';
   }
 }
+registerErrorClass('IncompatibleCheckpointError', IncompatibleCheckpointError);
 
 /** Encodes checkpoint metadata. */
 export function encodeMetadata(meta: Omit<CheckpointMetadata, 'format' | 'version'>): Uint8Array {

@@ -17,7 +17,7 @@
  *   until deleted. A chunk is deleted only when no kept checkpoint or savepoint refers to it
  *   (checkpoints are incremental and share chunks).
  */
-import { TidemarkError } from '../errors.js';
+import { registerErrorClass, TidemarkError } from '../errors.js';
 
 /** What `list` says of a stored checkpoint. */
 export interface CheckpointInfo {
@@ -86,7 +86,10 @@ export type StorageSpec =
 /** Largest chunk the storages accept (callers split state into chunks of at most this). */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 
-/** A storage operation failed (connection, permission, configuration). */
+/**
+ * A storage operation failed (connection, permission, configuration): of a checkpoint storage, or
+ * of the external system a source or sink reads or writes.
+ */
 export class StorageError extends TidemarkError {
   constructor(message: string, options?: { cause?: unknown; checkpointId?: number; jobName?: string }) {
     super(
@@ -101,6 +104,7 @@ export class StorageError extends TidemarkError {
     this.name = 'StorageError';
   }
 }
+registerErrorClass('StorageError', StorageError);
 
 /** A commit carried an epoch older than the job's current one. */
 export class FencedError extends StorageError {
@@ -112,6 +116,7 @@ export class FencedError extends StorageError {
     this.name = 'FencedError';
   }
 }
+registerErrorClass('FencedError', FencedError);
 
 /** A commit was not newer than the latest committed checkpoint. */
 export class StaleCheckpointError extends StorageError {
@@ -126,6 +131,7 @@ export class StaleCheckpointError extends StorageError {
     this.name = 'StaleCheckpointError';
   }
 }
+registerErrorClass('StaleCheckpointError', StaleCheckpointError);
 
 /** A chunk's bytes do not match its checksum (or its header is damaged). */
 export class CorruptChunkError extends StorageError {
@@ -134,6 +140,7 @@ export class CorruptChunkError extends StorageError {
     this.name = 'CorruptChunkError';
   }
 }
+registerErrorClass('CorruptChunkError', CorruptChunkError);
 
 /** A checkpoint (or chunk) that should be there is not. */
 export class CheckpointNotFoundError extends StorageError {
@@ -145,6 +152,7 @@ export class CheckpointNotFoundError extends StorageError {
     this.name = 'CheckpointNotFoundError';
   }
 }
+registerErrorClass('CheckpointNotFoundError', CheckpointNotFoundError);
 
 /**
  * A commit's reply was lost (timeout, lost connection) and the storage could not find out
@@ -161,3 +169,4 @@ export class CommitOutcomeUnknownError extends StorageError {
     this.name = 'CommitOutcomeUnknownError';
   }
 }
+registerErrorClass('CommitOutcomeUnknownError', CommitOutcomeUnknownError);

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { TidemarkError } from '../errors.js';
 
 /** A script ready for `defineCommand`. */
 export interface StorageScript {
@@ -41,7 +42,8 @@ function scriptsDir(): string {
     const dir = fileURLToPath(url);
     if (existsSync(dir)) return dir;
   }
-  throw new Error(
+  throw new TidemarkError(
+    'INTERNAL_ERROR',
     `the Lua scripts of the Redis checkpoint storage were not found (looked in ${candidates.map((u) => fileURLToPath(u)).join(', ')})`,
   );
 }
@@ -49,7 +51,7 @@ function scriptsDir(): string {
 function readScript(dir: string, file: string, depth = 0): string {
   const text = readFileSync(`${dir}${file}`, 'utf8');
   return text.replace(/^--- @include "([\w-]+)"$/gm, (_line, name: string) => {
-    if (depth > 4) throw new Error(`Lua include nesting too deep at ${file}`);
+    if (depth > 4) throw new TidemarkError('INTERNAL_ERROR', `Lua include nesting too deep at ${file}`);
     return readScript(dir, `includes/${name}.lua`, depth + 1);
   });
 }

@@ -24,6 +24,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { TidemarkError } from '../errors.js';
 import {
   type CheckpointInfo,
   CheckpointNotFoundError,
@@ -706,9 +707,12 @@ export class RedisCheckpointStorage implements CheckpointStorage {
   private script(client: RedisClient, role: ScriptRole, keys: string[], args: (string | Buffer | number)[]) {
     const s = this.scripts[role];
     if (keys.length !== s.numberOfKeys)
-      throw new Error(`${s.name}: ${keys.length} keys given, ${s.numberOfKeys} declared`);
+      throw new TidemarkError(
+        'INTERNAL_ERROR',
+        `${s.name}: ${keys.length} keys given, ${s.numberOfKeys} declared`,
+      );
     const fn = (client as unknown as Record<string, ScriptFn>)[s.name];
-    if (fn === undefined) throw new Error(`${s.name} is not defined on the client`);
+    if (fn === undefined) throw new TidemarkError('INTERNAL_ERROR', `${s.name} is not defined on the client`);
     return fn.call(client, ...keys, ...args);
   }
 
@@ -805,7 +809,7 @@ function decodeJobId(encoded: string): string {
  * (which `run` turns into a {@link StorageError} naming the operation).
  */
 export function checkPipeline(op: string, results: [Error | null, unknown][] | null): unknown[] {
-  if (results === null) throw new Error(`${op}: the pipeline was discarded`);
+  if (results === null) throw new TidemarkError('STORAGE_ERROR', `${op}: the pipeline was discarded`);
   return results.map(([error, value]) => {
     if (error !== null) throw error;
     return value;

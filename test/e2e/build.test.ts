@@ -1,12 +1,20 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { expect, test } from 'vitest';
+import ts from 'typescript';
+import { afterAll, beforeAll, expect, test } from 'vitest';
 import { lastLine, ROOT, runCli } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
+const DIST = join(ROOT, 'dist');
+
+// NOTE: one build for the whole file (it writes dist/, which the tests below read).
+beforeAll(async () => {
+  await exec('npm', ['run', 'build'], { cwd: ROOT });
+}, 120_000);
 
 test('npm run build type-checks and emits a dist/ that runs jobs without the sources', async () => {
-  await exec('npm', ['run', 'build'], { cwd: ROOT });
   // Plain node (no tsx, no source condition) resolves the package to dist/.
   const { stdout } = await exec(
     process.execPath,
@@ -24,3 +32,141 @@ test('npm run build type-checks and emits a dist/ that runs jobs without the sou
   expect(r.code).toBe(0);
   expect(JSON.parse(lastLine(r.stdout))).toEqual({ hello: 2, world: 1, python: 2, is: 1, fun: 1 });
 }, 120_000);
+
+/** Plumbing that must not be part of the published types (names of declarations and members). */
+const INTERNAL = [
+  'JobGraph',
+  'JobVertex',
+  'StreamEdge',
+  'StreamNode',
+  'SchedulingPolicy',
+  'SimulationPolicy',
+  'ExecutionOptions',
+  'RunOptions',
+  'SlotWiring',
+  'SlotProvider',
+  'SlotInit',
+  'LocalExecutor',
+  'JobRunner',
+  'ClusterExecutor',
+  'CheckpointCoordinator',
+  'ResultCollector',
+  'Task',
+  'RedisSinkOperator',
+  'FileSinkOperator',
+  'killSlot',
+  'getJobGraph',
+  'isJobDefinition',
+  'serializeError',
+  'deserializeError',
+];
+
+// NOTE: inside the package, so that `tidemark` resolves to it as it does for a user: without the
+// `tidemark-source` condition, through the `types` of package.json `exports`, to dist/.
+const consumerDir = mkdtempSync(join(ROOT, 'test', '.tmp-consumer-'));
+afterAll(() => rmSync(consumerDir, { recursive: true, force: true }));
+
+const consumer = `import type * as api from 'tidemark';
+import { type ExecuteOptions, FileSink, type JobClient, job, StreamExecutionEnvironment } from 'tidemark';
+import { OperatorHarness } from 'tidemark/testing';
+
+export default job((env) => {
+  env.fromElements(1, 2).map((x) => x * 2).sinkTo(FileSink.jsonLines<number>('out'));
+});
+const options: ExecuteOptions = { parallelism: 2, distributed: { slots: 2, jobPath: 'job.ts' } };
+const env = StreamExecutionEnvironment.create();
+const client: JobClient = env.executeAsync(options);
+export const plan: string = env.getExecutionPlan('json');
+export const harness = OperatorHarness.forOneInput<number, number>((s) => s.map((x) => x + 1));
+// @ts-expect-error killSlot is not published
+void client.killSlot(1);
+// @ts-expect-error getJobGraph is not published
+env.getJobGraph();
+// @ts-expect-error a scheduling policy is not an option of execute
+env.execute({ policy: {} });
+// @ts-expect-error nor is a slot provider
+env.execute({ distributed: { slots: 2, jobPath: 'job.ts', provider: {} } });
+// @ts-expect-error the job graph is not published
+export type Graph = api.JobGraph;
+// @ts-expect-error the sinks' operators are not published
+export type Sink = api.FileSinkOperator<number>;
+`;
+
+test('the published declarations type-check for a user and do not mention the internals', () => {
+  const file = join(consumerDir, 'consumer.ts');
+  writeFileSync(file, consumer);
+  const program = ts.createProgram([file], {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2023.d.ts'],
+    types: ['node'],
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+  });
+  const diagnostics = ts
+    .getPreEmitDiagnostics(program)
+    .map((d) => `${d.file?.fileName ?? ''}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
+  expect(diagnostics).toEqual([]);
+  const entries = ['runtime/index.d.ts', 'runtime/testing/index.d.ts'].map((p) => join(DIST, p));
+  // The consumer is the only TypeScript source in the program: tidemark came from dist/.
+  const sources = program
+    .getSourceFiles()
+    .map((f) => f.fileName)
+    .filter((f) => f.startsWith(ROOT) && !f.endsWith('.d.ts'));
+  expect(sources).toEqual([file]);
+
+  const published = publishedDeclarations(program, entries);
+  expect(published.size).toBeGreaterThan(200);
+  const leaks: string[] = [];
+  for (const [where, names] of published)
+    for (const name of INTERNAL) if (names.has(name)) leaks.push(`${where} mentions ${name}`);
+  expect(leaks).toEqual([]);
+});
+
+/**
+ * What a user of the built package sees, by declaration: every export of the entries, and every
+ * top-level declaration of dist/ that a seen declaration refers to (the types of its members,
+ * parameters and results, its base types ...), each with the identifiers it contains.
+ */
+function publishedDeclarations(program: ts.Program, entries: string[]): Map<string, Set<string>> {
+  const checker = program.getTypeChecker();
+  const targets = (symbol: ts.Symbol): readonly ts.Declaration[] =>
+    ((symbol.flags & ts.SymbolFlags.Alias) !== 0 ? checker.getAliasedSymbol(symbol) : symbol).declarations ??
+    [];
+  const topLevel = (d: ts.Node): boolean =>
+    ts.isSourceFile(d.parent) || (ts.isVariableDeclaration(d) && ts.isSourceFile(d.parent.parent.parent));
+  const seen = new Map<ts.Node, Set<string>>();
+  const queue: ts.Node[] = [];
+  const see = (d: ts.Node) => {
+    if (!d.getSourceFile().fileName.startsWith(DIST) || !topLevel(d) || seen.has(d)) return;
+    seen.set(d, new Set());
+    queue.push(d);
+  };
+  for (const entry of entries) {
+    const file = program.getSourceFile(entry);
+    const module = file === undefined ? undefined : checker.getSymbolAtLocation(file);
+    if (module === undefined) throw new Error(`${entry} is not part of the program`);
+    for (const symbol of checker.getExportsOfModule(module)) for (const d of targets(symbol)) see(d);
+  }
+  for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
+    const names = seen.get(d)!;
+    const visit = (node: ts.Node): void => {
+      if (ts.isIdentifier(node)) {
+        names.add(node.text);
+        const symbol = checker.getSymbolAtLocation(node);
+        if (symbol !== undefined) for (const target of targets(symbol)) see(target);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(d);
+  }
+  const out = new Map<string, Set<string>>();
+  for (const [d, names] of seen) {
+    const name = (d as ts.Node & { name?: ts.Node }).name;
+    const label = `${d.getSourceFile().fileName.slice(DIST.length + 1)}: ${name !== undefined && ts.isIdentifier(name) ? name.text : ts.SyntaxKind[d.kind]}`;
+    out.set(label, new Set([...(out.get(label) ?? []), ...names]));
+  }
+  return out;
+}

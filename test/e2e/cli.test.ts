@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { lastLine, runCli } from '../helpers/cli.js';
 
@@ -154,6 +155,37 @@ export default job((env) => {
     expect(r.stderr).toMatch(
       /^tidemark: job 'failing' failed: operator 'check' \(\d+-map\) subtask 1\/1 of job 'failing': user function threw on record 2: two is not allowed/,
     );
+  });
+
+  /** Runs the CLI with a module trace; the URLs of the modules it loaded. */
+  async function loadedModules(args: string[]): Promise<string[]> {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-trace-'));
+    const trace = join(dir, 'modules.txt');
+    const hook = pathToFileURL(join(import.meta.dirname, '../helpers/module-trace.mjs')).href;
+    try {
+      const r = await runCli(args, {
+        env: { NODE_OPTIONS: `--import=${hook}`, TIDEMARK_MODULE_TRACE: trace },
+      });
+      expect(r.code).toBe(0);
+      return readFileSync(trace, 'utf8').trim().split('\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const toolkit = /\/runtime\/testing\/|\/node_modules\/fast-check\//;
+
+  test.each([
+    ['in one thread', ['run', 'examples/wordcount.ts']],
+    ['on 2 slots', ['run', 'examples/wordcount.ts', '--slots', '2', '-p', '2']],
+  ])('tidemark run %s does not load the testing toolkit', async (_how, args) => {
+    const loaded = await loadedModules(args);
+    expect(loaded).toContainEqual(expect.stringMatching(/\/runtime\/cli\/run-command\.[jt]s$/));
+    expect(loaded.filter((url) => toolkit.test(url))).toEqual([]);
+  });
+
+  test('tidemark simulate loads the simulation of the testing toolkit (the trace sees it)', async () => {
+    const loaded = await loadedModules(['simulate', 'examples/wordcount.ts']);
+    expect(loaded).toContainEqual(expect.stringMatching(/\/runtime\/testing\/simulation\.[jt]s$/));
   });
 
   test('an invalid graph exits 1 with the validation error', async () => {

@@ -4,8 +4,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { buildJob, isJobDefinition } from 'tidemark';
+import { buildJob } from 'tidemark';
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import { isJobDefinition } from '../../runtime/job.js';
 import { BIN, lastLine, ROOT, runCli } from '../helpers/cli.js';
 import * as nexmark from '../helpers/nexmark-reference.js';
 

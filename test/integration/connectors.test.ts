@@ -13,8 +13,9 @@ import {
   RestartStrategies,
   StreamExecutionEnvironment,
 } from 'tidemark';
-import { checkExactlyOnce, FailureInjector, ManualClock, SimulationPolicy } from 'tidemark/testing';
+import { checkExactlyOnce, FailureInjector, ManualClock } from 'tidemark/testing';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { SimulationPolicy } from '../../runtime/testing/simulation.js';
 
 const dirs: string[] = [];
 function tempDir(): string {

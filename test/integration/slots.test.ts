@@ -2,7 +2,16 @@
 // when a worker dies, and clear errors for records that cannot cross threads.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildJob, MemoryCheckpointStorage, RestartStrategies, type RunnerEvent } from 'tidemark';
+import { pathToFileURL } from 'node:url';
+import {
+  buildJob,
+  JobFailedError,
+  MemoryCheckpointStorage,
+  RestartStrategies,
+  type RunnerEvent,
+  StateError,
+  UserFunctionError,
+} from 'tidemark';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadJob } from '../../runtime/cli/load-job.js';
 import { ROOT } from '../helpers/cli.js';
@@ -165,6 +174,68 @@ export default job((env) => {
     );
     await expect(run(file, { slots: 2, parallelism: 2 })).rejects.toThrow(
       /generator.*-> map \(\d\/2\): a record cannot be sent to another worker: record\.callback is a function/,
+    );
+  }, 60_000);
+
+  test('an error raised in a slot reaches the job runner as its own class, with its fields and causes', async () => {
+    const file = module(
+      'rejecting',
+      `import { registerErrorClass } from 'tidemark';
+export class OrderRejected extends Error {
+  constructor(readonly orderId: number) {
+    super('order ' + orderId + ' rejected');
+    this.name = 'OrderRejected';
+  }
+}
+registerErrorClass('OrderRejected', OrderRejected);
+export default job((env) => {
+  env.fromElements(...Array.from({ length: 100 }, (_x, i) => i))
+    .keyBy((i) => i % 10)
+    .map((i) => { if (i === 42) throw new OrderRejected(i); return i; })
+    .collect();
+});`,
+    );
+    const { OrderRejected } = (await import(pathToFileURL(file).href)) as {
+      OrderRejected: new (id: number) => Error;
+    };
+    const failure: unknown = await run(file, { slots: 2, parallelism: 2 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(JobFailedError);
+    const fn = (failure as Error).cause as UserFunctionError;
+    expect(fn).toBeInstanceOf(UserFunctionError);
+    expect(fn.code).toBe('USER_FUNCTION_FAILED');
+    expect(fn.record).toBe('42');
+    expect(fn.context).toMatchObject({
+      jobName: 'rejecting',
+      operatorName: 'map',
+      subtaskIndex: expect.any(Number),
+    });
+    expect(fn.cause).toBeInstanceOf(OrderRejected);
+    expect(fn.cause).toMatchObject({ name: 'OrderRejected', orderId: 42, message: 'order 42 rejected' });
+    expect((fn.cause as Error).stack).toMatch(/rejecting\.mts/);
+  }, 60_000);
+
+  test("tidemark's own error raised in a slot keeps its class and context", async () => {
+    const file = module(
+      'state-off-key',
+      `import { RichMapFunction, ValueStateDescriptor } from 'tidemark';
+class Counting extends RichMapFunction<number, number> {
+  map(n: number): number {
+    this.getRuntimeContext().getState(new ValueStateDescriptor<number>('seen')).update(n);
+    return n;
+  }
+}
+export default job((env) => {
+  env.fromElements(1, 2, 3).map(new Counting()).setParallelism(2).collect();
+});`,
+    );
+    const failure: unknown = await run(file, { slots: 2, parallelism: 2 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(JobFailedError);
+    const cause = (failure as Error).cause as StateError;
+    expect(cause).toBeInstanceOf(StateError);
+    expect(cause.code).toBe('STATE_ERROR');
+    expect(cause.context).toMatchObject({ jobName: 'state-off-key', operatorName: 'map' });
+    expect(cause.message).toMatch(
+      /value state 'seen' is keyed state, which can only be used on a keyed stream/,
     );
   }, 60_000);
 

@@ -4,6 +4,7 @@
 import {
   type AggregateFunction,
   EventTimeSessionWindows,
+  InvalidArgumentError,
   OutputTag,
   SlidingEventTimeWindows,
   StreamExecutionEnvironment,
@@ -467,7 +468,7 @@ describe('lateness (Flink WindowOperator)', () => {
       .keyBy((e) => e.key)
       .window(TumblingEventTimeWindows.of(10));
     expect(() => w.allowedLateness(-1)).toThrow(/allowed lateness cannot be negative/);
-    expect(() => w.allowedLateness(1.5)).toThrow(RangeError);
+    expect(() => w.allowedLateness(1.5)).toThrow(InvalidArgumentError);
   });
 });
 

@@ -5,6 +5,7 @@ import {
   EventTimeSessionWindows,
   GlobalWindow,
   GlobalWindows,
+  InvalidArgumentError,
   NO_TIMESTAMP,
   ProcessingTimeSessionWindows,
   SlidingEventTimeWindows,
@@ -170,12 +171,12 @@ describe('tumbling windows', () => {
     expect(String(TumblingEventTimeWindows.of(5).getDefaultTrigger())).toBe('EventTimeTrigger()');
   });
 
-  test('invalid arguments are RangeErrors (Flink: size > 0, |offset| < size)', () => {
-    expect(() => TumblingEventTimeWindows.of(0)).toThrow(RangeError);
+  test('invalid arguments are InvalidArgumentErrors (Flink: size > 0, |offset| < size)', () => {
+    expect(() => TumblingEventTimeWindows.of(0)).toThrow(InvalidArgumentError);
     expect(() => TumblingEventTimeWindows.of(-5)).toThrow(/size must be a positive integer/);
     expect(() => TumblingEventTimeWindows.of(10, 10)).toThrow(/abs\(offset\) < size/);
-    expect(() => TumblingEventTimeWindows.of(10, -10)).toThrow(RangeError);
-    expect(() => TumblingProcessingTimeWindows.of(1.5)).toThrow(RangeError);
+    expect(() => TumblingEventTimeWindows.of(10, -10)).toThrow(InvalidArgumentError);
+    expect(() => TumblingProcessingTimeWindows.of(1.5)).toThrow(InvalidArgumentError);
   });
 });
 
@@ -212,11 +213,11 @@ describe('sliding windows', () => {
     expect(pairs(b.assignWindows(null, 8))).toEqual(referenceSliding(8, 10, 4, 0));
   });
 
-  test('invalid arguments are RangeErrors (Flink: size > 0, slide > 0, |offset| < slide)', () => {
-    expect(() => SlidingEventTimeWindows.of(0, 5)).toThrow(RangeError);
+  test('invalid arguments are InvalidArgumentErrors (Flink: size > 0, slide > 0, |offset| < slide)', () => {
+    expect(() => SlidingEventTimeWindows.of(0, 5)).toThrow(InvalidArgumentError);
     expect(() => SlidingEventTimeWindows.of(10, 0)).toThrow(/slide must be a positive integer/);
     expect(() => SlidingEventTimeWindows.of(10, 5, 5)).toThrow(/abs\(offset\) < slide/);
-    expect(() => SlidingProcessingTimeWindows.of(10, -1)).toThrow(RangeError);
+    expect(() => SlidingProcessingTimeWindows.of(10, -1)).toThrow(InvalidArgumentError);
   });
 });
 
@@ -232,9 +233,9 @@ describe('session windows', () => {
     expect(pairs(pd.assignWindows(4, NO_TIMESTAMP, at(500)))).toEqual([[500, 504]]);
   });
 
-  test('invalid gaps are RangeErrors (Flink: gap > 0)', () => {
+  test('invalid gaps are InvalidArgumentErrors (Flink: gap > 0)', () => {
     expect(() => EventTimeSessionWindows.withGap(0)).toThrow(/session gap must be a positive integer/);
-    expect(() => ProcessingTimeSessionWindows.withGap(-1)).toThrow(RangeError);
+    expect(() => ProcessingTimeSessionWindows.withGap(-1)).toThrow(InvalidArgumentError);
   });
 });
 
