@@ -17,6 +17,7 @@ import type { StorageSpec } from '../../state/storage/checkpoint-storage.js';
 import type { DirtyGroups, WrittenSnapshot } from '../checkpoint/snapshot-writer.js';
 import type { SubtaskMetrics } from '../metrics.js';
 import type { TaskStatus } from '../task/task.js';
+import type { Frame } from './frame-codec.js';
 
 /** A subtask: `<vertex id>/<subtask index>`. */
 export type TaskRef = string;
@@ -91,8 +92,8 @@ export type FromSlot =
 
 /** Between two slots. */
 export type SlotToSlot =
-  /** Events of channel `channel` (`<edge>:<producer>:<consumer>`), msgpackr-encoded. */
-  | { type: 'frame'; channel: string; data: Uint8Array }
+  /** Events of channel `channel` (`<edge>:<producer>:<consumer>`), encoded (see frame-codec.ts). */
+  | { type: 'frame'; channel: string; frame: Frame }
   /** The consumer read `n` events of `channel`: the producer may send that many more. */
   | { type: 'credit'; channel: string; n: number };
 

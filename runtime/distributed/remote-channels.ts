@@ -1,17 +1,16 @@
 /**
- * Channels between slots: the producer batches events into msgpackr-encoded frames; the consumer
- * feeds them into a local channel. Flow control is credit-based: a producer may have at most
+ * Channels between slots: the producer batches events into frames (`frame-codec.ts`: records in
+ * columns when they have one flat shape, else msgpackr); the consumer feeds them into a local
+ * channel. Flow control is credit-based: a producer may have at most
  * `capacity` events in flight on a channel; the consumer returns credits as its task reads them,
  * so a slow consumer slows its producers down instead of filling memory.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { Packr } from 'msgpackr';
 import { TidemarkError } from '../../state/errors.js';
 import { Channel, type InputGate, OutputGate, RECORD } from '../task/channel.js';
 import type { OutChannel } from '../task/writers.js';
+import { decodeFrame, encodeFrame, type Frame } from './frame-codec.js';
 import type { SlotToSlot } from './protocol.js';
-
-const packr = new Packr({ useRecords: true, moreTypes: true, mapsAsObjects: false });
 
 /** Events per frame before a channel flushes on its own. */
 const FRAME_EVENTS = 256;
@@ -83,9 +82,9 @@ export class RemoteOutChannel implements OutChannel {
   /** Sends what is batched. */
   flush(): void {
     if (this.kinds.length === 0) return;
-    let data: Uint8Array;
+    let encoded: ReturnType<typeof encodeFrame>;
     try {
-      data = packr.pack([this.kinds, this.values, this.times]);
+      encoded = encodeFrame(this.kinds, this.values, this.times);
     } catch (e) {
       throw new TidemarkError(
         'SERIALIZATION_ERROR',
@@ -95,8 +94,8 @@ export class RemoteOutChannel implements OutChannel {
     this.kinds = [];
     this.values = [];
     this.times = [];
-    const msg: SlotToSlot = { type: 'frame', channel: this.id, data };
-    this.port.postMessage(msg);
+    const msg: SlotToSlot = { type: 'frame', channel: this.id, frame: encoded.frame };
+    this.port.postMessage(msg, encoded.transfer);
   }
 
   /** The consumer read `n` events: they may be replaced. */
@@ -140,8 +139,7 @@ export class RemoteInChannel extends Channel {
   }
 
   /** Feeds a frame's events into the channel. */
-  receive(data: Uint8Array): void {
-    const [kinds, values, times] = packr.unpack(data) as [number[], unknown[], number[]];
-    for (let i = 0; i < kinds.length; i++) this.push(kinds[i]!, values[i], times[i]!);
+  receive(frame: Frame): void {
+    decodeFrame(frame, (kind, value, time) => this.push(kind, value, time));
   }
 }

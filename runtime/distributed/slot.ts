@@ -198,7 +198,7 @@ export class Slot implements Placement {
     if (m.type === 'frame') {
       const c = this.ins.get(m.channel);
       if (c !== undefined) {
-        c.receive(m.data);
+        c.receive(m.frame);
         this.runner.wakeUp();
       }
     } else {
