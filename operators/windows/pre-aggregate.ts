@@ -205,6 +205,12 @@ export class LocalWindowAggregateOperator<IN, K extends Key> extends OneInputStr
       const key = this.keySelector(value);
       this.stage = 'window assigner';
       const windows = this.assigner.assignWindows(value, timestamp, this.assignerContext);
+      // NOTE: an element in no window (sliding windows with slide > size leave gaps) is dropped
+      // by the window operator, and counted or side-output if it is late itself: its to judge.
+      if (windows.length === 0) {
+        this.passOn(value, timestamp);
+        return;
+      }
       const wm = this.watermark;
       for (let i = 0; i < windows.length; i++)
         if (windows[i]!.maxTimestamp() <= wm) {
