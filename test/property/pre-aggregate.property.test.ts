@@ -60,7 +60,7 @@ const contents: AggregateFunction<Ev, Acc, Acc> = {
 /** A reduce that is associative and commutative: the sum of `v`, the smallest id and key. */
 const sumReduce = (a: Ev, b: Ev): Ev => ({
   id: Math.min(a.id, b.id),
-  key: a.key < b.key ? a.key : b.key,
+  key: [a.key, b.key].sort()[0]!,
   v: a.v + b.v,
 });
 
