@@ -57,6 +57,17 @@ export interface OperatorTransformation extends Common {
   readonly isSink: boolean;
   /** A sink whose results the client collects (collect(), summaries). */
   readonly resultId?: string;
+  /**
+   * Runs at the parallelism of its input (the largest, if several) unless one is set: an operator
+   * that belongs with its input, such as the local half of a pre-aggregated window.
+   */
+  readonly parallelismOfInput?: boolean;
+  /**
+   * Its id, unless a uid is set, is the id of `transformation` followed by `suffix`: an operator
+   * that the API adds for another one (the local half of a pre-aggregated window) follows that
+   * operator's uid.
+   */
+  idOf?: { readonly transformation: Transformation; readonly suffix: string };
 }
 
 /** The union of several streams of the same type. */
@@ -95,7 +106,13 @@ export function isPhysical(t: Transformation): t is PhysicalTransformation {
   return t.type === 'source' || t.type === 'operator';
 }
 
-/** The stable operator id: the uid if given, else derived from the creation index and kind. */
+/**
+ * The stable operator id: the uid if given, else the id of the operator it was added for (see
+ * `idOf`), else derived from the creation index and kind.
+ */
 export function operatorIdOf(t: Transformation): string {
-  return t.uid ?? `${t.id}-${t.kind}`;
+  if (t.uid !== undefined) return t.uid;
+  if (t.type === 'operator' && t.idOf !== undefined)
+    return `${operatorIdOf(t.idOf.transformation)}${t.idOf.suffix}`;
+  return `${t.id}-${t.kind}`;
 }

@@ -640,6 +640,14 @@ class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
     this.setRaw(this.wrap(current === undefined ? value : this.d.reduce(current, value)));
     return current === undefined;
   }
+  /**
+   * @internal combines a value reduced elsewhere (a partial result) into the current key and
+   * namespace: the reduce function is associative, so this equals adding its elements one by one.
+   * True when there was no value before.
+   */
+  mergePartialReportingNew(partial: T): boolean {
+    return this.addReportingNew(partial);
+  }
   /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */
   mergeNamespaces(target: Namespace, sources: readonly Namespace[]): void {
     const saved = this.ns;
@@ -694,6 +702,23 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
     if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, this.combine);
     const acc = this.acc();
     this.setRaw(this.wrap(this.d.aggregate.add(value, acc ?? this.d.aggregate.createAccumulator())));
+    return acc === undefined;
+  }
+  private readonly mergeAcc = (partial: unknown, acc: ACC | undefined): ACC =>
+    acc === undefined ? (partial as ACC) : this.d.aggregate.merge!(acc, partial as ACC);
+  /**
+   * @internal merges an accumulator built elsewhere (a partial result) into the current key and
+   * namespace with the function's `merge(current, partial)`. True when there was none before.
+   */
+  mergePartialReportingNew(partial: ACC): boolean {
+    if (this.d.aggregate.merge === undefined)
+      throw new StateError(
+        `${this.backend.owner}: aggregating state '${this.d.name}' cannot merge a partial result: its AggregateFunction has no merge()`,
+      );
+    if (this.ttl === undefined && this.table.namespaced)
+      return this.combineNamespaced(partial, this.mergeAcc);
+    const acc = this.acc();
+    this.setRaw(this.wrap(this.mergeAcc(partial, acc)));
     return acc === undefined;
   }
   /** @internal see {@link HeapKeyedStateBackend.mergeNamespaces}. */

@@ -24,7 +24,7 @@ import {
 } from '../../state/descriptors.js';
 import { InvalidArgumentError, InvalidGraphError, StateError, TidemarkError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
-import type { Key } from '../../state/hash.js';
+import { describeValue, type Key } from '../../state/hash.js';
 import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
 import type { Counter, InternalTimerService, MetricGroup, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
@@ -79,6 +79,11 @@ interface ContentsState {
 /** Heap reducing, aggregating and list state: add, and say whether there was nothing before. */
 interface AddReportingNew {
   addReportingNew(value: unknown): boolean;
+}
+
+/** Heap reducing and aggregating state: merge a partial result, and say whether there was nothing before. */
+interface MergesPartials {
+  mergePartialReportingNew(partial: unknown): boolean;
 }
 
 /** Name of the window contents state (as in Flink). */
@@ -368,6 +373,57 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       }
     } catch (e) {
       throw this.userError(e, value, this.stage);
+    }
+  }
+
+  /**
+   * @internal adds the partial result of `window` for `key`, reduced or aggregated from elements
+   * by a local pre-aggregation (see pre-aggregate.ts), as if those elements came now: merged into
+   * the window's contents with the reduce function or the aggregate's `merge`, and, if the window
+   * had no contents, the trigger and the cleanup timer see it as its first element. The window is
+   * the one the partial carries, never assigned again (a sliding window's end is in several).
+   */
+  protected mergePartial(key: Key, window: W, partial: unknown): void {
+    try {
+      this.stage = 'key selector';
+      this.backend.setCurrentKey(key);
+      const wm = this.timers.currentWatermark();
+      // NOTE: the local operator sends a window's partial before it forwards the watermark that
+      // reaches the window's end, and while its channel counts here, so this watermark is below
+      // that end. If it were not, the elements would have been judged late or re-fired the window:
+      // a partial cannot say which, so this is an error, not a guess.
+      if (window.maxTimestamp() <= wm) {
+        const info = this.ctx.info;
+        throw new TidemarkError(
+          'INTERNAL_ERROR',
+          `${this.ctx.describe()}: a partial result of ${window} for key ${describeValue(key)} came at watermark ${wm}, after the window's end: its elements' lateness cannot be judged any more (a bug of the local pre-aggregation)`,
+          {
+            jobName: info.jobName,
+            operatorId: info.operatorId,
+            operatorName: info.operatorName,
+            subtaskIndex: info.subtaskIndex,
+          },
+        );
+      }
+      this.contents.setNamespace(window.namespace());
+      this.stage = this.spec.kind === 'reduce' ? 'reduce function' : 'aggregate function';
+      const wasEmpty = (this.contents as unknown as MergesPartials).mergePartialReportingNew(partial);
+      // NOTE: as on the fast path of addToWindows: a window that had contents already has its
+      // trigger timer and cleanup timer, so onElement (EventTimeTrigger) would do nothing.
+      if (!wasEmpty) return;
+      const tctx = this.triggerContext;
+      tctx.window = window;
+      tctx.registeredTime = Number.NaN;
+      this.stage = 'trigger';
+      const result = this.trigger.onElement(partial as IN, window.maxTimestamp(), window, tctx);
+      if (isFire(result)) {
+        const c = this.read();
+        if (c !== undefined) this.emitWindowContents(window, c);
+      }
+      if (isPurge(result)) this.contents.clear();
+      this.registerCleanupTimer(window);
+    } catch (e) {
+      throw this.userError(e, { key, window: String(window) }, this.stage);
     }
   }
 

@@ -4,16 +4,24 @@
  * `sideOutputLateData`, then a window function (`reduce`, `aggregate`, `process`, `apply`, or a
  * field aggregation) that makes the window operator.
  */
-import { InvalidArgumentError } from '../../state/errors.js';
+import { InvalidArgumentError, InvalidGraphError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import type { Key } from '../../state/hash.js';
 import { DataStream, type KeyedStream } from '../data-stream.js';
 import { copyFunction } from '../function-copy.js';
 import type { KeySelector } from '../functions.js';
+import type { OneInputStreamOperator } from '../operator.js';
 import { OutputTag } from '../output-tag.js';
-import type { OperatorTransformation } from '../transformation.js';
+import type { OperatorTransformation, PartitionTransformation } from '../transformation.js';
 import { MergingWindowAssigner, WindowAssigner } from './assigners.js';
 import { Evictor } from './evictors.js';
+import {
+  checkPreAggregation,
+  GlobalWindowOperator,
+  LocalWindowAggregateOperator,
+  preAggregatedKey,
+  preAggregationProblem,
+} from './pre-aggregate.js';
 import { Trigger } from './triggers.js';
 import {
   type AllWindowFunction,
@@ -25,7 +33,7 @@ import {
   WindowFunctionAdapter,
 } from './window-functions.js';
 import { type WindowContentsSpec, WindowOperator } from './window-operator.js';
-import type { Window } from './windows.js';
+import type { TimeWindow, Window } from './windows.js';
 
 /** The fields of `T` that hold numbers (for `sum`, `min`, `max`, `minBy`, `maxBy`). */
 export type NumericField<T> = { [P in keyof T]-?: T[P] extends number ? P : never }[keyof T] & string;
@@ -94,6 +102,7 @@ class WindowBuilder<T, K extends Key, W extends Window> {
   evictor: Evictor<T, W> | undefined = undefined;
   allowedLatenessMs = 0;
   lateDataTag: OutputTag<T> | undefined = undefined;
+  preAggregate = false;
 
   constructor(
     readonly input: KeyedStream<T, K>,
@@ -135,7 +144,11 @@ class WindowBuilder<T, K extends Key, W extends Window> {
     this.lateDataTag = tag;
   }
 
-  /** Adds the window operator to the job. */
+  setPreAggregate(): void {
+    this.preAggregate = true;
+  }
+
+  /** Adds the window operator to the job (two operators if pre-aggregated). */
   build<R>(udfName: string, contents: WindowContentsSpec<T>, fn: FnFactory<K, W> | undefined): DataStream<R> {
     const { input, assigner, trigger, evictor, allowedLatenessMs, lateDataTag } = this;
     if (
@@ -155,6 +168,7 @@ class WindowBuilder<T, K extends Key, W extends Window> {
     if (evictor !== undefined) parts.push(String(evictor));
     parts.push(udfName);
     const name = `${prefix}${this.nonParallel ? 'AllWindow' : 'Window'}(${parts.join(', ')})`;
+    if (this.preAggregate) return this.buildPreAggregated<R>(name, contents, fn);
     const factory = () =>
       new WindowOperator<K, T, W>({
         assigner,
@@ -178,6 +192,86 @@ class WindowBuilder<T, K extends Key, W extends Window> {
     });
     const out = new DataStream<R>(env, t);
     // NOTE: as Flink's windowAll: one subtask with a constant key (one key group).
+    if (this.nonParallel) out.setParallelism(1).setMaxParallelism(1);
+    return out;
+  }
+
+  /**
+   * The local operator (before the keyBy, at its input's parallelism), a keyBy on what it sends,
+   * and the global window operator (see pre-aggregate.ts).
+   */
+  private buildPreAggregated<R>(
+    name: string,
+    contents: WindowContentsSpec<T>,
+    fn: FnFactory<K, W> | undefined,
+  ): DataStream<R> {
+    const { input, assigner, trigger, evictor, allowedLatenessMs, lateDataTag } = this;
+    const env = input.env;
+    checkPreAggregation(
+      env.config.jobName,
+      name,
+      preAggregationProblem(
+        assigner as unknown as WindowAssigner<unknown, Window>,
+        trigger as unknown as Trigger<unknown, Window>,
+        evictor as unknown as Evictor<unknown, Window> | undefined,
+        contents as WindowContentsSpec<unknown>,
+      ),
+    );
+    const keyed = input.transformation;
+    if (keyed.type !== 'partition' || keyed.partitioner.kind !== 'hash')
+      throw new InvalidGraphError(
+        `preAggregate() on '${name}' needs a stream made by keyBy() (or windowAll())`,
+      );
+    const keySelector = input.getKeySelector();
+    const timeAssigner = assigner as unknown as WindowAssigner<T, TimeWindow>;
+    const local = env.addTransformation<OperatorTransformation>({
+      type: 'operator',
+      kind: this.nonParallel ? 'windowAllLocal' : 'windowLocal',
+      name: `LocalPreAggregate(${name})`,
+      inputs: [keyed.inputs[0]],
+      factory: () =>
+        new LocalWindowAggregateOperator<T, K>({
+          assigner: timeAssigner,
+          keySelector,
+          contents: copyContents(contents),
+        }) as unknown as OneInputStreamOperator<unknown, unknown>,
+      keySelectors: [undefined],
+      requiresKeyed: false,
+      isSink: false,
+      parallelismOfInput: true,
+    });
+    const partitionKey = preAggregatedKey(keySelector) as KeySelector<unknown, Key>;
+    const shuffle = env.addTransformation<PartitionTransformation>({
+      type: 'partition',
+      kind: 'keyBy',
+      name: 'keyBy',
+      inputs: [local],
+      partitioner: { kind: 'hash', keySelector: partitionKey },
+    });
+    const global = env.addTransformation<OperatorTransformation>({
+      type: 'operator',
+      kind: this.nonParallel ? 'windowAll' : 'window',
+      name,
+      inputs: [shuffle],
+      factory: () =>
+        new GlobalWindowOperator<K, T>({
+          assigner: timeAssigner,
+          trigger: copyFunction(trigger) as unknown as Trigger<T, TimeWindow>,
+          evictor: undefined,
+          allowedLatenessMs,
+          lateDataTag,
+          keySelector,
+          contents: copyContents(contents),
+          fn: fn?.() as ProcessWindowFunctionLike<unknown, unknown, K, TimeWindow> | undefined,
+        }) as unknown as OneInputStreamOperator<unknown, unknown>,
+      keySelectors: [partitionKey],
+      requiresKeyed: true,
+      isSink: false,
+    });
+    // NOTE: the local operator's id is the global operator's (its uid, or the derived id) with
+    // '-local' appended, so a uid set on the returned stream names both, and both restore.
+    local.idOf = { transformation: global, suffix: '-local' };
+    const out = new DataStream<R>(env, global);
     if (this.nonParallel) out.setParallelism(1).setMaxParallelism(1);
     return out;
   }
@@ -255,6 +349,20 @@ export class WindowedStream<T, K extends Key, W extends Window> {
   /** Sends elements too late for all of their windows to the side output `tag` instead of dropping them. */
   sideOutputLateData(tag: OutputTag<T>): this {
     this.builder.setLateDataTag(tag);
+    return this;
+  }
+
+  /**
+   * Pre-aggregates before the keyBy (Flink SQL's local-global, or two-phase, aggregation): a local
+   * operator at the input's parallelism keeps one partial result per key and window and sends it
+   * when the watermark reaches the window's end, so a job with few keys aggregates in parallel
+   * and each subtask sends one record per key and window. Results, lateness, the late side output
+   * and metrics are those without it. Needs event-time tumbling or sliding windows, the default
+   * trigger, no evictor, and `reduce` or `aggregate` with `merge` (an error otherwise, naming the
+   * operator). A `.uid(u)` on the result names the global operator `u` and the local one `u-local`.
+   */
+  preAggregate(): this {
+    this.builder.setPreAggregate();
     return this;
   }
 
@@ -364,6 +472,16 @@ export class AllWindowedStream<T, W extends Window> {
   /** Sends elements too late for all of their windows to the side output `tag`. */
   sideOutputLateData(tag: OutputTag<T>): this {
     this.builder.setLateDataTag(tag);
+    return this;
+  }
+
+  /**
+   * Pre-aggregates in parallel before the single window subtask (Flink SQL's local-global
+   * aggregation): each input subtask sends one partial result per window; see
+   * `WindowedStream.preAggregate` for where it applies and the uids of the two operators.
+   */
+  preAggregate(): this {
+    this.builder.setPreAggregate();
     return this;
   }
 

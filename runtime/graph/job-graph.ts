@@ -8,6 +8,7 @@ import type { OutputTag } from '../../operators/output-tag.js';
 import {
   type ChainingStrategy,
   isPhysical,
+  type OperatorTransformation,
   operatorIdOf,
   type PartitionerSpec,
   type PhysicalTransformation,
@@ -133,7 +134,13 @@ export function buildJobGraph(env: StreamEnvironment, options: JobGraphOptions =
   for (const t of physical) {
     const isSource = t.type === 'source';
     const sourceMax = isSource ? t.source.maxParallelism : undefined;
-    const parallelism = t.parallelism ?? (sourceMax === 1 ? 1 : defaultParallelism);
+    const parallelism =
+      t.parallelism ??
+      (sourceMax === 1
+        ? 1
+        : t.type === 'operator' && t.parallelismOfInput === true
+          ? inputParallelism(t, nodes, defaultParallelism)
+          : defaultParallelism);
     if (sourceMax !== undefined && parallelism > sourceMax)
       fail(`operator ${label(t)} is a non-parallel source: its parallelism must be 1, got ${parallelism}`, t);
     const maxParallelism =
@@ -203,6 +210,19 @@ export function buildJobGraph(env: StreamEnvironment, options: JobGraphOptions =
   for (const e of edges) e.chained = isChainable(e);
   const vertices = buildVertices([...nodes.values()], edges);
   return { jobName, nodes: [...nodes.values()], edges, vertices, bufferCapacity: env.config.bufferCapacity };
+}
+
+/** The largest parallelism of an operator's (already resolved) inputs. */
+function inputParallelism(
+  t: OperatorTransformation,
+  nodes: ReadonlyMap<PhysicalTransformation, StreamNode>,
+  fallback: number,
+): number {
+  let p = 0;
+  for (const input of t.inputs)
+    for (const r of resolve(input, undefined, undefined))
+      p = Math.max(p, nodes.get(r.node)?.parallelism ?? 0);
+  return p === 0 ? fallback : p;
 }
 
 function resolve(
