@@ -24,11 +24,12 @@ import {
 import { nexmarkEvent } from '../examples/nexmark/generator.js';
 import type { Frame } from '../runtime/distributed/frame-codec.js';
 import { RemoteInChannel, RemoteOutChannel } from '../runtime/distributed/remote-channels.js';
+import { REMOTE_CREDITS_PER_LOCAL } from '../runtime/distributed/slot.js';
 import { connectPeer, Link } from '../runtime/distributed/wire.js';
 import { InputGate, OutputGate, RECORD } from '../runtime/task/channel.js';
 
-/** Events a channel may have in flight (the runtime's default buffer capacity). */
-const CAPACITY = 1024;
+/** Events a channel between slots may have in flight (with the default buffer capacity). */
+const CAPACITY = REMOTE_CREDITS_PER_LOCAL * 1024;
 
 type Kind = 'numeric' | 'bid';
 

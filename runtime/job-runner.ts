@@ -33,6 +33,8 @@ export type RunnerEvent =
   | { type: 'checkpoint'; stats: CheckpointStats }
   /** Every subtask of an attempt is deployed (on several slots: every slot has loaded the job). */
   | { type: 'running'; attempt: number }
+  /** Every subtask of an attempt finished its input (the final checkpoint and the sinks' last commit follow). */
+  | { type: 'finished'; attempt: number }
   | { type: 'restart'; attempt: number; delayMs: number; error: Error; fromCheckpoint: number | undefined };
 
 /** How a run is placed on several slots (worker threads), each importing the job module. */
@@ -185,6 +187,7 @@ export class JobRunner {
                 results: this.results,
                 checkpointing,
                 onRunning: () => o.onEvent?.({ type: 'running', attempt: this.attempt }),
+                onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),
               })
             : new LocalExecutor(this.graph, {
                 ...execution,
@@ -193,6 +196,7 @@ export class JobRunner {
                 runId: this.runId,
                 results: this.results,
                 ...(checkpointing === undefined ? {} : { checkpointing }),
+                onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),
               });
         this.executor = executor;
         if (this.cancelled) executor.cancel();
@@ -331,6 +335,8 @@ export function describeEvent(e: RunnerEvent): string {
       return `checkpoint ${e.checkpointId} cannot be restored (${e.error.message}); trying the previous one`;
     case 'running':
       return `running (attempt ${e.attempt})`;
+    case 'finished':
+      return `every subtask finished (attempt ${e.attempt})`;
     case 'checkpoint':
       return `${e.stats.final ? 'final checkpoint' : 'checkpoint'} ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
     case 'restart':

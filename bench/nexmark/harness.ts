@@ -182,6 +182,7 @@ export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let runningAt: number | undefined;
+  let finishedAt: number | undefined;
   try {
     await execute(
       env,
@@ -190,6 +191,7 @@ export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise
         ...(slots > 1 ? { distributed: { slots, jobPath: SLOT_JOB, overrides } } : {}),
         onEvent: (e) => {
           if (e.type === 'running') runningAt ??= performance.now();
+          if (e.type === 'finished') finishedAt ??= performance.now();
           if (e.type === 'checkpoint') {
             completed++;
             last = e.stats;
@@ -213,7 +215,9 @@ export async function runQuery(q: BenchQuery, options: RunQueryOptions): Promise
       ? {}
       : {
           startupMs: runningAt - t0,
-          eventsPerSecondAfterStartup: (options.events * 1000) / (t0 + wallMs - runningAt),
+          // NOTE: to when every subtask finished: the end of a run (its last commit, the threads'
+          // teardown) is not throughput.
+          eventsPerSecondAfterStartup: (options.events * 1000) / ((finishedAt ?? t0 + wallMs) - runningAt),
         }),
     ...(cp === undefined
       ? {}

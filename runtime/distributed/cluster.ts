@@ -40,6 +40,8 @@ export interface ClusterOptions {
   results: ResultCollector;
   /** Called once every slot has loaded the job and deployed its subtasks. */
   onRunning?: (() => void) | undefined;
+  /** Called once every subtask finished its input (before the final checkpoint). */
+  onFinished?: (() => void) | undefined;
   checkpointing?:
     | {
         options: CheckpointingOptions;
@@ -295,6 +297,7 @@ export class ClusterExecutor {
     if (this.tick !== undefined) clearTimeout(this.tick);
     const coordinator = this.coordinator;
     // Every subtask finished: the final checkpoint, then the sinks publish on every slot.
+    if (!this.lifecycle.stopped) this.options.onFinished?.();
     if (!this.lifecycle.stopped)
       await this.lifecycle.complete(coordinator, Date.now(), async () => {
         for (const w of this.workers) w.post({ type: 'final', commit: true });

@@ -49,6 +49,8 @@ export interface ExecutionOptions {
     lastCheckpointId: number;
     onComplete?: (stats: CheckpointStats) => void;
   };
+  /** Called once every subtask finished its input (before the final checkpoint). */
+  onFinished?: () => void;
 }
 
 /** Runs one job graph in this thread. */
@@ -60,6 +62,7 @@ export class LocalExecutor {
   private readonly lifecycle: JobLifecycle;
   private readonly runner: SubtaskRunner;
   private readonly clock: Clock;
+  private readonly onFinished: (() => void) | undefined;
 
   constructor(
     readonly graph: JobGraph,
@@ -69,6 +72,7 @@ export class LocalExecutor {
     this.clock = options.clock ?? new SystemClock();
     this.results = options.results ?? new ResultCollector();
     this.lifecycle = new JobLifecycle(graph.jobName);
+    this.onFinished = options.onFinished;
     const cp = options.checkpointing;
     const self = this;
     this.coordinator =
@@ -128,8 +132,10 @@ export class LocalExecutor {
   async run(): Promise<JobResult> {
     try {
       await this.runner.run();
-      if (!this.lifecycle.stopped && this.runner.tasks.every((t) => t.status === 'finished'))
+      if (!this.lifecycle.stopped && this.runner.tasks.every((t) => t.status === 'finished')) {
+        this.onFinished?.();
         await this.lifecycle.complete(this.coordinator, this.clock.now(), () => this.runner.publish());
+      }
     } finally {
       this.coordinator?.stop();
       this.runner.close();
