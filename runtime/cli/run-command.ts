@@ -92,7 +92,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
     onEvent: (e) => {
       if (e.type === 'checkpoint') lastCheckpoint = e.stats;
-      else if (e.type !== 'running') log(describeEvent(e));
+      else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
     },
   });
   const onSignal = () => client.cancel();

@@ -55,6 +55,19 @@ export function ownString(s: string): string {
   return s.length < 13 ? s : ` ${s}`.slice(1);
 }
 
+/**
+ * A number read from a `Float64Array`, as a small integer when it is one (not -0).
+ *
+ * NOTE: V8 tracks how each field of an object shape is represented: records that the producer
+ * made with small-integer fields and that come back with the same fields as doubles change the
+ * shape's representation for every record of that shape in the thread (boxed doubles, map
+ * migrations, deoptimized code).
+ */
+export function smallInteger(x: number): number {
+  const i = x | 0;
+  return i === x && (i !== 0 || 1 / x > 0) ? i : x;
+}
+
 const TYPE: Record<string, string> = { number: 'n', string: 's', boolean: 'b' };
 
 /** The shape of a record that can go in columns, or undefined. */
@@ -102,7 +115,7 @@ function compile(shape: string, keys: string[], types: string[]): ShapeCodec | u
   if (shape === '=n') {
     enc =
       'for (let i = 0; i < n; i++) { const v = values[i]; if (typeof v !== "number") return undefined; num[i] = v; }';
-    dec = 'for (let i = 0; i < n; i++) out[i] = num[i];';
+    dec = 'for (let i = 0; i < n; i++) out[i] = small(num[i]);';
   } else if (shape === '=s') {
     enc =
       'for (let i = 0; i < n; i++) { const v = values[i]; if (typeof v !== "string") return undefined; str += v; lens[i] = v.length; }';
@@ -133,7 +146,9 @@ function compile(shape: string, keys: string[], types: string[]): ShapeCodec | u
           `{ const v = r[${k(i)}]; if (typeof v !== "${tn}") return undefined; num[i * ${nums} + ${ni}] = ${t === 'b' ? 'v ? 1 : 0' : 'v'}; }`,
         );
         read.push(
-          `const v${i} = ${t === 'b' ? `num[i * ${nums} + ${ni}] !== 0` : `num[i * ${nums} + ${ni}]`};`,
+          t === 'b'
+            ? `const v${i} = num[i * ${nums} + ${ni}] !== 0;`
+            : `const v${i} = small(num[i * ${nums} + ${ni}]);`,
         );
         ni++;
       }
@@ -152,8 +167,9 @@ function compile(shape: string, keys: string[], types: string[]): ShapeCodec | u
     )(keys, shape) as ShapeCodec['encode'];
     const decode = new Function(
       'own',
+      'small',
       `'use strict'; return function decode(c) { const n = c.n, num = c.num, lens = c.lens, str = c.str; const out = new Array(n); ${dec} return out; };`,
-    )(ownString) as ShapeCodec['decode'];
+    )(ownString, smallInteger) as ShapeCodec['decode'];
     return { shape, encode, decode };
   } catch {
     // Code generation from strings is disallowed (--disallow-code-generation-from-strings).
@@ -204,7 +220,7 @@ function interpreted(shape: string, keys: string[], types: string[]): ShapeCodec
       let p = 0;
       for (let i = 0; i < c.n; i++) {
         if (!isRecord) {
-          if (shape === '=n') out[i] = c.num[i];
+          if (shape === '=n') out[i] = smallInteger(c.num[i]!);
           else {
             const e = p + c.lens[i]!;
             out[i] = ownString(c.str.slice(p, e));
@@ -222,7 +238,7 @@ function interpreted(shape: string, keys: string[], types: string[]): ShapeCodec
             p = e;
           } else {
             const x = c.num[i * nums + ni++]!;
-            r[keys[f]!] = types[f] === 'b' ? x !== 0 : x;
+            r[keys[f]!] = types[f] === 'b' ? x !== 0 : smallInteger(x);
           }
         }
         out[i] = r;

@@ -42,6 +42,9 @@ import { RemoteInChannel, RemoteOutChannel } from './remote-channels.js';
  */
 export const REMOTE_CREDITS_PER_LOCAL = 4;
 
+/** Partial frames and credits are sent at least this often while a slot is busy (see `afterPass`). */
+const FLUSH_INTERVAL_MS = 2;
+
 /** The hash every process computes of the plan: equal plans, equal hashes. */
 export function planHash(graph: JobGraph): string {
   return createHash('sha256')
@@ -72,6 +75,8 @@ export class Slot implements Placement {
   private readonly results = new ForwardingResults();
   private readonly tasksByRef = new Map<string, Task>();
   private lastMetrics = 0;
+  /** When partial frames and credits were last sent (`performance.now()`). */
+  private lastSend = 0;
   /** Where this slot writes its snapshots (see `SlotInit.snapshots`). */
   private readonly storage: CheckpointStorage | undefined;
   private readonly storageOpened: Promise<void> | undefined;
@@ -162,9 +167,24 @@ export class Slot implements Placement {
     return c;
   }
 
-  afterPass(): void {
-    for (const c of this.outs.values()) c.flush();
-    for (const c of this.ins.values()) c.returnCredits();
+  /**
+   * After a pass of the scheduler: takes the frames and credits that came, and sends the partial
+   * frames and the credits of what was read, unless the pass made progress and the last sending
+   * was less than {@link FLUSH_INTERVAL_MS} ago.
+   *
+   * NOTE: a full frame goes at once (`RemoteOutChannel.push`). Sending partial frames and credits
+   * after every pass made a message per few dozen records between busy slots, and waking the other
+   * slot for each: a keyed job crossing half its records ran 2.6 times slower on two slots than on
+   * one thread. Batched, a partial frame waits at most a couple of milliseconds (Flink's buffer
+   * timeout is 100 ms), and nothing waits once the slot has nothing else to do.
+   */
+  afterPass(progressed = false): void {
+    const now = performance.now();
+    if (!progressed || now - this.lastSend >= FLUSH_INTERVAL_MS) {
+      this.lastSend = now;
+      for (const c of this.outs.values()) c.flush();
+      for (const c of this.ins.values()) c.returnCredits();
+    }
     // NOTE: frames and credits are taken from the ports here, between passes, rather than when
     // the loop yields to the event loop (every few ms): a round trip of credits costs a pass.
     for (const port of this.peers) {
@@ -173,8 +193,8 @@ export class Slot implements Placement {
         this.onPeer(m.message as SlotToSlot);
     }
     this.flushResults();
-    const now = Date.now();
-    if (now - this.lastMetrics >= 500) this.sendMetrics(now);
+    const wall = Date.now();
+    if (wall - this.lastMetrics >= 500) this.sendMetrics(wall);
   }
 
   /** A task took a snapshot: write it here and say where it is, or send it whole (no writer). */

@@ -54,8 +54,11 @@ export interface SchedulerOptions {
   readonly coordinator: CheckpointCoordinator | undefined;
   /** Snapshot writes of this thread (a slot writes its own), when there is no coordinator here. */
   readonly snapshotWrites?: { readonly writesInFlight: number };
-  /** After each pass over the tasks and before sleeping (a slot sends its frames and credits). */
-  readonly afterPass?: () => void;
+  /**
+   * After each pass over the tasks (a slot takes its messages, and sends its frames and credits);
+   * `progressed` is false when the pass did nothing: the loop is about to sleep.
+   */
+  readonly afterPass?: (progressed: boolean) => void;
   /**
    * Fail the run when nothing can run and nothing is awaited (a stalled job). Off for a slot of a
    * distributed run, which waits for frames from other slots.
@@ -161,7 +164,7 @@ export class Scheduler {
             }
           }
         }
-        afterPass?.();
+        afterPass?.(progressed);
         if (lifecycle.stopped) return;
       } while (progressed && performance.now() < sliceEnd);
       if (stdout instanceof BufferedStdout) stdout.flush();

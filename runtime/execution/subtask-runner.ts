@@ -40,8 +40,8 @@ export interface SubtaskRunnerOptions {
   /** A task took the synchronous part of a checkpoint. */
   acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void;
   onTaskStatus?(task: Task): void;
-  /** After each pass of the scheduler (a slot sends its frames and credits). */
-  afterPass?(): void;
+  /** After each pass of the scheduler (see `SchedulerOptions.afterPass`). */
+  afterPass?(progressed: boolean): void;
   /** See {@link SchedulerOptions.detectStalls}. */
   readonly detectStalls: boolean;
 }
@@ -84,7 +84,7 @@ export class SubtaskRunner implements TaskHost {
       sliceMs: options.sliceMs,
       coordinator: options.coordinator,
       ...(options.snapshotWrites === undefined ? {} : { snapshotWrites: options.snapshotWrites }),
-      ...(options.afterPass === undefined ? {} : { afterPass: () => options.afterPass!() }),
+      ...(options.afterPass === undefined ? {} : { afterPass: (p: boolean) => options.afterPass!(p) }),
       detectStalls: options.detectStalls,
     });
   }
