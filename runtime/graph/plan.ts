@@ -176,6 +176,8 @@ export function formatPlan(graph: JobGraph, format: PlanFormat, options: PlanOpt
     '',
     `on ${options.slots} slot(s): ${placement.slots} used (as many as the highest parallelism), subtask i of every vertex in slot i mod ${placement.slots}`,
   ];
-  placement.bySlot.forEach((subtasks, slot) => lines.push(`  slot ${slot}: ${subtasks.join(', ')}`));
+  placement.bySlot.forEach((subtasks, slot) => {
+    lines.push(`  slot ${slot}: ${subtasks.join(', ')}`);
+  });
   return lines.join('\n');
 }
