@@ -104,14 +104,22 @@ export type ToTaskManager =
   /** Kill a slot as a crash would (tests of recovery). */
   | { type: 'kill'; slot: number }
   /** Stop every slot (the run ended). */
-  | { type: 'undeploy' };
+  | { type: 'undeploy' }
+  /**
+   * Are you there? Sent every heartbeat interval. Either side gives the other up when it has heard
+   * nothing from it for `timeoutMs`: the job manager fails the attempt that used the task
+   * manager, the task manager stops its slots.
+   */
+  | { type: 'heartbeat'; timeoutMs: number };
 
 /** Task manager process → job manager. */
 export type FromTaskManager =
   /** A message of one of its slots. */
   | { type: 'slot'; slot: number; message: FromSlot }
   /** A slot is gone (its thread exited, or its peers are unreachable). */
-  | { type: 'exit'; slot: number; reason: string };
+  | { type: 'exit'; slot: number; reason: string }
+  /** The answer to a heartbeat. */
+  | { type: 'heartbeat' };
 
 /** Between task managers: a slot-to-slot message relayed over their data connection. */
 export interface PeerMessage {

@@ -27,6 +27,8 @@ export class WireError extends TidemarkError {
 export class Link extends EventEmitter {
   private buffer: Buffer = Buffer.alloc(0);
   private closed = false;
+  /** When the peer last sent anything (a byte of any frame counts: a big frame is not silence). */
+  lastHeardAt = Date.now();
   constructor(
     readonly socket: Socket,
     /** For messages: who the peer is. */
@@ -56,6 +58,7 @@ export class Link extends EventEmitter {
   }
 
   private onData(d: Buffer): void {
+    this.lastHeardAt = Date.now();
     this.buffer = this.buffer.length === 0 ? d : Buffer.concat([this.buffer, d]);
     while (this.buffer.length >= 4) {
       const n = this.buffer.readUInt32BE(0);
@@ -86,6 +89,43 @@ export class Link extends EventEmitter {
     this.closed = true;
     this.socket.destroy();
   }
+}
+
+/**
+ * Calls `onSilent` once, with how long it has been, when nothing came over `link` for
+ * `timeoutMs` (a peer behind a cut link or a hung host sends no error: only silence). Returns a
+ * function that stops watching; watching also stops when the link closes.
+ */
+export function watchSilence(
+  link: Link,
+  timeoutMs: number,
+  onSilent: (silentMs: number) => void,
+): () => void {
+  let immediate: NodeJS.Immediate | undefined;
+  // NOTE: checked from setImmediate, after the event loop's poll phase: when the loop was blocked
+  // longer than the timeout, the data that arrived meanwhile is read before the check, so a busy
+  // process does not take its own stall for the peer's silence.
+  const check = () => {
+    immediate = undefined;
+    const silentMs = Date.now() - link.lastHeardAt;
+    if (silentMs < timeoutMs) return;
+    stop();
+    onSilent(silentMs);
+  };
+  const timer = setInterval(
+    () => {
+      immediate ??= setImmediate(check);
+    },
+    Math.max(10, Math.min(1000, timeoutMs / 4)),
+  );
+  timer.unref();
+  const stop = () => {
+    clearInterval(timer);
+    if (immediate !== undefined) clearImmediate(immediate);
+    link.off('close', stop);
+  };
+  link.once('close', stop);
+  return stop;
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
