@@ -112,12 +112,15 @@ export type ToTaskManager =
    */
   | { type: 'heartbeat'; timeoutMs: number };
 
-/** Task manager process → job manager. */
+/**
+ * Task manager process → job manager. Slot messages carry the deployment they belong to: those
+ * of an earlier one (a slot stopping after a restart was decided) are dropped.
+ */
 export type FromTaskManager =
   /** A message of one of its slots. */
-  | { type: 'slot'; slot: number; message: FromSlot }
+  | { type: 'slot'; deployment: number; slot: number; message: FromSlot }
   /** A slot is gone (its thread exited, or its peers are unreachable). */
-  | { type: 'exit'; slot: number; reason: string }
+  | { type: 'exit'; deployment: number; slot: number; reason: string }
   /** The answer to a heartbeat. */
   | { type: 'heartbeat' };
 

@@ -195,7 +195,7 @@ export class TaskManagerPool implements SlotProvider {
     live.forEach((m, i) => {
       m.detach?.();
       const onMessage = (msg: FromTaskManager) => {
-        if (msg.type === 'heartbeat') return;
+        if (msg.type === 'heartbeat' || msg.deployment !== deployment) return;
         if (msg.type === 'slot') events.message(msg.slot, msg.message);
         else events.exit(msg.slot, msg.reason);
       };
@@ -292,6 +292,12 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
   const undeploy = async () => {
     const all = [...workers.values()];
     workers.clear();
+    // NOTE: a relay of the last deployment may still hold messages of its stopped slot: they
+    // must not open connections (the task manager indices are about to change).
+    for (const port of relays.values()) {
+      port.removeAllListeners('message');
+      port.close();
+    }
     relays.clear();
     // Task manager indices change between deployments: reconnect lazily.
     for (const l of outbound.values()) l.then((x) => x.close()).catch(() => {});
@@ -338,8 +344,10 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     const n = m.owners.length;
     const local = new Set(m.inits.map((i) => i.slot));
     const events: SlotEvents = {
-      message: (slot, message) => jm.send({ type: 'slot', slot, message } satisfies FromTaskManager),
-      exit: (slot, reason) => jm.send({ type: 'exit', slot, reason } satisfies FromTaskManager),
+      message: (slot, message) =>
+        jm.send({ type: 'slot', deployment: m.deployment, slot, message } satisfies FromTaskManager),
+      exit: (slot, reason) =>
+        jm.send({ type: 'exit', deployment: m.deployment, slot, reason } satisfies FromTaskManager),
     };
     const ports = new Map<number, (MessagePort | undefined)[]>();
     for (const init of m.inits) ports.set(init.slot, new Array(n).fill(undefined));

@@ -1,6 +1,6 @@
 // Heartbeats between a job manager and its task managers over TCP, against a fake peer on the
 // other side: a peer that falls silent (a cut link, a hung host: no error, no close) is given up
-// after the heartbeat timeout, on either side.
+// after the heartbeat timeout, on either side; messages of an earlier deployment are dropped.
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SlotEvents } from '../../runtime/distributed/cluster.js';
@@ -116,21 +116,33 @@ describe('heartbeats: the job manager side', () => {
     expect(events.exits[0]![1]).toMatch(/task manager 1 .* missed its heartbeats: .* \(slot 0\)/);
   });
 
-  test('any message counts as a sign of life', async () => {
-    const { pool, tm, closed } = await poolWithFakeTaskManager({ intervalMs: 50, timeoutMs: 300 });
+  test('any message counts as a sign of life; messages of an earlier deployment are dropped', async () => {
+    const { pool, tm, received, closed } = await poolWithFakeTaskManager({ intervalMs: 50, timeoutMs: 300 });
     // Slot messages instead of heartbeat answers keep it alive.
-    const events = recordingEvents();
-    pool.start([init(0)], events);
+    const first = recordingEvents();
+    pool.start([init(0)], first);
+    const second = recordingEvents();
+    await until(() => received.some((m) => m.type === 'deploy'), 'the deployment');
+    pool.start([init(0)], second);
+    await until(() => received.filter((m) => m.type === 'deploy').length === 2, 'the second deployment');
+    const deployments = received.flatMap((m) => (m.type === 'deploy' ? [m.deployment] : []));
+    expect(deployments).toEqual([1, 2]);
     for (let i = 0; i < 12; i++) {
       tm.send({
         type: 'slot',
+        deployment: 2,
         slot: 0,
         message: { type: 'metrics', subtasks: [] },
       } satisfies FromTaskManager);
       await sleep(50);
     }
     expect(closed()).toBe(false);
-    expect(events.messages).toBe(12);
+    expect(second.messages).toBe(12);
+    // A slot of deployment 1 that reports late (it was stopping when the restart was decided).
+    tm.send({ type: 'exit', deployment: 1, slot: 0, reason: 'stale' } satisfies FromTaskManager);
+    tm.send({ type: 'exit', deployment: 2, slot: 0, reason: 'current' } satisfies FromTaskManager);
+    await until(() => second.exits.some(([, r]) => r === 'current'), 'the exit of deployment 2');
+    expect(second.exits).toEqual([[0, 'current']]);
   });
 
   test('the heartbeat timeout must be longer than the interval', async () => {
