@@ -262,8 +262,11 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     if (m.deployment === deployment) relays.get(`${m.from}>${m.to}`)?.postMessage(m.message);
     else if (m.deployment > deployment) early.push(m);
   };
+  const inbound = new Set<Link>();
   const dataServer = createServer((socket) => {
     const link = new Link(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    inbound.add(link);
+    link.once('close', () => inbound.delete(link));
     link.on('error', (e: Error) => log(`data connection from ${link.peer}: ${e.message}`));
     acceptPeer(link, options.token).then(
       () => link.on('message', receive),
@@ -406,6 +409,9 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
   await new Promise<void>((res) => jm.on('close', () => res()));
   await undeploy();
   dataServer.close();
+  // NOTE: the other task managers' connections are closed here too, not left to them: one behind
+  // a cut link never closes its end, and an open connection would keep this process running.
+  for (const l of inbound) l.close();
   for (const l of outbound.values()) void l.then((x) => x.close()).catch(() => {});
   if (lost !== undefined) throw new WireError(lost);
   log('the job manager disconnected');

@@ -213,11 +213,19 @@ describe('heartbeats: the task manager side', () => {
 
   test('a job manager that closes the connection ends its task manager without an error', async () => {
     const jm = await fakeJobManager();
-    const running = runTaskManager({ jobManager: `127.0.0.1:${jm.port}`, slots: 1, token: TOKEN });
+    const dataPort = await freePort();
+    const running = runTaskManager({ jobManager: `127.0.0.1:${jm.port}`, slots: 1, token: TOKEN, dataPort });
     const link = await jm.joined;
+    // Another task manager's data connection, whose end never closes (it is behind a cut link).
+    const peer = await connectPeer('127.0.0.1', dataPort, TOKEN, { role: 'peer', from: 1 });
+    closers.push(() => peer.close());
+    let peerClosed = false;
+    peer.on('close', () => (peerClosed = true));
     link.send({ type: 'heartbeat', timeoutMs: 400 } satisfies ToTaskManager);
     await sleep(50);
     link.close();
     await expect(running).resolves.toBeUndefined();
+    // The task manager closed it: an open connection would have kept its process running.
+    await until(() => peerClosed, 'the data connection to close');
   });
 });
