@@ -23,10 +23,17 @@ export class WireError extends TidemarkError {
   }
 }
 
-/** An authenticated, framed connection. Emits 'message' (decoded object), 'close' and 'error'. */
+/**
+ * An authenticated, framed connection. Emits 'message' (decoded object), 'close' and 'error'.
+ * Messages that come while nobody listens for them are held, in order, until someone does.
+ */
 export class Link extends EventEmitter {
   private buffer: Buffer = Buffer.alloc(0);
   private closed = false;
+  // NOTE: the handshake's listener takes the peer's last handshake message and goes; whoever
+  // listens next does so a moment later. A message the peer sent right behind it (the job
+  // manager's first heartbeat, or its deployment) can come in the same read, and was dropped.
+  private held: unknown[] = [];
   /** When the peer last sent anything (a byte of any frame counts: a big frame is not silence). */
   lastHeardAt = Date.now();
   constructor(
@@ -42,6 +49,9 @@ export class Link extends EventEmitter {
       this.emit('close');
     });
     socket.on('error', (e) => this.emit('error', e));
+    this.on('newListener', (event: string) => {
+      if (event === 'message' && this.held.length > 0) queueMicrotask(() => this.release());
+    });
   }
 
   /** Sends one message. */
@@ -76,8 +86,14 @@ export class Link extends EventEmitter {
         this.broken(`a malformed frame: ${(e as Error).message}`);
         return;
       }
-      this.emit('message', message);
+      if (this.held.length > 0 || this.listenerCount('message') === 0) this.held.push(message);
+      else this.emit('message', message);
     }
+  }
+
+  /** Emits the held messages while someone listens. */
+  private release(): void {
+    while (this.held.length > 0 && this.listenerCount('message') > 0) this.emit('message', this.held.shift());
   }
 
   private broken(reason: string): void {
