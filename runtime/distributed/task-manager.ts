@@ -4,7 +4,9 @@
  * waits for its task managers (`tidemark taskmanager --job-manager host:port --slots N`), then
  * deploys the slots: each task manager starts its slots' worker threads; slots in one process talk
  * over message channels, slots in different processes over direct task-manager-to-task-manager
- * connections. Every connection is authenticated with the shared token.
+ * connections. Every connection is authenticated with the shared token. The job manager and each
+ * task manager exchange heartbeats: one that hears nothing from the other for the heartbeat
+ * timeout gives it up (a host behind a cut link is silent, it closes nothing).
  *
  * NOTE: every host runs the same project checkout: the job module's path is sent relative to the
  * job manager's working directory and resolved against the task manager's.
