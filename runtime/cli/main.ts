@@ -79,6 +79,16 @@ export async function main(argv: string[]): Promise<number> {
       'with --listen: how long to wait for the task managers (default 2m)',
       duration,
     )
+    .option(
+      '--heartbeat-interval <duration>',
+      'with --listen: how often to send each task manager a heartbeat (default 10s)',
+      duration,
+    )
+    .option(
+      '--heartbeat-timeout <duration>',
+      'with --listen: give up a task manager not heard from for this long, and restart the job without it; a task manager stops its slots when the job manager is silent this long (default 50s)',
+      duration,
+    )
     .option('--checkpoint-interval <duration>', 'take a checkpoint every interval (e.g. 1s, 500ms)', duration)
     .option(
       '--checkpoint-storage <url>',

@@ -3,7 +3,11 @@ import { describeErrorChain } from '../../state/errors.js';
 import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import type { CheckpointStats } from '../checkpoint/coordinator.js';
-import { TaskManagerPool } from '../distributed/task-manager.js';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  TaskManagerPool,
+} from '../distributed/task-manager.js';
 import { buildJob } from '../job.js';
 import { describeEvent } from '../job-runner.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
@@ -33,6 +37,8 @@ export interface RunFlags {
   taskManagers?: number;
   token?: string;
   wait?: number;
+  heartbeatInterval?: number;
+  heartbeatTimeout?: number;
 }
 
 /** The shared secret of a job manager and its task managers. */
@@ -74,9 +80,17 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   let pool: TaskManagerPool | undefined;
   if (flags.listen !== undefined) {
     const expected = flags.taskManagers ?? 1;
+    const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    if (timeoutMs <= intervalMs)
+      throw new UsageError(
+        `--heartbeat-timeout (${timeoutMs} ms) must be longer than --heartbeat-interval (${intervalMs} ms)`,
+      );
     log(`waiting for ${expected} task manager(s) on ${flags.listen}`);
     pool = await TaskManagerPool.listen(flags.listen, tokenOf(flags.token), expected, {
       log,
+      heartbeatIntervalMs: intervalMs,
+      heartbeatTimeoutMs: timeoutMs,
       ...(flags.wait === undefined ? {} : { timeoutMs: flags.wait }),
     });
   }

@@ -116,14 +116,25 @@ export type ToTaskManager =
   /** Kill a slot as a crash would (tests of recovery). */
   | { type: 'kill'; slot: number }
   /** Stop every slot (the run ended). */
-  | { type: 'undeploy' };
+  | { type: 'undeploy' }
+  /**
+   * Are you there? Sent every heartbeat interval. Either side gives the other up when it has heard
+   * nothing from it for `timeoutMs`: the job manager fails the attempt that used the task
+   * manager, the task manager stops its slots.
+   */
+  | { type: 'heartbeat'; timeoutMs: number };
 
-/** Task manager process → job manager. */
+/**
+ * Task manager process → job manager. Slot messages carry the deployment they belong to: those
+ * of an earlier one (a slot stopping after a restart was decided) are dropped.
+ */
 export type FromTaskManager =
   /** A message of one of its slots. */
-  | { type: 'slot'; slot: number; message: FromSlot }
+  | { type: 'slot'; deployment: number; slot: number; message: FromSlot }
   /** A slot is gone (its thread exited, or its peers are unreachable). */
-  | { type: 'exit'; slot: number; reason: string };
+  | { type: 'exit'; deployment: number; slot: number; reason: string }
+  /** The answer to a heartbeat. */
+  | { type: 'heartbeat' };
 
 /** Between task managers: a slot-to-slot message relayed over their data connection. */
 export interface PeerMessage {

@@ -4,7 +4,9 @@
  * waits for its task managers (`tidemark taskmanager --job-manager host:port --slots N`), then
  * deploys the slots: each task manager starts its slots' worker threads; slots in one process talk
  * over message channels, slots in different processes over direct task-manager-to-task-manager
- * connections. Every connection is authenticated with the shared token.
+ * connections. Every connection is authenticated with the shared token. The job manager and each
+ * task manager exchange heartbeats: one that hears nothing from the other for the heartbeat
+ * timeout gives it up (a host behind a cut link is silent, it closes nothing).
  *
  * NOTE: every host runs the same project checkout: the job module's path is sent relative to the
  * job manager's working directory and resolved against the task manager's.
@@ -22,7 +24,26 @@ import type {
   ToSlot,
   ToTaskManager,
 } from './protocol.js';
-import { acceptPeer, connectPeer, Link, parseAddress, WireError } from './wire.js';
+import { acceptPeer, connectPeer, Link, parseAddress, WireError, watchSilence } from './wire.js';
+
+/** How often the job manager sends each task manager a heartbeat by default (Flink's `heartbeat.interval`). */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+/** How long either side waits for a word from the other by default (Flink's `heartbeat.timeout`). */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 50_000;
+
+/** Options of {@link TaskManagerPool.listen}. */
+export interface TaskManagerPoolOptions {
+  /** How long to wait for the task managers (default 2 minutes). */
+  timeoutMs?: number;
+  /** How often to send each task manager a heartbeat (default {@link DEFAULT_HEARTBEAT_INTERVAL_MS}). */
+  heartbeatIntervalMs?: number;
+  /**
+   * A task manager not heard from for this long is given up: its connection is closed, and the
+   * attempt that used it fails and restarts on the others (default {@link DEFAULT_HEARTBEAT_TIMEOUT_MS}).
+   */
+  heartbeatTimeoutMs?: number;
+  log?: (line: string) => void;
+}
 
 interface Registered {
   link: Link;
@@ -32,6 +53,8 @@ interface Registered {
   name: string;
   /** False once its connection closed: a lost task manager gets no more slots. */
   alive: boolean;
+  /** Why the job manager gave it up (its heartbeats stopped), if it did. */
+  lost?: string;
   /** Listeners of the current deployment (replaced by the next one). */
   detach?: () => void;
 }
@@ -55,15 +78,23 @@ export class TaskManagerPool implements SlotProvider {
 
   /**
    * Listens on `address` and waits until `count` task managers with the token joined (or
-   * `timeoutMs` passed). Connections that fail authentication are refused and logged.
+   * `timeoutMs` passed). Connections that fail authentication are refused and logged. Every task
+   * manager that joined gets heartbeats until it leaves.
    */
   static async listen(
     address: string,
     token: string,
     count: number,
-    options: { timeoutMs?: number; log?: (line: string) => void } = {},
+    options: TaskManagerPoolOptions = {},
   ): Promise<TaskManagerPool> {
     const { host, port } = parseAddress(address);
+    const intervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    if (!(intervalMs > 0 && heartbeatTimeoutMs > intervalMs))
+      throw new TidemarkError(
+        'INVALID_ARGUMENT',
+        `the heartbeat timeout (${heartbeatTimeoutMs} ms) must be longer than the heartbeat interval (${intervalMs} ms)`,
+      );
     const managers: Registered[] = [];
     const log = options.log ?? (() => {});
     let resolveAll!: () => void;
@@ -90,7 +121,21 @@ export class TaskManagerPool implements SlotProvider {
           };
           managers.push(m);
           log(`${m.name} joined`);
+          // NOTE: a task manager behind a cut link or on a hung host closes nothing: only its
+          // silence tells. Given up, its connection is closed as if it had left (Flink's
+          // heartbeat timeout), and a deployment that used it fails.
+          const heartbeat = () =>
+            link.send({ type: 'heartbeat', timeoutMs: heartbeatTimeoutMs } satisfies ToTaskManager);
+          const beat = setInterval(heartbeat, intervalMs);
+          beat.unref();
+          heartbeat();
+          watchSilence(link, heartbeatTimeoutMs, (silentMs) => {
+            m.lost = `missed its heartbeats: nothing heard from it for ${silentMs} ms`;
+            log(`${m.name} ${m.lost}; giving it up`);
+            link.close();
+          });
           link.once('close', () => {
+            clearInterval(beat);
             m.alive = false;
             log(`${m.name} left`);
           });
@@ -152,12 +197,13 @@ export class TaskManagerPool implements SlotProvider {
     live.forEach((m, i) => {
       m.detach?.();
       const onMessage = (msg: FromTaskManager) => {
+        if (msg.type === 'heartbeat' || msg.deployment !== deployment) return;
         if (msg.type === 'slot') events.message(msg.slot, msg.message);
         else events.exit(msg.slot, msg.reason);
       };
       const onClose = () => {
         owners.forEach((o, slot) => {
-          if (o === i) events.exit(slot, `${m.name} disconnected (slot ${slot})`);
+          if (o === i) events.exit(slot, `${m.name} ${m.lost ?? 'disconnected'} (slot ${slot})`);
         });
       };
       m.link.on('message', onMessage);
@@ -201,7 +247,10 @@ export interface TaskManagerOptions {
   log?: (line: string) => void;
 }
 
-/** Runs a task manager until the job manager disconnects. */
+/**
+ * Runs a task manager until the job manager disconnects. Rejects, after stopping its slots, when
+ * the job manager's heartbeats stop (the job manager restarts the job without this task manager).
+ */
 export async function runTaskManager(options: TaskManagerOptions): Promise<void> {
   const log = options.log ?? (() => {});
   const { host, port } = parseAddress(options.jobManager);
@@ -215,8 +264,11 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     if (m.deployment === deployment) relays.get(`${m.from}>${m.to}`)?.postMessage(m.message);
     else if (m.deployment > deployment) early.push(m);
   };
+  const inbound = new Set<Link>();
   const dataServer = createServer((socket) => {
     const link = new Link(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    inbound.add(link);
+    link.once('close', () => inbound.delete(link));
     link.on('error', (e: Error) => log(`data connection from ${link.peer}: ${e.message}`));
     acceptPeer(link, options.token).then(
       () => link.on('message', receive),
@@ -245,6 +297,12 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
   const undeploy = async () => {
     const all = [...workers.values()];
     workers.clear();
+    // NOTE: a relay of the last deployment may still hold messages of its stopped slot: they
+    // must not open connections (the task manager indices are about to change).
+    for (const port of relays.values()) {
+      port.removeAllListeners('message');
+      port.close();
+    }
     relays.clear();
     // Task manager indices change between deployments: reconnect lazily.
     for (const l of outbound.values()) l.then((x) => x.close()).catch(() => {});
@@ -252,8 +310,24 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     await Promise.all(all.map((w) => w.terminate()));
   };
 
+  // NOTE: the job manager's silence means it gave this task manager up, or is gone: the slots
+  // stop rather than run on for an attempt that is over (Flink's task manager fails its tasks
+  // when the job manager's heartbeats stop). Rejoining is for a supervisor that restarts it.
+  let lost: string | undefined;
+  let watching = false;
   jm.on('message', (m: ToTaskManager) => {
     switch (m.type) {
+      case 'heartbeat':
+        jm.send({ type: 'heartbeat' } satisfies FromTaskManager);
+        if (!watching) {
+          watching = true;
+          watchSilence(jm, m.timeoutMs, (silentMs) => {
+            lost = `lost the job manager at ${options.jobManager}: nothing heard from it for ${silentMs} ms (heartbeat timeout ${m.timeoutMs} ms)`;
+            log(`${lost}; stopping the slots`);
+            jm.close();
+          });
+        }
+        break;
       case 'deploy': {
         void undeploy().then(() => deploy(m));
         break;
@@ -275,8 +349,10 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     const n = m.owners.length;
     const local = new Set(m.inits.map((i) => i.slot));
     const events: SlotEvents = {
-      message: (slot, message) => jm.send({ type: 'slot', slot, message } satisfies FromTaskManager),
-      exit: (slot, reason) => jm.send({ type: 'exit', slot, reason } satisfies FromTaskManager),
+      message: (slot, message) =>
+        jm.send({ type: 'slot', deployment: m.deployment, slot, message } satisfies FromTaskManager),
+      exit: (slot, reason) =>
+        jm.send({ type: 'exit', deployment: m.deployment, slot, reason } satisfies FromTaskManager),
     };
     const ports = new Map<number, (MessagePort | undefined)[]>();
     for (const init of m.inits) ports.set(init.slot, new Array(n).fill(undefined));
@@ -335,6 +411,10 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
   await new Promise<void>((res) => jm.on('close', () => res()));
   await undeploy();
   dataServer.close();
+  // NOTE: the other task managers' connections are closed here too, not left to them: one behind
+  // a cut link never closes its end, and an open connection would keep this process running.
+  for (const l of inbound) l.close();
   for (const l of outbound.values()) void l.then((x) => x.close()).catch(() => {});
+  if (lost !== undefined) throw new WireError(lost);
   log('the job manager disconnected');
 }

@@ -24,10 +24,19 @@ export class WireError extends TidemarkError {
 }
 registerErrorClass('WireError', WireError);
 
-/** An authenticated, framed connection. Emits 'message' (decoded object), 'close' and 'error'. */
+/**
+ * An authenticated, framed connection. Emits 'message' (decoded object), 'close' and 'error'.
+ * Messages that come while nobody listens for them are held, in order, until someone does.
+ */
 export class Link extends EventEmitter {
   private buffer: Buffer = Buffer.alloc(0);
   private closed = false;
+  // NOTE: the handshake's listener takes the peer's last handshake message and goes; whoever
+  // listens next does so a moment later. A message the peer sent right behind it (the job
+  // manager's first heartbeat, or its deployment) can come in the same read, and was dropped.
+  private held: unknown[] = [];
+  /** When the peer last sent anything (a byte of any frame counts: a big frame is not silence). */
+  lastHeardAt = Date.now();
   constructor(
     readonly socket: Socket,
     /** For messages: who the peer is. */
@@ -41,6 +50,9 @@ export class Link extends EventEmitter {
       this.emit('close');
     });
     socket.on('error', (e) => this.emit('error', e));
+    this.on('newListener', (event: string) => {
+      if (event === 'message' && this.held.length > 0) queueMicrotask(() => this.release());
+    });
   }
 
   /** Sends one message. */
@@ -57,6 +69,7 @@ export class Link extends EventEmitter {
   }
 
   private onData(d: Buffer): void {
+    this.lastHeardAt = Date.now();
     this.buffer = this.buffer.length === 0 ? d : Buffer.concat([this.buffer, d]);
     while (this.buffer.length >= 4) {
       const n = this.buffer.readUInt32BE(0);
@@ -74,8 +87,14 @@ export class Link extends EventEmitter {
         this.broken(`a malformed frame: ${(e as Error).message}`);
         return;
       }
-      this.emit('message', message);
+      if (this.held.length > 0 || this.listenerCount('message') === 0) this.held.push(message);
+      else this.emit('message', message);
     }
+  }
+
+  /** Emits the held messages while someone listens. */
+  private release(): void {
+    while (this.held.length > 0 && this.listenerCount('message') > 0) this.emit('message', this.held.shift());
   }
 
   private broken(reason: string): void {
@@ -87,6 +106,43 @@ export class Link extends EventEmitter {
     this.closed = true;
     this.socket.destroy();
   }
+}
+
+/**
+ * Calls `onSilent` once, with how long it has been, when nothing came over `link` for
+ * `timeoutMs` (a peer behind a cut link or a hung host sends no error: only silence). Returns a
+ * function that stops watching; watching also stops when the link closes.
+ */
+export function watchSilence(
+  link: Link,
+  timeoutMs: number,
+  onSilent: (silentMs: number) => void,
+): () => void {
+  let immediate: NodeJS.Immediate | undefined;
+  // NOTE: checked from setImmediate, after the event loop's poll phase: when the loop was blocked
+  // longer than the timeout, the data that arrived meanwhile is read before the check, so a busy
+  // process does not take its own stall for the peer's silence.
+  const check = () => {
+    immediate = undefined;
+    const silentMs = Date.now() - link.lastHeardAt;
+    if (silentMs < timeoutMs) return;
+    stop();
+    onSilent(silentMs);
+  };
+  const timer = setInterval(
+    () => {
+      immediate ??= setImmediate(check);
+    },
+    Math.max(10, Math.min(1000, timeoutMs / 4)),
+  );
+  timer.unref();
+  const stop = () => {
+    clearInterval(timer);
+    if (immediate !== undefined) clearImmediate(immediate);
+    link.off('close', stop);
+  };
+  link.once('close', stop);
+  return stop;
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

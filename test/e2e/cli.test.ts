@@ -127,6 +127,19 @@ export default job((env) => {
       ],
       [['frobnicate'], /^tidemark: unknown command 'frobnicate'/],
       [
+        [
+          'run',
+          'examples/wordcount.ts',
+          '--listen',
+          '127.0.0.1:1',
+          '--heartbeat-interval',
+          '2s',
+          '--heartbeat-timeout',
+          '1s',
+        ],
+        /^tidemark: --heartbeat-timeout \(1000 ms\) must be longer than --heartbeat-interval \(2000 ms\)\n$/,
+      ],
+      [
         ['plan', 'examples/wordcount.ts', '--format', 'svg'],
         /^tidemark: option '-f, --format <format>' argument 'svg' is invalid/,
       ],

@@ -34,6 +34,11 @@ export interface StartRedisOptions {
   clusterEnabled?: boolean;
   /** The port to use (default: a free one). */
   port?: number;
+  /**
+   * The address to listen on and to put in the URL (default 127.0.0.1). Another address (one a
+   * test network gives the root namespace, say) turns Redis's protected mode off.
+   */
+  host?: string;
   /** More `redis-server` arguments. */
   args?: string[];
 }
@@ -48,7 +53,7 @@ export interface TestTlsFiles {
 
 /** A running test `redis-server`. */
 export interface RedisTestServer {
-  /** `redis://127.0.0.1:<port>` (`rediss://` with TLS), without credentials. */
+  /** `redis://<host>:<port>` (`rediss://` with TLS), without credentials. */
   url: string;
   host: string;
   port: number;
@@ -195,9 +200,10 @@ export function testTlsFiles(): TestTlsFiles {
 }
 
 function serverArgs(port: number, dir: string, options: StartRedisOptions, tls: TestTlsFiles | undefined) {
+  const host = options.host ?? '127.0.0.1';
   const args = [
     '--bind',
-    '127.0.0.1',
+    host,
     '--dir',
     dir,
     '--save',
@@ -211,6 +217,7 @@ function serverArgs(port: number, dir: string, options: StartRedisOptions, tls: 
     '--loglevel',
     'notice',
   ];
+  if (host !== '127.0.0.1') args.push('--protected-mode', 'no');
   if (options.persistence) args.push('--appendfsync', 'always');
   if (tls === undefined) args.push('--port', String(port));
   else
@@ -301,7 +308,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     }
   }
   let current: ChildProcess | undefined = child;
-  const host = '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   return {
     url: `${tls === undefined ? 'redis' : 'rediss'}://${host}:${port}`,
     host,

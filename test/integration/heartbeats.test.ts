@@ -1,0 +1,237 @@
+// Heartbeats between a job manager and its task managers over TCP, against a fake peer on the
+// other side: a peer that falls silent (a cut link, a hung host: no error, no close) is given up
+// after the heartbeat timeout, on either side; messages of an earlier deployment are dropped.
+import { createServer, type Server } from 'node:net';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { SlotEvents } from '../../runtime/distributed/cluster.js';
+import type { FromTaskManager, SlotInit, ToTaskManager } from '../../runtime/distributed/protocol.js';
+import { runTaskManager, TaskManagerPool } from '../../runtime/distributed/task-manager.js';
+import { acceptPeer, connectPeer, Link } from '../../runtime/distributed/wire.js';
+import { freePort } from '../setup/redis.js';
+
+const TOKEN = 'heartbeat-test-token';
+const closers: (() => void)[] = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(done: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A job manager pool with one fake task manager (this test speaks for it). */
+async function poolWithFakeTaskManager(heartbeat: { intervalMs: number; timeoutMs: number }) {
+  const port = await freePort();
+  const log: string[] = [];
+  const listening = TaskManagerPool.listen(`127.0.0.1:${port}`, TOKEN, 1, {
+    heartbeatIntervalMs: heartbeat.intervalMs,
+    heartbeatTimeoutMs: heartbeat.timeoutMs,
+    log: (l) => log.push(l),
+  });
+  const tm = await connectPeer('127.0.0.1', port, TOKEN, {
+    role: 'taskmanager',
+    slots: 2,
+    dataHost: '127.0.0.1',
+    dataPort: 1,
+  });
+  const pool = await listening;
+  closers.push(
+    () => pool.close(),
+    () => tm.close(),
+  );
+  const received: ToTaskManager[] = [];
+  tm.on('message', (m: ToTaskManager) => received.push(m));
+  let closed = false;
+  tm.on('close', () => (closed = true));
+  return { pool, tm, log, received, closed: () => closed };
+}
+
+function init(slot: number): SlotInit {
+  return {
+    slot,
+    slots: 2,
+    jobPath: 'job.mts',
+    overrides: {},
+    planHash: 'h',
+    tasks: [],
+    placement: {},
+    restore: [],
+    attemptNumber: 0,
+    runId: 'r',
+    checkpointMode: 'exactly-once',
+    fromSource: true,
+  };
+}
+
+function recordingEvents(): SlotEvents & { exits: [number, string][]; messages: number } {
+  const e = {
+    exits: [] as [number, string][],
+    messages: 0,
+    message: () => {
+      e.messages++;
+    },
+    exit: (slot: number, reason: string) => {
+      e.exits.push([slot, reason]);
+    },
+  };
+  return e;
+}
+
+describe('heartbeats: the job manager side', () => {
+  test('a task manager that answers stays; one that falls silent is given up and its slots exit', async () => {
+    const { pool, tm, log, received, closed } = await poolWithFakeTaskManager({
+      intervalMs: 100,
+      timeoutMs: 1000,
+    });
+    let lastAnswer = 0;
+    const answer = (m: ToTaskManager) => {
+      if (m.type !== 'heartbeat') return;
+      tm.send({ type: 'heartbeat' } satisfies FromTaskManager);
+      lastAnswer = Date.now();
+    };
+    tm.on('message', answer);
+    const events = recordingEvents();
+    pool.start([init(0), init(1)], events);
+    // Answering, it lives well past the timeout; each heartbeat says the timeout.
+    await sleep(2000);
+    expect(closed()).toBe(false);
+    expect(pool.slots).toBe(2);
+    const beats = received.filter((m) => m.type === 'heartbeat');
+    expect(beats.length).toBeGreaterThan(10);
+    expect(beats[0]).toEqual({ type: 'heartbeat', timeoutMs: 1000 });
+    // Silent (the connection stays open, as behind a cut link): given up after the timeout.
+    tm.off('message', answer);
+    await until(closed, 'the job manager to close the connection');
+    expect(Date.now() - lastAnswer).toBeGreaterThanOrEqual(1000);
+    expect(pool.slots).toBe(0);
+    expect(log.join('\n')).toMatch(
+      /task manager 1 \(.*\) missed its heartbeats: nothing heard from it for \d+ ms; giving it up/,
+    );
+    await until(() => events.exits.length === 2, 'both slots to exit');
+    expect(events.exits.map(([s]) => s)).toEqual([0, 1]);
+    expect(events.exits[0]![1]).toMatch(/task manager 1 .* missed its heartbeats: .* \(slot 0\)/);
+  });
+
+  test('any message counts as a sign of life; messages of an earlier deployment are dropped', async () => {
+    const { pool, tm, received, closed } = await poolWithFakeTaskManager({
+      intervalMs: 100,
+      timeoutMs: 1000,
+    });
+    // Slot messages instead of heartbeat answers keep it alive.
+    const first = recordingEvents();
+    pool.start([init(0)], first);
+    const second = recordingEvents();
+    await until(() => received.some((m) => m.type === 'deploy'), 'the deployment');
+    pool.start([init(0)], second);
+    await until(() => received.filter((m) => m.type === 'deploy').length === 2, 'the second deployment');
+    const deployments = received.flatMap((m) => (m.type === 'deploy' ? [m.deployment] : []));
+    expect(deployments).toEqual([1, 2]);
+    for (let i = 0; i < 30; i++) {
+      tm.send({
+        type: 'slot',
+        deployment: 2,
+        slot: 0,
+        message: { type: 'metrics', subtasks: [] },
+      } satisfies FromTaskManager);
+      await sleep(50);
+    }
+    expect(closed()).toBe(false);
+    expect(second.messages).toBe(30);
+    // A slot of deployment 1 that reports late (it was stopping when the restart was decided).
+    tm.send({ type: 'exit', deployment: 1, slot: 0, reason: 'stale' } satisfies FromTaskManager);
+    tm.send({ type: 'exit', deployment: 2, slot: 0, reason: 'current' } satisfies FromTaskManager);
+    await until(() => second.exits.some(([, r]) => r === 'current'), 'the exit of deployment 2');
+    expect(second.exits).toEqual([[0, 'current']]);
+  });
+
+  test('the heartbeat timeout must be longer than the interval', async () => {
+    await expect(
+      TaskManagerPool.listen(`127.0.0.1:${await freePort()}`, TOKEN, 1, {
+        heartbeatIntervalMs: 1000,
+        heartbeatTimeoutMs: 1000,
+      }),
+    ).rejects.toThrow('the heartbeat timeout (1000 ms) must be longer than the heartbeat interval (1000 ms)');
+  });
+});
+
+/** A fake job manager: accepts one task manager and hands its link to the test. */
+async function fakeJobManager(): Promise<{ port: number; joined: Promise<Link>; server: Server }> {
+  const port = await freePort();
+  let joined!: (l: Link) => void;
+  const links = new Promise<Link>((r) => {
+    joined = r;
+  });
+  const server = createServer((socket) => {
+    const link = new Link(socket, 'task manager');
+    acceptPeer(link, TOKEN).then(
+      () => joined(link),
+      () => link.close(),
+    );
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  closers.push(() => server.close());
+  return { port, joined: links, server };
+}
+
+describe('heartbeats: the task manager side', () => {
+  test('a task manager whose job manager falls silent stops and fails with the reason', async () => {
+    const jm = await fakeJobManager();
+    const lines: string[] = [];
+    const running = runTaskManager({
+      jobManager: `127.0.0.1:${jm.port}`,
+      slots: 1,
+      token: TOKEN,
+      log: (l) => lines.push(l),
+    });
+    const settled = running.then(
+      () => 'resolved',
+      (e: unknown) => e as Error,
+    );
+    const link = await jm.joined;
+    closers.push(() => link.close());
+    const answers: FromTaskManager[] = [];
+    link.on('message', (m: FromTaskManager) => answers.push(m));
+    // Heartbeats every 100 ms for two seconds: it answers each and stays.
+    let lastSent = 0;
+    for (let i = 0; i < 20; i++) {
+      link.send({ type: 'heartbeat', timeoutMs: 1000 } satisfies ToTaskManager);
+      lastSent = Date.now();
+      await sleep(100);
+    }
+    await until(() => answers.filter((m) => m.type === 'heartbeat').length === 20, 'an answer to each');
+    // Then nothing, on a connection still open.
+    const outcome = await settled;
+    expect(Date.now() - lastSent).toBeGreaterThanOrEqual(1000);
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toMatch(
+      new RegExp(
+        `^lost the job manager at 127\\.0\\.0\\.1:${jm.port}: nothing heard from it for \\d+ ms \\(heartbeat timeout 1000 ms\\)$`,
+      ),
+    );
+    expect(lines.join('\n')).toMatch(/lost the job manager .*; stopping the slots/);
+  });
+
+  test('a job manager that closes the connection ends its task manager without an error', async () => {
+    const jm = await fakeJobManager();
+    const dataPort = await freePort();
+    const running = runTaskManager({ jobManager: `127.0.0.1:${jm.port}`, slots: 1, token: TOKEN, dataPort });
+    const link = await jm.joined;
+    // Another task manager's data connection, whose end never closes (it is behind a cut link).
+    const peer = await connectPeer('127.0.0.1', dataPort, TOKEN, { role: 'peer', from: 1 });
+    closers.push(() => peer.close());
+    let peerClosed = false;
+    peer.on('close', () => (peerClosed = true));
+    link.send({ type: 'heartbeat', timeoutMs: 400 } satisfies ToTaskManager);
+    await sleep(50);
+    link.close();
+    await expect(running).resolves.toBeUndefined();
+    // The task manager closed it: an open connection would have kept its process running.
+    await until(() => peerClosed, 'the data connection to close');
+  });
+});
