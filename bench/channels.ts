@@ -212,6 +212,8 @@ if (!isMainThread && (workerData as { role?: string } | undefined)?.role === 'co
     return i < 0 ? undefined : Number(process.argv[i + 1]);
   };
   const result = await runChannelBench(arg('--records') ?? 1_000_000, arg('--repeat') ?? 3);
-  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
+  // --result: one line for bench/run.ts, which runs this in a process of its own.
+  if (process.argv.includes('--result')) process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  else if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
   else for (const line of formatChannelBench(result)) console.log(line);
 }

@@ -17,7 +17,9 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type ChannelBenchResult, formatChannelBench } from './channels.js';
 import { type CheckpointBenchResult, formatCheckpointBench } from './checkpoints.js';
+import { formatHostsBench, type HostsBenchResult } from './hosts.js';
 import type { LatencyFigures, Measurement } from './nexmark/harness.js';
 import { QUERY_NAMES } from './nexmark/names.js';
 import { benchRedis } from './nexmark/redis.js';
@@ -36,6 +38,8 @@ function parseOptions() {
       'no-latency': { type: 'boolean', default: false },
       'latency-ms': { type: 'string' },
       'no-checkpoint-bench': { type: 'boolean', default: false },
+      'no-channel-bench': { type: 'boolean', default: false },
+      'no-hosts-bench': { type: 'boolean', default: false },
     },
     strict: true,
   }).values;
@@ -83,6 +87,8 @@ const WORKER = fileURLToPath(new URL('./nexmark/worker.ts', import.meta.url));
 const REGISTER = fileURLToPath(new URL('./register.mjs', import.meta.url));
 
 const CHECKPOINTS = fileURLToPath(new URL('./checkpoints.ts', import.meta.url));
+const CHANNELS = fileURLToPath(new URL('./channels.ts', import.meta.url));
+const HOSTS = fileURLToPath(new URL('./hosts.ts', import.meta.url));
 
 /** Runs one worker process; resolves with what it printed on its RESULT line. */
 function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
@@ -199,6 +205,31 @@ async function main(): Promise<number> {
     }
   }
 
+  // One channel between two threads and between two processes (bench/channels.ts).
+  let channelBench: ChannelBenchResult | undefined;
+  if (!args['no-channel-bench']) {
+    if (!quick) process.stderr.write('bench: channels ...\n');
+    const size = quick ? ['--records', '100000', '--repeat', '1'] : ['--records', '2000000', '--repeat', '3'];
+    try {
+      channelBench = await runScript<ChannelBenchResult>(CHANNELS, [...size, '--result'], 'channels');
+    } catch (e) {
+      failed.push({ query: 'channels', error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  // q5 and q8 on two task-manager processes against one (bench/hosts.ts).
+  let hostsBench: HostsBenchResult | undefined;
+  if (!args['no-hosts-bench']) {
+    if (!quick) process.stderr.write('bench: task managers ...\n');
+    const size = quick
+      ? ['--queries', 'q5', '--events', '100000', '--repeat', '1']
+      : ['--queries', 'q5,q8', '--events', String(Math.max(events, 6_000_000)), '--repeat', '3'];
+    try {
+      hostsBench = await runScript<HostsBenchResult>(HOSTS, [...size, '--result'], 'task managers');
+    } catch (e) {
+      failed.push({ query: 'task managers', error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
   const header = [
     'query',
     'loop ev/s',
@@ -287,6 +318,14 @@ async function main(): Promise<number> {
     console.log();
     for (const line of formatCheckpointBench(checkpointBench)) console.log(line);
   }
+  if (channelBench !== undefined) {
+    console.log();
+    for (const line of formatChannelBench(channelBench)) console.log(line);
+  }
+  if (hostsBench !== undefined) {
+    console.log();
+    for (const line of formatHostsBench(hostsBench)) console.log(line);
+  }
 
   if (args.json !== undefined) {
     const report = {
@@ -304,6 +343,8 @@ async function main(): Promise<number> {
       generator,
       queries: results,
       checkpoints: checkpointBench,
+      channels: channelBench,
+      taskManagers: hostsBench,
       failed,
     };
     writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);

@@ -97,7 +97,19 @@ test('npm run bench -- --quick --json FILE prints a table and writes JSON with e
     // The checkpoint benchmark ran on its own Redis, and printed its figures.
     expect(report.checkpoints).toMatchObject({ keys: 20_000, checkpoints: expect.any(Number) });
     expect(lines.some((l) => l.startsWith('checkpoints (20,000 keys'))).toBe(true);
+    // One channel between threads and processes, and q5 on two task-manager processes.
+    const channels = (report as unknown as { channels: { threads: { numeric: number; bid: number } } })
+      .channels;
+    expect(channels.threads.numeric).toBeGreaterThan(0);
+    expect(channels.threads.bid).toBeGreaterThan(0);
+    expect(lines.some((l) => l.startsWith('  between two processes '))).toBe(true);
+    const tms = (report as unknown as { taskManagers: { queries: { query: string; ratio: number }[] } })
+      .taskManagers;
+    expect(tms.queries.map((q) => q.query)).toEqual(['q5']);
+    expect(tms.queries[0]!.ratio).toBeGreaterThan(0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+  // NOTE: a smoke test of every part of the benchmark (about 30 s here, far longer on a loaded
+  // machine): a time limit is no assertion about speed here.
+}, 300_000);
