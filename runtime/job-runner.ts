@@ -16,7 +16,6 @@ import type {
 } from './checkpoint/coordinator.js';
 import { type LoadedCheckpoint, loadCheckpoint, loadLatestCheckpoint } from './checkpoint/restore.js';
 import { ClusterExecutor, type SlotProvider } from './distributed/cluster.js';
-import type { SlotInit } from './distributed/protocol.js';
 import { type ExecutionOptions, LocalExecutor } from './execution/local-executor.js';
 import { type JobResult, ResultCollector } from './execution/results.js';
 import type { JobGraph } from './graph/job-graph.js';

@@ -14,7 +14,6 @@
  */
 import { InvalidArgumentError, TidemarkError } from '../../state/errors.js';
 import {
-  encode,
   encodeMetadata,
   type KeyGroupRef,
   type OperatorMeta,

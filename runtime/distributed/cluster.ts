@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, TidemarkError } from '../../state/errors.js';
-import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
   type CheckpointingOptions,

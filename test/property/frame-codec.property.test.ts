@@ -86,9 +86,8 @@ describe('frame codec', () => {
       const events = shaped.chain((values) =>
         fc.array(fc.constantFrom(WATERMARK, BARRIER), { maxLength: 5 }).map((marks) => {
           const out: Event[] = values.map((v, i) => [RECORD, v, i]);
-          marks.forEach((k, i) =>
-            out.splice((i * 7) % (out.length + 1), 0, [k, k === BARRIER ? i + 1 : undefined, i * 10]),
-          );
+          for (const [i, k] of marks.entries())
+            out.splice((i * 7) % (out.length + 1), 0, [k, k === BARRIER ? i + 1 : undefined, i * 10]);
           return out;
         }),
       );
