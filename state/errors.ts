@@ -281,12 +281,17 @@ export function deserializeError(s: SerializedError): Error {
   return e;
 }
 
-/** The message of an error and of its causes, one per line (for CLI output). */
+/**
+ * The message of an error and of its causes, one per line (for CLI output). A cause whose message
+ * was already said (a wrapping error usually repeats it: "job 'x' failed: <cause>") is left out.
+ */
 export function describeErrorChain(e: unknown): string {
   const lines: string[] = [];
   let cur: unknown = e;
   for (let i = 0; cur !== undefined && i < 8; i++) {
-    lines.push(i === 0 ? messageOf(cur) : `caused by: ${messageOf(cur)}`);
+    const message = messageOf(cur);
+    if (i === 0) lines.push(message);
+    else if (!lines.some((l) => l.includes(message))) lines.push(`caused by: ${message}`);
     cur = cur instanceof Error ? cur.cause : undefined;
   }
   return lines.join('\n');

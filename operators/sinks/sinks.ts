@@ -122,7 +122,8 @@ export class SummarySink<T> extends BaseSink<T> {
     this.latest.set(typeof k === 'string' ? k : toJson(k), v);
   }
   override finish(): void {
-    const obj = Object.fromEntries(this.latest);
+    // NOTE: keys sorted, so that the line is the same whatever order the keys arrived in.
+    const obj = Object.fromEntries([...this.latest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     this.ctx.results.add(this.resultId, this.ctx.info.subtaskIndex, obj);
     this.ctx.stdout.writeLine(toJson(obj));
   }

@@ -1,7 +1,9 @@
 /** `tidemark checkpoints list|show|delete` and `tidemark savepoint`. */
 import { decodeMetadata } from '../../state/snapshot/format.js';
+import type { CheckpointInfo, CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import { requestSavepoint } from './control.js';
+import { UsageError } from './load-job.js';
 import { DEFAULT_STORAGE } from './run-command.js';
 
 const fmt = new Intl.NumberFormat('en-US');
@@ -59,11 +61,14 @@ export async function showCheckpoint(
   const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
   await storage.open();
   try {
+    const info = await storedCheckpoint(storage, flags.job, id);
     const meta = decodeMetadata(await storage.readMetadata(flags.job, id), {
       jobId: flags.job,
       checkpointId: id,
     });
-    const info = (await storage.list(flags.job)).find((c) => c.checkpointId === id);
+    // NOTE: the time is the commit's, as `checkpoints list` shows it; the trigger time is the metadata's.
+    const time = new Date(info.timestamp).toISOString();
+    const triggered = new Date(meta.timestamp).toISOString();
     if (flags.json === true) {
       process.stdout.write(
         `${JSON.stringify(
@@ -71,8 +76,9 @@ export async function showCheckpoint(
             job: meta.jobId,
             checkpointId: meta.checkpointId,
             savepoint: meta.savepoint,
-            time: new Date(meta.timestamp).toISOString(),
-            bytes: info?.sizeBytes,
+            time,
+            triggered,
+            bytes: info.sizeBytes,
             operators: meta.operators.map((o) => ({
               id: o.operatorId,
               name: o.name,
@@ -90,7 +96,7 @@ export async function showCheckpoint(
       return 0;
     }
     process.stdout.write(
-      `${meta.savepoint ? 'savepoint' : 'checkpoint'} ${meta.checkpointId} of job '${meta.jobId}', taken ${new Date(meta.timestamp).toISOString()}${info === undefined ? '' : `, ${fmt.format(info.sizeBytes)} bytes in ${info.chunkCount} chunks`}\n`,
+      `${meta.savepoint ? 'savepoint' : 'checkpoint'} ${meta.checkpointId} of job '${meta.jobId}', completed ${time} (triggered ${triggered}), ${fmt.format(info.sizeBytes)} bytes in ${info.chunkCount} chunks\n`,
     );
     for (const o of meta.operators)
       process.stdout.write(
@@ -110,12 +116,29 @@ export async function deleteCheckpoint(
   const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
   await storage.open();
   try {
+    await storedCheckpoint(storage, flags.job, id);
     await storage.delete(flags.job, id);
     process.stdout.write(`deleted checkpoint ${id} of job '${flags.job}'\n`);
     return 0;
   } finally {
     await storage.close();
   }
+}
+
+/** What `list` says of checkpoint `id`; a {@link UsageError} naming the stored ones if there is none. */
+async function storedCheckpoint(
+  storage: CheckpointStorage,
+  job: string,
+  id: number,
+): Promise<CheckpointInfo> {
+  const stored = await storage.list(job);
+  const info = stored.find((c) => c.checkpointId === id);
+  if (info !== undefined) return info;
+  throw new UsageError(
+    stored.length === 0
+      ? `job '${job}' has no checkpoints in ${storage.description}`
+      : `job '${job}' has no checkpoint ${id} in ${storage.description} (it has ${stored.map((c) => c.checkpointId).join(', ')})`,
+  );
 }
 
 /** `savepoint <job-id>`: asks the running job for a savepoint. */

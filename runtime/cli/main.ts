@@ -32,8 +32,30 @@ interface GraphFlags {
   maxParallelism?: number;
 }
 
+/** The exit code of a command whose reader went away (`tidemark ... | head`): 128 + SIGPIPE. */
+export const EXIT_BROKEN_PIPE = 141;
+
+/**
+ * Process-wide behaviour of the command: standard output or error closed by its reader ends the
+ * process quietly, as a Unix tool killed by SIGPIPE (Node ignores SIGPIPE and reports EPIPE as an
+ * error event instead); warnings print as one line each, without Node's `--trace-warnings` hint.
+ */
+function installProcessHandlers(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+      throw e;
+    });
+  // NOTE: Node's own printer of warnings is a 'warning' listener; ours replaces it.
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => {
+    process.stderr.write(`tidemark: warning: ${w.name === 'Warning' ? '' : `${w.name}: `}${w.message}\n`);
+  });
+}
+
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  installProcessHandlers();
   let code = 0;
   const program = new Command('tidemark')
     .description('tidemark: an event-time dataflow runtime for TypeScript')
@@ -108,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--job-id <id>', 'the id checkpoints are stored under (default: the job name)')
     .action(async (file: string, flags: RunFlags) => {
+      checkGraphFlags(flags);
       code = await runCommand(file, flags);
     });
 
@@ -194,8 +217,9 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--slots <n>', 'also show which slot runs which subtasks on this many slots', positiveInt)
     .action(async (file: string, flags: GraphFlags & { format: PlanFormat; slots?: number }) => {
+      const overrides = graphFlags(flags);
       const loaded = await loadJob(file);
-      const env = await buildJob(loaded.definition, { jobName: loaded.name, ...graphFlags(flags) });
+      const env = await buildJob(loaded.definition, { jobName: loaded.name, ...overrides });
       const options = flags.slots === undefined ? {} : { slots: flags.slots };
       process.stdout.write(`${env.getExecutionPlan(flags.format, options)}\n`);
     });
@@ -254,6 +278,7 @@ async function simulateCommand(
 ): Promise<number> {
   // NOTE: imported here, not at the top: the simulation is part of the testing toolkit (with
   // fast-check), which no other command needs; `tidemark run` must not load it.
+  checkGraphFlags(flags);
   const { simulateJob } = await import('../testing/simulation.js');
   const loaded = await loadJob(file);
   const digests = new Map<string, number[]>();
@@ -322,7 +347,20 @@ function canonicalJson(value: unknown): string {
   });
 }
 
+/** Refuses `-p` above `--max-parallelism` before any module is loaded ({@link UsageError}). */
+function checkGraphFlags(flags: GraphFlags): void {
+  if (
+    flags.parallelism !== undefined &&
+    flags.maxParallelism !== undefined &&
+    flags.parallelism > flags.maxParallelism
+  )
+    throw new UsageError(
+      `--parallelism ${flags.parallelism} is greater than --max-parallelism ${flags.maxParallelism}`,
+    );
+}
+
 function graphFlags(flags: GraphFlags): GraphFlags {
+  checkGraphFlags(flags);
   const out: GraphFlags = {};
   if (flags.parallelism !== undefined) out.parallelism = flags.parallelism;
   if (flags.maxParallelism !== undefined) out.maxParallelism = flags.maxParallelism;

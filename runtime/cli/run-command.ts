@@ -1,6 +1,7 @@
 /** `tidemark run`: runs a job module, with checkpoints, restore and restarts. */
+import { createServer } from 'node:net';
 import { describeErrorChain } from '../../state/errors.js';
-import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
+import { CheckpointNotFoundError, type CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import type { CheckpointStats } from '../checkpoint/coordinator.js';
 import {
@@ -8,6 +9,7 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   TaskManagerPool,
 } from '../distributed/task-manager.js';
+import { parseAddress } from '../distributed/wire.js';
 import { buildJob } from '../job.js';
 import { describeEvent } from '../job-runner.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
@@ -51,8 +53,78 @@ export function tokenOf(flag: string | undefined): string {
   return token;
 }
 
+/** Options of `run` that mean something only with `--listen`. */
+const LISTEN_ONLY: [keyof RunFlags, string][] = [
+  ['taskManagers', '--task-managers'],
+  ['token', '--token'],
+  ['wait', '--wait'],
+  ['heartbeatInterval', '--heartbeat-interval'],
+  ['heartbeatTimeout', '--heartbeat-timeout'],
+];
+
+/** Options of `run` that mean something only with `--checkpoint-interval`. */
+const CHECKPOINTING_ONLY: [keyof RunFlags, string][] = [
+  ['checkpointMode', '--checkpoint-mode'],
+  ['checkpointTimeout', '--checkpoint-timeout'],
+  ['retain', '--retain'],
+];
+
+/** Refuses flags that contradict each other or would be ignored ({@link UsageError}, exit code 2). */
+export function checkRunFlags(flags: RunFlags): void {
+  if (flags.listen !== undefined && flags.slots !== undefined)
+    throw new UsageError(
+      "--slots and --listen cannot be used together: with --listen the slots are the task managers' (tidemark taskmanager --slots N)",
+    );
+  const given = (list: [keyof RunFlags, string][]) =>
+    list.filter(([key]) => flags[key] !== undefined).map(([, name]) => name);
+  const listenOnly = flags.listen === undefined ? given(LISTEN_ONLY) : [];
+  if (listenOnly.length > 0)
+    throw new UsageError(`${listenOnly.join(', ')} ${listenOnly.length > 1 ? 'need' : 'needs'} --listen`);
+  const checkpointingOnly = flags.checkpointInterval === undefined ? given(CHECKPOINTING_ONLY) : [];
+  if (checkpointingOnly.length > 0)
+    throw new UsageError(
+      `${checkpointingOnly.join(', ')} ${checkpointingOnly.length > 1 ? 'need' : 'needs'} --checkpoint-interval`,
+    );
+  if (flags.allowNonRestoredState === true && flags.restore === undefined)
+    throw new UsageError('--allow-non-restored-state needs --restore');
+  const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+  if (timeoutMs <= intervalMs)
+    throw new UsageError(
+      `--heartbeat-timeout (${timeoutMs} ms) must be longer than --heartbeat-interval (${intervalMs} ms)`,
+    );
+}
+
+/**
+ * Checks that this host can listen on `address` (host:port), before waiting there: a malformed
+ * address, or one this host has not (or whose port is taken), is a {@link UsageError}.
+ */
+async function checkListenAddress(address: string): Promise<void> {
+  let host: string;
+  let port: number;
+  try {
+    ({ host, port } = parseAddress(address));
+  } catch {
+    throw new UsageError(`--listen '${address}' is not host:port (e.g. 0.0.0.0:6123)`);
+  }
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (e) => reject(new UsageError(`cannot listen on ${address}: ${e.message}`)));
+    server.listen(port, host, () => server.close(() => resolve()));
+  });
+}
+
+/**
+ * After the first SIGINT or SIGTERM, how long the job has to stop (it is cancelled) before the
+ * process exits anyway: the first signal always ends a run, even one stuck in a call that cannot
+ * be cancelled (a storage that does not answer).
+ */
+export const CANCEL_GRACE_MS = 10_000;
+
 /** Runs the job; returns the exit code. */
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  checkRunFlags(flags);
+  if (flags.listen !== undefined) await checkListenAddress(flags.listen);
   const loaded = await loadJob(file);
   const overrides = {
     jobName: loaded.name,
@@ -82,10 +154,6 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     const expected = flags.taskManagers ?? 1;
     const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
-    if (timeoutMs <= intervalMs)
-      throw new UsageError(
-        `--heartbeat-timeout (${timeoutMs} ms) must be longer than --heartbeat-interval (${intervalMs} ms)`,
-      );
     log(`waiting for ${expected} task manager(s) on ${flags.listen}`);
     pool = await TaskManagerPool.listen(flags.listen, tokenOf(flags.token), expected, {
       log,
@@ -109,7 +177,17 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
     },
   });
-  const onSignal = () => client.cancel();
+  const onSignal = (signal: NodeJS.Signals) => {
+    client.cancel();
+    // NOTE: not cleared when the run ends: a process that stays alive after its job (a handle
+    // that never closes) is ended too. A second signal ends it at once (the default handler).
+    setTimeout(() => {
+      process.stderr.write(
+        `tidemark: the job did not stop within ${CANCEL_GRACE_MS / 1000} s of ${signal}; exiting\n`,
+      );
+      process.exit(130);
+    }, CANCEL_GRACE_MS).unref();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const stopControl =
@@ -131,7 +209,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   } catch (e) {
     progress?.stop(undefined);
     process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
-    return 1;
+    // A checkpoint to restore that is not there is a usage mistake, as an unknown id elsewhere.
+    const unknownRestore =
+      e instanceof CheckpointNotFoundError &&
+      typeof flags.restore === 'number' &&
+      e.context.checkpointId === flags.restore;
+    return unknownRestore ? 2 : 1;
   } finally {
     pool?.close();
     stopControl?.();

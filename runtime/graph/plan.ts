@@ -123,7 +123,7 @@ export function planToDot(graph: JobGraph, placement?: PlacementJson): string {
     lines.push(`  subgraph ${dotId(`cluster_${v.id}`)} {`);
     lines.push(`    label=${dotId(`vertex ${v.id} (parallelism ${v.parallelism})`)};`);
     for (const n of v.nodes)
-      lines.push(`    ${dotId(n.operatorId)} [label=${dotId(`${n.name}\\n${n.operatorId}`)}];`);
+      lines.push(`    ${dotId(n.operatorId)} [label=${dotId(`${n.name}\n${n.operatorId}`)}];`);
     lines.push('  }');
   }
   if (placement !== undefined)

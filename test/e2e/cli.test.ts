@@ -1,9 +1,10 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { lastLine, runCli } from '../helpers/cli.js';
+import { BIN, type CliResult, lastLine, runCli } from '../helpers/cli.js';
 
 const WORDS = { hello: 2, world: 1, python: 2, is: 1, fun: 1 };
 
@@ -15,6 +16,8 @@ describe('tidemark CLI', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(JSON.parse(lastLine(r.stdout))).toEqual(WORDS);
+      // The same line at every parallelism: the keys sorted, whatever order they arrived in.
+      expect(lastLine(r.stdout)).toBe('{"fun":1,"hello":2,"is":1,"python":2,"world":1}');
       // Every rolling update is printed before the summary.
       const updates = r.stdout.trimEnd().split('\n').slice(0, -1);
       expect(updates.length).toBe(7);
@@ -44,6 +47,9 @@ describe('tidemark CLI', () => {
     expect(text.stdout).toContain('by hash (keyBy)');
     const dot = await runCli(['plan', 'examples/wordcount.ts', '--format', 'dot']);
     expect(dot.stdout).toMatch(/^digraph "wordcount" \{/);
+    // Graphviz breaks a label's line at \n (a backslash and an n), not at \\n.
+    expect(dot.stdout).toContain('"5-reduce" [label="reduce\\n5-reduce"];');
+    expect(dot.stdout).not.toContain('\\\\n');
     const json = await runCli(['plan', 'examples/wordcount.ts', '--format', 'json', '--parallelism', '3']);
     const plan = JSON.parse(json.stdout);
     expect(plan.jobName).toBe('wordcount');
@@ -103,6 +109,40 @@ export default job((env) => {
     );
   });
 
+  test.each([
+    ['in one thread', []],
+    ['on 2 slots', ['-p', '2', '--slots', '2']],
+  ])(
+    'piped into head, run ends quietly when head goes away (%s), as a Unix tool does',
+    async (_how, args) => {
+      const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+      const file = join(dir, 'many.mts');
+      writeFileSync(
+        file,
+        `import { job } from 'tidemark';
+export default job((env) => {
+  env.fromGenerator((i) => i, { count: 10_000_000 }).print();
+});
+`,
+      );
+      const command = [process.execPath, BIN, 'run', file, ...args].map((a) => `'${a}'`).join(' ');
+      const r = await new Promise<CliResult>((resolve, reject) => {
+        const child = spawn('bash', ['-c', `${command} | head -2; echo "exit \${PIPESTATUS[0]}" >&2`], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      expect(r.stdout.trimEnd().split('\n')).toHaveLength(2);
+      // No EPIPE stack: the status of a process ended by SIGPIPE (128 + 13), nothing said.
+      expect(r.stderr).toBe('exit 141\n');
+    },
+  );
+
   test('--help and --version', async () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);
@@ -143,6 +183,45 @@ export default job((env) => {
         ['plan', 'examples/wordcount.ts', '--format', 'svg'],
         /^tidemark: option '-f, --format <format>' argument 'svg' is invalid/,
       ],
+      // Contradictory flags, and flags that would be ignored, are refused rather than ignored.
+      [
+        ['run', 'examples/wordcount.ts', '--listen', '127.0.0.1:6123', '--slots', '2'],
+        /^tidemark: --slots and --listen cannot be used together/,
+      ],
+      [
+        ['run', 'examples/wordcount.ts', '--task-managers', '2'],
+        /^tidemark: --task-managers needs --listen\n$/,
+      ],
+      [
+        ['run', 'examples/wordcount.ts', '--token', 'long-enough-token', '--wait', '1m'],
+        /^tidemark: --token, --wait need --listen\n$/,
+      ],
+      [
+        ['run', 'examples/wordcount.ts', '--retain', '3'],
+        /^tidemark: --retain needs --checkpoint-interval\n$/,
+      ],
+      [
+        ['run', 'examples/wordcount.ts', '--allow-non-restored-state'],
+        /^tidemark: --allow-non-restored-state needs --restore\n$/,
+      ],
+      [
+        ['run', 'examples/wordcount.ts', '-p', '8', '--max-parallelism', '4'],
+        /^tidemark: --parallelism 8 is greater than --max-parallelism 4\n$/,
+      ],
+      [
+        ['plan', 'examples/wordcount.ts', '-p', '8', '--max-parallelism', '4'],
+        /^tidemark: --parallelism 8 is greater than --max-parallelism 4\n$/,
+      ],
+      // A bad --listen address fails at once, before "waiting for task managers".
+      [
+        ['run', 'examples/wordcount.ts', '--listen', 'nowhere'],
+        /^tidemark: --listen 'nowhere' is not host:port/,
+      ],
+      [
+        // An address of a documentation network (RFC 5737) that this host does not have.
+        ['run', 'examples/wordcount.ts', '--listen', '192.0.2.77:6123', '--token', 'long-enough-token'],
+        /^tidemark: cannot listen on 192\.0\.2\.77:6123: .*EADDRNOTAVAIL/,
+      ],
     ];
     for (const [args, pattern] of cases) {
       const r = await runCli(args);
@@ -163,11 +242,14 @@ export default job((env) => {
 });
 `,
     );
-    const r = await runCli(['run', file]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(
-      /^tidemark: job 'failing' failed: operator 'check' \(\d+-map\) subtask 1\/1 of job 'failing': user function threw on record 2: two is not allowed/,
-    );
+    for (const args of [[], ['-p', '2', '--slots', '2']]) {
+      const r = await runCli(['run', file, ...args]);
+      expect(r.code).toBe(1);
+      // One line: the causes the message already says are not repeated ("caused by: ...").
+      expect(r.stderr).toMatch(
+        /^tidemark: job 'failing' failed: operator 'check' \(\d+-map\) subtask \d\/\d of job 'failing': user function threw on record 2: two is not allowed\n$/,
+      );
+    }
   });
 
   /** Runs the CLI with a module trace; the URLs of the modules it loaded. */
