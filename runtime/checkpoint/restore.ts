@@ -8,6 +8,7 @@
 import {
   type CheckpointMetadata,
   decode,
+  decodeFailure,
   decodeMetadata,
   IncompatibleCheckpointError,
   type KeyGroupRef,
@@ -81,7 +82,7 @@ export async function loadCheckpoint(
       try {
         entries = decode<[number, number, Uint8Array][]>(bytes);
       } catch (e) {
-        throw new CorruptChunkError(jobId, name, `cannot be decoded: ${(e as Error).message}`);
+        throw new CorruptChunkError(jobId, name, `cannot be decoded: ${decodeFailure(e)}`);
       }
       chunkCache.set(name, entries);
     }
@@ -104,7 +105,7 @@ export async function loadCheckpoint(
         throw new CorruptChunkError(
           jobId,
           chunks.join(','),
-          `key group ${ref.keyGroup} of operator ${o.operatorId} cannot be decoded: ${(e as Error).message}`,
+          `key group ${ref.keyGroup} of operator ${o.operatorId} cannot be decoded: ${decodeFailure(e)}`,
         );
       }
     };

@@ -92,6 +92,17 @@ export function encodeMetadata(meta: Omit<CheckpointMetadata, 'format' | 'versio
   return encode({ format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...meta });
 }
 
+/**
+ * What went wrong decoding stored bytes, in one printable line without the bytes themselves
+ * (msgpackr's "end of buffer not reached" ends with the value it read, which may be binary).
+ */
+export function decodeFailure(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  if (message.startsWith('Data read, but end of buffer not reached')) return 'bytes left over after the data';
+  const printable = message.replace(/[^\x20-\x7e]/g, '?');
+  return printable.length > 120 ? `${printable.slice(0, 117)}...` : printable;
+}
+
 /** Decodes and checks checkpoint metadata. */
 export function decodeMetadata(
   bytes: Uint8Array,
@@ -103,7 +114,7 @@ export function decodeMetadata(
     m = decode<Partial<CheckpointMetadata>>(bytes);
   } catch (e) {
     throw new IncompatibleCheckpointError(
-      `${what}: the metadata cannot be decoded (damaged or not a tidemark checkpoint): ${(e as Error).message}`,
+      `${what}: the metadata cannot be decoded (damaged or not a tidemark checkpoint): ${decodeFailure(e)}`,
       expected.checkpointId,
     );
   }

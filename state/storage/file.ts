@@ -36,7 +36,7 @@ import {
   utimes,
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import {
   type CheckpointInfo,
@@ -117,6 +117,8 @@ export class FileCheckpointStorage implements CheckpointStorage {
   private readonly staleLockMs: number;
   private readonly fsync: boolean;
   private opened = false;
+  /** Damaged manifests already warned about (once each). */
+  private readonly warnedManifests = new Set<string>();
 
   constructor(
     dir: string,
@@ -138,7 +140,7 @@ export class FileCheckpointStorage implements CheckpointStorage {
 
   async open(): Promise<void> {
     try {
-      await mkdir(this.dir, { recursive: true });
+      await makeDirectories(this.dir);
       await access(this.dir, constants.R_OK | constants.W_OK | constants.X_OK);
     } catch (e) {
       throw new StorageError(`${this.description}: cannot use the directory: ${(e as Error).message}`, {
@@ -398,25 +400,74 @@ export class FileCheckpointStorage implements CheckpointStorage {
     const path = this.path(jobId, 'latest');
     const bytes = await readIfExists(path);
     if (bytes === undefined) return EMPTY_MANIFEST;
-    const damaged = (detail: string) =>
-      new StorageError(`job '${jobId}': the manifest ${path} is damaged: ${detail}`, { jobName: jobId });
     let parsed: unknown;
     try {
       parsed = JSON.parse(bytes.toString('utf8'));
-    } catch (e) {
-      throw damaged((e as Error).message);
+    } catch {
+      return this.rebuildManifest(jobId, path, 'not JSON');
     }
-    const m = parsed as { format?: unknown; latest?: unknown; checkpoints?: unknown };
-    if (m.format !== MANIFEST_FORMAT) throw damaged(`unknown format ${String(m.format)}`);
-    if (!Array.isArray(m.checkpoints)) throw damaged('no checkpoint list');
+    const m = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as {
+      format?: unknown;
+      latest?: unknown;
+      checkpoints?: unknown;
+    };
+    if (typeof m.format === 'number' && m.format !== MANIFEST_FORMAT)
+      throw new StorageError(
+        `job '${jobId}': the manifest ${path} has format ${m.format}, which this tidemark does not read (it reads ${MANIFEST_FORMAT})`,
+        { jobName: jobId },
+      );
+    if (m.format !== MANIFEST_FORMAT) return this.rebuildManifest(jobId, path, 'no format');
+    if (!Array.isArray(m.checkpoints)) return this.rebuildManifest(jobId, path, 'no checkpoint list');
     const checkpoints: ManifestEntry[] = [];
     for (const e of m.checkpoints as { id?: unknown; savepoint?: unknown }[]) {
-      if (!Number.isSafeInteger(e.id) || typeof e.savepoint !== 'boolean')
-        throw damaged('bad checkpoint entry');
+      if (
+        typeof e !== 'object' ||
+        e === null ||
+        !Number.isSafeInteger(e.id) ||
+        typeof e.savepoint !== 'boolean'
+      )
+        return this.rebuildManifest(jobId, path, 'a bad checkpoint entry');
       checkpoints.push({ id: e.id as number, savepoint: e.savepoint });
     }
-    if (m.latest !== null && !Number.isSafeInteger(m.latest)) throw damaged('bad latest');
+    if (m.latest !== null && !Number.isSafeInteger(m.latest))
+      return this.rebuildManifest(jobId, path, 'a bad latest id');
     return { latest: m.latest === null ? undefined : (m.latest as number), checkpoints };
+  }
+
+  /**
+   * The manifest of a job whose manifest file is damaged (garbage, truncated by hand): every
+   * checkpoint directory with a readable record and metadata, the newest as the latest, as the
+   * pointer would say (a commit moves it to the checkpoint it writes; a delete to the newest left).
+   * The next commit writes a whole manifest again. Restoring falls back from a damaged checkpoint
+   * to the previous one as ever.
+   *
+   * NOTE: a directory left by a commit that crashed before its manifest rename is listed too: it
+   * is complete (its chunks were checked before it was renamed into place), only never announced.
+   */
+  private async rebuildManifest(jobId: string, path: string, detail: string): Promise<Manifest> {
+    const checkpoints: ManifestEntry[] = [];
+    for (const name of await readdirIfExists(join(this.jobDir(jobId), 'checkpoints'))) {
+      const id = Number(name);
+      if (!/^[1-9]\d*$/.test(name) || !Number.isSafeInteger(id)) continue;
+      try {
+        const record = await this.readCheckpointFile(jobId, id);
+        if (!Array.isArray(record.chunkIds)) continue;
+        await access(join(this.checkpointDir(jobId, id), 'metadata'), constants.R_OK);
+        checkpoints.push({ id, savepoint: record.savepoint === true });
+      } catch {
+        // Not a checkpoint this storage can read: left out.
+      }
+    }
+    checkpoints.sort((a, b) => a.id - b.id);
+    const latest = checkpoints.at(-1)?.id;
+    const key = `${jobId}\u0000${path}`;
+    if (!this.warnedManifests.has(key)) {
+      this.warnedManifests.add(key);
+      warn(
+        `job '${jobId}': the manifest ${path} is damaged (${detail}); using the ${checkpoints.length} checkpoint(s) found in its directory${latest === undefined ? '' : `, the latest ${latest}`}`,
+      );
+    }
+    return { latest, checkpoints };
   }
 
   private async readCheckpointFile(jobId: string, checkpointId: number): Promise<CheckpointFile> {
@@ -764,6 +815,30 @@ function code(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e
     ? String((e as { code: unknown }).code)
     : undefined;
+}
+
+/**
+ * `mkdir -p`, one level at a time. NOTE: not `mkdir(dir, { recursive: true })`, which never returns
+ * (and keeps a core busy) where a missing directory cannot be made, as in `/proc` (Node 20).
+ */
+async function makeDirectories(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      if ((await stat(d)).isDirectory()) break;
+      throw Object.assign(new Error(`${d} is not a directory`), { code: 'ENOTDIR' });
+    } catch (e) {
+      if (code(e) !== 'ENOENT') throw e;
+    }
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse())
+    try {
+      await mkdir(d);
+    } catch (e) {
+      if (code(e) !== 'EEXIST') throw e;
+    }
 }
 
 async function readIfExists(path: string): Promise<Buffer | undefined> {

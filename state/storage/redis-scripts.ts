@@ -18,7 +18,7 @@ export interface StorageScript {
 }
 
 const SPECS = {
-  commit: { name: 'tidemarkCommit:1', file: 'commit-9.lua' },
+  commit: { name: 'tidemarkCommit:2', file: 'commit-9.lua' },
   resolveCommit: { name: 'tidemarkResolveCommit:1', file: 'resolve-commit-3.lua' },
   writeChunk: { name: 'tidemarkWriteChunk:1', file: 'write-chunk-1.lua' },
   deleteCheckpoint: { name: 'tidemarkDeleteCheckpoint:1', file: 'delete-checkpoint-4.lua' },

@@ -201,6 +201,8 @@ export class RedisCheckpointStorage implements CheckpointStorage {
   private opened = false;
   private closing = false;
   private readonly registeredJobs = new Set<string>();
+  /** Jobs whose damaged latest pointer was already warned about (once each). */
+  private readonly warnedPointers = new Set<string>();
 
   writerSpec(): StorageSpec {
     return { kind: 'redis', options: { ...this.options } };
@@ -374,7 +376,19 @@ export class RedisCheckpointStorage implements CheckpointStorage {
 
   async latest(jobId: string): Promise<number | undefined> {
     const value = await this.run('latest', jobId, (client) => client.get(this.keys(jobId).latest));
-    return value === null ? undefined : Number(value);
+    if (value === null) return undefined;
+    if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
+    // NOTE: a damaged pointer (not an id): the newest stored checkpoint or savepoint stands for it,
+    // as the commit script reads it (and the next commit sets it again).
+    const newest = (await this.list(jobId)).at(-1)?.checkpointId;
+    if (!this.warnedPointers.has(jobId)) {
+      this.warnedPointers.add(jobId);
+      process.emitWarning(
+        `job '${jobId}': the latest pointer ${this.keys(jobId).latest} in ${this.description} is damaged (not a checkpoint id); using the newest stored checkpoint${newest === undefined ? ' (there is none)' : `, ${newest}`}`,
+        { code: 'TIDEMARK_STORAGE' },
+      );
+    }
+    return newest;
   }
 
   async list(jobId: string): Promise<CheckpointInfo[]> {

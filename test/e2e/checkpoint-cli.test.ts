@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -219,4 +220,212 @@ describe('checkpoints from the command line', () => {
       /operator 'reduce' \(counts\) was checkpointed with maxParallelism 128, but the job runs it with maxParallelism 64/,
     );
   }, 60_000);
+});
+
+describe('damaged and unusable checkpoint storage from the command line', () => {
+  /** A finished run of the counter job with a few retained checkpoints; the ids, oldest first. */
+  async function checkpointed(dir: string, storage?: string): Promise<number[]> {
+    const job = writeJob(dir, 1500);
+    const where = storage === undefined ? [] : ['--checkpoint-storage', storage];
+    const r = await runCli(['run', job, '--checkpoint-interval', '50ms', '--retain', '3', ...where], {
+      cwd: dir,
+    });
+    expect(r.code).toBe(0);
+    const listed = await runCli(
+      ['checkpoints', 'list', '--json', '--job', 'counter', ...storageFlag(storage)],
+      {
+        cwd: dir,
+      },
+    );
+    const ids = (JSON.parse(listed.stdout) as { id: number }[]).map((row) => row.id);
+    expect(ids.length).toBeGreaterThan(1);
+    return ids;
+  }
+  const storageFlag = (storage: string | undefined) => (storage === undefined ? [] : ['--storage', storage]);
+
+  test('checkpoints list and show give the same time; an unknown checkpoint id is a usage error (exit 2)', async () => {
+    const dir = workDir();
+    const ids = await checkpointed(dir);
+    const latest = ids.at(-1)!;
+    const rows = JSON.parse((await runCli(['checkpoints', 'list', '--json'], { cwd: dir })).stdout) as {
+      id: number;
+      time: string;
+    }[];
+    const row = rows.find((r) => r.id === latest)!;
+    const shown = JSON.parse(
+      (await runCli(['checkpoints', 'show', String(latest), '--job', 'counter', '--json'], { cwd: dir }))
+        .stdout,
+    ) as { time: string; triggered: string };
+    expect(shown.time).toBe(row.time);
+    expect(Date.parse(shown.triggered)).toBeLessThanOrEqual(Date.parse(shown.time));
+    const text = await runCli(['checkpoints', 'show', String(latest), '--job', 'counter'], { cwd: dir });
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^checkpoint ${latest} of job 'counter', completed ${row.time} \\(triggered ${shown.triggered}\\)`,
+      ),
+    );
+
+    const has = `\\(it has ${ids.join(', ')}\\)`;
+    for (const args of [
+      ['checkpoints', 'show', '999', '--job', 'counter'],
+      ['checkpoints', 'delete', '999', '--job', 'counter'],
+    ]) {
+      const r = await runCli(args, { cwd: dir });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(`^tidemark: job 'counter' has no checkpoint 999 in file://\\S+ ${has}\\n$`),
+      );
+    }
+    const other = await runCli(['checkpoints', 'show', '1', '--job', 'nobody'], { cwd: dir });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/^tidemark: job 'nobody' has no checkpoints in file:\/\/\S+\n$/);
+    const restore = await runCli(['run', join(dir, 'counter.mts'), '--restore', '999'], { cwd: dir });
+    expect(restore.code).toBe(2);
+    expect(restore.stderr).toBe("tidemark: job 'counter': checkpoint 999 not found\n");
+  }, 120_000);
+
+  test('damaged metadata is reported in one printable line, without its bytes', async () => {
+    const dir = workDir();
+    const ids = await checkpointed(dir);
+    const latest = ids.at(-1)!;
+    // A MessagePack string of control characters (a terminal escape), then a stray byte.
+    writeFileSync(
+      join(dir, '.tidemark/checkpoints/counter/checkpoints', String(latest), 'metadata'),
+      Buffer.from([0xa6, 0x07, 0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff]),
+    );
+    const show = await runCli(['checkpoints', 'show', String(latest), '--job', 'counter'], { cwd: dir });
+    expect(show.code).toBe(1);
+    expect(show.stderr).toBe(
+      `tidemark: checkpoint ${latest} of job 'counter': the metadata cannot be decoded (damaged or not a tidemark checkpoint): bytes left over after the data\n`,
+    );
+    const restored = await runCli(['run', join(dir, 'counter.mts'), '--restore', 'latest'], { cwd: dir });
+    expect(restored.code).toBe(0);
+    expect(restored.stderr).toContain(`checkpoint ${latest} cannot be restored`);
+    expect(restored.stderr).toContain(`restored from checkpoint ${ids.at(-2)}`);
+    expect(restored.stderr).toMatch(/^[\n\x20-\x7e]*$/);
+  }, 120_000);
+
+  test('a garbage latest pointer in file storage: list and --restore latest use the newest checkpoint, with one warning line', async () => {
+    const dir = workDir();
+    const ids = await checkpointed(dir);
+    writeFileSync(join(dir, '.tidemark/checkpoints/counter/latest'), 'garbage\n');
+    const warning = `tidemark: warning: job 'counter': the manifest ${join(dir, '.tidemark/checkpoints/counter/latest')} is damaged (not JSON); using the ${ids.length} checkpoint(s) found in its directory, the latest ${ids.at(-1)}\n`;
+    const listed = await runCli(['checkpoints', 'list'], { cwd: dir });
+    expect(listed.code).toBe(0);
+    expect(listed.stderr).toBe(warning);
+    expect(listed.stdout).toMatch(new RegExp(`^counter\\tcheckpoint ${ids.at(-1)} \\(latest\\)`, 'm'));
+    const restored = await runCli(
+      ['run', join(dir, 'counter.mts'), '--restore', 'latest', '--checkpoint-interval', '50ms'],
+      { cwd: dir },
+    );
+    expect(restored.code).toBe(0);
+    expect(restored.stderr).toContain(warning);
+    expect(restored.stderr).toContain(`[counter] restored from checkpoint ${ids.at(-1)}`);
+    expect(restored.stderr).not.toContain('--trace-warnings');
+    // The next commit wrote a whole manifest again.
+    const after = await runCli(['checkpoints', 'list', '--json'], { cwd: dir });
+    expect(after.stderr).toBe('');
+    const latest = (JSON.parse(after.stdout) as { id: number; latest: boolean }[]).find((r) => r.latest);
+    expect(latest?.id).toBeGreaterThan(ids.at(-1)!);
+  }, 120_000);
+
+  test('a garbage latest pointer in Redis storage: list and --restore latest use the newest checkpoint', async () => {
+    const redis = await startRedis();
+    servers.push(redis);
+    const dir = workDir();
+    const storage = `${redis.url}/?prefix=damaged`;
+    const ids = await checkpointed(dir, storage);
+    const client = new Redis(redis.url);
+    try {
+      await client.set('damaged:{counter}:latest', 'garbage');
+      const warning = `tidemark: warning: job 'counter': the latest pointer damaged:{counter}:latest in ${redis.url} (prefix damaged) is damaged (not a checkpoint id); using the newest stored checkpoint, ${ids.at(-1)}\n`;
+      const listed = await runCli(['checkpoints', 'list', '--storage', storage], { cwd: dir });
+      expect(listed.code).toBe(0);
+      expect(listed.stderr).toBe(warning);
+      expect(listed.stdout).toMatch(new RegExp(`^counter\\tcheckpoint ${ids.at(-1)} \\(latest\\)`, 'm'));
+      const restored = await runCli(
+        [
+          'run',
+          join(dir, 'counter.mts'),
+          '--restore',
+          'latest',
+          '--checkpoint-interval',
+          '50ms',
+          '--checkpoint-storage',
+          storage,
+        ],
+        { cwd: dir },
+      );
+      expect(restored.code).toBe(0);
+      expect(restored.stderr).toContain(`[counter] restored from checkpoint ${ids.at(-1)}`);
+      // The commit script read the damaged pointer as the newest checkpoint, and set it again.
+      expect(Number(await client.get('damaged:{counter}:latest'))).toBeGreaterThan(ids.at(-1)!);
+    } finally {
+      client.disconnect();
+    }
+  }, 120_000);
+
+  test.skipIf(!existsSync('/proc/self'))(
+    'a checkpoint directory that cannot be made fails at once (not a busy loop in mkdir)',
+    async () => {
+      const dir = workDir();
+      const job = writeJob(dir, 100);
+      const r = await runCli(
+        [
+          'run',
+          job,
+          '--checkpoint-interval',
+          '1s',
+          '--checkpoint-storage',
+          '/proc/tidemark-nope/checkpoints',
+        ],
+        { cwd: dir, timeoutMs: 60_000 },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        "tidemark: file:///proc/tidemark-nope/checkpoints: cannot use the directory: ENOENT: no such file or directory, mkdir '/proc/tidemark-nope'\n",
+      );
+    },
+    90_000,
+  );
+
+  test('the first SIGTERM ends a run even while its storage does not answer', async () => {
+    // A "Redis" that accepts connections and never answers.
+    let connected!: () => void;
+    const firstConnection = new Promise<void>((r) => {
+      connected = r;
+    });
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      connected();
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as AddressInfo).port;
+    const dir = workDir();
+    const job = writeJob(dir, 100);
+    const child = spawn(
+      process.execPath,
+      [BIN, 'run', job, '--checkpoint-interval', '1s', '--checkpoint-storage', `redis://127.0.0.1:${port}`],
+      { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await firstConnection;
+      const signalled = performance.now();
+      child.kill('SIGTERM');
+      const code = await exited;
+      // Cancelled, it could not stop (the storage never answers): it exits after the grace period,
+      // well before the storage's own timeouts would have ended the run.
+      expect(code).toBe(130);
+      expect(stderr).toBe('tidemark: the job did not stop within 10 s of SIGTERM; exiting\n');
+      expect(performance.now() - signalled).toBeLessThan(40_000);
+    } finally {
+      child.kill('SIGKILL');
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  }, 120_000);
 });

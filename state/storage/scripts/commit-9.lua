@@ -54,6 +54,15 @@ if epoch < current then return redis.error_reply('FENCED ' .. current) end
 if epoch > current then return redis.error_reply('BADEPOCH ' .. current) end
 if redis.call('EXISTS', KEYS[9]) == 1 then return redis.error_reply('ABORTED') end
 local latest = redis.call('GET', KEYS[2])
+if latest and not string.match(latest, '^%d+$') then
+  -- A damaged pointer (not an id): the newest stored checkpoint or savepoint stands for it, as
+  -- latest() reads it; this commit sets it again.
+  latest = nil
+  for _, key in ipairs({KEYS[3], KEYS[4]}) do
+    local newest = redis.call('ZREVRANGE', key, 0, 0)[1]
+    if newest and (latest == nil or tonumber(newest) > tonumber(latest)) then latest = newest end
+  end
+end
 if latest and id <= tonumber(latest) then return redis.error_reply('STALE ' .. latest) end
 
 local headerBytes = tonumber(ARGV[9])
