@@ -78,12 +78,50 @@ describe('file checkpoint storage', () => {
     expect(await s.readMetadata('j', 2)).toEqual(text('m2'));
   });
 
-  test('a damaged manifest is a clear error', async () => {
+  test('a damaged manifest: the checkpoint directories stand for it, with one warning; the next commit writes it again', async () => {
+    const s = await storage();
+    const epoch = await s.newEpoch('j');
+    await s.commit('j', epoch, 1, text('m1'), [], { retain: 2 });
+    await s.commit('j', epoch, 2, text('m2'), [], { retain: 2, savepoint: true });
+    await s.commit('j', epoch, 3, text('m3'), [], { retain: 2 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      for (const garbage of ['{"format":1,"lat', 'null', '{"format":1,"latest":"x","checkpoints":[]}']) {
+        await writeFile(join(dir, 'j', 'latest'), garbage);
+        const fresh = await storage();
+        expect(await fresh.latest('j')).toBe(3);
+        expect((await fresh.list('j')).map((c) => [c.checkpointId, c.savepoint])).toEqual([
+          [1, false],
+          [2, true],
+          [3, false],
+        ]);
+        expect(await fresh.readMetadata('j', 3)).toEqual(text('m3'));
+      }
+      await new Promise((r) => setImmediate(r));
+      // One warning per storage instance (each opened on a damaged manifest).
+      expect(warnings).toHaveLength(3);
+      expect(warnings[0]).toMatch(
+        /^job 'j': the manifest .*latest is damaged \(not JSON\); using the 3 checkpoint\(s\) found in its directory, the latest 3$/,
+      );
+      const last = open.at(-1)!;
+      await last.commit('j', epoch, 4, text('m4'), [], { retain: 2 });
+      expect(JSON.parse(await readFile(join(dir, 'j', 'latest'), 'utf8'))).toMatchObject({ latest: 4 });
+      expect(warnings).toHaveLength(3);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  test('a manifest of another format is a clear error (not rebuilt over)', async () => {
     const s = await storage();
     const epoch = await s.newEpoch('j');
     await s.commit('j', epoch, 1, text('m1'), []);
-    await writeFile(join(dir, 'j', 'latest'), '{"format":1,"lat');
-    await expect(s.latest('j')).rejects.toThrow(/job 'j': the manifest .*latest is damaged/);
+    await writeFile(join(dir, 'j', 'latest'), '{"format":2,"latest":1,"checkpoints":[]}');
+    await expect(s.latest('j')).rejects.toThrow(
+      /job 'j': the manifest .*latest has format 2, which this tidemark does not read \(it reads 1\)/,
+    );
   });
 
   test('a lock held by a live process makes a commit wait, then fail naming the holder', async () => {

@@ -70,6 +70,35 @@ describe('Redis storage on the shared server', () => {
     await deleteRedisPrefix(admin, prefix);
   });
 
+  test('a damaged latest pointer: the newest stored checkpoint stands for it, in latest() and in the commit script', async () => {
+    const s = await open();
+    const epoch = await s.newEpoch('j');
+    await s.commit('j', epoch, 1, text('m1'), [], { retain: 3 });
+    await s.commit('j', epoch, 2, text('m2'), [], { retain: 3, savepoint: true });
+    await s.commit('j', epoch, 3, text('m3'), [], { retain: 3 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      for (const garbage of ['garbage', '', '-1', '3.5']) {
+        await admin.set(`${prefix}:{j}:latest`, garbage);
+        expect(await s.latest('j')).toBe(3);
+      }
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toEqual([
+        `job 'j': the latest pointer ${prefix}:{j}:latest in ${s.description} is damaged (not a checkpoint id); using the newest stored checkpoint, 3`,
+      ]);
+      // Not newer than what the pointer stands for: stale, as with an intact pointer.
+      await expect(s.commit('j', epoch, 3, text('again'), [])).rejects.toThrow(
+        /not newer than the latest committed checkpoint 3/,
+      );
+      await s.commit('j', epoch, 4, text('m4'), [], { retain: 3 });
+      expect(await admin.get(`${prefix}:{j}:latest`)).toBe('4');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   test('every key of a job is in one hash slot, also for job ids with braces', async () => {
     const s = await open();
     for (const job of ['plain', 'with {braces}', '}leading', '{}', '%7B']) {
