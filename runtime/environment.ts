@@ -54,6 +54,33 @@ export interface JobClient {
   killSlot(slot: number): Promise<void>;
 }
 
+/**
+ * What the `tidemark` command does when a job module starts a job itself while it is loaded
+ * (`await env.execute()` at its top level): as Flink's context environment, it sees every
+ * execution of a program it runs.
+ * @internal
+ */
+export interface ExecutionContext {
+  /** Called before the job starts; throws to refuse it. */
+  beforeExecute(jobName: string): void;
+  /** Called with the started job. */
+  started(client: JobClient): void;
+}
+
+/**
+ * NOTE: on `globalThis` under a registered symbol, so that a job module that resolves another
+ * copy of tidemark (its project's) reports to the command too.
+ */
+const EXECUTION_CONTEXT = Symbol.for('tidemark.executionContext');
+
+/**
+ * Installs (or, with undefined, removes) the {@link ExecutionContext} of this process.
+ * @internal
+ */
+export function setExecutionContext(context: ExecutionContext | undefined): void {
+  (globalThis as Record<symbol, unknown>)[EXECUTION_CONTEXT] = context;
+}
+
 /** Builds and runs a streaming job. */
 export class StreamExecutionEnvironment extends StreamEnvironment {
   private checkpointInterval: number | undefined;
@@ -109,6 +136,10 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
   /** Starts the job and returns a client for it. */
   executeAsync(options: ExecuteOptions = {}): JobClient {
     const graph = this.getJobGraph(options);
+    const context = (globalThis as Record<symbol, unknown>)[EXECUTION_CONTEXT] as
+      | ExecutionContext
+      | undefined;
+    context?.beforeExecute(graph.jobName);
     const storage = options.storage ?? this.checkpointStorage;
     let checkpointing: CheckpointingOptions | undefined;
     if (this.checkpointInterval !== undefined) {
@@ -129,7 +160,7 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
       fillCollected(handles, r);
       return r;
     });
-    return {
+    const client: JobClient = {
       jobName: graph.jobName,
       result,
       cancel: () => runner.cancel(),
@@ -139,6 +170,8 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
       restarts: () => runner.restarts,
       killSlot: (slot: number) => runner.killSlot(slot),
     };
+    context?.started(client);
+    return client;
   }
 
   /** Runs the job to its end (a bounded job) and returns its result. */

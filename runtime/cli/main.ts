@@ -218,7 +218,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--slots <n>', 'also show which slot runs which subtasks on this many slots', positiveInt)
     .action(async (file: string, flags: GraphFlags & { format: PlanFormat; slots?: number }) => {
       const overrides = graphFlags(flags);
-      const loaded = await loadJob(file);
+      const loaded = await loadJob(file, 'tidemark plan');
       const env = await buildJob(loaded.definition, { jobName: loaded.name, ...overrides });
       const options = flags.slots === undefined ? {} : { slots: flags.slots };
       process.stdout.write(`${env.getExecutionPlan(flags.format, options)}\n`);
@@ -280,7 +280,7 @@ async function simulateCommand(
   // fast-check), which no other command needs; `tidemark run` must not load it.
   checkGraphFlags(flags);
   const { simulateJob } = await import('../testing/simulation.js');
-  const loaded = await loadJob(file);
+  const loaded = await loadJob(file, 'tidemark simulate');
   const digests = new Map<string, number[]>();
   const started = performance.now();
   for (let seed = flags.seed; seed < flags.seed + flags.seeds; seed++) {

@@ -10,12 +10,13 @@ import {
   TaskManagerPool,
 } from '../distributed/task-manager.js';
 import { parseAddress } from '../distributed/wire.js';
+import type { JobClient } from '../environment.js';
 import { buildJob } from '../job.js';
 import { describeEvent } from '../job-runner.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
 import type { RestartStrategy } from '../restart-strategies.js';
 import { listenForControl } from './control.js';
-import { loadJob, UsageError } from './load-job.js';
+import { loadJobModule, UsageError } from './load-job.js';
 
 /** The default checkpoint storage of the CLI: a directory in the working directory. */
 export const DEFAULT_STORAGE = '.tidemark/checkpoints';
@@ -121,11 +122,81 @@ async function checkListenAddress(address: string): Promise<void> {
  */
 export const CANCEL_GRACE_MS = 10_000;
 
+/**
+ * Makes SIGINT and SIGTERM cancel the jobs (see {@link CANCEL_GRACE_MS}); returns a function
+ * that stops listening.
+ */
+function cancelOnSignals(clients: () => readonly JobClient[]): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const client of clients()) client.cancel();
+    // NOTE: not cleared when the run ends: a process that stays alive after its job (a handle
+    // that never closes) is ended too. A second signal ends it at once (the default handler).
+    setTimeout(() => {
+      process.stderr.write(
+        `tidemark: the job did not stop within ${CANCEL_GRACE_MS / 1000} s of ${signal}; exiting\n`,
+      );
+      process.exit(130);
+    }, CANCEL_GRACE_MS).unref();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/** `--max-parallelism` for `maxParallelism`. */
+function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
 /** Runs the job; returns the exit code. */
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
   checkRunFlags(flags);
   if (flags.listen !== undefined) await checkListenAddress(flags.listen);
-  const loaded = await loadJob(file);
+  // A module that runs its job itself when loaded (`await env.execute()` at its top level, a
+  // program as Flink runs one): its jobs are the run. NOTE: the flags that shape a job apply to
+  // job(...) modules only; given for such a module, they are refused before its job starts.
+  const executions: JobClient[] = [];
+  let stopSignals: (() => void) | undefined;
+  let selfProgress: ReturnType<typeof startProgress> | undefined;
+  const loaded = await loadJobModule(file, {
+    beforeExecute: () => {
+      const given = Object.entries(flags)
+        .filter(([key, value]) => value !== undefined && key !== 'progress')
+        .map(([key]) => flagName(key));
+      if (given.length > 0)
+        throw new UsageError(
+          `${file} runs its job itself when it is loaded (env.execute()): ${given.join(', ')} ${given.length > 1 ? 'apply' : 'applies'} only to a module whose default export is job((env) => { ... })`,
+        );
+    },
+    started: (client) => {
+      executions.push(client);
+      // Settled below, after the module: not an unhandled rejection meanwhile.
+      client.result.catch(() => {});
+      stopSignals ??= cancelOnSignals(() => executions);
+      if (flags.progress === true)
+        selfProgress ??= startProgress(
+          client.jobName,
+          () => client.metrics(),
+          () => client.lastCheckpoint(),
+        );
+    },
+  });
+  if (!('definition' in loaded)) {
+    const results = await Promise.allSettled(executions.map((c) => c.result));
+    const last = results.at(-1);
+    selfProgress?.stop(last?.status === 'fulfilled' ? last.value.metrics : undefined);
+    stopSignals?.();
+    let code = 0;
+    for (const r of results)
+      if (r.status === 'rejected') {
+        process.stderr.write(`tidemark: ${describeErrorChain(r.reason)}\n`);
+        code = 1;
+      } else if (r.value.status !== 'FINISHED' && code === 0) code = 130;
+    return code;
+  }
   const overrides = {
     jobName: loaded.name,
     ...(flags.parallelism === undefined ? {} : { parallelism: flags.parallelism }),
@@ -177,19 +248,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
     },
   });
-  const onSignal = (signal: NodeJS.Signals) => {
-    client.cancel();
-    // NOTE: not cleared when the run ends: a process that stays alive after its job (a handle
-    // that never closes) is ended too. A second signal ends it at once (the default handler).
-    setTimeout(() => {
-      process.stderr.write(
-        `tidemark: the job did not stop within ${CANCEL_GRACE_MS / 1000} s of ${signal}; exiting\n`,
-      );
-      process.exit(130);
-    }, CANCEL_GRACE_MS).unref();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stopCancelling = cancelOnSignals(() => [client]);
   const stopControl =
     flags.checkpointInterval !== undefined
       ? await listenForControl(jobId, { savepoint: () => client.triggerSavepoint() }).catch(() => undefined)
@@ -218,8 +277,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   } finally {
     pool?.close();
     stopControl?.();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopCancelling();
   }
 }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -229,6 +229,109 @@ export default job((env) => {
       expect(r.stderr, args.join(' ')).toMatch(pattern);
       expect(r.stderr.trimEnd().split('\n').length, args.join(' ')).toBe(1);
     }
+  });
+
+  test('a syntax error in a job module names the file, line and column', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const body = `import { job } from 'tidemark';
+export default job((env) => {
+  env.fromElements(1, 2).map((x) => x +).print();
+});
+`;
+    for (const name of ['broken.ts', 'broken.mts', 'broken.mjs']) writeFileSync(join(dir, name), body);
+    writeFileSync(join(dir, 'helper.mts'), 'export const n: number = ;\n');
+    writeFileSync(
+      join(dir, 'uses-helper.mts'),
+      `import { job } from 'tidemark';
+import { n } from './helper.mts';
+export default job((env) => { env.fromElements(n).print(); });
+`,
+    );
+    const cases: [string, string][] = [
+      ['broken.ts', `${join(dir, 'broken.ts')}:3:40: Unexpected ")"`],
+      ['broken.mts', `${join(dir, 'broken.mts')}:3:40: Unexpected ")"`],
+      // JavaScript (V8 does not say where): the same place.
+      ['broken.mjs', `${join(dir, 'broken.mjs')}:3:40: Unexpected ")"`],
+      ['uses-helper.mts', `${join(dir, 'helper.mts')}:1:26: Unexpected ";"`],
+    ];
+    for (const [name, where] of cases) {
+      const r = await runCli(['run', join(dir, name)]);
+      expect(r.code, name).toBe(2);
+      expect(r.stderr, name).toBe(
+        `tidemark: could not load job module ${join(dir, name)}: syntax error at ${where}\n`,
+      );
+    }
+  });
+
+  test('a job module outside any package (no package.json near it) loads as the ES module it is', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const job = `import { job } from 'tidemark';
+export default job((env) => {
+  env.fromElements('a', 'b', 'a').map((w) => ({ w, n: 1 })).keyBy((r) => r.w)
+    .reduce((a, b) => ({ w: a.w, n: a.n + b.n })).printSummary((r) => r.w, (r) => r.n);
+});
+`;
+    writeFileSync(join(dir, 'loose.ts'), job);
+    writeFileSync(join(dir, 'loose.js'), job);
+    for (const name of ['loose.ts', 'loose.js']) {
+      const r = await runCli(['run', name], { cwd: dir });
+      expect(r.stderr, name).toBe('');
+      expect(r.code, name).toBe(0);
+      expect(lastLine(r.stdout)).toBe('{"a":2,"b":1}');
+    }
+    // In a package that says it is CommonJS, an ES module is refused in one line that says what to do.
+    const cjs = join(dir, 'cjs');
+    mkdirSync(cjs);
+    writeFileSync(join(cjs, 'package.json'), '{"type":"commonjs"}');
+    writeFileSync(join(cjs, 'job.ts'), job);
+    const r = await runCli(['run', join(cjs, 'job.ts')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `tidemark: could not load job module ${join(cjs, 'job.ts')}: it is an ES module (import/export) in a CommonJS package ("type": "commonjs" in its package.json): name it .mts, or set "type": "module"\n`,
+    );
+  });
+
+  test('a module that runs its job itself (env.execute() at its top level) runs once; job flags, plan and simulate refuse it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-cli-'));
+    const program = (map: string) => `import { StreamExecutionEnvironment } from 'tidemark';
+const env = new StreamExecutionEnvironment({ parallelism: 2, jobName: 'tour' });
+const out = env.fromArray([1, 2, 3, 4], { parallel: true }).map(${map}).collect();
+console.log('starting');
+const result = await env.execute();
+console.log('sum', out.values.reduce((a, b) => a + b, 0), result.metrics.sourceRecords);
+`;
+    const tour = join(dir, 'tour.mts');
+    writeFileSync(tour, program('(x) => x * 10'));
+    const ran = await runCli(['run', tour]);
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toBe('starting\nsum 100 4\n');
+
+    const flagged = await runCli(['run', tour, '-p', '3', '--checkpoint-interval', '1s']);
+    expect(flagged.code).toBe(2);
+    expect(flagged.stderr).toBe(
+      `tidemark: ${tour} runs its job itself when it is loaded (env.execute()): --parallelism, --checkpoint-interval apply only to a module whose default export is job((env) => { ... })\n`,
+    );
+    // Refused before its job ran.
+    expect(flagged.stdout).toBe('starting\n');
+    for (const command of ['plan', 'simulate']) {
+      const r = await runCli([command, tour]);
+      expect(r.code, command).toBe(2);
+      expect(r.stderr, command).toMatch(
+        new RegExp(
+          `^tidemark: .*tour\\.mts runs its job itself when it is loaded \\(env\\.execute\\(\\)\\); tidemark ${command} needs a module whose default export is job\\(`,
+        ),
+      );
+      expect(r.stdout, command).toBe('starting\n');
+    }
+
+    const failing = join(dir, 'failing-tour.mts');
+    writeFileSync(failing, program("(x) => { if (x === 3) throw new Error('three'); return x; }"));
+    const failed = await runCli(['run', failing]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /^tidemark: job 'tour' failed: operator 'map' \(\d+-map\) subtask \d\/2 of job 'tour': user function threw on record 3: three\n$/,
+    );
   });
 
   test('a failing job exits 1 and names the operator and record', async () => {
