@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
@@ -8,10 +17,78 @@ import { lastLine, ROOT, runCli } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
 const DIST = join(ROOT, 'dist');
+const packDir = mkdtempSync(join(tmpdir(), 'tidemark-pack-'));
+afterAll(() => rmSync(packDir, { recursive: true, force: true }));
+let packed: { filename: string; files: { path: string }[] };
 
-// NOTE: one build for the whole file (it writes dist/, which the tests below read).
+// NOTE: one build for the whole file (it writes dist/, which the tests below read): `npm pack`,
+// which builds it as installing from git does, through the `prepare` script.
 beforeAll(async () => {
-  await exec('npm', ['run', 'build'], { cwd: ROOT });
+  rmSync(DIST, { recursive: true, force: true });
+  const { stdout } = await exec('npm', ['pack', '--json', '--pack-destination', packDir], {
+    cwd: ROOT,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  packed = (JSON.parse(stdout) as (typeof packed)[])[0]!;
+}, 300_000);
+
+test('npm pack builds dist/ (prepare) and packs what an installation needs, and nothing else', () => {
+  const files = packed.files.map((f) => f.path);
+  for (const needed of [
+    'LICENSE',
+    'README.md',
+    'package.json',
+    'bin/tidemark.js',
+    'bin/worker.js',
+    'bin/resolve-hooks.js',
+    'dist/runtime/index.js',
+    'dist/runtime/index.d.ts',
+    'dist/runtime/cli/main.js',
+    'dist/runtime/distributed/worker-main.js',
+    'dist/state/storage/scripts/commit-9.lua',
+  ])
+    expect(files).toContain(needed);
+  expect(files.filter((f) => !/^(LICENSE|README\.md|package\.json|bin\/.*|dist\/.*)$/.test(f))).toEqual([]);
+  expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+  expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(
+    /^\s*Apache License\s+Version 2\.0, January 2004/,
+  );
+  expect(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).license).toBe('Apache-2.0');
+});
+
+test('installed from its package in another project, tidemark runs a job there (in one thread and on 2 slots)', async () => {
+  const project = join(packDir, 'project');
+  const installed = join(project, 'node_modules', 'tidemark');
+  mkdirSync(installed, { recursive: true });
+  await exec('tar', ['xzf', join(packDir, packed.filename), '-C', installed, '--strip-components=1']);
+  expect(existsSync(join(installed, 'runtime'))).toBe(false);
+  // NOTE: the dependencies as npm would install them, from this checkout (no network in tests).
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+  };
+  for (const dep of Object.keys(pkg.dependencies))
+    symlinkSync(join(ROOT, 'node_modules', dep), join(project, 'node_modules', dep), 'dir');
+  writeFileSync(join(project, 'package.json'), '{"name":"a-user-project","type":"module","private":true}\n');
+  writeFileSync(
+    join(project, 'job.ts'),
+    `import { job } from 'tidemark';
+export default job((env) => {
+  env.fromElements('a', 'b', 'a').map((w) => ({ w, n: 1 })).keyBy((r) => r.w)
+    .reduce((a, b) => ({ w: a.w, n: a.n + b.n })).printSummary((r) => r.w, (r) => r.n);
+});
+`,
+  );
+  for (const args of [[], ['-p', '2', '--slots', '2']]) {
+    const { stdout, stderr } = await exec(
+      process.execPath,
+      [join(installed, 'bin/tidemark.js'), 'run', 'job.ts', ...args],
+      {
+        cwd: project,
+      },
+    );
+    expect(stderr).toBe('');
+    expect(lastLine(stdout)).toBe('{"a":2,"b":1}');
+  }
 }, 120_000);
 
 test('npm run build type-checks and emits a dist/ that runs jobs without the sources', async () => {
