@@ -13,6 +13,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // NOTE: an unhandled rejection or uncaught error (a job's failure nobody awaited) fails the
+    // run, even when every test passed (vitest's default, said here: keep it so). A test keeps
+    // the jobs it starts in hand with test/helpers/jobs.ts.
+    dangerouslyIgnoreUnhandledErrors: false,
     globalSetup: ['test/setup/global-setup.ts'],
   },
 });

@@ -13,6 +13,7 @@ import {
 } from 'tidemark';
 import { fromTestStream, ManualClock, TestStream } from 'tidemark/testing';
 import { describe, expect, test } from 'vitest';
+import { waitFor, watched } from '../helpers/jobs.js';
 
 interface Ev {
   key: string;
@@ -107,11 +108,10 @@ describe('event-time timers', () => {
         },
       })
       .collect();
-    const job = env.executeAsync({ clock });
-    while (out.values.length < 4 && clock.now() < 1150) await new Promise((r) => setTimeout(r, 1));
-    await new Promise((r) => setTimeout(r, 20));
+    const job = watched(env.executeAsync({ clock }));
+    // NOTE: the four records below (what the script leads to), however long a loaded machine takes.
+    await waitFor(() => job.metrics().sinkRecords >= 4, 'four records', { job, pollMs: 1 });
     job.cancel();
-    await job.result;
     const values = (await job.result).results.get(out.id) as string[];
     expect(values).toEqual([
       'x at 1000',
@@ -144,9 +144,8 @@ describe('watermark propagation', () => {
       })
       .setParallelism(1)
       .collect();
-    const job = env.executeAsync();
-    while (seen.values.length === 0 && job.metrics().sinkRecords < 2)
-      await new Promise((r) => setTimeout(r, 1));
+    const job = watched(env.executeAsync());
+    await waitFor(() => job.metrics().sinkRecords >= 2, 'both records', { job, pollMs: 1 });
     job.cancel();
     const values = (await job.result).results.get(seen.id) as [string, number][];
     const wm = new Map(values);
@@ -273,10 +272,19 @@ describe('idleness', () => {
     return { env, clock, fired };
   }
 
-  async function run(idle: boolean): Promise<string[]> {
+  /** Runs until the busy split was read whole and `firings` windows fired, and 30 ms more. */
+  async function run(idle: boolean, firings: number): Promise<string[]> {
     const { env, clock, fired } = job(idle);
-    const client = env.executeAsync({ clock });
-    while (clock.now() < 1000) await new Promise((r) => setTimeout(r, 1));
+    const client = watched(env.executeAsync({ clock }));
+    await waitFor(
+      () =>
+        clock.now() >= 1000 &&
+        client.metrics().sourceRecords >= 10 &&
+        client.metrics().sinkRecords >= firings,
+      `the busy split and ${firings} firings`,
+      { job: client, pollMs: 1 },
+    );
+    // Time for a window that must not fire to do so.
     await new Promise((r) => setTimeout(r, 30));
     client.cancel();
     const result = await client.result;
@@ -284,11 +292,12 @@ describe('idleness', () => {
   }
 
   test('a silent source split holds event time back without idleness: no window fires', async () => {
-    expect(await run(false)).toEqual([]);
+    expect(await run(false, 0)).toEqual([]);
   });
 
   test('with idleness the silent split is left out and the windows fire', async () => {
-    const fired = await run(true);
+    // The windows [0, 300) and [300, 600) of k0, k1 and k2 fire at least (six firings).
+    const fired = await run(true, 6);
     // Elements at 0, 100, ..., 900 (keys k0..k2); the busy split's watermark passes 600 at least.
     expect(fired).toEqual(
       expect.arrayContaining([
@@ -338,8 +347,8 @@ describe('idleness and reactivation', () => {
       })
       .collect();
     const clock = new ManualClock(0);
-    const job = env.executeAsync({ clock });
-    while (job.metrics().sinkRecords < 1) await new Promise((r) => setTimeout(r, 1));
+    const job = watched(env.executeAsync({ clock }));
+    await waitFor(() => job.metrics().sinkRecords >= 1, 'the probe', { job, pollMs: 1 });
     job.cancel();
     expect((await job.result).results.get(seen.id)).toEqual([['probe', 20]]);
   });

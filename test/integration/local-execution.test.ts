@@ -16,6 +16,7 @@ import {
   ValueStateDescriptor,
 } from 'tidemark';
 import { describe, expect, test } from 'vitest';
+import { waitFor, watched } from '../helpers/jobs.js';
 
 describe('local execution', () => {
   test('a slow sink slows the source down: queues stay bounded', async () => {
@@ -224,15 +225,17 @@ describe('local execution', () => {
       .addSink((v) => {
         seen.push([v, clock.now()]);
       });
-    const job = env.executeAsync({ clock });
+    const job = watched(env.executeAsync({ clock }));
     let done = false;
-    void job.result.then(() => {
+    const ended = () => {
       done = true;
-    });
+    };
+    job.result.then(ended, ended);
     while (!done) {
       await new Promise((r) => setImmediate(r));
       clock.advance(50);
     }
+    await job.result;
     expect(seen.length).toBe(40);
     // 20 records/s over 2 subtasks: 10/s each; the k-th record of a subtask needs k * 100 ms.
     const perSubtask = new Map<number, number>();
@@ -253,8 +256,8 @@ describe('local execution', () => {
       .addSink(() => {
         n++;
       });
-    const job = env.executeAsync();
-    while (n < 10_000) await new Promise((r) => setTimeout(r, 5));
+    const job = watched(env.executeAsync());
+    await waitFor(() => n >= 10_000, '10,000 records', { job });
     job.cancel();
     const result = await job.result;
     expect(result.status).toBe('CANCELLED');

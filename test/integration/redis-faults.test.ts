@@ -10,20 +10,13 @@ import {
   StreamExecutionEnvironment,
 } from 'tidemark';
 import { afterEach, describe, expect, test } from 'vitest';
+import { waitFor, watched } from '../helpers/jobs.js';
 import { type RedisTestServer, startRedis } from '../setup/redis.js';
 
 const servers: RedisTestServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop().catch(() => {});
 });
-
-const until = async (cond: () => boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 /** A rate-limited, keyed counting job with an exactly-once committed output. */
 function countingJob(env: StreamExecutionEnvironment, count: number, rate: number) {
@@ -64,13 +57,15 @@ describe('Redis faults', () => {
     const COUNT = 3000;
     const out = countingJob(env, COUNT, 1500);
     const completed: CheckpointStats[] = [];
-    const client = env.executeAsync({
-      jobId: 'killed-redis',
-      onEvent: (e: RunnerEvent) => {
-        if (e.type === 'checkpoint') completed.push(e.stats);
-      },
-    });
-    await until(() => completed.length >= 3);
+    const client = watched(
+      env.executeAsync({
+        jobId: 'killed-redis',
+        onEvent: (e: RunnerEvent) => {
+          if (e.type === 'checkpoint') completed.push(e.stats);
+        },
+      }),
+    );
+    await waitFor(() => completed.length >= 3, 'three checkpoints', { job: client });
     await server.kill();
     const beforeKill = completed.length;
     await new Promise((r) => setTimeout(r, 400));
@@ -102,11 +97,13 @@ describe('Redis faults', () => {
     env.setRestartStrategy(RestartStrategies.none());
     countingJob(env, 100_000, 2000);
     const completed: number[] = [];
-    const client = env.executeAsync({
-      jobId: 'zombie',
-      onEvent: (e) => e.type === 'checkpoint' && completed.push(e.stats.checkpointId),
-    });
-    await until(() => completed.length >= 2);
+    const client = watched(
+      env.executeAsync({
+        jobId: 'zombie',
+        onEvent: (e) => e.type === 'checkpoint' && completed.push(e.stats.checkpointId),
+      }),
+    );
+    await waitFor(() => completed.length >= 2, 'two checkpoints', { job: client });
     // Another job manager takes over the job: a new epoch.
     const other = new RedisCheckpointStorage({ url: server.url, keyPrefix: prefix });
     await other.open();
@@ -133,11 +130,13 @@ describe('Redis faults', () => {
     env.setCheckpointStorage(storage);
     countingJob(env, 100_000, 3000);
     const completed: number[] = [];
-    const client = env.executeAsync({
-      jobId: 'corrupt',
-      onEvent: (e) => e.type === 'checkpoint' && completed.push(e.stats.checkpointId),
-    });
-    await until(() => completed.length >= 3);
+    const client = watched(
+      env.executeAsync({
+        jobId: 'corrupt',
+        onEvent: (e) => e.type === 'checkpoint' && completed.push(e.stats.checkpointId),
+      }),
+    );
+    await waitFor(() => completed.length >= 3, 'three checkpoints', { job: client });
     client.cancel();
     await client.result;
     // Damage one chunk of the latest checkpoint (a byte in the middle).
@@ -157,12 +156,14 @@ describe('Redis faults', () => {
     env2.setCheckpointStorage(new RedisCheckpointStorage({ url: server.url, keyPrefix: prefix }));
     countingJob(env2, 10, 1000);
     const events: RunnerEvent[] = [];
-    const client2 = env2.executeAsync({
-      jobId: 'corrupt',
-      restore: 'latest',
-      onEvent: (e) => events.push(e),
-    });
-    await until(() => events.some((e) => e.type === 'restored'));
+    const client2 = watched(
+      env2.executeAsync({
+        jobId: 'corrupt',
+        restore: 'latest',
+        onEvent: (e) => events.push(e),
+      }),
+    );
+    await waitFor(() => events.some((e) => e.type === 'restored'), 'the restore', { job: client2 });
     client2.cancel();
     await client2.result;
     const fallback = events.find((e) => e.type === 'fallback');

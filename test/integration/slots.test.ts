@@ -15,6 +15,7 @@ import {
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadJob } from '../../runtime/cli/load-job.js';
 import { ROOT } from '../helpers/cli.js';
+import { waitFor, watched } from '../helpers/jobs.js';
 
 // NOTE: inside the package, so that `import ... from 'tidemark'` resolves in vitest and in workers.
 const dir = mkdtempSync(join(ROOT, 'test', '.tmp-slots-'));
@@ -85,12 +86,16 @@ async function run(
     env.setRestartStrategy(RestartStrategies.fixedDelay(3, 0));
   }
   const events: RunnerEvent[] = [];
-  const client = env.executeAsync({
-    onEvent: (e) => events.push(e),
-    ...(options.slots > 1 ? { distributed: { slots: options.slots, jobPath: loaded.path, overrides } } : {}),
-  });
+  const client = watched(
+    env.executeAsync({
+      onEvent: (e) => events.push(e),
+      ...(options.slots > 1
+        ? { distributed: { slots: options.slots, jobPath: loaded.path, overrides } }
+        : {}),
+    }),
+  );
   if (options.kill === true) {
-    while (!events.some((e) => e.type === 'checkpoint')) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.some((e) => e.type === 'checkpoint'), 'a checkpoint', { job: client });
     await client.killSlot(1);
   }
   const result = await client.result;
