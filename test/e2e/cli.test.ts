@@ -8,7 +8,8 @@ import { BIN, type CliResult, lastLine, runCli } from '../helpers/cli.js';
 
 const WORDS = { hello: 2, world: 1, python: 2, is: 1, fun: 1 };
 
-describe('tidemark CLI', () => {
+// NOTE: each test runs the command several times, a process each: minutes on a loaded machine.
+describe('tidemark CLI', { timeout: 180_000 }, () => {
   test.each([1, 4])(
     'runs examples/wordcount.ts at parallelism %i and ends with the counts as JSON',
     async (p) => {

@@ -220,7 +220,8 @@ const checks: Record<string, (parallelism: number) => Promise<void>> = {
 
 const files = await exampleJobs(join(ROOT, 'examples'));
 
-describe('examples', () => {
+// NOTE: processes that run whole jobs: minutes on a loaded machine.
+describe('examples', { timeout: 180_000 }, () => {
   afterEach(() => vi.restoreAllMocks());
 
   test('every example has a check', () => {
