@@ -251,7 +251,8 @@ describe.skipIf(!redisCliAvailable())('Redis sink on a three-node Redis Cluster'
     dirs.push(dir);
     const prefix = `kill-${randomUUID()}`;
     const KEYS = 30;
-    const COUNT = 8000;
+    // NOTE: five seconds of records at 4000/s: still running when killed, on a loaded machine too.
+    const COUNT = 20_000;
     const job = join(dir, 'counts.mts');
     writeFileSync(
       job,
@@ -291,7 +292,14 @@ export default job((env) => {
       for (const k of keys) n += await client.xlen(k);
       return n;
     };
-    for (let i = 0; i < 500 && (await written()) < 500; i++) await new Promise((r) => setTimeout(r, 20));
+    const deadline = Date.now() + 60_000;
+    while ((await written()) < 500) {
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(
+          `500 records not committed; the job ${child.exitCode === null ? 'still runs' : 'ended'}`,
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
@@ -302,5 +310,5 @@ export default job((env) => {
     expect(resumed.stderr).toMatch(/restored from checkpoint \d+/);
     expect(resumed.code).toBe(0);
     await expectExactlyOnce(client, keys, COUNT);
-  }, 90_000);
+  }, 180_000);
 });

@@ -5,7 +5,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, test } from 'vitest';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  inject,
+  onTestFinished,
+  test,
+} from 'vitest';
 import {
   CheckpointNotFoundError,
   CommitOutcomeUnknownError,
@@ -122,7 +132,8 @@ describe('Redis storage on the shared server', () => {
   });
 
   test('chunks expire until a commit refers to them; a commit with an expired chunk is refused', async () => {
-    const s = await open({ chunkTtlMs: 300 });
+    // NOTE: a TTL that a loaded machine does not outlast between the writes and the checks below.
+    const s = await open({ chunkTtlMs: 1500 });
     const job = 'j';
     const epoch = await s.newEpoch(job);
     await s.writeChunk(job, 'used', new Uint8Array([1]));
@@ -131,7 +142,7 @@ describe('Redis storage on the shared server', () => {
     await s.commit(job, epoch, 1, text('m'), ['used']);
     expect(await admin.pttl(redisChunkKey(prefix, job, 'used'))).toBe(-1);
     expect(await admin.pttl(redisChunkKey(prefix, job, 'abandoned'))).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1600));
     expect(await admin.exists(redisChunkKey(prefix, job, 'abandoned'))).toBe(0);
     await expect(s.commit(job, epoch, 2, text('m'), ['used', 'late'])).rejects.toThrow(
       CheckpointNotFoundError,
@@ -191,15 +202,45 @@ describe('Redis storage: lost commit replies', () => {
     await server.stop();
   });
 
+  /**
+   * Holds every write of the server until `CLIENT UNPAUSE` (or the end of the test). NOTE: not for
+   * a fixed time, which a loaded machine could outlast before the command to hold was even sent.
+   */
+  const pauseWrites = async () => {
+    await admin.call('CLIENT', 'PAUSE', '30000', 'WRITE');
+    onTestFinished(async () => {
+      await admin.call('CLIENT', 'UNPAUSE');
+    });
+  };
+
+  /** Waits until the connection named `name` has sent a script (held by the pause); its client id. */
+  const heldCommand = async (name: string): Promise<string> => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const clients = (await admin.call('CLIENT', 'LIST')) as string;
+      const line = clients.split('\n').find((l) => l.includes(`name=${name} `)) ?? '';
+      const id = / cmd=eval/.test(line) ? /id=(\d+) /.exec(line)?.[1] : undefined;
+      if (id !== undefined) return id;
+      if (Date.now() > deadline) throw new Error(`no script from connection ${name} within 30 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
   test('a lost commit reply is resolved: the commit ran after a timeout, so it succeeded', async () => {
-    const s = await open({ commandTimeoutMs: 200, commitResolveTimeoutMs: 5000 });
+    const name = `tm-${randomUUID()}`;
+    const s = await open({ connectionName: name, commandTimeoutMs: 200, commitResolveTimeoutMs: 5000 });
     const job = 'j';
     const epoch = await s.newEpoch(job);
     await s.writeChunk(job, 'c', new Uint8Array([1]));
     // Scripts that write are held while the server is paused for writes: the commit times out.
-    await admin.call('CLIENT', 'PAUSE', '600', 'WRITE');
+    await pauseWrites();
     const started = Date.now();
-    await s.commit(job, epoch, 1, text('m1'), ['c']);
+    const commit = s.commit(job, epoch, 1, text('m1'), ['c']);
+    await heldCommand(name);
+    // Held for twice its timeout, then let through.
+    await new Promise((r) => setTimeout(r, 400));
+    await admin.call('CLIENT', 'UNPAUSE');
+    await commit;
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     expect(await s.latest(job)).toBe(1);
     expect(await s.readMetadata(job, 1)).toEqual(text('m1'));
@@ -212,18 +253,14 @@ describe('Redis storage: lost commit replies', () => {
     const epoch = await s.newEpoch(job);
     await s.writeChunk(job, 'c', new Uint8Array([1]));
     await s.commit(job, epoch, 1, text('m1'), ['c']);
-    await admin.call('CLIENT', 'PAUSE', '700', 'WRITE');
+    await pauseWrites();
     const commit = s.commit(job, epoch, 2, text('m2'), ['c']).then(
       () => 'committed',
       (e: unknown) => e,
     );
-    await new Promise((r) => setTimeout(r, 150));
-    const clients = (await admin.call('CLIENT', 'LIST')) as string;
-    const id = /id=(\d+) .*name=(\S+)/
-      .exec(clients.split('\n').find((line) => line.includes(`name=${name} `)) ?? '')
-      ?.at(1);
-    expect(id).toBeDefined();
-    await admin.call('CLIENT', 'KILL', 'ID', id ?? '');
+    const id = await heldCommand(name);
+    await admin.call('CLIENT', 'KILL', 'ID', id);
+    await admin.call('CLIENT', 'UNPAUSE');
     const outcome = await commit;
     expect(outcome).toBeInstanceOf(StorageError);
     expect(String(outcome)).toMatch(/checked afterwards: it did not happen/);
@@ -237,12 +274,15 @@ describe('Redis storage: lost commit replies', () => {
     const s = await open({ commandTimeoutMs: 150, commitResolveTimeoutMs: 600 });
     const job = 'j';
     const epoch = await s.newEpoch(job);
-    await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    await pauseWrites();
     const e = await s.commit(job, epoch, 1, text('m1'), []).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(CommitOutcomeUnknownError);
     expect(String(e)).toMatch(/outcome of the commit of checkpoint 1 is unknown/);
     // Had it been taken for a failure, that would have been wrong: the commit was only held.
-    await new Promise((r) => setTimeout(r, 1200));
+    await admin.call('CLIENT', 'UNPAUSE');
+    const deadline = Date.now() + 30_000;
+    while ((await s.latest(job)) === undefined && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     expect(await s.latest(job)).toBe(1);
   });
 });
