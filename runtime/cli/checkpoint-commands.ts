@@ -1,18 +1,25 @@
 /** `tidemark checkpoints list|show|delete` and `tidemark savepoint`. */
 import { decodeMetadata } from '../../state/snapshot/format.js';
-import { openCheckpointStorage } from '../../state/storage/open-storage.js';
+import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import { requestSavepoint } from './control.js';
 import { DEFAULT_STORAGE } from './run-command.js';
+import { openStorage, type StorageCommandFlags, storageUrl } from './secrets.js';
+
+/** The storage of a `checkpoints` command: `--storage`, `TIDEMARK_CHECKPOINT_STORAGE` or the default. */
+function storageOf(flags: StorageCommandFlags): CheckpointStorage {
+  return openStorage(storageUrl(flags.storage) ?? DEFAULT_STORAGE, {
+    url: flags.storage,
+    redisPasswordFile: flags.redisPasswordFile,
+  });
+}
 
 const fmt = new Intl.NumberFormat('en-US');
 
 /** `checkpoints list`: every stored checkpoint of one job (or of every job). */
-export async function listCheckpoints(flags: {
-  storage?: string;
-  job?: string;
-  json?: boolean;
-}): Promise<number> {
-  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+export async function listCheckpoints(
+  flags: StorageCommandFlags & { job?: string; json?: boolean },
+): Promise<number> {
+  const storage = storageOf(flags);
   await storage.open();
   try {
     const jobs = flags.job !== undefined ? [flags.job] : await storage.listJobs();
@@ -54,9 +61,9 @@ export async function listCheckpoints(flags: {
 /** `checkpoints show`: the operators, parallelism and key groups of one checkpoint. */
 export async function showCheckpoint(
   id: number,
-  flags: { storage?: string; job: string; json?: boolean },
+  flags: StorageCommandFlags & { job: string; json?: boolean },
 ): Promise<number> {
-  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  const storage = storageOf(flags);
   await storage.open();
   try {
     const meta = decodeMetadata(await storage.readMetadata(flags.job, id), {
@@ -105,9 +112,9 @@ export async function showCheckpoint(
 /** `checkpoints delete`. */
 export async function deleteCheckpoint(
   id: number,
-  flags: { storage?: string; job: string },
+  flags: StorageCommandFlags & { job: string },
 ): Promise<number> {
-  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  const storage = storageOf(flags);
   await storage.open();
   try {
     await storage.delete(flags.job, id);
