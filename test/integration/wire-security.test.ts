@@ -144,6 +144,23 @@ describe.skipIf(!opensslAvailable())('TLS between hosts', () => {
     await expect(TaskManagerPool.listen('127.0.0.1:1', '', 1)).rejects.toThrow(/must be authenticated/);
   });
 
+  test('TLS without a CA: the connecting side checks the certificate against the system CAs (a private one fails)', async () => {
+    const server = await peers({ tls: { cert: jm.cert, key: jm.key } });
+    await expect(
+      connectPeer(
+        '127.0.0.1',
+        server.port,
+        TOKEN,
+        { role: 'peer', from: 0 },
+        { tls: { cert: tm.cert, key: tm.key } },
+      ),
+    ).rejects.toThrow(
+      new RegExp(
+        `^the TLS certificate of 127\\.0\\.0\\.1:${server.port} was not accepted: .*\\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\\)`,
+      ),
+    );
+  });
+
   test('a certificate of another CA is refused, said on both sides', async () => {
     const server = await peers({ tls: mutual(jm) });
     // It trusts the cluster's CA (anybody can have the CA's certificate), but its own certificate
