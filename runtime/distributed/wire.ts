@@ -496,11 +496,13 @@ export async function listenPeers(
     const onError = (e: Error) => refuse(e.message);
     link.on('error', onError);
     if (refusal !== undefined) {
-      // Over TLS the peer can read why; it is closed once the frame is out.
+      // Over TLS the peer can read why; it is closed once the frame is out (at the latest a
+      // second later, for a peer that does not read).
       link.send({ refused: refusal.told } satisfies HelloAnswer);
       refused = true;
       refusals.report(hostOf(socket), `refused ${link.peer}: ${refusal.reason}`);
       socket.end();
+      setTimeout(() => link.close(), 1000).unref();
       return;
     }
     acceptPeer(link, token, handshakeTimeoutMs).then(
