@@ -1,20 +1,26 @@
 /** `tidemark checkpoints list|show|delete` and `tidemark savepoint`. */
 import { decodeMetadata } from '../../state/snapshot/format.js';
 import type { CheckpointInfo, CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
-import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import { requestSavepoint } from './control.js';
 import { UsageError } from './load-job.js';
 import { DEFAULT_STORAGE } from './run-command.js';
+import { openStorage, type StorageCommandFlags, storageUrl } from './secrets.js';
+
+/** The storage of a `checkpoints` command: `--storage`, `TIDEMARK_CHECKPOINT_STORAGE` or the default. */
+function storageOf(flags: StorageCommandFlags): CheckpointStorage {
+  return openStorage(storageUrl(flags.storage) ?? DEFAULT_STORAGE, {
+    url: flags.storage,
+    redisPasswordFile: flags.redisPasswordFile,
+  });
+}
 
 const fmt = new Intl.NumberFormat('en-US');
 
 /** `checkpoints list`: every stored checkpoint of one job (or of every job). */
-export async function listCheckpoints(flags: {
-  storage?: string;
-  job?: string;
-  json?: boolean;
-}): Promise<number> {
-  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+export async function listCheckpoints(
+  flags: StorageCommandFlags & { job?: string; json?: boolean },
+): Promise<number> {
+  const storage = storageOf(flags);
   await storage.open();
   try {
     const jobs = flags.job !== undefined ? [flags.job] : await storage.listJobs();
@@ -56,9 +62,9 @@ export async function listCheckpoints(flags: {
 /** `checkpoints show`: the operators, parallelism and key groups of one checkpoint. */
 export async function showCheckpoint(
   id: number,
-  flags: { storage?: string; job: string; json?: boolean },
+  flags: StorageCommandFlags & { job: string; json?: boolean },
 ): Promise<number> {
-  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  const storage = storageOf(flags);
   await storage.open();
   try {
     const info = await storedCheckpoint(storage, flags.job, id);
@@ -111,9 +117,9 @@ export async function showCheckpoint(
 /** `checkpoints delete`. */
 export async function deleteCheckpoint(
   id: number,
-  flags: { storage?: string; job: string },
+  flags: StorageCommandFlags & { job: string },
 ): Promise<number> {
-  const storage = openCheckpointStorage(flags.storage ?? DEFAULT_STORAGE);
+  const storage = storageOf(flags);
   await storage.open();
   try {
     await storedCheckpoint(storage, flags.job, id);

@@ -14,7 +14,8 @@ import {
 } from './checkpoint-commands.js';
 import { loadJob, UsageError } from './load-job.js';
 import { duration, nonNegativeInt, positiveInt, restartStrategy, restoreTarget } from './options.js';
-import { DEFAULT_STORAGE, type RunFlags, runCommand, tokenOf } from './run-command.js';
+import { DEFAULT_STORAGE, type RunFlags, runCommand } from './run-command.js';
+import { type ClusterSecurityFlags, clusterSecurity, type StorageCommandFlags } from './secrets.js';
 
 /** The package version (from source, ../../package.json; from dist/, ../../../package.json). */
 function version(): string {
@@ -53,6 +54,36 @@ function installProcessHandlers(): void {
   });
 }
 
+/** Adds the options of a cluster's secrets and TLS (`run --listen` and `taskmanager`). */
+function clusterSecurityOptions(c: Command): void {
+  c.option('--token-file <file>', 'read the shared token from this file (or TIDEMARK_TOKEN_FILE)')
+    .addOption(
+      new Option('--tls-cert <file>', "TLS on every connection: this process's certificate (PEM)").env(
+        'TIDEMARK_TLS_CERT',
+      ),
+    )
+    .addOption(new Option('--tls-key <file>', "the certificate's private key (PEM)").env('TIDEMARK_TLS_KEY'))
+    .addOption(
+      new Option(
+        '--tls-ca <file>',
+        'mutual TLS: accept only peers with a certificate this CA signed (PEM); the token is then optional',
+      ).env('TIDEMARK_TLS_CA'),
+    )
+    .option(
+      '--frame-timeout <duration>',
+      'close a connection whose incomplete frame gets no byte for this long (default 60s; keep it above the heartbeat timeout)',
+      duration,
+    );
+}
+
+/** Adds the options of a checkpoint storage's secrets (besides its URL). */
+function storageSecretOptions(c: Command): void {
+  c.option(
+    '--redis-password-file <file>',
+    'read the Redis password from this file (or TIDEMARK_REDIS_PASSWORD, TIDEMARK_REDIS_PASSWORD_FILE); overrides one in the URL',
+  );
+}
+
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   installProcessHandlers();
@@ -74,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
       .option('-p, --parallelism <n>', 'default parallelism of operators', positiveInt)
       .option('--max-parallelism <n>', 'maximum parallelism (number of key groups)', positiveInt);
 
-  graphOptions(
+  const run = graphOptions(
     program
       .command('run')
       .description('run a job module')
@@ -94,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option(
       '--token <secret>',
-      'with --listen: the shared secret of the job manager and task managers (or TIDEMARK_TOKEN)',
+      'with --listen: the shared secret of the job manager and task managers (or TIDEMARK_TOKEN); ps shows it: prefer --token-file',
     )
     .option(
       '--wait <duration>',
@@ -114,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--checkpoint-interval <duration>', 'take a checkpoint every interval (e.g. 1s, 500ms)', duration)
     .option(
       '--checkpoint-storage <url>',
-      `where checkpoints go: a directory, file:///dir, redis://..., rediss://... (TLS), memory://name (default ${DEFAULT_STORAGE})`,
+      `where checkpoints go: a directory, file:///dir, redis://..., rediss://... (TLS), memory://name (or TIDEMARK_CHECKPOINT_STORAGE; default ${DEFAULT_STORAGE})`,
     )
     .addOption(
       new Option('--checkpoint-mode <mode>', 'barrier alignment').choices(['exactly-once', 'at-least-once']),
@@ -133,70 +164,79 @@ export async function main(argv: string[]): Promise<number> {
       checkGraphFlags(flags);
       code = await runCommand(file, flags);
     });
+  clusterSecurityOptions(run);
+  storageSecretOptions(run);
 
   const checkpoints = program
     .command('checkpoints')
     .description('inspect and delete stored checkpoints and savepoints');
-  checkpoints
+  const list = checkpoints
     .command('list')
     .description('list stored checkpoints (id, time, size, chunks)')
     .option('--storage <url>', `checkpoint storage (default ${DEFAULT_STORAGE})`)
     .option('--job <id>', 'only this job')
     .option('--json', 'machine-readable output')
-    .action(async (flags: { storage?: string; job?: string; json?: boolean }) => {
+    .action(async (flags: StorageCommandFlags & { job?: string; json?: boolean }) => {
       code = await listCheckpoints(flags);
     });
-  checkpoints
+  const show = checkpoints
     .command('show')
     .description('show one checkpoint: operators, parallelism, key groups')
     .argument('<id>', 'checkpoint id', positiveInt)
     .requiredOption('--job <id>', 'the job')
     .option('--storage <url>', `checkpoint storage (default ${DEFAULT_STORAGE})`)
     .option('--json', 'machine-readable output')
-    .action(async (id: number, flags: { storage?: string; job: string; json?: boolean }) => {
+    .action(async (id: number, flags: StorageCommandFlags & { job: string; json?: boolean }) => {
       code = await showCheckpoint(id, flags);
     });
-  checkpoints
+  const remove = checkpoints
     .command('delete')
     .description('delete a checkpoint or savepoint')
     .argument('<id>', 'checkpoint id', positiveInt)
     .requiredOption('--job <id>', 'the job')
     .option('--storage <url>', `checkpoint storage (default ${DEFAULT_STORAGE})`)
-    .action(async (id: number, flags: { storage?: string; job: string }) => {
+    .action(async (id: number, flags: StorageCommandFlags & { job: string }) => {
       code = await deleteCheckpoint(id, flags);
     });
+  for (const c of [list, show, remove]) storageSecretOptions(c);
 
-  program
+  const taskManager = program
     .command('taskmanager')
     .description(
       'offer slots to a job manager (tidemark run --listen) on this host; runs until the job manager goes away',
     )
     .requiredOption('--job-manager <host:port>', 'the job manager to join')
     .option('--slots <n>', 'slots (worker threads) of this task manager', positiveInt, 1)
-    .option('--token <secret>', 'the shared secret (or TIDEMARK_TOKEN)')
+    .option('--token <secret>', 'the shared secret (or TIDEMARK_TOKEN); ps shows it: prefer --token-file')
     .option(
       '--data-host <host>',
       'address other task managers reach this one at (default: as seen by the job manager)',
     )
     .option('--data-port <port>', 'port for connections from other task managers (default: any)', positiveInt)
     .action(
-      async (flags: {
-        jobManager: string;
-        slots: number;
-        token?: string;
-        dataHost?: string;
-        dataPort?: number;
-      }) => {
+      async (
+        flags: ClusterSecurityFlags & {
+          jobManager: string;
+          slots: number;
+          dataHost?: string;
+          dataPort?: number;
+          frameTimeout?: number;
+        },
+      ) => {
+        const { token, tls } = clusterSecurity(flags);
         await runTaskManager({
           jobManager: flags.jobManager,
           slots: flags.slots,
-          token: tokenOf(flags.token),
+          token,
+          tls,
+          ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
           ...(flags.dataHost === undefined ? {} : { dataHost: flags.dataHost }),
           ...(flags.dataPort === undefined ? {} : { dataPort: flags.dataPort }),
           log: (line) => process.stderr.write(`[taskmanager] ${line}\n`),
         });
       },
     );
+  clusterSecurityOptions(taskManager);
 
   program
     .command('savepoint')

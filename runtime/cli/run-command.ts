@@ -2,7 +2,6 @@
 import { createServer } from 'node:net';
 import { describeErrorChain } from '../../state/errors.js';
 import { CheckpointNotFoundError, type CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
-import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import type { CheckpointStats } from '../checkpoint/coordinator.js';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -17,6 +16,7 @@ import type { JobMetricsSnapshot } from '../metrics.js';
 import type { RestartStrategy } from '../restart-strategies.js';
 import { listenForControl } from './control.js';
 import { loadJobModule, UsageError } from './load-job.js';
+import { clusterSecurity, openStorage, storageUrl } from './secrets.js';
 
 /** The default checkpoint storage of the CLI: a directory in the working directory. */
 export const DEFAULT_STORAGE = '.tidemark/checkpoints';
@@ -39,25 +39,23 @@ export interface RunFlags {
   listen?: string;
   taskManagers?: number;
   token?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  frameTimeout?: number;
+  redisPasswordFile?: string;
   wait?: number;
   heartbeatInterval?: number;
   heartbeatTimeout?: number;
-}
-
-/** The shared secret of a job manager and its task managers. */
-export function tokenOf(flag: string | undefined): string {
-  const token = flag ?? process.env.TIDEMARK_TOKEN;
-  if (token === undefined || token.length < 8)
-    throw new UsageError(
-      'running on several hosts needs a shared token of at least 8 characters: --token or TIDEMARK_TOKEN',
-    );
-  return token;
 }
 
 /** Options of `run` that mean something only with `--listen`. */
 const LISTEN_ONLY: [keyof RunFlags, string][] = [
   ['taskManagers', '--task-managers'],
   ['token', '--token'],
+  ['tokenFile', '--token-file'],
+  ['frameTimeout', '--frame-timeout'],
   ['wait', '--wait'],
   ['heartbeatInterval', '--heartbeat-interval'],
   ['heartbeatTimeout', '--heartbeat-timeout'],
@@ -204,11 +202,15 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   };
   const env = await buildJob(loaded.definition, overrides);
   let storage: CheckpointStorage | undefined = env.getCheckpointStorage();
+  const url = storageUrl(flags.checkpointStorage);
   if (
-    flags.checkpointStorage !== undefined ||
+    url !== undefined ||
     ((flags.checkpointInterval !== undefined || flags.restore !== undefined) && storage === undefined)
   )
-    storage = openCheckpointStorage(flags.checkpointStorage ?? DEFAULT_STORAGE);
+    storage = openStorage(url ?? DEFAULT_STORAGE, {
+      url: flags.checkpointStorage,
+      redisPasswordFile: flags.redisPasswordFile,
+    });
   if (storage !== undefined) env.setCheckpointStorage(storage);
   if (flags.checkpointInterval !== undefined)
     env.enableCheckpointing(flags.checkpointInterval, {
@@ -225,11 +227,14 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     const expected = flags.taskManagers ?? 1;
     const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
-    log(`waiting for ${expected} task manager(s) on ${flags.listen}`);
-    pool = await TaskManagerPool.listen(flags.listen, tokenOf(flags.token), expected, {
+    const { token, tls } = clusterSecurity(flags);
+    log(`waiting for ${expected} task manager(s) on ${flags.listen}${tls === undefined ? '' : ' (TLS)'}`);
+    pool = await TaskManagerPool.listen(flags.listen, token, expected, {
       log,
       heartbeatIntervalMs: intervalMs,
       heartbeatTimeoutMs: timeoutMs,
+      tls,
+      ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
       ...(flags.wait === undefined ? {} : { timeoutMs: flags.wait }),
     });
   }

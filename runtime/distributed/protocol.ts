@@ -6,8 +6,8 @@
  * - slot ⇄ slot ({@link SlotToSlot}): channel frames and credits, over a message port in one
  *   process or relayed by the task managers ({@link PeerMessage}) between processes;
  * - job manager ⇄ task manager process ({@link ToTaskManager}, {@link FromTaskManager});
- * - the handshake every TCP connection starts with ({@link Challenge}, {@link Hello},
- *   {@link HelloAnswer}): a mutual proof of the shared token.
+ * - the handshake every TCP connection starts with ({@link Opening}, {@link Challenge},
+ *   {@link Hello}, {@link HelloAnswer}): a mutual proof of the shared token.
  *
  * Slots exchange them as structured clones (`postMessage`); processes as msgpackr frames (`wire.ts`).
  */
@@ -145,7 +145,12 @@ export interface PeerMessage {
   message: SlotToSlot;
 }
 
-/** Handshake, accepting side first: the protocol and a challenge. */
+/** Handshake, connecting side first (as soon as it connects): the protocol it speaks. */
+export interface Opening {
+  hello: string;
+}
+
+/** Handshake, accepting side first (as soon as a peer connects): the protocol and a challenge. */
 export interface Challenge {
   hello: string;
   nonce: string;

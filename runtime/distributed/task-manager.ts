@@ -4,14 +4,15 @@
  * waits for its task managers (`tidemark taskmanager --job-manager host:port --slots N`), then
  * deploys the slots: each task manager starts its slots' worker threads; slots in one process talk
  * over message channels, slots in different processes over direct task-manager-to-task-manager
- * connections. Every connection is authenticated with the shared token. The job manager and each
+ * connections. Every connection is authenticated with the shared token (or mutual TLS), and is
+ * TLS when the options give certificates (see `wire.ts`). The job manager and each
  * task manager exchange heartbeats: one that hears nothing from the other for the heartbeat
  * timeout gives it up (a host behind a cut link is silent, it closes nothing).
  *
  * NOTE: every host runs the same project checkout: the job module's path is sent relative to the
  * job manager's working directory and resolved against the task manager's.
  */
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { TidemarkError } from '../../state/errors.js';
@@ -24,7 +25,17 @@ import type {
   ToSlot,
   ToTaskManager,
 } from './protocol.js';
-import { acceptPeer, connectPeer, Link, parseAddress, WireError, watchSilence } from './wire.js';
+import {
+  type ClusterTlsOptions,
+  checkAuthentication,
+  connectPeer,
+  DEFAULT_FRAME_TIMEOUT_MS,
+  type Link,
+  listenPeers,
+  parseAddress,
+  WireError,
+  watchSilence,
+} from './wire.js';
 
 /** How often the job manager sends each task manager a heartbeat by default (Flink's `heartbeat.interval`). */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -42,6 +53,15 @@ export interface TaskManagerPoolOptions {
    * attempt that used it fails and restarts on the others (default {@link DEFAULT_HEARTBEAT_TIMEOUT_MS}).
    */
   heartbeatTimeoutMs?: number;
+  /** TLS for every connection (default: plain TCP); task managers must use it too. */
+  tls?: ClusterTlsOptions | undefined;
+  /**
+   * An incomplete frame that gets no byte for this long closes its connection (default: the
+   * heartbeat timeout, at least {@link DEFAULT_FRAME_TIMEOUT_MS}).
+   */
+  frameTimeoutMs?: number | undefined;
+  /** Refused connections from one address are logged once per this interval (default 10 s). */
+  refusalLogIntervalMs?: number | undefined;
   log?: (line: string) => void;
 }
 
@@ -78,8 +98,8 @@ export class TaskManagerPool implements SlotProvider {
 
   /**
    * Listens on `address` and waits until `count` task managers with the token joined (or
-   * `timeoutMs` passed). Connections that fail authentication are refused and logged. Every task
-   * manager that joined gets heartbeats until it leaves.
+   * `timeoutMs` passed). Connections that fail authentication (or TLS) are refused and logged,
+   * once per address per interval. Every task manager that joined gets heartbeats until it leaves.
    */
   static async listen(
     address: string,
@@ -95,58 +115,56 @@ export class TaskManagerPool implements SlotProvider {
         'INVALID_ARGUMENT',
         `the heartbeat timeout (${heartbeatTimeoutMs} ms) must be longer than the heartbeat interval (${intervalMs} ms)`,
       );
+    checkAuthentication(token, options.tls);
     const managers: Registered[] = [];
     const log = options.log ?? (() => {});
     let resolveAll!: () => void;
     const all = new Promise<void>((r) => {
       resolveAll = r;
     });
-    const server = createServer((socket) => {
-      const link = new Link(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    const wire = {
+      tls: options.tls,
+      frameTimeoutMs: options.frameTimeoutMs ?? Math.max(DEFAULT_FRAME_TIMEOUT_MS, heartbeatTimeoutMs),
+      refusalLogIntervalMs: options.refusalLogIntervalMs,
+      log,
+    };
+    const server = await listenPeers({ host, port }, token, wire, (link, hello) => {
       link.on('error', (e: Error) => log(`connection from ${link.peer}: ${e.message}`));
-      acceptPeer(link, token).then(
-        (hello) => {
-          if (hello.role !== 'taskmanager') {
-            link.close();
-            return;
-          }
-          const m: Registered = {
-            link,
-            slots: Number(hello.slots),
-            // NOTE: a task manager that did not say its data host is reached where it came from.
-            dataHost: String(hello.dataHost) || (socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
-            dataPort: Number(hello.dataPort),
-            name: `task manager ${managers.length + 1} (${link.peer}, ${String(hello.slots)} slots)`,
-            alive: true,
-          };
-          managers.push(m);
-          log(`${m.name} joined`);
-          // NOTE: a task manager behind a cut link or on a hung host closes nothing: only its
-          // silence tells. Given up, its connection is closed as if it had left (Flink's
-          // heartbeat timeout), and a deployment that used it fails.
-          const heartbeat = () =>
-            link.send({ type: 'heartbeat', timeoutMs: heartbeatTimeoutMs } satisfies ToTaskManager);
-          const beat = setInterval(heartbeat, intervalMs);
-          beat.unref();
-          heartbeat();
-          watchSilence(link, heartbeatTimeoutMs, (silentMs) => {
-            m.lost = `missed its heartbeats: nothing heard from it for ${silentMs} ms`;
-            log(`${m.name} ${m.lost}; giving it up`);
-            link.close();
-          });
-          link.once('close', () => {
-            clearInterval(beat);
-            m.alive = false;
-            log(`${m.name} left`);
-          });
-          if (managers.length === count) resolveAll();
-        },
-        (e: unknown) => log(`refused ${link.peer}: ${(e as Error).message}`),
-      );
-    });
-    await new Promise<void>((res, rej) => {
-      server.once('error', (e) => rej(new WireError(`cannot listen on ${address}: ${e.message}`)));
-      server.listen(port, host, () => res());
+      if (hello.role !== 'taskmanager') {
+        link.close();
+        return;
+      }
+      const m: Registered = {
+        link,
+        slots: Number(hello.slots),
+        // NOTE: a task manager that did not say its data host is reached where it came from.
+        dataHost:
+          String(hello.dataHost) || (link.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
+        dataPort: Number(hello.dataPort),
+        name: `task manager ${managers.length + 1} (${link.peer}, ${String(hello.slots)} slots)`,
+        alive: true,
+      };
+      managers.push(m);
+      log(`${m.name} joined`);
+      // NOTE: a task manager behind a cut link or on a hung host closes nothing: only its
+      // silence tells. Given up, its connection is closed as if it had left (Flink's
+      // heartbeat timeout), and a deployment that used it fails.
+      const heartbeat = () =>
+        link.send({ type: 'heartbeat', timeoutMs: heartbeatTimeoutMs } satisfies ToTaskManager);
+      const beat = setInterval(heartbeat, intervalMs);
+      beat.unref();
+      heartbeat();
+      watchSilence(link, heartbeatTimeoutMs, (silentMs) => {
+        m.lost = `missed its heartbeats: nothing heard from it for ${silentMs} ms`;
+        log(`${m.name} ${m.lost}; giving it up`);
+        link.close();
+      });
+      link.once('close', () => {
+        clearInterval(beat);
+        m.alive = false;
+        log(`${m.name} left`);
+      });
+      if (managers.length === count) resolveAll();
     });
     const timeoutMs = options.timeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;
@@ -244,6 +262,12 @@ export interface TaskManagerOptions {
   dataHost?: string;
   /** Port of the data connections (default: any free port). */
   dataPort?: number;
+  /** TLS for every connection (default: plain TCP); the job manager must use it too. */
+  tls?: ClusterTlsOptions | undefined;
+  /** An incomplete frame that gets no byte for this long closes its connection (default 60 s). */
+  frameTimeoutMs?: number | undefined;
+  /** Refused data connections from one address are logged once per this interval (default 10 s). */
+  refusalLogIntervalMs?: number | undefined;
   log?: (line: string) => void;
 }
 
@@ -254,6 +278,13 @@ export interface TaskManagerOptions {
 export async function runTaskManager(options: TaskManagerOptions): Promise<void> {
   const log = options.log ?? (() => {});
   const { host, port } = parseAddress(options.jobManager);
+  checkAuthentication(options.token, options.tls);
+  const wire = {
+    tls: options.tls,
+    frameTimeoutMs: options.frameTimeoutMs,
+    refusalLogIntervalMs: options.refusalLogIntervalMs,
+    log: (line: string) => log(`data connection: ${line}`),
+  };
   // Data connections from other task managers: slot-to-slot messages.
   const relays = new Map<string, MessagePort>(); // `${from}>${to}` → the port feeding slot `to`
   // Another task manager may start sending before this one has its deployment: keep those
@@ -265,26 +296,32 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     else if (m.deployment > deployment) early.push(m);
   };
   const inbound = new Set<Link>();
-  const dataServer = createServer((socket) => {
-    const link = new Link(socket, `${socket.remoteAddress}:${socket.remotePort}`);
-    inbound.add(link);
-    link.once('close', () => inbound.delete(link));
-    link.on('error', (e: Error) => log(`data connection from ${link.peer}: ${e.message}`));
-    acceptPeer(link, options.token).then(
-      () => link.on('message', receive),
-      (e: unknown) => log(`refused data connection from ${link.peer}: ${(e as Error).message}`),
-    );
-  });
-  await new Promise<void>((res) => dataServer.listen(options.dataPort ?? 0, '0.0.0.0', () => res()));
+  const dataServer: Server = await listenPeers(
+    { host: '0.0.0.0', port: options.dataPort ?? 0 },
+    options.token,
+    wire,
+    (link) => {
+      inbound.add(link);
+      link.once('close', () => inbound.delete(link));
+      link.on('error', (e: Error) => log(`data connection from ${link.peer}: ${e.message}`));
+      link.on('message', receive);
+    },
+  );
   const dataPort = (dataServer.address() as { port: number }).port;
   let jm: Link;
   try {
-    jm = await connectPeer(host, port, options.token, {
-      role: 'taskmanager',
-      slots: options.slots,
-      dataHost: options.dataHost ?? '',
-      dataPort,
-    });
+    jm = await connectPeer(
+      host,
+      port,
+      options.token,
+      {
+        role: 'taskmanager',
+        slots: options.slots,
+        dataHost: options.dataHost ?? '',
+        dataPort,
+      },
+      wire,
+    );
   } catch (e) {
     dataServer.close();
     throw e;
@@ -370,7 +407,13 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
             let link = outbound.get(owner);
             if (link === undefined) {
               const peer = m.peers[owner]!;
-              const connecting = connectPeer(peer.host, peer.port, options.token, { role: 'peer', from: me });
+              const connecting = connectPeer(
+                peer.host,
+                peer.port,
+                options.token,
+                { role: 'peer', from: me },
+                wire,
+              );
               connecting.then(
                 (l) => {
                   l.on('error', (e: Error) => log(`data connection with ${l.peer}: ${e.message}`));

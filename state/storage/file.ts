@@ -150,9 +150,10 @@ export class FileCheckpointStorage implements CheckpointStorage {
     this.opened = true;
     // NOTE: the sweep on open is best effort: a job whose lock is busy is skipped (its holder sweeps).
     for (const jobId of await this.jobDirs())
-      await this.withLock(jobId, 'sweep', true, () => this.sweep(jobId)).catch((e: unknown) =>
-        warn(`${this.description}: sweep of job '${jobId}' on open failed: ${(e as Error).message}`),
-      );
+      await this.withLock(jobId, 'sweep', true, () => this.sweep(jobId)).catch((e: unknown) => {
+        if (!(e instanceof LockBusyError))
+          warn(`${this.description}: sweep of job '${jobId}' on open failed: ${(e as Error).message}`);
+      });
   }
 
   async close(): Promise<void> {
@@ -697,12 +698,12 @@ export class FileCheckpointStorage implements CheckpointStorage {
     lockPath: string,
     waitedMs: number,
     holder: LockOwner | undefined,
-  ): StorageError {
+  ): LockBusyError {
     const by =
       holder === undefined
         ? ''
         : ` by pid ${holder.pid}${holder.threadId ? ` (thread ${holder.threadId})` : ''} on ${holder.host} since ${new Date(holder.acquiredAt).toISOString()}`;
-    return new StorageError(
+    return new LockBusyError(
       `job '${jobId}': ${op}: the lock ${lockPath} is held${by} (waited ${waitedMs} ms; if no tidemark process uses this directory, remove it)`,
       { jobName: jobId },
     );
@@ -892,3 +893,6 @@ function sleep(ms: number): Promise<void> {
 function warn(message: string): void {
   process.emitWarning(message, { code: 'TIDEMARK_STORAGE' });
 }
+
+/** A job's lock held by another process or thread (a sweep on open skips the job: its holder sweeps). */
+class LockBusyError extends StorageError {}

@@ -47,7 +47,7 @@ export function openCheckpointStorage(
         path = fileURLToPath(url);
       } catch (e) {
         throw new StorageError(
-          `invalid file URL '${url}': ${(e as Error).message} (use file:///absolute/path)`,
+          `invalid file URL '${redactUrl(url)}': ${(e as Error).message} (use file:///absolute/path)`,
         );
       }
       return new FileCheckpointStorage(path, options.file);

@@ -124,6 +124,14 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
   const m = /^(redis|rediss):\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/i.exec(url);
   const shown = redactUrl(url);
   const bad = (detail: string) => new StorageError(`invalid Redis URL '${shown}': ${detail}`);
+  // NOTE: a password with an unencoded '@', '/', '?' or '#' would be parsed as part of the host,
+  // path or query, and the pieces shown in the error below: refused first, showing nothing of it.
+  const rest = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const authority = rest.split(/[/?#]/, 1)[0] ?? '';
+  if (authority.split('@').length > 2 || rest.slice(authority.length).includes('@'))
+    throw bad(
+      "an '@' where none can be: percent-encode '@', '/', '?' and '#' in the user name, password and prefix (%40, %2F, %3F, %23)",
+    );
   if (m === null) throw bad('expected redis://[user[:password]@]host[:port][/db][?cluster=1&prefix=name]');
   const [, scheme = 'redis', userInfo, hostList = '', path, query] = m;
   let username: string | undefined;
@@ -166,9 +174,12 @@ export function parseRedisUrl(url: string): ParsedRedisUrl {
   return { tls: scheme.toLowerCase() === 'rediss', username, password, nodes, db, cluster, keyPrefix };
 }
 
-/** The URL with any password replaced by `***`. */
+/**
+ * The URL with any password replaced by `***`: everything from the user name's ':' to the last
+ * '@' (a password with an unencoded '@', '/', '?' or '#' is hidden whole too).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*):.*@/is, '$1:***@');
 }
 
 type RedisClient = Redis | Cluster;
@@ -206,6 +217,16 @@ export class RedisCheckpointStorage implements CheckpointStorage {
 
   writerSpec(): StorageSpec {
     return { kind: 'redis', options: { ...this.options } };
+  }
+
+  /** What `util.inspect` (and `console.log`) shows: the description, never the options (a password). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `RedisCheckpointStorage { ${this.description} }`;
+  }
+
+  /** What `JSON.stringify` shows: the description, never the options (a password). */
+  toJSON(): { description: string } {
+    return { description: this.description };
   }
 
   constructor(private readonly options: RedisCheckpointStorageOptions) {

@@ -78,8 +78,10 @@ describe('checkpoints from the command line', () => {
       { cwd: dir },
     );
     expect(wrong.code).toBe(1);
+    // (after a warning: a password in a flag is visible in ps)
+    expect(wrong.stderr).toMatch(/^tidemark: warning: the storage URL on the command line holds a password/);
     expect(wrong.stderr).toMatch(
-      /^tidemark: cannot open Redis checkpoint storage redis:\/\/127\.0\.0\.1:\d+ .*authentication failed/,
+      /^tidemark: cannot open Redis checkpoint storage redis:\/\/127\.0\.0\.1:\d+ .*authentication failed/m,
     );
     expect(wrong.stderr).not.toContain('wrong-password');
     const tls = await runCli(
@@ -96,7 +98,7 @@ describe('checkpoints from the command line', () => {
       },
     );
     expect(tls.code).toBe(1);
-    expect(tls.stderr).toMatch(/^tidemark: cannot open Redis checkpoint storage rediss:\/\/.*TLS/);
+    expect(tls.stderr).toMatch(/^tidemark: cannot open Redis checkpoint storage rediss:\/\/.*TLS/m);
     const redis = new Redis({ port: secured.port, password: 'right-password' });
     expect(await redis.dbsize()).toBe(0);
     redis.disconnect();

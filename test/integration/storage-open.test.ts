@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { inspect } from 'node:util';
 import { describe, expect, inject, test } from 'vitest';
 import { StorageError } from '../../state/storage/checkpoint-storage.js';
 import { FileCheckpointStorage } from '../../state/storage/file.js';
@@ -74,6 +75,36 @@ describe('openCheckpointStorage', () => {
       cluster: false,
       keyPrefix: undefined,
     });
+  });
+
+  test('a password with an unencoded @, /, ? or # is refused without showing any of it', () => {
+    for (const secret of ['Qx7/Zk9', 'Qx7@Zk9', 'Qx7?Zk9', 'Qx7#Zk9']) {
+      let message = '';
+      try {
+        openCheckpointStorage(`redis://app:${secret}@cache.internal:6380/1`);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(
+        /^invalid Redis URL 'redis:\/\/app:\*\*\*@cache\.internal:6380\/1': .*percent-encode/,
+      );
+      for (const piece of secret.split(/[/@?#]/)) expect(message).not.toContain(piece);
+    }
+    // Encoded, it is fine; an '@' in the prefix is encoded too.
+    expect(parseRedisUrl('redis://app:pa%2Fss@h?prefix=a%40b')).toMatchObject({
+      password: 'pa/ss',
+      keyPrefix: 'a@b',
+    });
+  });
+
+  test('inspecting or serializing a Redis storage shows its description, not its password', () => {
+    const s = openCheckpointStorage('redis://app:hunter2-secret@cache.internal:6380', {
+      redis: { password: 'other-secret' },
+    });
+    expect(inspect(s)).toBe('RedisCheckpointStorage { redis://app@cache.internal:6380 (prefix tidemark) }');
+    expect(JSON.stringify({ s })).toBe(
+      '{"s":{"description":"redis://app@cache.internal:6380 (prefix tidemark)"}}',
+    );
   });
 
   test('a redis:// URL opens against the shared server', async () => {
