@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, inject, test } from 'vitest';
 import { electLeader, type Leadership } from '../../runtime/distributed/leader-election.js';
+import { RestartStrategies, StreamExecutionEnvironment } from '../../runtime/index.js';
+import { FencedError } from '../../state/storage/checkpoint-storage.js';
 import type { LeaderRecord, LeaseStore } from '../../state/storage/leases.js';
 import { LeadershipError } from '../../state/storage/leases.js';
 import { RedisCheckpointStorage } from '../../state/storage/redis.js';
@@ -249,6 +251,49 @@ describe('a leader cut off from Redis', () => {
       await sleep(200);
       ac.abort(new Error('interrupted'));
       await expect(standby).rejects.toThrow('interrupted');
+    } finally {
+      await h.cleanup();
+    }
+  });
+});
+
+describe('fencing', () => {
+  test('a run whose commit is fenced (another run of the job started a new epoch) stops without restarting', async () => {
+    const h = await createHarness('file', { fsync: false });
+    try {
+      const start = (restore: boolean) => {
+        const env = new StreamExecutionEnvironment({ parallelism: 1, jobName: 'fenced' });
+        env.enableCheckpointing(50);
+        env.setCheckpointStorage(h.storage);
+        env.setRestartStrategy(RestartStrategies.fixedDelay(5, 0));
+        env
+          .fromGenerator((i) => ({ k: i % 7, n: 1 }), { ratePerSecond: 2000 })
+          .keyBy((e) => e.k)
+          .reduce((a, b) => ({ k: a.k, n: a.n + b.n }))
+          .addSink(() => {});
+        return env.executeAsync({ jobId: 'fenced', ...(restore ? { restore: 'latest' as const } : {}) });
+      };
+      const first = start(false);
+      const outcome = first.result.then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      await until(
+        async () => ((await h.storage.latest('fenced')) ?? 0) >= 2,
+        'two checkpoints of the first run',
+      );
+      const second = start(true);
+      const error = await outcome;
+      expect(error).toBeInstanceOf(Error);
+      let cause: unknown = error;
+      while (cause instanceof Error && !(cause instanceof FencedError)) cause = cause.cause;
+      expect(cause).toBeInstanceOf(FencedError);
+      expect((cause as Error).message).toMatch(
+        /job 'fenced': commit refused: epoch 1 is older than the current epoch 2/,
+      );
+      expect(first.restarts()).toBe(0);
+      second.cancel();
+      await second.result;
     } finally {
       await h.cleanup();
     }

@@ -31,6 +31,7 @@ import {
   StaleCheckpointError,
   StorageError,
 } from '../../state/storage/checkpoint-storage.js';
+import { LeadershipError } from '../../state/storage/leases.js';
 
 const where = { jobName: 'orders', operatorId: 'op-7', operatorName: 'map', subtaskIndex: 1 };
 
@@ -57,6 +58,11 @@ const samples: Record<string, () => Error> = {
       cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
     }),
   FencedError: () => new FencedError('orders', 3, 5),
+  LeadershipError: () =>
+    new LeadershipError(
+      'orders',
+      "job 'orders' already has a job manager: pid 7 on host a, listening on a:6123",
+    ),
   StaleCheckpointError: () => new StaleCheckpointError('orders', 4, 9),
   CorruptChunkError: () => new CorruptChunkError('orders', 'c-12', 'checksum mismatch'),
   CheckpointNotFoundError: () => new CheckpointNotFoundError('orders', 'checkpoint 3', 3),
