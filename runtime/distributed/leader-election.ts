@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import {
   describeLeader,
   type JobRunRecord,
@@ -271,4 +272,32 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/**
+ * How a task manager finds the job manager that leads `jobId` now: the address in its lease, in
+ * `storage` (opened on first use, so a store that is not reachable yet is tried again).
+ */
+export function leaderAddress(storage: CheckpointStorage, jobId: string): () => Promise<string> {
+  const store = storage.leases?.();
+  if (store === undefined)
+    throw new LeadershipError(
+      jobId,
+      `${storage.description} keeps no leader leases (use redis://... or a directory)`,
+    );
+  let opened = false;
+  return async () => {
+    if (!opened) {
+      await storage.open();
+      opened = true;
+    }
+    const holder = await store.holder(jobId);
+    if (holder === undefined)
+      throw new Error(`no job manager leads job '${jobId}' in ${store.description} yet`);
+    if (holder.address === undefined)
+      throw new Error(
+        `the job manager leading job '${jobId}' (${describeLeader(holder)}) does not listen for task managers`,
+      );
+    return holder.address;
+  };
 }

@@ -84,6 +84,11 @@ export interface FileCheckpointStorageOptions {
   staleLockMs?: number;
   /** fsync files and directories before renaming them into place (default true; tests may turn it off). */
   fsync?: boolean;
+  /**
+   * Sweep every job's abandoned files on `open()` (default true). An instance opened only for the
+   * leader leases (a job manager, a task manager looking for its leader) leaves that to the others.
+   */
+  sweepOnOpen?: boolean;
 }
 
 interface ManifestEntry {
@@ -158,6 +163,7 @@ export class FileCheckpointStorage implements CheckpointStorage {
       });
     }
     this.opened = true;
+    if (this.options.sweepOnOpen === false) return;
     // NOTE: the sweep on open is best effort: a job whose lock is busy is skipped (its holder sweeps).
     for (const jobId of await this.jobDirs())
       await this.withLock(jobId, 'sweep', true, () => this.sweep(jobId)).catch((e: unknown) =>

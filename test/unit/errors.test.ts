@@ -3,6 +3,7 @@
 // stack and cause chain; `instanceof` holds across two copies of the errors module.
 import { describe, expect, test } from 'vitest';
 import { UsageError } from '../../runtime/cli/load-job.js';
+import { NoResourceAvailableError } from '../../runtime/distributed/cluster.js';
 import { WireError } from '../../runtime/distributed/wire.js';
 import { InjectedFailure } from '../../runtime/testing/exactly-once.js';
 import { SimulationFailure } from '../../runtime/testing/simulation.js';
@@ -70,6 +71,8 @@ const samples: Record<string, () => Error> = {
     new CommitOutcomeUnknownError('orders', 8, 'timeout', new Error('Command timed out')),
   IncompatibleCheckpointError: () => new IncompatibleCheckpointError('version 9 is not supported', 12),
   KeyGroupMismatchError: () => new KeyGroupMismatchError("key 'a' is in key group 3"),
+  NoResourceAvailableError: () =>
+    new NoResourceAvailableError("job 'orders' has no slots to run on", 'orders'),
   WireError: () => new WireError('127.0.0.1:4000 failed to authenticate (wrong token)'),
   UsageError: () => new UsageError('job module not found: x.ts'),
   SimulationFailure: () =>
