@@ -137,6 +137,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   let lastCheckpoint: CheckpointStats | undefined;
   let pool: TaskManagerPool | undefined;
   let lost: string | undefined;
+  let handingOver = false;
   let stopRun: (() => void) | undefined;
   leadership?.onLost((reason) => {
     lost = reason;
@@ -179,8 +180,17 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     });
     stopRun = () => client.cancel();
     const onSignal = () => client.cancel();
+    // NOTE: a highly available job outlives its job manager's process, as in Flink: SIGTERM (a
+    // supervisor stopping the process) hands the run over to a standby; Ctrl-C cancels the job.
+    const onTerm = () => {
+      if (leadership !== undefined && standby) {
+        handingOver = true;
+        log(`SIGTERM: handing job '${jobId}' over to a standby (Ctrl-C cancels the job)`);
+      }
+      client.cancel();
+    };
     process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    process.once('SIGTERM', onTerm);
     const stopControl =
       flags.checkpointInterval !== undefined
         ? await listenForControl(jobId, { savepoint: () => client.triggerSavepoint() }).catch(() => undefined)
@@ -198,6 +208,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       progress?.stop(result.metrics);
       if (lost !== undefined) throw new LeadershipError(jobId, lost);
       status = result.status;
+      if (handingOver) return 143;
       return result.status === 'FINISHED' ? 0 : 130;
     } catch (e) {
       progress?.stop(undefined);
@@ -210,13 +221,19 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     } finally {
       stopControl?.();
       process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      process.off('SIGTERM', onTerm);
     }
   } finally {
     // NOTE: an ended run (finished, failed for good, cancelled) is over for every job manager: its
     // standbys learn so and exit, and so do its task managers. A job manager that lost its
-    // leadership leaves both to the one that leads now.
-    if (lost === undefined) {
+    // leadership leaves both to the one that leads now; one that hands its run over gives its
+    // lease up, so that a standby takes over at once.
+    if (handingOver && lost === undefined) {
+      await leadership
+        ?.resign()
+        .catch((e: unknown) => log(`could not give the lease up: ${(e as Error).message}`));
+      pool?.close();
+    } else if (lost === undefined) {
       await leadership
         ?.end(status)
         .catch((e: unknown) => log(`could not record the end of the run: ${(e as Error).message}`));

@@ -298,6 +298,30 @@ describe('a standby job manager', () => {
     await expectExactlyOnce(prefix);
   }, 150_000);
 
+  test('takes over at once from a leader stopped with SIGTERM, which hands its run over', async () => {
+    printOnFailure();
+    const { prefix, b, leader, standby, tms } = await cluster(['--lease-duration', '1m']);
+    leader.child.kill('SIGTERM');
+    expect(await exitOf(leader, 'the leader')).toBe(143);
+    expect(leader.stderr()).toMatch(
+      /SIGTERM: handing job 'counts' over to a standby \(Ctrl-C cancels the job\)/,
+    );
+    // Long before its lease of a minute would have run out.
+    await until(
+      () => standby.stderr().includes('restored from checkpoint'),
+      'the standby to take over',
+      30_000,
+    );
+    // It gave its lease up before it exited (a lease left by a process that is gone is released too).
+    expect(standby.stderr()).not.toContain('which is gone');
+    expect(await exitOf(standby, 'the standby')).toBe(0);
+    for (const [i, t] of tms.entries()) {
+      expect(await exitOf(t, `task manager ${i}`)).toBe(0);
+      expect(t.stderr()).toContain(`joined the job manager at ${b}`);
+    }
+    await expectExactlyOnce(prefix);
+  }, 150_000);
+
   test('takes over from a paused leader once its lease ran out; the leader, resumed, stops without a result', async () => {
     printOnFailure();
     const { prefix, b, leader, standby, tms } = await cluster();
