@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, onTestFailed, test } from 'vitest';
-import { BIN, ROOT } from '../helpers/cli.js';
+import { BIN, ROOT, runCli } from '../helpers/cli.js';
 import { freePort } from '../setup/redis.js';
 
 const TOKEN = 'high-availability-test-token';
@@ -377,3 +377,33 @@ describe('a second job manager for a job id that has a leader', () => {
     await expectExactlyOnce(prefix);
   }, 120_000);
 });
+
+test('the flags of high availability are checked: one line saying what is wrong, exit code 2', async () => {
+  const cases: [string[], string][] = [
+    [['taskmanager'], 'tidemark: taskmanager needs --job-manager HOST:PORT or --ha URL --job-id ID'],
+    [
+      ['taskmanager', '--ha', 'redis://127.0.0.1:1'],
+      'tidemark: taskmanager --ha needs --job-id: the job whose leading job manager to join',
+    ],
+    [
+      ['taskmanager', '--job-manager', '127.0.0.1:6123,nohost'],
+      "tidemark: --job-manager: 'nohost' is not host:port",
+    ],
+    [
+      ['taskmanager', '--ha', 'memory://x', '--job-id', 'j'],
+      'tidemark: --ha memory://x: keeps no leader leases (use redis://..., rediss://... or a directory)',
+    ],
+    [
+      ['run', job, '--standby'],
+      'tidemark: --standby needs a place for the leader lease: --ha URL, or checkpointing to a file or Redis checkpoint storage',
+    ],
+    [
+      ['run', job, '--ha', 'memory://x'],
+      'tidemark: --ha memory://x: keeps no leader leases (use redis://..., rediss://... or a directory)',
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli(args, { env: { TIDEMARK_TOKEN: TOKEN } });
+    expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 2, stderr: `${message}\n` });
+  }
+}, 120_000);
