@@ -16,6 +16,7 @@ import {
   type JobRunRecord,
   type LeaderRecord,
   LeadershipError,
+  type LeaseAttempt,
   type LeaseStore,
 } from '../../state/storage/leases.js';
 
@@ -63,11 +64,25 @@ export async function electLeader(options: LeaderElectionOptions): Promise<Elect
   const pollMs = Math.max(20, Math.min(1000, leaseMs / 3));
   let sawLeader = false;
   let lastHolder: string | undefined;
+  let lastError: string | undefined;
   for (;;) {
     options.signal?.throwIfAborted();
     const started = performance.now();
     record.since = Date.now();
-    const attempt = await store.acquire(jobId, record);
+    let attempt: LeaseAttempt;
+    try {
+      attempt = await store.acquire(jobId, record);
+    } catch (e) {
+      // NOTE: a standby outlives an outage of the store (it tries again); a job manager that is
+      // not to wait reports it.
+      if (!options.standby) throw e;
+      const text = (e as Error).message;
+      if (text !== lastError) log(`cannot reach the lease of job '${jobId}': ${text}; trying again`);
+      lastError = text;
+      await sleep(pollMs, options.signal);
+      continue;
+    }
+    lastError = undefined;
     if (attempt.acquired) {
       const previousRun = await store.readRun(jobId);
       if (sawLeader && previousRun?.state === 'ended') {
