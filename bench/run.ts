@@ -7,7 +7,8 @@
  *
  *   node --expose-gc --import ./bench/register.mjs bench/run.ts [--quick] [--json FILE]
  *     [--events N] [--repeat N] [--queries q0,q5] [--checkpoint-interval MS] [--no-redis]
- *     [--no-latency] [--latency-ms MS] [--no-checkpoint-bench]
+ *     [--no-latency] [--latency-ms MS] [--no-checkpoint-bench] [--no-channel-bench]
+ *     [--no-hosts-bench] [--no-ha-bench]
  *
  * Each query runs in a fresh process (bench/nexmark/worker.ts); `--quick` runs everything in one
  * process with small counts (a few seconds in all; its figures are only a smoke test).
@@ -19,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type ChannelBenchResult, formatChannelBench } from './channels.js';
 import { type CheckpointBenchResult, formatCheckpointBench } from './checkpoints.js';
+import { formatHaBench, type HaBenchResult } from './ha.js';
 import { formatHostsBench, type HostsBenchResult } from './hosts.js';
 import type { LatencyFigures, Measurement } from './nexmark/harness.js';
 import { QUERY_NAMES } from './nexmark/names.js';
@@ -40,6 +42,7 @@ function parseOptions() {
       'no-checkpoint-bench': { type: 'boolean', default: false },
       'no-channel-bench': { type: 'boolean', default: false },
       'no-hosts-bench': { type: 'boolean', default: false },
+      'no-ha-bench': { type: 'boolean', default: false },
     },
     strict: true,
   }).values;
@@ -89,6 +92,7 @@ const REGISTER = fileURLToPath(new URL('./register.mjs', import.meta.url));
 const CHECKPOINTS = fileURLToPath(new URL('./checkpoints.ts', import.meta.url));
 const CHANNELS = fileURLToPath(new URL('./channels.ts', import.meta.url));
 const HOSTS = fileURLToPath(new URL('./hosts.ts', import.meta.url));
+const HA = fileURLToPath(new URL('./ha.ts', import.meta.url));
 
 /** Runs one worker process; resolves with what it printed on its RESULT line. */
 function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
@@ -230,6 +234,18 @@ async function main(): Promise<number> {
     }
   }
 
+  // Failover of job managers and task managers (bench/ha.ts; its own Redis, or TIDEMARK_REDIS_URL).
+  let haBench: HaBenchResult | string | undefined;
+  if (!args['no-ha-bench'] && !args['no-redis']) {
+    if (!quick) process.stderr.write('bench: failover ...\n');
+    const size = quick ? ['--repeat', '1', '--lease', '2000'] : ['--repeat', '3', '--lease', '3000'];
+    try {
+      haBench = await runScript<HaBenchResult | string>(HA, [...size, '--result'], 'failover');
+    } catch (e) {
+      failed.push({ query: 'failover', error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
   const header = [
     'query',
     'loop ev/s',
@@ -326,6 +342,10 @@ async function main(): Promise<number> {
     console.log();
     for (const line of formatHostsBench(hostsBench)) console.log(line);
   }
+  if (haBench !== undefined) {
+    console.log();
+    for (const line of formatHaBench(haBench)) console.log(line);
+  }
 
   if (args.json !== undefined) {
     const report = {
@@ -345,6 +365,7 @@ async function main(): Promise<number> {
       checkpoints: checkpointBench,
       channels: channelBench,
       taskManagers: hostsBench,
+      failover: haBench,
       failed,
     };
     writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);

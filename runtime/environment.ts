@@ -114,6 +114,11 @@ export class StreamExecutionEnvironment extends StreamEnvironment {
     return this;
   }
 
+  /** Whether checkpointing is on (`enableCheckpointing` was called). */
+  isCheckpointingEnabled(): boolean {
+    return this.checkpointInterval !== undefined;
+  }
+
   /** The checkpoint storage set on this environment, if any. */
   getCheckpointStorage(): CheckpointStorage | undefined {
     return this.checkpointStorage;

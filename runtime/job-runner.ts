@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, LineWriter } from '../operators/contract.js';
 import { describeErrorChain, InvalidArgumentError, JobFailedError, TidemarkError } from '../state/errors.js';
-import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
+import { type CheckpointStorage, FencedError } from '../state/storage/checkpoint-storage.js';
 import type {
   CheckpointCoordinator,
   CheckpointingOptions,
@@ -209,7 +209,8 @@ export class JobRunner {
           // before reading the latest checkpoint, or its retention could delete what we restore.
           await executor.coordinator?.ioSettled();
           this.lastCheckpointId = Math.max(this.lastCheckpointId, executor.coordinator?.lastTriggeredId ?? 0);
-          if (this.cancelled) throw e;
+          // NOTE: fenced, another job manager runs the job now: a restart would run beside it.
+          if (this.cancelled || causedBy(e, FencedError)) throw e;
           const decision = backoff.onFailure(Date.now());
           if (!decision.restart) {
             if (this.attempt === 0 || !(e instanceof Error)) throw e;
@@ -320,6 +321,15 @@ export class JobRunner {
       this.executor?.metrics() ?? { timeMs: Date.now(), operators: [], sourceRecords: 0, sinkRecords: 0 }
     );
   }
+}
+
+function causedBy(e: unknown, cls: abstract new (...args: never[]) => Error): boolean {
+  let c: unknown = e;
+  for (let i = 0; c instanceof Error && i < 8; i++) {
+    if (c instanceof cls) return true;
+    c = (c as Error).cause;
+  }
+  return false;
 }
 
 /**

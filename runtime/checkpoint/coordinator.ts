@@ -20,7 +20,7 @@ import {
   type SubtaskMeta,
 } from '../../state/snapshot/format.js';
 import type { IncrementalSnapshot } from '../../state/snapshot/types.js';
-import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
+import { type CheckpointStorage, FencedError } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import type { TaskStatus } from '../task/task.js';
 import { type DirtyGroups, SnapshotWriter, type WrittenSnapshot } from './snapshot-writer.js';
@@ -439,7 +439,10 @@ export class CheckpointCoordinator {
         savepoint: p.savepoint,
       });
     } catch (e) {
-      if (!p.failed) this.abandon(p, `checkpoint ${p.id}: the commit failed: ${(e as Error).message}`);
+      // NOTE: a fenced commit means another job manager took the job over: this one must stop,
+      // not count a failed checkpoint and go on beside it.
+      if (e instanceof FencedError) this.host.fail(e);
+      else if (!p.failed) this.abandon(p, `checkpoint ${p.id}: the commit failed: ${(e as Error).message}`);
       return;
     } finally {
       this.ioDone();

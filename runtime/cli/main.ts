@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { describeErrorChain } from '../../state/errors.js';
+import { openLeaseStorage } from '../../state/storage/open-storage.js';
+import { leaderAddress } from '../distributed/leader-election.js';
 import { runTaskManager } from '../distributed/task-manager.js';
 import type { PlanFormat } from '../graph/plan.js';
 import { buildJob } from '../job.js';
@@ -160,6 +162,24 @@ export async function main(argv: string[]): Promise<number> {
       restartStrategy,
     )
     .option('--job-id <id>', 'the id checkpoints are stored under (default: the job name)')
+    .option(
+      '--ha <url>',
+      'high availability: elect the leading job manager of this job id in this store (redis://..., or a directory shared by the job managers); another job manager for the job id waits as a standby and takes over the run when the leader dies; task managers find the leader there',
+    )
+    .option(
+      '--standby',
+      'if another job manager leads this job id, wait as its standby instead of failing (the lease is in the checkpoint storage, or in --ha)',
+    )
+    .option(
+      '--lease-duration <duration>',
+      "how long the leader's lease lasts without renewal (renewed every third of it); a standby takes over after it runs out (default 15s)",
+      duration,
+    )
+    .option(
+      '--slot-request-timeout <duration>',
+      'with --listen: how long a restart that lacks slots (a task manager left) waits for task managers to bring them, before it runs on the slots there are, or fails when there are none (default 5m)',
+      duration,
+    )
     .action(async (file: string, flags: RunFlags) => {
       checkGraphFlags(flags);
       code = await runCommand(file, flags);
@@ -203,9 +223,22 @@ export async function main(argv: string[]): Promise<number> {
   const taskManager = program
     .command('taskmanager')
     .description(
-      'offer slots to a job manager (tidemark run --listen) on this host; runs until the job manager goes away',
+      'offer slots to a job manager (tidemark run --listen) on this host; runs until the job ends, joining whichever job manager leads',
     )
-    .requiredOption('--job-manager <host:port>', 'the job manager to join')
+    .option(
+      '--job-manager <host:port[,host:port...]>',
+      'the job manager to join; several (a leader and its standbys) are tried in turn',
+    )
+    .option(
+      '--ha <url>',
+      'find the job manager that leads --job-id in this store (as given to tidemark run --ha)',
+    )
+    .option('--job-id <id>', 'with --ha: the job whose leading job manager to join')
+    .option(
+      '--registration-timeout <duration>',
+      'give up (exit 1) after looking for a job manager this long, at the start or after losing one (default: never)',
+      duration,
+    )
     .option('--slots <n>', 'slots (worker threads) of this task manager', positiveInt, 1)
     .option('--token <secret>', 'the shared secret (or TIDEMARK_TOKEN); ps shows it: prefer --token-file')
     .option(
@@ -216,24 +249,46 @@ export async function main(argv: string[]): Promise<number> {
     .action(
       async (
         flags: ClusterSecurityFlags & {
-          jobManager: string;
+          jobManager?: string;
+          ha?: string;
+          jobId?: string;
+          registrationTimeout?: number;
           slots: number;
           dataHost?: string;
           dataPort?: number;
           frameTimeout?: number;
         },
       ) => {
+        if (flags.jobManager === undefined && flags.ha === undefined)
+          throw new UsageError('taskmanager needs --job-manager HOST:PORT or --ha URL --job-id ID');
+        if (flags.ha !== undefined && flags.jobId === undefined)
+          throw new UsageError('taskmanager --ha needs --job-id: the job whose leading job manager to join');
+        if (flags.jobManager !== undefined)
+          for (const a of flags.jobManager.split(','))
+            if (!/^.+:\d+$/.test(a.trim()))
+              throw new UsageError(`--job-manager: '${a.trim()}' is not host:port`);
         const { token, tls } = clusterSecurity(flags);
-        await runTaskManager({
-          jobManager: flags.jobManager,
-          slots: flags.slots,
-          token,
-          tls,
-          ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
-          ...(flags.dataHost === undefined ? {} : { dataHost: flags.dataHost }),
-          ...(flags.dataPort === undefined ? {} : { dataPort: flags.dataPort }),
-          log: (line) => process.stderr.write(`[taskmanager] ${line}\n`),
-        });
+        const ha = flags.ha === undefined ? undefined : openLeaseStorage(flags.ha);
+        if (flags.ha !== undefined && ha?.leases === undefined)
+          throw new UsageError(
+            `--ha ${flags.ha}: keeps no leader leases (use redis://..., rediss://... or a directory)`,
+          );
+        try {
+          await runTaskManager({
+            jobManager: flags.jobManager,
+            ...(ha === undefined ? {} : { findJobManager: leaderAddress(ha, flags.jobId!) }),
+            registrationTimeoutMs: flags.registrationTimeout,
+            slots: flags.slots,
+            token,
+            tls,
+            ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
+            ...(flags.dataHost === undefined ? {} : { dataHost: flags.dataHost }),
+            ...(flags.dataPort === undefined ? {} : { dataPort: flags.dataPort }),
+            log: (line) => process.stderr.write(`[taskmanager] ${line}\n`),
+          });
+        } finally {
+          await ha?.close();
+        }
       },
     );
   clusterSecurityOptions(taskManager);

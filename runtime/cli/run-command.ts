@@ -1,8 +1,16 @@
 /** `tidemark run`: runs a job module, with checkpoints, restore and restarts. */
 import { createServer } from 'node:net';
+import { hostname } from 'node:os';
 import { describeErrorChain } from '../../state/errors.js';
-import { CheckpointNotFoundError, type CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
+import {
+  CheckpointNotFoundError,
+  type CheckpointStorage,
+  FencedError,
+} from '../../state/storage/checkpoint-storage.js';
+import { LeadershipError } from '../../state/storage/leases.js';
+import { openLeaseStorage } from '../../state/storage/open-storage.js';
 import type { CheckpointStats } from '../checkpoint/coordinator.js';
+import { electLeader, type Leadership } from '../distributed/leader-election.js';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
@@ -11,7 +19,7 @@ import {
 import { parseAddress } from '../distributed/wire.js';
 import type { JobClient } from '../environment.js';
 import { buildJob } from '../job.js';
-import { describeEvent } from '../job-runner.js';
+import { describeEvent, type RestoreTarget } from '../job-runner.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
 import type { RestartStrategy } from '../restart-strategies.js';
 import { listenForControl } from './control.js';
@@ -48,6 +56,10 @@ export interface RunFlags {
   wait?: number;
   heartbeatInterval?: number;
   heartbeatTimeout?: number;
+  ha?: string;
+  standby?: boolean;
+  leaseDuration?: number;
+  slotRequestTimeout?: number;
 }
 
 /** Options of `run` that mean something only with `--listen`. */
@@ -59,6 +71,7 @@ const LISTEN_ONLY: [keyof RunFlags, string][] = [
   ['wait', '--wait'],
   ['heartbeatInterval', '--heartbeat-interval'],
   ['heartbeatTimeout', '--heartbeat-timeout'],
+  ['slotRequestTimeout', '--slot-request-timeout'],
 ];
 
 /** Options of `run` that mean something only with `--checkpoint-interval`. */
@@ -124,8 +137,12 @@ export const CANCEL_GRACE_MS = 10_000;
  * Makes SIGINT and SIGTERM cancel the jobs (see {@link CANCEL_GRACE_MS}); returns a function
  * that stops listening.
  */
-function cancelOnSignals(clients: () => readonly JobClient[]): () => void {
+function cancelOnSignals(
+  clients: () => readonly JobClient[],
+  beforeCancel?: (signal: NodeJS.Signals) => void,
+): () => void {
   const onSignal = (signal: NodeJS.Signals) => {
+    beforeCancel?.(signal);
     for (const client of clients()) client.cancel();
     // NOTE: not cleared when the run ends: a process that stays alive after its job (a handle
     // that never closes) is ended too. A second signal ends it at once (the default handler).
@@ -221,69 +238,252 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (flags.restartStrategy !== undefined) env.setRestartStrategy(flags.restartStrategy);
   const jobId = flags.jobId ?? env.config.jobName;
   const log = (line: string) => process.stderr.write(`[${jobId}] ${line}\n`);
+  const heartbeat = heartbeatOf(flags);
+  const security = flags.listen === undefined ? undefined : clusterSecurity(flags);
+  // NOTE: a job manager leads its job id through a lease, so that no other runs beside it: in the
+  // high-availability store (--ha), or else in the checkpoint storage the job writes to.
+  const standby = flags.standby === true || flags.ha !== undefined;
+  const leases = await openLeases(flags, env.isCheckpointingEnabled() ? storage : undefined);
+  if (leases === undefined && standby)
+    throw new UsageError(
+      '--standby needs a place for the leader lease: --ha URL, or checkpointing to a file or Redis checkpoint storage',
+    );
+  // Ctrl-C while waiting as a standby ends the wait.
+  const interrupted = new AbortController();
+  const onWaitSignal = () => interrupted.abort(new Error('interrupted while waiting as a standby'));
+  process.once('SIGINT', onWaitSignal);
+  process.once('SIGTERM', onWaitSignal);
+  let leadership: Leadership | undefined;
+  let restore: RestoreTarget | undefined = flags.restore;
+  try {
+    if (leases !== undefined) {
+      const outcome = await electLeader({
+        store: leases.leases!(),
+        jobId,
+        address: flags.listen === undefined ? undefined : advertisedAddress(flags.listen),
+        leaseMs: flags.leaseDuration,
+        standby,
+        log,
+        signal: interrupted.signal,
+      });
+      if (outcome.outcome === 'ended') {
+        log(
+          `the run of job '${jobId}' ended under the job manager at ${outcome.run.by} (${outcome.run.status ?? 'ended'}); this standby has nothing to take over`,
+        );
+        await leases.close();
+        return 0;
+      }
+      leadership = outcome.leadership;
+      if (standby) log(`leading job '${jobId}' (lease in ${leases.description})`);
+      restore = await startingPoint(leadership, storage, jobId, restore, standby, log);
+    }
+  } catch (e) {
+    await leases?.close();
+    if (interrupted.signal.aborted) {
+      log('interrupted while waiting as a standby');
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onWaitSignal);
+    process.off('SIGTERM', onWaitSignal);
+  }
   let lastCheckpoint: CheckpointStats | undefined;
   let pool: TaskManagerPool | undefined;
-  if (flags.listen !== undefined) {
-    const expected = flags.taskManagers ?? 1;
-    const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
-    const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
-    const { token, tls } = clusterSecurity(flags);
-    log(`waiting for ${expected} task manager(s) on ${flags.listen}${tls === undefined ? '' : ' (TLS)'}`);
-    pool = await TaskManagerPool.listen(flags.listen, token, expected, {
-      log,
-      heartbeatIntervalMs: intervalMs,
-      heartbeatTimeoutMs: timeoutMs,
-      tls,
-      ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
-      ...(flags.wait === undefined ? {} : { timeoutMs: flags.wait }),
-    });
-  }
-  const slots = flags.slots ?? pool?.slots;
-  const client = env.executeAsync({
-    jobId,
-    ...(pool !== undefined
-      ? { distributed: { slots: slots!, jobPath: loaded.path, overrides, provider: pool } }
-      : slots === undefined || slots < 2
-        ? {}
-        : { distributed: { slots, jobPath: loaded.path, overrides } }),
-    ...(flags.restore === undefined ? {} : { restore: flags.restore }),
-    ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
-    onEvent: (e) => {
-      if (e.type === 'checkpoint') lastCheckpoint = e.stats;
-      else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
-    },
-  });
-  const stopCancelling = cancelOnSignals(() => [client]);
-  const stopControl =
-    flags.checkpointInterval !== undefined
-      ? await listenForControl(jobId, { savepoint: () => client.triggerSavepoint() }).catch(() => undefined)
-      : undefined;
-  const progress =
-    flags.progress === true
-      ? startProgress(
-          client.jobName,
-          () => client.metrics(),
-          () => lastCheckpoint,
-        )
-      : undefined;
-  try {
-    const result = await client.result;
-    progress?.stop(result.metrics);
-    return result.status === 'FINISHED' ? 0 : 130;
-  } catch (e) {
-    progress?.stop(undefined);
-    process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
-    // A checkpoint to restore that is not there is a usage mistake, as an unknown id elsewhere.
-    const unknownRestore =
-      e instanceof CheckpointNotFoundError &&
-      typeof flags.restore === 'number' &&
-      e.context.checkpointId === flags.restore;
-    return unknownRestore ? 2 : 1;
-  } finally {
+  let lost: string | undefined;
+  let handingOver = false;
+  let stopRun: (() => void) | undefined;
+  leadership?.onLost((reason) => {
+    lost = reason;
+    log(
+      `lost the leadership of job '${jobId}': ${reason}; stopping (the job manager that leads now goes on)`,
+    );
+    stopRun?.();
     pool?.close();
-    stopControl?.();
-    stopCancelling();
+  });
+  let status = 'FAILED';
+  try {
+    if (flags.listen !== undefined) {
+      const expected = flags.taskManagers ?? 1;
+      const { token, tls } = security!;
+      log(`waiting for ${expected} task manager(s) on ${flags.listen}${tls === undefined ? '' : ' (TLS)'}`);
+      pool = await TaskManagerPool.listen(flags.listen, token, expected, {
+        log,
+        ...heartbeat,
+        tls,
+        ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
+        ...(flags.wait === undefined ? {} : { timeoutMs: flags.wait }),
+        ...(flags.slotRequestTimeout === undefined ? {} : { slotRequestTimeoutMs: flags.slotRequestTimeout }),
+        // Above every deployment number an earlier leader of the job used.
+        ...(leadership === undefined ? {} : { deploymentBase: leadership.generation * 2 ** 32 }),
+      });
+      if (lost !== undefined) pool.close();
+    }
+    if (lost !== undefined) throw new LeadershipError(jobId, lost);
+    const slots = flags.slots ?? pool?.slots;
+    const client = env.executeAsync({
+      jobId,
+      ...(pool !== undefined
+        ? { distributed: { slots: slots!, jobPath: loaded.path, overrides, provider: pool } }
+        : slots === undefined || slots < 2
+          ? {}
+          : { distributed: { slots, jobPath: loaded.path, overrides } }),
+      ...(restore === undefined ? {} : { restore }),
+      ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
+      onEvent: (e) => {
+        if (e.type === 'checkpoint') lastCheckpoint = e.stats;
+        else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
+      },
+    });
+    stopRun = () => client.cancel();
+    // NOTE: a highly available job outlives its job manager's process, as in Flink: SIGTERM (a
+    // supervisor stopping the process) hands the run over to a standby; Ctrl-C cancels the job.
+    const stopCancelling = cancelOnSignals(
+      () => [client],
+      (signal) => {
+        if (signal === 'SIGTERM' && leadership !== undefined && standby) {
+          handingOver = true;
+          log(`SIGTERM: handing job '${jobId}' over to a standby (Ctrl-C cancels the job)`);
+        }
+      },
+    );
+    const stopControl =
+      flags.checkpointInterval !== undefined
+        ? await listenForControl(jobId, { savepoint: () => client.triggerSavepoint() }).catch(() => undefined)
+        : undefined;
+    const progress =
+      flags.progress === true
+        ? startProgress(
+            client.jobName,
+            () => client.metrics(),
+            () => lastCheckpoint,
+          )
+        : undefined;
+    try {
+      const result = await client.result;
+      progress?.stop(result.metrics);
+      if (lost !== undefined) throw new LeadershipError(jobId, lost);
+      status = result.status;
+      if (handingOver) return 143;
+      return result.status === 'FINISHED' ? 0 : 130;
+    } catch (e) {
+      progress?.stop(undefined);
+      // NOTE: fenced, another job manager leads the job now: this one only stops.
+      if (lost === undefined && hasCause(e, FencedError)) lost = (e as Error).message;
+      process.stderr.write(
+        `tidemark: ${lost === undefined ? describeErrorChain(e) : `job '${jobId}': stopped without a result: lost the leadership: ${lost}`}\n`,
+      );
+      // A checkpoint to restore that is not there is a usage mistake, as an unknown id elsewhere.
+      const unknownRestore =
+        lost === undefined &&
+        e instanceof CheckpointNotFoundError &&
+        typeof flags.restore === 'number' &&
+        e.context.checkpointId === flags.restore;
+      return unknownRestore ? 2 : 1;
+    } finally {
+      stopControl?.();
+      stopCancelling();
+    }
+  } finally {
+    // NOTE: an ended run (finished, failed for good, cancelled) is over for every job manager: its
+    // standbys learn so and exit, and so do its task managers. A job manager that lost its
+    // leadership leaves both to the one that leads now; one that hands its run over gives its
+    // lease up, so that a standby takes over at once.
+    if (handingOver && lost === undefined) {
+      await leadership
+        ?.resign()
+        .catch((e: unknown) => log(`could not give the lease up: ${(e as Error).message}`));
+      pool?.close();
+    } else if (lost === undefined) {
+      await leadership
+        ?.end(status)
+        .catch((e: unknown) => log(`could not record the end of the run: ${(e as Error).message}`));
+      pool?.shutdown(
+        `job '${jobId}' ${status === 'FINISHED' ? 'finished' : status === 'CANCELLED' ? 'was cancelled' : 'failed'}`,
+      );
+    } else {
+      leadership?.stop();
+      pool?.close();
+    }
+    await leases?.close();
   }
+}
+
+/** The heartbeat settings of the flags. */
+function heartbeatOf(flags: RunFlags): { heartbeatIntervalMs: number; heartbeatTimeoutMs: number } {
+  // NOTE: checked by checkRunFlags.
+  const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+  return { heartbeatIntervalMs: intervalMs, heartbeatTimeoutMs: timeoutMs };
+}
+
+/**
+ * An opened storage holding the job's leader lease: the `--ha` store, or another instance of the
+ * checkpoint storage the job writes to (a file or Redis storage); none for a memory storage.
+ */
+async function openLeases(
+  flags: RunFlags,
+  checkpoints: CheckpointStorage | undefined,
+): Promise<CheckpointStorage | undefined> {
+  const storage =
+    flags.ha !== undefined ? openLeaseStorage(flags.ha) : checkpoints && openLeaseStorage(checkpoints);
+  if (storage?.leases === undefined) {
+    if (flags.ha !== undefined)
+      throw new UsageError(
+        `--ha ${flags.ha}: keeps no leader leases (use redis://..., rediss://... or a directory)`,
+      );
+    return undefined;
+  }
+  await storage.open();
+  return storage;
+}
+
+/** Where task managers reach a job manager listening on `listen` (a wildcard host: this host's name). */
+function advertisedAddress(listen: string): string {
+  const { host, port } = parseAddress(listen);
+  return `${['0.0.0.0', '::', ''].includes(host) ? hostname() : host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Where the run starts from, and says so in the job's run record. A job manager of a highly
+ * available job (a standby, or started with --ha) that takes over a run still under way resumes it:
+ * from the latest checkpoint if the run made one, or else from where that run started.
+ */
+async function startingPoint(
+  leadership: Leadership,
+  storage: CheckpointStorage | undefined,
+  jobId: string,
+  requested: RestoreTarget | undefined,
+  highlyAvailable: boolean,
+  log: (line: string) => void,
+): Promise<RestoreTarget | undefined> {
+  await storage?.open();
+  const latest = await storage?.latest(jobId);
+  let restore = requested;
+  const previous = leadership.previousRun;
+  if (highlyAvailable && previous?.state === 'running') {
+    const ran = latest !== undefined && latest > (previous.latestAtStart ?? 0);
+    restore = ran ? 'latest' : previous.startedFrom;
+    log(
+      `taking over the run of job '${jobId}' from the job manager at ${previous.by}: resuming ${ran ? `from its latest checkpoint (${latest})` : restore === undefined ? 'from the beginning (its run has no checkpoint yet)' : `from checkpoint ${restore}, where its run started (it has no checkpoint of its own yet)`}`,
+    );
+  }
+  const from = restore === 'latest' ? latest : restore;
+  await leadership.writeRun({
+    state: 'running',
+    ...(from === undefined ? {} : { startedFrom: from }),
+    ...(latest === undefined ? {} : { latestAtStart: latest }),
+  });
+  return restore;
+}
+
+function hasCause(e: unknown, cls: abstract new (...args: never[]) => Error): boolean {
+  let c: unknown = e;
+  for (let i = 0; c instanceof Error && i < 8; i++) {
+    if (c instanceof cls) return true;
+    c = (c as Error).cause;
+  }
+  return false;
 }
 
 /** Prints a progress line every second (rewritten in place on a terminal). */

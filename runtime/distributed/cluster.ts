@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { deserializeError, TidemarkError } from '../../state/errors.js';
+import { deserializeError, registerErrorClass, TidemarkError } from '../../state/errors.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
@@ -24,6 +24,15 @@ import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '
 import type { TaskStatus } from '../task/task.js';
 import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
 import { planHash } from './slot.js';
+
+/** No slots for an attempt of the job: no task manager brought any within the slot request timeout. */
+export class NoResourceAvailableError extends TidemarkError {
+  constructor(message: string, jobName?: string) {
+    super('JOB_FAILED', message, jobName === undefined ? {} : { jobName });
+    this.name = 'NoResourceAvailableError';
+  }
+}
+registerErrorClass('NoResourceAvailableError', NoResourceAvailableError);
 
 /** Options of a run on several slots. */
 export interface ClusterOptions {
@@ -73,6 +82,11 @@ export interface SlotEvents {
 export interface SlotProvider {
   /** Slots available now (task managers may have left since the last attempt). */
   readonly slots?: number;
+  /**
+   * Waits (boundedly) for `wanted` slots, if the provider has fewer now (task managers left);
+   * resolves with the slots it has then. Absent: the provider's slots are always there.
+   */
+  awaitSlots?(wanted: number, signal?: AbortSignal): Promise<number>;
   /** Starts one slot per init (in slot order). */
   start(inits: SlotInit[], events: SlotEvents): SlotHandle[];
 }
@@ -132,7 +146,8 @@ class RemoteTask implements CheckpointTask {
   status: TaskStatus = 'created';
   constructor(
     readonly ref: TaskRef,
-    readonly slot: number,
+    /** Where it runs (placed again once the attempt knows its slots, see `ClusterExecutor.run`). */
+    public slot: number,
     readonly isSource: boolean,
     private readonly name: string,
     private readonly post: (slot: number, m: ToSlot) => void,
@@ -181,7 +196,9 @@ export class ClusterExecutor {
   private finalized = 0;
   private tick: NodeJS.Timeout | undefined;
   /** Slots this attempt uses: as many as its highest parallelism, if it has them (see placement.ts). */
-  private readonly slots: number;
+  private slots: number;
+  /** Aborts a wait for slots when the attempt stops. */
+  private readonly stopping = new AbortController();
 
   constructor(
     readonly graph: JobGraph,
@@ -193,6 +210,7 @@ export class ClusterExecutor {
     // A failure or a cancellation stops every slot and ends the wait of `run`.
     this.lifecycle.onStop(() => {
       for (const w of this.workers) w.post({ type: 'cancel' });
+      this.stopping.abort();
       this.settle?.();
     });
     const post = (slot: number, m: ToSlot) => this.workers[slot]?.post(m);
@@ -240,6 +258,21 @@ export class ClusterExecutor {
 
   /** Runs the job to its end on the slots. */
   async run(): Promise<JobResult> {
+    const provider: SlotProvider = this.options.provider ?? new LocalSlots();
+    if (provider.awaitSlots !== undefined) {
+      // NOTE: a restart after a task manager left waits (boundedly) for one to bring its slots
+      // back (Flink's slot request timeout); after that it runs on the slots there are, several
+      // subtasks of an operator sharing a slot (placement.ts), or fails when there are none.
+      const wanted = placeSubtasks(this.graph, this.options.slots).slots;
+      const available = await provider.awaitSlots(wanted, this.stopping.signal);
+      if (this.lifecycle.stopped) return this.lifecycle.result(this.metrics(), this.options.results.values);
+      if (available < 1)
+        throw new NoResourceAvailableError(
+          `job '${this.graph.jobName}' has no slots to run on: no task manager is connected, and none came within the slot request timeout`,
+          this.graph.jobName,
+        );
+      this.place(available);
+    }
     const { slots } = this;
     const { jobPath } = this.options;
     const entry = workerEntry();
@@ -279,7 +312,6 @@ export class ClusterExecutor {
         ...(snapshots === undefined ? {} : { snapshots }),
         fromSource: entry.fromSource,
       });
-    const provider = this.options.provider ?? new LocalSlots();
     this.workers = provider.start(inits, {
       message: (slot, m) => this.onSlot(slot, m),
       exit: (slot, reason) => {
@@ -306,6 +338,16 @@ export class ClusterExecutor {
     coordinator?.stop();
     await Promise.all(this.workers.map((w) => w.terminate()));
     return this.lifecycle.result(this.metrics(), this.options.results.values);
+  }
+
+  /** Places the subtasks on the slots of `available` (see placement.ts). */
+  private place(available: number): void {
+    const placement = placeSubtasks(this.graph, Math.min(available, this.options.slots));
+    this.slots = placement.slots;
+    for (const t of this.tasks.values()) {
+      const [vertex, index] = t.ref.split('/').map(Number) as [number, number];
+      t.slot = placement.slotOf(vertex, index);
+    }
   }
 
   /** Waits until `done()` holds (checked on every slot message) or the run stops. */

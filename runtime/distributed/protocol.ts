@@ -118,6 +118,11 @@ export type ToTaskManager =
   /** Stop every slot (the run ended). */
   | { type: 'undeploy' }
   /**
+   * The job ended (finished, failed for good, or cancelled): stop, and exit. A task manager whose
+   * job manager goes without saying so looks for the job manager that leads next.
+   */
+  | { type: 'shutdown'; reason: string }
+  /**
    * Are you there? Sent every heartbeat interval. Either side gives the other up when it has heard
    * nothing from it for `timeoutMs`: the job manager fails the attempt that used the task
    * manager, the task manager stops its slots.

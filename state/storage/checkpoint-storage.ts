@@ -18,6 +18,7 @@
  *   (checkpoints are incremental and share chunks).
  */
 import { registerErrorClass, TidemarkError } from '../errors.js';
+import type { LeaseStore } from './leases.js';
 
 /** What `list` says of a stored checkpoint. */
 export interface CheckpointInfo {
@@ -76,6 +77,11 @@ export interface CheckpointStorage {
    * snapshots); undefined if it cannot (a memory storage lives in one thread).
    */
   writerSpec?(): StorageSpec | undefined;
+  /**
+   * The leader leases and run records of jobs kept in this storage (file and Redis), for job
+   * managers that must not run beside another for one job id; undefined if it has none (memory).
+   */
+  leases?(): LeaseStore;
 }
 
 /** A storage as plain data, to be opened elsewhere with `openStorageSpec` (it may hold secrets). */

@@ -9,6 +9,9 @@
  * <dir>/<job>/checkpoints/<id>/metadata      the checkpoint's metadata, as given
  * <dir>/<job>/checkpoints/<id>/chunks.json   {chunkIds, timestamp, sizeBytes, chunkCount, savepoint}
  * <dir>/<job>/lock                           the job's lock (a file: JSON of who holds it)
+ * <dir>/<job>/leader                         the job's leader lease: its holder's record and expiry (JSON)
+ * <dir>/<job>/leader-generation              how many times the lease was taken
+ * <dir>/<job>/run                            the job's run record (JSON, see leases.ts)
  * <dir>/<job>/tmp/                           files being written
  * ```
  * Every file is written to `tmp/`, fsynced and renamed into place. The commit point is the rename
@@ -17,7 +20,8 @@
  *
  * `newEpoch`, `commit`, `delete` and the sweep of abandoned chunks hold the job's lock, so two
  * processes on one machine (or on one shared file system with atomic `link`) cannot
- * both commit with different epochs. Chunk writes do not take the lock.
+ * both commit with different epochs. Chunk writes do not take the lock. The leader lease is read
+ * and written holding the lock too, so taking, renewing and releasing it compare and set.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -61,6 +65,14 @@ import {
   sameBytes,
   uniqueChunkIds,
 } from './common.js';
+import {
+  type JobRunRecord,
+  type LeaderRecord,
+  type LeaseAttempt,
+  type LeaseStore,
+  parseLeaderRecord,
+  parseRunRecord,
+} from './leases.js';
 
 /** Options of {@link FileCheckpointStorage}. */
 export interface FileCheckpointStorageOptions {
@@ -72,6 +84,11 @@ export interface FileCheckpointStorageOptions {
   staleLockMs?: number;
   /** fsync files and directories before renaming them into place (default true; tests may turn it off). */
   fsync?: boolean;
+  /**
+   * Sweep every job's abandoned files on `open()` (default true). An instance opened only for the
+   * leader leases (a job manager, a task manager looking for its leader) leaves that to the others.
+   */
+  sweepOnOpen?: boolean;
 }
 
 interface ManifestEntry {
@@ -148,6 +165,7 @@ export class FileCheckpointStorage implements CheckpointStorage {
       });
     }
     this.opened = true;
+    if (this.options.sweepOnOpen === false) return;
     // NOTE: the sweep on open is best effort: a job whose lock is busy is skipped (its holder sweeps).
     for (const jobId of await this.jobDirs())
       await this.withLock(jobId, 'sweep', true, () => this.sweep(jobId)).catch((e: unknown) => {
@@ -348,6 +366,80 @@ export class FileCheckpointStorage implements CheckpointStorage {
       if (e instanceof StorageError) throw e;
       throw new StorageError(`${this.description}: listJobs failed: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  leases(): LeaseStore {
+    return {
+      description: this.description,
+      acquire: (jobId, record) => this.op('acquireLease', jobId, () => this.acquireLease(jobId, record)),
+      renew: (jobId, token, leaseMs) =>
+        this.op('renewLease', jobId, () =>
+          this.withLease(jobId, 'renewLease', async (held) => {
+            if (held?.token !== token) return false;
+            await this.writeLease(jobId, held, leaseMs);
+            return true;
+          }),
+        ),
+      release: (jobId, token) =>
+        this.op('releaseLease', jobId, () =>
+          this.withLease(jobId, 'releaseLease', async (held) => {
+            if (held?.token === token) await rm(this.path(jobId, 'leader'), { force: true });
+          }),
+        ),
+      holder: (jobId) => this.op('holder', jobId, async () => (await this.readLease(jobId))?.record),
+      readRun: (jobId) =>
+        this.op('readRun', jobId, async () =>
+          parseRunRecord((await readIfExists(this.path(jobId, 'run')))?.toString('utf8')),
+        ),
+      writeRun: (jobId, token, run: JobRunRecord) =>
+        this.op('writeRun', jobId, () =>
+          this.withLease(jobId, 'writeRun', async (held) => {
+            if (held?.token !== token) return false;
+            await this.writeDurable(jobId, this.path(jobId, 'run'), JSON.stringify(run));
+            return true;
+          }),
+        ),
+    };
+  }
+
+  private async acquireLease(jobId: string, record: LeaderRecord): Promise<LeaseAttempt> {
+    return this.withLease(jobId, 'acquireLease', async (held, remainingMs) => {
+      if (held !== undefined) return { acquired: false, holder: held, remainingMs };
+      const path = this.path(jobId, 'leader-generation');
+      const generation = Number((await readIfExists(path))?.toString('utf8').trim() ?? '0') + 1;
+      await this.writeDurable(jobId, path, `${generation}\n`);
+      await this.writeLease(jobId, record, record.leaseMs);
+      return { acquired: true, generation };
+    });
+  }
+
+  /** Runs `fn` holding the job's lock, with the live lease (none if it expired) and its remaining time. */
+  private async withLease<T>(
+    jobId: string,
+    op: string,
+    fn: (held: LeaderRecord | undefined, remainingMs: number | undefined) => Promise<T>,
+  ): Promise<T> {
+    await this.ensureJobDirs(jobId);
+    return this.withLock(jobId, op, false, async () => {
+      const lease = await this.readLease(jobId);
+      return fn(lease?.record, lease?.remainingMs);
+    });
+  }
+
+  /** The live lease of a job: its record and how long until it expires (an expired one is none). */
+  private async readLease(jobId: string): Promise<{ record: LeaderRecord; remainingMs: number } | undefined> {
+    const text = (await readIfExists(this.path(jobId, 'leader')))?.toString('utf8');
+    const record = parseLeaderRecord(text);
+    if (record === undefined || text === undefined) return undefined;
+    const remainingMs = Number((JSON.parse(text) as { expiresAt?: unknown }).expiresAt) - Date.now();
+    return remainingMs > 0 ? { record, remainingMs } : undefined;
+  }
+
+  private async writeLease(jobId: string, record: LeaderRecord, leaseMs: number): Promise<void> {
+    // NOTE: expiry by this host's wall clock: job managers sharing a directory on several hosts
+    // need their clocks in step (NTP) to well within a lease.
+    const json = JSON.stringify({ ...record, expiresAt: Date.now() + leaseMs });
+    await this.writeDurable(jobId, this.path(jobId, 'leader'), json);
   }
 
   // ---- paths

@@ -63,6 +63,19 @@ export function openCheckpointStorage(
 const HELP =
   'use memory://name, file:///absolute/path (or a plain path), redis://host:port, rediss://host:port (TLS) or redis://host1:port1,host2:port2?cluster=1';
 
+/**
+ * The same storage opened only for its leader leases (a file storage does not sweep on open),
+ * from a URL or another instance.
+ */
+export function openLeaseStorage(from: string | CheckpointStorage): CheckpointStorage | undefined {
+  if (typeof from === 'string') return openCheckpointStorage(from, { file: { sweepOnOpen: false } });
+  const spec = from.leases === undefined ? undefined : from.writerSpec?.();
+  if (spec === undefined) return undefined;
+  return openStorageSpec(
+    spec.kind === 'file' ? { ...spec, options: { ...spec.options, sweepOnOpen: false } } : spec,
+  );
+}
+
 /** Opens (constructs) a storage from its {@link StorageSpec}, in another thread or process. */
 export function openStorageSpec(spec: StorageSpec): CheckpointStorage {
   if (spec.kind === 'file')

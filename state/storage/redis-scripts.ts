@@ -22,6 +22,10 @@ const SPECS = {
   resolveCommit: { name: 'tidemarkResolveCommit:1', file: 'resolve-commit-3.lua' },
   writeChunk: { name: 'tidemarkWriteChunk:1', file: 'write-chunk-1.lua' },
   deleteCheckpoint: { name: 'tidemarkDeleteCheckpoint:1', file: 'delete-checkpoint-4.lua' },
+  acquireLease: { name: 'tidemarkAcquireLease:1', file: 'acquire-lease-2.lua' },
+  renewLease: { name: 'tidemarkRenewLease:1', file: 'renew-lease-1.lua' },
+  releaseLease: { name: 'tidemarkReleaseLease:1', file: 'release-lease-1.lua' },
+  writeRun: { name: 'tidemarkWriteRun:1', file: 'write-run-2.lua' },
 } as const;
 
 /** The scripts by role. */

@@ -16,6 +16,9 @@
  * <prefix>:{<job>}:cp:<id>:info          hash: timestamp, sizeBytes, chunkCount, savepoint, token, epoch
  * <prefix>:{<job>}:chunk:<chunk id>      a chunk: 16-byte header + payload (chunk-format.ts)
  * <prefix>:{<job>}:aborted:<token>       marks a commit declared failed (expires after a day)
+ * <prefix>:{<job>}:leader                the job's leader lease: its holder's record (JSON), expiring
+ * <prefix>:{<job>}:leader-generation     how many times the lease was taken
+ * <prefix>:{<job>}:run                   the job's run record (JSON, see leases.ts)
  * ```
  * Chunks are written with an expiry (`chunkTtlMs`), so the chunks of an abandoned checkpoint expire
  * on their own; the commit script persists the chunks it refers to, and retention deletes a chunk
@@ -50,6 +53,13 @@ import {
   unknownEpochError,
 } from './common.js';
 import { ioredis } from './ioredis.js';
+import {
+  type LeaderRecord,
+  type LeaseAttempt,
+  type LeaseStore,
+  parseLeaderRecord,
+  parseRunRecord,
+} from './leases.js';
 import { type StorageScript, storageScripts } from './redis-scripts.js';
 
 /** TLS settings of a Redis connection (`rediss://` turns TLS on with the system's CAs). */
@@ -184,7 +194,15 @@ export function redactUrl(url: string): string {
 
 type RedisClient = Redis | Cluster;
 type ScriptFn = (...args: (string | Buffer | number)[]) => Promise<unknown>;
-type ScriptRole = 'commit' | 'resolveCommit' | 'writeChunk' | 'deleteCheckpoint';
+type ScriptRole =
+  | 'commit'
+  | 'resolveCommit'
+  | 'writeChunk'
+  | 'deleteCheckpoint'
+  | 'acquireLease'
+  | 'renewLease'
+  | 'releaseLease'
+  | 'writeRun';
 
 interface Config {
   nodes: RedisNode[];
@@ -488,6 +506,53 @@ export class RedisCheckpointStorage implements CheckpointStorage {
     });
   }
 
+  leases(): LeaseStore {
+    return {
+      description: this.description,
+      acquire: (jobId, record) => this.acquireLease(jobId, record),
+      renew: (jobId, token, leaseMs) => this.leaseScript('renewLease', jobId, [token, leaseMs]),
+      release: async (jobId, token) => {
+        await this.leaseScript('releaseLease', jobId, [token]);
+      },
+      holder: async (jobId) =>
+        parseLeaderRecord(await this.run('holder', jobId, (client) => client.get(this.keys(jobId).leader))),
+      readRun: async (jobId) =>
+        parseRunRecord(await this.run('readRun', jobId, (client) => client.get(this.keys(jobId).run))),
+      writeRun: (jobId, token, run) => this.leaseScript('writeRun', jobId, [token, JSON.stringify(run)]),
+    };
+  }
+
+  private async acquireLease(jobId: string, record: LeaderRecord): Promise<LeaseAttempt> {
+    const k = this.keys(jobId);
+    const reply = (await this.run('acquireLease', jobId, (client) =>
+      this.script(
+        client,
+        'acquireLease',
+        [k.leader, k.leaderGeneration],
+        [JSON.stringify(record), record.leaseMs],
+      ),
+    )) as [number, number | string | null, number?];
+    if (Number(reply[0]) === 1) return { acquired: true, generation: Number(reply[1]) };
+    const remaining = Number(reply[2]);
+    return {
+      acquired: false,
+      holder: parseLeaderRecord(reply[1] === null ? undefined : String(reply[1])),
+      remainingMs: remaining >= 0 ? remaining : undefined,
+    };
+  }
+
+  /** Runs a compare-the-token script on the lease (and run) keys; true if the token held the lease. */
+  private async leaseScript(
+    role: 'renewLease' | 'releaseLease' | 'writeRun',
+    jobId: string,
+    args: (string | number)[],
+  ): Promise<boolean> {
+    const k = this.keys(jobId);
+    const keys = role === 'writeRun' ? [k.leader, k.run] : [k.leader];
+    const reply = await this.run(role, jobId, (client) => this.script(client, role, keys, args));
+    return Number(reply) === 1;
+  }
+
   /**
    * Adds the job to `<prefix>:jobs` (once per instance and job). NOTE: the registry is outside the
    * job's hash tag (another cluster slot), so it cannot be part of the commit script: it is added
@@ -529,6 +594,9 @@ export class RedisCheckpointStorage implements CheckpointStorage {
       info: (id: number) => `${base}cp:${id}:info`,
       chunk: (chunkId: string) => `${base}chunk:${chunkId}`,
       aborted: (token: string) => `${base}aborted:${token}`,
+      leader: `${base}leader`,
+      leaderGeneration: `${base}leader-generation`,
+      run: `${base}run`,
     };
   }
 

@@ -144,6 +144,15 @@ test(
         .taskManagers;
       expect(tms.queries.map((q) => q.query)).toEqual(['q5']);
       expect(tms.queries[0]!.ratio).toBeGreaterThan(0);
+      // Failover of a job manager (killed, gone silent) and of a task manager, once each.
+      const failover = (report as unknown as { failover: Record<string, { runningMs: number }[]> }).failover;
+      for (const kind of ['jobManagerKilled', 'jobManagerGone', 'taskManagerKilled'])
+        expect(failover[kind]!.map((f) => f.runningMs > 0)).toEqual([true]);
+      expect(
+        lines.some((l) =>
+          l.startsWith('  job manager killed (kill -9), standby on the same host: running again after '),
+        ),
+      ).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

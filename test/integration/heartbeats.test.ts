@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import type { SlotEvents } from '../../runtime/distributed/cluster.js';
 import type { FromTaskManager, SlotInit, ToTaskManager } from '../../runtime/distributed/protocol.js';
 import { runTaskManager, TaskManagerPool } from '../../runtime/distributed/task-manager.js';
-import { acceptPeer, connectPeer, Link } from '../../runtime/distributed/wire.js';
+import { acceptPeer, connectPeer, Link, WireError } from '../../runtime/distributed/wire.js';
 import { freePort } from '../setup/redis.js';
 
 const TOKEN = 'heartbeat-test-token';
@@ -160,40 +160,59 @@ describe('heartbeats: the job manager side', () => {
   });
 });
 
-/** A fake job manager: accepts one task manager and hands its link to the test. */
-async function fakeJobManager(): Promise<{ port: number; joined: Promise<Link>; server: Server }> {
-  const port = await freePort();
-  let joined!: (l: Link) => void;
-  const links = new Promise<Link>((r) => {
-    joined = r;
-  });
+/** A fake job manager: accepts task managers and hands their links to the test, in order. */
+async function fakeJobManager(port?: number): Promise<{
+  port: number;
+  next: () => Promise<Link>;
+  server: Server;
+}> {
+  const chosen = port ?? (await freePort());
+  const links: Link[] = [];
+  const waiting: ((l: Link) => void)[] = [];
   const server = createServer((socket) => {
     const link = new Link(socket, 'task manager');
     acceptPeer(link, TOKEN).then(
-      () => joined(link),
+      () => {
+        const w = waiting.shift();
+        if (w !== undefined) w(link);
+        else links.push(link);
+      },
       () => link.close(),
     );
   });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => server.listen(chosen, '127.0.0.1', () => r()));
   closers.push(() => server.close());
-  return { port, joined: links, server };
+  return {
+    port: chosen,
+    server,
+    next: () => {
+      const l = links.shift();
+      return l !== undefined ? Promise.resolve(l) : new Promise<Link>((r) => waiting.push(r));
+    },
+  };
+}
+
+/** Settles to 'resolved' or the error. */
+function outcome(p: Promise<void>): Promise<'resolved' | Error> {
+  return p.then(
+    () => 'resolved' as const,
+    (e: unknown) => e as Error,
+  );
 }
 
 describe('heartbeats: the task manager side', () => {
-  test('a task manager whose job manager falls silent stops and fails with the reason', async () => {
+  test('a task manager whose job manager falls silent stops its slots and registers again', async () => {
     const jm = await fakeJobManager();
     const lines: string[] = [];
-    const running = runTaskManager({
-      jobManager: `127.0.0.1:${jm.port}`,
-      slots: 1,
-      token: TOKEN,
-      log: (l) => lines.push(l),
-    });
-    const settled = running.then(
-      () => 'resolved',
-      (e: unknown) => e as Error,
+    const running = outcome(
+      runTaskManager({
+        jobManager: `127.0.0.1:${jm.port}`,
+        slots: 1,
+        token: TOKEN,
+        log: (l) => lines.push(l),
+      }),
     );
-    const link = await jm.joined;
+    const link = await jm.next();
     closers.push(() => link.close());
     const answers: FromTaskManager[] = [];
     link.on('message', (m: FromTaskManager) => answers.push(m));
@@ -205,23 +224,28 @@ describe('heartbeats: the task manager side', () => {
       await sleep(100);
     }
     await until(() => answers.filter((m) => m.type === 'heartbeat').length === 20, 'an answer to each');
-    // Then nothing, on a connection still open.
-    const outcome = await settled;
+    // Then nothing, on a connection still open: it gives the job manager up and comes back.
+    const again = await jm.next();
+    closers.push(() => again.close());
     expect(Date.now() - lastSent).toBeGreaterThanOrEqual(1000);
-    expect(outcome).toBeInstanceOf(Error);
-    expect((outcome as Error).message).toMatch(
+    expect(lines.join('\n')).toMatch(
       new RegExp(
-        `^lost the job manager at 127\\.0\\.0\\.1:${jm.port}: nothing heard from it for \\d+ ms \\(heartbeat timeout 1000 ms\\)$`,
+        `lost the job manager at 127\\.0\\.0\\.1:${jm.port}: nothing heard from it for \\d+ ms \\(heartbeat timeout 1000 ms\\); stopping the slots and looking for the job manager again`,
       ),
     );
-    expect(lines.join('\n')).toMatch(/lost the job manager .*; stopping the slots/);
+    // Told that the job ended, it ends.
+    again.send({ type: 'shutdown', reason: "job 'j' finished" } satisfies ToTaskManager);
+    expect(await running).toBe('resolved');
+    expect(lines.at(-1)).toBe("the job manager ended: job 'j' finished");
   });
 
-  test('a job manager that closes the connection ends its task manager without an error', async () => {
+  test('a job manager that closes the connection is looked for again; a shutdown ends the task manager', async () => {
     const jm = await fakeJobManager();
     const dataPort = await freePort();
-    const running = runTaskManager({ jobManager: `127.0.0.1:${jm.port}`, slots: 1, token: TOKEN, dataPort });
-    const link = await jm.joined;
+    const running = outcome(
+      runTaskManager({ jobManager: `127.0.0.1:${jm.port}`, slots: 1, token: TOKEN, dataPort }),
+    );
+    const link = await jm.next();
     // Another task manager's data connection, whose end never closes (it is behind a cut link).
     const peer = await connectPeer('127.0.0.1', dataPort, TOKEN, { role: 'peer', from: 1 });
     closers.push(() => peer.close());
@@ -230,8 +254,90 @@ describe('heartbeats: the task manager side', () => {
     link.send({ type: 'heartbeat', timeoutMs: 400 } satisfies ToTaskManager);
     await sleep(50);
     link.close();
-    await expect(running).resolves.toBeUndefined();
+    const again = await jm.next();
+    again.send({ type: 'shutdown', reason: 'done' } satisfies ToTaskManager);
+    expect(await running).toBe('resolved');
     // The task manager closed it: an open connection would have kept its process running.
     await until(() => peerClosed, 'the data connection to close');
+  });
+
+  test('a task manager started before its job manager listens registers once it does', async () => {
+    const port = await freePort();
+    const lines: string[] = [];
+    const running = outcome(
+      runTaskManager({ jobManager: `127.0.0.1:${port}`, slots: 2, token: TOKEN, log: (l) => lines.push(l) }),
+    );
+    await until(() => lines.some((l) => l.includes('ECONNREFUSED')), 'a refused connection');
+    await sleep(1500);
+    // Retried with backoff, logged once (the same failure is not logged again and again).
+    expect(lines.filter((l) => l.startsWith('no job manager to register with yet'))).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^no job manager to register with yet \\(cannot connect to 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\); trying again$`,
+      ),
+    );
+    const jm = await fakeJobManager(port);
+    const link = await jm.next();
+    link.send({ type: 'shutdown', reason: 'done' } satisfies ToTaskManager);
+    expect(await running).toBe('resolved');
+    expect(lines.join('\n')).toContain(`joined the job manager at 127.0.0.1:${port} with 2 slots`);
+  });
+
+  test('several job manager addresses: the one that listens is joined', async () => {
+    const [down, up] = [await freePort(), await fakeJobManager()];
+    const running = outcome(
+      runTaskManager({ jobManager: `127.0.0.1:${down}, 127.0.0.1:${up.port}`, slots: 1, token: TOKEN }),
+    );
+    const link = await up.next();
+    link.send({ type: 'shutdown', reason: 'done' } satisfies ToTaskManager);
+    expect(await running).toBe('resolved');
+  });
+
+  test('a registration timeout bounds the search; a wrong token fails at once', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const timedOut = await outcome(
+      runTaskManager({ jobManager: `127.0.0.1:${port}`, slots: 1, token: TOKEN, registrationTimeoutMs: 700 }),
+    );
+    expect(timedOut).toBeInstanceOf(WireError);
+    expect((timedOut as Error).message).toMatch(
+      new RegExp(
+        `^no job manager accepted this task manager within 700 ms \\(cannot connect to 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
+      ),
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(700);
+    const jm = await fakeJobManager();
+    const refused = await outcome(
+      runTaskManager({ jobManager: `127.0.0.1:${jm.port}`, slots: 1, token: 'a-wrong-token' }),
+    );
+    expect(refused).toBeInstanceOf(WireError);
+    expect((refused as Error).message).toMatch(/refused the connection: authentication failed: wrong token/);
+  });
+
+  test('the leader found in the high-availability store is joined, and looked up again after it is lost', async () => {
+    const first = await fakeJobManager();
+    const second = await fakeJobManager();
+    let leader: string | undefined;
+    const lines: string[] = [];
+    const running = outcome(
+      runTaskManager({
+        findJobManager: async () => {
+          if (leader === undefined) throw new Error("no job manager leads job 'j' yet");
+          return leader;
+        },
+        slots: 1,
+        token: TOKEN,
+        log: (l) => lines.push(l),
+      }),
+    );
+    await until(() => lines.some((l) => l.includes("no job manager leads job 'j' yet")), 'a lookup');
+    leader = `127.0.0.1:${first.port}`;
+    const a = await first.next();
+    leader = `127.0.0.1:${second.port}`;
+    a.close();
+    const b = await second.next();
+    b.send({ type: 'shutdown', reason: 'done' } satisfies ToTaskManager);
+    expect(await running).toBe('resolved');
+    expect(lines.join('\n')).toContain(`joined the job manager at 127.0.0.1:${second.port}`);
   });
 });

@@ -3,6 +3,7 @@
 // stack and cause chain; `instanceof` holds across two copies of the errors module.
 import { describe, expect, test } from 'vitest';
 import { UsageError } from '../../runtime/cli/load-job.js';
+import { NoResourceAvailableError } from '../../runtime/distributed/cluster.js';
 import { WireError } from '../../runtime/distributed/wire.js';
 import { InjectedFailure } from '../../runtime/testing/exactly-once.js';
 import { SimulationFailure } from '../../runtime/testing/simulation.js';
@@ -31,6 +32,7 @@ import {
   StaleCheckpointError,
   StorageError,
 } from '../../state/storage/checkpoint-storage.js';
+import { LeadershipError } from '../../state/storage/leases.js';
 
 const where = { jobName: 'orders', operatorId: 'op-7', operatorName: 'map', subtaskIndex: 1 };
 
@@ -57,6 +59,11 @@ const samples: Record<string, () => Error> = {
       cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
     }),
   FencedError: () => new FencedError('orders', 3, 5),
+  LeadershipError: () =>
+    new LeadershipError(
+      'orders',
+      "job 'orders' already has a job manager: pid 7 on host a, listening on a:6123",
+    ),
   StaleCheckpointError: () => new StaleCheckpointError('orders', 4, 9),
   CorruptChunkError: () => new CorruptChunkError('orders', 'c-12', 'checksum mismatch'),
   CheckpointNotFoundError: () => new CheckpointNotFoundError('orders', 'checkpoint 3', 3),
@@ -64,6 +71,8 @@ const samples: Record<string, () => Error> = {
     new CommitOutcomeUnknownError('orders', 8, 'timeout', new Error('Command timed out')),
   IncompatibleCheckpointError: () => new IncompatibleCheckpointError('version 9 is not supported', 12),
   KeyGroupMismatchError: () => new KeyGroupMismatchError("key 'a' is in key group 3"),
+  NoResourceAvailableError: () =>
+    new NoResourceAvailableError("job 'orders' has no slots to run on", 'orders'),
   WireError: () => new WireError('127.0.0.1:4000 failed to authenticate (wrong token)'),
   UsageError: () => new UsageError('job module not found: x.ts'),
   SimulationFailure: () =>
