@@ -22,12 +22,23 @@ import type { JobGraph } from './graph/job-graph.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import { RestartBackoff, RestartStrategies, type RestartStrategy } from './restart-strategies.js';
 
-/** Where to start from. */
-export type RestoreTarget = 'latest' | number;
+/**
+ * Where to start from: the latest completed checkpoint, a checkpoint or savepoint by id, or the
+ * latest one if there is one and else the beginning (`latest-or-fresh`). With `latest`, a job this
+ * storage knows (started before) but none of whose checkpoints completed starts from the
+ * beginning too; a job id the storage has never seen is an error (a wrong id or storage).
+ */
+export type RestoreTarget = 'latest' | 'latest-or-fresh' | number;
 
 /** What happens during a run, for progress reporting and logs. */
 export type RunnerEvent =
   | { type: 'restored'; checkpointId: number }
+  /**
+   * A restore from the latest checkpoint found none, and the job starts from the beginning:
+   * `started` when the job was started with this storage before (and stopped before any of its
+   * checkpoints completed), else it is unknown there and `latest-or-fresh` asked for this.
+   */
+  | { type: 'fresh-start'; jobId: string; storage: string; started: boolean }
   | { type: 'fallback'; checkpointId: number; error: Error }
   | { type: 'checkpoint'; stats: CheckpointStats }
   /** Every subtask of an attempt is deployed (on several slots: every slot has loaded the job). */
@@ -110,6 +121,8 @@ export class JobRunner {
   /** Identifies this run (one per runner, shared by its restarts). */
   readonly runId = randomBytes(6).toString('hex');
   private lastCheckpointId = 0;
+  /** The storage knew the job before this run (a job manager had started it). */
+  private startedBefore = false;
   private wakeCancel: (() => void) | undefined;
 
   constructor(
@@ -133,6 +146,17 @@ export class JobRunner {
     let epoch = 0;
     if (storage !== undefined) {
       await storage.open();
+      // NOTE: read before this run starts a new epoch: was the job ever started with this storage?
+      // A job id it has never seen fails here, before the new epoch would make it known.
+      if (o.restore === 'latest' || o.restore === 'latest-or-fresh') {
+        this.startedBefore = (await storage.currentEpoch(this.jobId)) > 0;
+        if (o.restore === 'latest' && !this.startedBefore && (await storage.latest(this.jobId)) === undefined)
+          throw new TidemarkError(
+            'CHECKPOINT_ERROR',
+            `job '${this.jobId}' has no completed checkpoint in ${storage.description} to restore, and was never started with this storage (a wrong job id or storage? --restore latest-or-fresh starts a job without checkpoints from the beginning)`,
+            { jobName: this.jobId },
+          );
+      }
       if (o.checkpointing !== undefined) {
         epoch = await storage.newEpoch(this.jobId);
         this.lastCheckpointId = (await storage.list(this.jobId)).reduce(
@@ -259,20 +283,23 @@ export class JobRunner {
         },
       );
     const allow = this.options.allowNonRestoredState === true;
-    if (target === 'latest') {
+    if (target === 'latest' || target === 'latest-or-fresh') {
       const loaded = await loadLatestCheckpoint(storage, this.jobId, this.graph, {
         allowNonRestoredState: allow,
         onFallback: (id, error) => this.options.onEvent?.({ type: 'fallback', checkpointId: id, error }),
       });
-      if (loaded === undefined && !afterFailure)
-        throw new TidemarkError(
-          'CHECKPOINT_ERROR',
-          `job '${this.jobId}' has no completed checkpoint in ${storage.description} to restore`,
-          {
-            jobName: this.jobId,
-          },
-        );
-      return loaded;
+      if (loaded !== undefined || afterFailure) return loaded;
+      // NOTE: a supervisor that always restarts with `--restore latest` must be able to restart a
+      // job killed before its first checkpoint completed: the storage knows it (its epoch, see
+      // `run`), and no exactly-once sink published anything without a completed checkpoint, so it
+      // starts afresh. (Savepoints alone are not restored by `latest`.)
+      this.options.onEvent?.({
+        type: 'fresh-start',
+        jobId: this.jobId,
+        storage: storage.description,
+        started: this.startedBefore,
+      });
+      return undefined;
     }
     return loadCheckpoint(storage, this.jobId, target, this.graph, { allowNonRestoredState: allow });
   }
@@ -330,6 +357,10 @@ export function describeEvent(e: RunnerEvent): string {
   switch (e.type) {
     case 'restored':
       return `restored from checkpoint ${e.checkpointId}`;
+    case 'fresh-start':
+      return e.started
+        ? `job '${e.jobId}' was started before but none of its checkpoints completed (${e.storage}): starting from the beginning`
+        : `job '${e.jobId}' has no checkpoint in ${e.storage}: starting from the beginning (restore latest-or-fresh)`;
     case 'fallback':
       return `checkpoint ${e.checkpointId} cannot be restored (${e.error.message}); trying the previous one`;
     case 'running':

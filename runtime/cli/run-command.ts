@@ -28,7 +28,7 @@ export interface RunFlags {
   checkpointMode?: 'exactly-once' | 'at-least-once';
   checkpointTimeout?: number;
   retain?: number;
-  restore?: 'latest' | number;
+  restore?: 'latest' | 'latest-or-fresh' | number;
   allowNonRestoredState?: boolean;
   restartStrategy?: RestartStrategy;
   jobId?: string;

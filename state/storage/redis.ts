@@ -290,6 +290,11 @@ export class RedisCheckpointStorage implements CheckpointStorage {
     return this.run('newEpoch', jobId, async (client) => client.incr(this.keys(jobId).epoch));
   }
 
+  async currentEpoch(jobId: string): Promise<number> {
+    const value = await this.run('currentEpoch', jobId, (client) => client.get(this.keys(jobId).epoch));
+    return value === null ? 0 : Number(value);
+  }
+
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     checkChunkId(jobId, chunkId);
     checkChunkData(jobId, chunkId, data);
