@@ -8,9 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, LineWriter } from '../operators/contract.js';
 import { describeErrorChain, InvalidArgumentError, JobFailedError, TidemarkError } from '../state/errors.js';
-import type { CheckpointStorage } from '../state/storage/checkpoint-storage.js';
+import { IncompatibleCheckpointError } from '../state/snapshot/format.js';
+import {
+  CheckpointNotFoundError,
+  type CheckpointStorage,
+  CorruptChunkError,
+  StorageError,
+} from '../state/storage/checkpoint-storage.js';
 import type {
   CheckpointCoordinator,
+  CheckpointFailure,
   CheckpointingOptions,
   CheckpointStats,
 } from './checkpoint/coordinator.js';
@@ -41,6 +48,8 @@ export type RunnerEvent =
   | { type: 'fresh-start'; jobId: string; storage: string; started: boolean }
   | { type: 'fallback'; checkpointId: number; error: Error }
   | { type: 'checkpoint'; stats: CheckpointStats }
+  /** A checkpoint failed; the job fails once more than `tolerableFailures` fail in a row. */
+  | ({ type: 'checkpoint-failed'; jobId: string } & CheckpointFailure)
   /** Every subtask of an attempt is deployed (on several slots: every slot has loaded the job). */
   | { type: 'running'; attempt: number }
   /** Every subtask of an attempt finished its input (the final checkpoint and the sinks' last commit follow). */
@@ -123,6 +132,10 @@ export class JobRunner {
   private lastCheckpointId = 0;
   /** The storage knew the job before this run (a job manager had started it). */
   private startedBefore = false;
+  /** The last checkpoint (not savepoint) this run restored or completed. */
+  private lastCompletedId: number | undefined;
+  /** A checkpoint (not a savepoint) completed in this run: restarts resume from the latest one. */
+  private checkpointedThisRun = false;
   private wakeCancel: (() => void) | undefined;
 
   constructor(
@@ -170,11 +183,13 @@ export class JobRunner {
         o.restartStrategy ??
         (o.checkpointing === undefined ? RestartStrategies.none() : RestartStrategies.exponentialDelay());
       const backoff = new RestartBackoff(strategy);
-      let restore: RestoreTarget | undefined = o.restore;
+      let loaded: LoadedCheckpoint | undefined =
+        o.restore === undefined ? undefined : await this.load(o.restore, false);
       for (;;) {
-        let loaded: LoadedCheckpoint | undefined;
-        if (restore !== undefined) loaded = await this.load(restore, this.attempt > 0);
-        if (loaded !== undefined) o.onEvent?.({ type: 'restored', checkpointId: loaded.checkpointId });
+        if (loaded !== undefined) {
+          this.lastCompletedId = loaded.checkpointId;
+          o.onEvent?.({ type: 'restored', checkpointId: loaded.checkpointId });
+        }
         const {
           checkpointing: _cp,
           storage: _s,
@@ -195,7 +210,15 @@ export class JobRunner {
                 jobId: this.jobId,
                 epoch,
                 lastCheckpointId: this.lastCheckpointId,
-                onComplete: (stats: CheckpointStats) => o.onEvent?.({ type: 'checkpoint', stats }),
+                onComplete: (stats: CheckpointStats) => {
+                  if (!stats.savepoint) {
+                    this.lastCompletedId = stats.checkpointId;
+                    this.checkpointedThisRun = true;
+                  }
+                  o.onEvent?.({ type: 'checkpoint', stats });
+                },
+                onFailure: (failure: CheckpointFailure) =>
+                  o.onEvent?.({ type: 'checkpoint-failed', jobId: this.jobId, ...failure }),
               };
         const executor: Execution =
           distributed !== undefined && (distributed.slots > 1 || distributed.provider !== undefined)
@@ -234,41 +257,62 @@ export class JobRunner {
           await executor.coordinator?.ioSettled();
           this.lastCheckpointId = Math.max(this.lastCheckpointId, executor.coordinator?.lastTriggeredId ?? 0);
           if (this.cancelled) throw e;
-          const decision = backoff.onFailure(Date.now());
-          if (!decision.restart) {
-            if (this.attempt === 0 || !(e instanceof Error)) throw e;
-            throw new JobFailedError(
-              `${e.message} (after ${this.attempt} restart(s); not restarting: ${decision.reason})`,
-              { jobName: this.graph.jobName },
-              e.cause ?? e,
-            );
-          }
-          const completed =
-            storage !== undefined && o.checkpointing !== undefined
-              ? await storage.latest(this.jobId)
-              : undefined;
-          // A restart resumes from the latest completed checkpoint, or from what the run started from.
-          restore = completed !== undefined ? 'latest' : o.restore;
-          this.attempt++;
-          o.onEvent?.({
-            type: 'restart',
-            attempt: this.attempt,
-            delayMs: decision.delayMs,
-            error: e as Error,
-            fromCheckpoint: completed,
-          });
-          if (decision.delayMs > 0) {
-            const ac = new AbortController();
-            this.wakeCancel = () => ac.abort();
-            await sleep(decision.delayMs, undefined, { signal: ac.signal }).catch(() => {});
-            this.wakeCancel = undefined;
-          }
-          if (this.cancelled) throw e;
+          loaded = await this.restart(e, backoff);
         }
       }
     } finally {
       await this.executor?.coordinator?.ioSettled();
       await storage?.close();
+    }
+  }
+
+  /**
+   * After a failure: restarts under the restart strategy (or throws the failure, once it says no
+   * more), waits its delay, and reads the checkpoint the restart resumes from: the latest one
+   * completed, or what the run started from. A read that fails because the storage is unreachable
+   * (an outage) is one more failure: the strategy decides whether and when to try again, and each
+   * try is one `restart` event (one log line) naming what failed.
+   */
+  private async restart(failure: unknown, backoff: RestartBackoff): Promise<LoadedCheckpoint | undefined> {
+    const o = this.options;
+    let error = failure;
+    for (;;) {
+      const decision = backoff.onFailure(Date.now());
+      if (!decision.restart) {
+        if (this.attempt === 0 || !(error instanceof Error)) throw error;
+        throw new JobFailedError(
+          `${error.message} (after ${this.attempt} restart(s); not restarting: ${decision.reason})`,
+          { jobName: this.graph.jobName },
+          error.cause ?? error,
+        );
+      }
+      this.attempt++;
+      o.onEvent?.({
+        type: 'restart',
+        attempt: this.attempt,
+        delayMs: decision.delayMs,
+        error: error as Error,
+        fromCheckpoint: this.lastCompletedId,
+      });
+      if (decision.delayMs > 0) {
+        const ac = new AbortController();
+        this.wakeCancel = () => ac.abort();
+        await sleep(decision.delayMs, undefined, { signal: ac.signal }).catch(() => {});
+        this.wakeCancel = undefined;
+      }
+      if (this.cancelled) throw failure;
+      // A restart resumes from the latest checkpoint completed in this run, or from what the run started from.
+      const target = this.checkpointedThisRun ? 'latest' : o.restore;
+      if (target === undefined) return undefined;
+      try {
+        return await this.load(target, true);
+      } catch (e) {
+        if (!isUnreachableStorage(e)) throw e;
+        error = new StorageError(
+          `restart attempt ${this.attempt} of job '${this.jobId}' could not read ${target === 'latest' ? 'its latest checkpoint' : `checkpoint ${target}`}: ${(e as Error).message}`,
+          { jobName: this.jobId, cause: e },
+        );
+      }
     }
   }
 
@@ -367,9 +411,22 @@ export function describeEvent(e: RunnerEvent): string {
       return `running (attempt ${e.attempt})`;
     case 'finished':
       return `every subtask finished (attempt ${e.attempt})`;
+    case 'checkpoint-failed':
+      return `checkpoint ${e.checkpointId} of job '${e.jobId}' failed (${e.consecutiveFailures} in a row, ${e.tolerableFailures} tolerated${e.consecutiveFailures > e.tolerableFailures ? ': the job fails' : ''}): ${e.reason.replace(new RegExp(`^checkpoint ${e.checkpointId}: `), '')}`;
     case 'checkpoint':
       return `${e.stats.final ? 'final checkpoint' : 'checkpoint'} ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
     case 'restart':
       return `restarting (attempt ${e.attempt}) in ${e.delayMs} ms ${e.fromCheckpoint === undefined ? 'from the beginning' : `from checkpoint ${e.fromCheckpoint}`} after: ${describeErrorChain(e.error).split('\n')[0]}`;
   }
+}
+
+/**
+ * Whether reading a checkpoint failed because the storage could not be reached or read now (an
+ * outage, worth trying again), not because of what is stored (damaged, missing or incompatible).
+ */
+function isUnreachableStorage(e: unknown): boolean {
+  if (!(e instanceof StorageError) || e instanceof CorruptChunkError || e instanceof CheckpointNotFoundError)
+    return false;
+  const cause = (e as Error).cause;
+  return !(cause instanceof CorruptChunkError || cause instanceof IncompatibleCheckpointError);
 }

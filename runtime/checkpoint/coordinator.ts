@@ -72,6 +72,19 @@ export interface CheckpointStats {
   completedAt: number;
   /** The final checkpoint of a finished bounded job (it restores to the end: nothing left to read). */
   final: boolean;
+  /** A savepoint (kept until deleted; `restore: 'latest'` does not pick it). */
+  savepoint: boolean;
+}
+
+/** A checkpoint that failed (could not be written or committed, or expired), for logs and progress. */
+export interface CheckpointFailure {
+  checkpointId: number;
+  /** What went wrong, naming the checkpoint (and the task or the storage). */
+  reason: string;
+  /** Failures in a row, this one included (a completed checkpoint resets the count). */
+  consecutiveFailures: number;
+  /** The job fails when `consecutiveFailures` exceeds this (`tolerableFailures`). */
+  tolerableFailures: number;
 }
 
 interface Pending {
@@ -108,6 +121,8 @@ export interface CoordinatorHost {
   onComplete?(stats: CheckpointStats): void;
   /** A checkpoint was abandoned. */
   onAbort?(checkpointId: number): void;
+  /** A checkpoint failed (once per failed checkpoint; not for one subsumed or cut short by the end). */
+  onFailure?(failure: CheckpointFailure): void;
 }
 
 /** Where a key group of the last completed checkpoint is: its last whole snapshot, then deltas. */
@@ -458,6 +473,7 @@ export class CheckpointCoordinator {
       fullBytes,
       completedAt: Date.now(),
       final: p.final,
+      savepoint: p.savepoint,
     };
     // Older pending checkpoints are subsumed.
     for (const older of [...this.pending.values()])
@@ -485,6 +501,12 @@ export class CheckpointCoordinator {
     this.failures.push(reason);
     this.consecutiveFailures++;
     const tolerable = this.options.tolerableFailures ?? 0;
+    this.host.onFailure?.({
+      checkpointId: p.id,
+      reason,
+      consecutiveFailures: this.consecutiveFailures,
+      tolerableFailures: tolerable,
+    });
     if (this.consecutiveFailures > tolerable)
       this.host.fail(
         new TidemarkError(

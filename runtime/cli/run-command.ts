@@ -77,6 +77,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const jobId = flags.jobId ?? env.config.jobName;
   const log = (line: string) => process.stderr.write(`[${jobId}] ${line}\n`);
   let lastCheckpoint: CheckpointStats | undefined;
+  /** Checkpoints that failed since the last one completed (for the progress line). */
+  let failing: { count: number; last: number } | undefined;
   let pool: TaskManagerPool | undefined;
   if (flags.listen !== undefined) {
     const expected = flags.taskManagers ?? 1;
@@ -105,8 +107,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     ...(flags.restore === undefined ? {} : { restore: flags.restore }),
     ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
     onEvent: (e) => {
-      if (e.type === 'checkpoint') lastCheckpoint = e.stats;
-      else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
+      if (e.type === 'checkpoint') {
+        lastCheckpoint = e.stats;
+        failing = undefined;
+      } else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
+      if (e.type === 'checkpoint-failed')
+        failing = { count: (failing?.count ?? 0) + 1, last: e.checkpointId };
     },
   });
   const onSignal = () => client.cancel();
@@ -122,6 +128,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
           client.jobName,
           () => client.metrics(),
           () => lastCheckpoint,
+          () => failing,
         )
       : undefined;
   try {
@@ -145,6 +152,7 @@ function startProgress(
   jobName: string,
   read: () => JobMetricsSnapshot,
   checkpoint: () => CheckpointStats | undefined,
+  failing: () => { count: number; last: number } | undefined,
 ): { stop(final: JobMetricsSnapshot | undefined): void } {
   const tty = process.stderr.isTTY === true;
   const start = Date.now();
@@ -156,7 +164,7 @@ function startProgress(
     const rate = final
       ? (m.sourceRecords * 1000) / Math.max(1, now - start)
       : dt > 0
-        ? (m.sourceRecords - last.events) / dt
+        ? Math.max(0, m.sourceRecords - last.events) / dt // a restart counts from 0 again
         : 0;
     last = { t: now, events: m.sourceRecords };
     const cp = checkpoint();
@@ -164,7 +172,12 @@ function startProgress(
       cp === undefined
         ? ''
         : ` | checkpoint ${cp.checkpointId} (${((now - cp.completedAt) / 1000).toFixed(1)} s ago, ${fmt.format(cp.fullBytes)} bytes)`;
-    return `[${jobName}] ${((now - start) / 1000).toFixed(1)} s | events ${fmt.format(m.sourceRecords)} (${fmt.format(Math.round(rate))}/s${final ? ' average' : ''}) | records out ${fmt.format(m.sinkRecords)}${cpText}`;
+    const f = failing();
+    const failText =
+      f === undefined
+        ? ''
+        : ` | ${f.count} checkpoint(s) failed since${cp === undefined ? ' the start' : ''} (last ${f.last})`;
+    return `[${jobName}] ${((now - start) / 1000).toFixed(1)} s | events ${fmt.format(m.sourceRecords)} (${fmt.format(Math.round(rate))}/s${final ? ' average' : ''}) | records out ${fmt.format(m.sinkRecords)}${cpText}${failText}`;
   };
   const timer = setInterval(() => {
     const text = line(read(), false);

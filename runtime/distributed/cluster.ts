@@ -11,6 +11,7 @@ import { deserializeError, TidemarkError } from '../../state/errors.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
+  type CheckpointFailure,
   type CheckpointingOptions,
   type CheckpointStats,
   type CheckpointTask,
@@ -49,6 +50,7 @@ export interface ClusterOptions {
         epoch: number;
         lastCheckpointId: number;
         onComplete?: (s: CheckpointStats) => void;
+        onFailure?: (failure: CheckpointFailure) => void;
       }
     | undefined;
 }
@@ -232,6 +234,7 @@ export class ClusterExecutor {
                 for (let slot = 0; slot < this.workers.length; slot++)
                   post(slot, { type: 'abort', checkpointId: id });
               },
+              onFailure: (f) => cp.onFailure?.(f),
             },
             cp.epoch,
             cp.lastCheckpointId,

@@ -79,7 +79,7 @@ export class Slot implements Placement {
   private lastSend = 0;
   /** Where this slot writes its snapshots (see `SlotInit.snapshots`). */
   private readonly storage: CheckpointStorage | undefined;
-  private readonly storageOpened: Promise<void> | undefined;
+  private storageOpened: Promise<void> | undefined;
   private readonly writer: SnapshotWriter | undefined;
 
   constructor(
@@ -206,16 +206,33 @@ export class Slot implements Placement {
       this.send({ type: 'ack', task: ref, checkpointId, snapshots });
       return;
     }
-    this.storageOpened!.then(() => w.writeAll(checkpointId, snapshots)).then(
-      (written) => this.send({ type: 'written', task: ref, checkpointId, written }),
-      (e: unknown) =>
-        this.send({
-          type: 'write-failed',
-          task: ref,
-          checkpointId,
-          reason: (e as Error).message ?? String(e),
-        }),
-    );
+    this.openStorage()
+      .then(() => w.writeAll(checkpointId, snapshots))
+      .then(
+        (written) => this.send({ type: 'written', task: ref, checkpointId, written }),
+        (e: unknown) =>
+          this.send({
+            type: 'write-failed',
+            task: ref,
+            checkpointId,
+            reason: (e as Error).message ?? String(e),
+          }),
+      );
+  }
+
+  /**
+   * The storage, opened. NOTE: an open that failed (the storage was unreachable when the slot
+   * started) is tried again by the next snapshot, so the checkpoints after an outage succeed.
+   */
+  private openStorage(): Promise<void> {
+    const opened = this.storageOpened!;
+    return opened.catch(() => {
+      if (this.storageOpened === opened) {
+        this.storageOpened = this.storage!.open();
+        this.storageOpened.catch(() => {});
+      }
+      return this.storageOpened;
+    });
   }
 
   onTaskStatus(task: Task): void {
