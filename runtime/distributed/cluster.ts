@@ -134,6 +134,8 @@ class RemoteTask implements CheckpointTask {
   status: TaskStatus = 'created';
   constructor(
     readonly ref: TaskRef,
+    readonly vertexId: number,
+    readonly subtaskIndex: number,
     readonly slot: number,
     readonly isSource: boolean,
     private readonly name: string,
@@ -205,6 +207,8 @@ export class ClusterExecutor {
           ref,
           new RemoteTask(
             ref,
+            v.id,
+            i,
             placement.slotOf(v.id, i),
             v.head.isSource,
             `${v.name} (${i + 1}/${v.parallelism})`,
@@ -226,8 +230,10 @@ export class ClusterExecutor {
               fail: (e) => this.lifecycle.fail(e),
               wake: () => {},
               onComplete: (s) => {
-                for (let slot = 0; slot < this.workers.length; slot++)
-                  post(slot, { type: 'complete', checkpointId: s.checkpointId });
+                // After the final checkpoint, the end of the job publishes (the 'final' message).
+                if (!s.final)
+                  for (let slot = 0; slot < this.workers.length; slot++)
+                    post(slot, { type: 'complete', checkpointId: s.checkpointId });
                 cp.onComplete?.(s);
               },
               onAbort: (id) => {
@@ -342,6 +348,8 @@ export class ClusterExecutor {
       case 'status': {
         const t = this.tasks.get(m.task);
         if (t !== undefined) t.status = m.status;
+        // A task that finished while a checkpoint waits for it is asked to snapshot its end state.
+        if (m.status === 'finished') this.coordinator?.askFinished();
         break;
       }
       case 'ack': {

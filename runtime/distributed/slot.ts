@@ -266,8 +266,10 @@ export class Slot implements Placement {
         this.runner.wakeUp();
         break;
       case 'complete':
+        // Finished tasks too (see `CheckpointCoordinator.complete`).
         for (const t of this.runner.tasks)
-          if (t.status === 'running' || t.status === 'finishing') t.notifyCheckpointComplete(m.checkpointId);
+          if (t.status === 'running' || t.status === 'finishing' || t.status === 'finished')
+            t.notifyCheckpointComplete(m.checkpointId);
         this.runner.wakeUp();
         break;
       case 'abort':
@@ -328,6 +330,12 @@ export class Slot implements Placement {
     else {
       this.sendMetrics();
       this.send({ type: 'done', status: this.lifecycle.cancelled ? 'CANCELLED' : 'FINISHED' });
+      // NOTE: a failure after the subtasks finished (a finished sink's commit, which a checkpoint
+      // of it waits for) still fails the job.
+      this.lifecycle.onStop(() => {
+        if (this.lifecycle.failed)
+          this.send({ type: 'failed', error: serializeError(this.lifecycle.error()) });
+      });
     }
   }
 }
