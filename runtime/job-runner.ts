@@ -8,9 +8,17 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, LineWriter } from '../operators/contract.js';
 import { describeErrorChain, InvalidArgumentError, JobFailedError, TidemarkError } from '../state/errors.js';
-import { type CheckpointStorage, FencedError } from '../state/storage/checkpoint-storage.js';
+import { IncompatibleCheckpointError } from '../state/snapshot/format.js';
+import {
+  CheckpointNotFoundError,
+  type CheckpointStorage,
+  CorruptChunkError,
+  FencedError,
+  StorageError,
+} from '../state/storage/checkpoint-storage.js';
 import type {
   CheckpointCoordinator,
+  CheckpointFailure,
   CheckpointingOptions,
   CheckpointStats,
 } from './checkpoint/coordinator.js';
@@ -22,14 +30,27 @@ import type { JobGraph } from './graph/job-graph.js';
 import type { JobMetricsSnapshot } from './metrics.js';
 import { RestartBackoff, RestartStrategies, type RestartStrategy } from './restart-strategies.js';
 
-/** Where to start from. */
-export type RestoreTarget = 'latest' | number;
+/**
+ * Where to start from: the latest completed checkpoint, a checkpoint or savepoint by id, or the
+ * latest one if there is one and else the beginning (`latest-or-fresh`). With `latest`, a job this
+ * storage knows (started before) but none of whose checkpoints completed starts from the
+ * beginning too; a job id the storage has never seen is an error (a wrong id or storage).
+ */
+export type RestoreTarget = 'latest' | 'latest-or-fresh' | number;
 
 /** What happens during a run, for progress reporting and logs. */
 export type RunnerEvent =
   | { type: 'restored'; checkpointId: number }
+  /**
+   * A restore from the latest checkpoint found none, and the job starts from the beginning:
+   * `started` when the job was started with this storage before (and stopped before any of its
+   * checkpoints completed), else it is unknown there and `latest-or-fresh` asked for this.
+   */
+  | { type: 'fresh-start'; jobId: string; storage: string; started: boolean }
   | { type: 'fallback'; checkpointId: number; error: Error }
   | { type: 'checkpoint'; stats: CheckpointStats }
+  /** A checkpoint failed; the job fails once more than `tolerableFailures` fail in a row. */
+  | ({ type: 'checkpoint-failed'; jobId: string } & CheckpointFailure)
   /** Every subtask of an attempt is deployed (on several slots: every slot has loaded the job). */
   | { type: 'running'; attempt: number }
   /** Every subtask of an attempt finished its input (the final checkpoint and the sinks' last commit follow). */
@@ -110,6 +131,14 @@ export class JobRunner {
   /** Identifies this run (one per runner, shared by its restarts). */
   readonly runId = randomBytes(6).toString('hex');
   private lastCheckpointId = 0;
+  /** The storage knew the job before this run (a job manager had started it). */
+  private startedBefore = false;
+  /** The last checkpoint (not savepoint) this run restored or completed. */
+  private lastCompletedId: number | undefined;
+  /** A checkpoint (not a savepoint) completed in this run: restarts resume from the latest one. */
+  private checkpointedThisRun = false;
+  /** The newest checkpoint id in the storage when the run started (a later one is this run's). */
+  private newestIdAtStart = 0;
   private wakeCancel: (() => void) | undefined;
 
   constructor(
@@ -133,12 +162,24 @@ export class JobRunner {
     let epoch = 0;
     if (storage !== undefined) {
       await storage.open();
+      // NOTE: read before this run starts a new epoch: was the job ever started with this storage?
+      // A job id it has never seen fails here, before the new epoch would make it known.
+      if (o.restore === 'latest' || o.restore === 'latest-or-fresh') {
+        this.startedBefore = (await storage.currentEpoch(this.jobId)) > 0;
+        if (o.restore === 'latest' && !this.startedBefore && (await storage.latest(this.jobId)) === undefined)
+          throw new TidemarkError(
+            'CHECKPOINT_ERROR',
+            `job '${this.jobId}' has no completed checkpoint in ${storage.description} to restore, and was never started with this storage (a wrong job id or storage? --restore latest-or-fresh starts a job without checkpoints from the beginning)`,
+            { jobName: this.jobId },
+          );
+      }
       if (o.checkpointing !== undefined) {
         epoch = await storage.newEpoch(this.jobId);
         this.lastCheckpointId = (await storage.list(this.jobId)).reduce(
           (m, c) => Math.max(m, c.checkpointId),
           0,
         );
+        this.newestIdAtStart = this.lastCheckpointId;
       }
     }
     try {
@@ -146,11 +187,13 @@ export class JobRunner {
         o.restartStrategy ??
         (o.checkpointing === undefined ? RestartStrategies.none() : RestartStrategies.exponentialDelay());
       const backoff = new RestartBackoff(strategy);
-      let restore: RestoreTarget | undefined = o.restore;
+      let loaded: LoadedCheckpoint | undefined =
+        o.restore === undefined ? undefined : await this.load(o.restore, false);
       for (;;) {
-        let loaded: LoadedCheckpoint | undefined;
-        if (restore !== undefined) loaded = await this.load(restore, this.attempt > 0);
-        if (loaded !== undefined) o.onEvent?.({ type: 'restored', checkpointId: loaded.checkpointId });
+        if (loaded !== undefined) {
+          this.lastCompletedId = loaded.checkpointId;
+          o.onEvent?.({ type: 'restored', checkpointId: loaded.checkpointId });
+        }
         const {
           checkpointing: _cp,
           storage: _s,
@@ -171,7 +214,15 @@ export class JobRunner {
                 jobId: this.jobId,
                 epoch,
                 lastCheckpointId: this.lastCheckpointId,
-                onComplete: (stats: CheckpointStats) => o.onEvent?.({ type: 'checkpoint', stats }),
+                onComplete: (stats: CheckpointStats) => {
+                  if (!stats.savepoint) {
+                    this.lastCompletedId = stats.checkpointId;
+                    this.checkpointedThisRun = true;
+                  }
+                  o.onEvent?.({ type: 'checkpoint', stats });
+                },
+                onFailure: (failure: CheckpointFailure) =>
+                  o.onEvent?.({ type: 'checkpoint-failed', jobId: this.jobId, ...failure }),
               };
         const executor: Execution =
           distributed !== undefined && (distributed.slots > 1 || distributed.provider !== undefined)
@@ -211,42 +262,81 @@ export class JobRunner {
           this.lastCheckpointId = Math.max(this.lastCheckpointId, executor.coordinator?.lastTriggeredId ?? 0);
           // NOTE: fenced, another job manager runs the job now: a restart would run beside it.
           if (this.cancelled || causedBy(e, FencedError)) throw e;
-          const decision = backoff.onFailure(Date.now());
-          if (!decision.restart) {
-            if (this.attempt === 0 || !(e instanceof Error)) throw e;
-            throw new JobFailedError(
-              `${e.message} (after ${this.attempt} restart(s); not restarting: ${decision.reason})`,
-              { jobName: this.graph.jobName },
-              e.cause ?? e,
-            );
-          }
-          const completed =
-            storage !== undefined && o.checkpointing !== undefined
-              ? await storage.latest(this.jobId)
-              : undefined;
-          // A restart resumes from the latest completed checkpoint, or from what the run started from.
-          restore = completed !== undefined ? 'latest' : o.restore;
-          this.attempt++;
-          o.onEvent?.({
-            type: 'restart',
-            attempt: this.attempt,
-            delayMs: decision.delayMs,
-            error: e as Error,
-            fromCheckpoint: completed,
-          });
-          if (decision.delayMs > 0) {
-            const ac = new AbortController();
-            this.wakeCancel = () => ac.abort();
-            await sleep(decision.delayMs, undefined, { signal: ac.signal }).catch(() => {});
-            this.wakeCancel = undefined;
-          }
-          if (this.cancelled) throw e;
+          loaded = await this.restart(e, backoff);
         }
       }
     } finally {
       await this.executor?.coordinator?.ioSettled();
       await storage?.close();
     }
+  }
+
+  /**
+   * After a failure: restarts under the restart strategy (or throws the failure, once it says no
+   * more), waits its delay, and reads the checkpoint the restart resumes from: the latest one
+   * completed, or what the run started from. A read that fails because the storage is unreachable
+   * (an outage) is one more failure: the strategy decides whether and when to try again, and each
+   * try is one `restart` event (one log line) naming what failed.
+   */
+  private async restart(failure: unknown, backoff: RestartBackoff): Promise<LoadedCheckpoint | undefined> {
+    const o = this.options;
+    let error = failure;
+    for (;;) {
+      const decision = backoff.onFailure(Date.now());
+      if (!decision.restart) {
+        if (this.attempt === 0 || !(error instanceof Error)) throw error;
+        throw new JobFailedError(
+          `${error.message} (after ${this.attempt} restart(s); not restarting: ${decision.reason})`,
+          { jobName: this.graph.jobName },
+          error.cause ?? error,
+        );
+      }
+      this.attempt++;
+      // Best effort here (to say where the restart resumes); an unreachable storage is tried below.
+      await this.adoptCommittedCheckpoint().catch(() => undefined);
+      o.onEvent?.({
+        type: 'restart',
+        attempt: this.attempt,
+        delayMs: decision.delayMs,
+        error: error as Error,
+        fromCheckpoint: this.lastCompletedId,
+      });
+      if (decision.delayMs > 0) {
+        const ac = new AbortController();
+        this.wakeCancel = () => ac.abort();
+        await sleep(decision.delayMs, undefined, { signal: ac.signal }).catch(() => {});
+        this.wakeCancel = undefined;
+      }
+      if (this.cancelled) throw failure;
+      // A restart resumes from the latest checkpoint completed in this run, or from what the run started from.
+      let target = this.checkpointedThisRun ? 'latest' : o.restore;
+      try {
+        if (target !== 'latest' && (await this.adoptCommittedCheckpoint())) target = 'latest';
+        if (target === undefined) return undefined;
+        return await this.load(target, true);
+      } catch (e) {
+        if (!isUnreachableStorage(e)) throw e;
+        error = new StorageError(
+          `restart attempt ${this.attempt} of job '${this.jobId}' could not read ${target === 'latest' ? 'its latest checkpoint' : `checkpoint ${target}`}: ${(e as Error).message}`,
+          { jobName: this.jobId, cause: e },
+        );
+      }
+    }
+  }
+
+  /**
+   * Whether the storage holds a checkpoint of this run that the run did not hear completing: a
+   * commit may complete in the storage just before the failure reaches the coordinator (a task
+   * manager killed then). Such a checkpoint is this run's latest too.
+   */
+  private async adoptCommittedCheckpoint(): Promise<boolean> {
+    if (this.checkpointedThisRun) return true;
+    if (this.storage === undefined || this.options.checkpointing === undefined) return false;
+    const latest = await this.storage.latest(this.jobId);
+    if (latest === undefined || latest <= this.newestIdAtStart) return false;
+    this.checkpointedThisRun = true;
+    this.lastCompletedId = latest;
+    return true;
   }
 
   private async load(target: RestoreTarget, afterFailure: boolean): Promise<LoadedCheckpoint | undefined> {
@@ -260,20 +350,23 @@ export class JobRunner {
         },
       );
     const allow = this.options.allowNonRestoredState === true;
-    if (target === 'latest') {
+    if (target === 'latest' || target === 'latest-or-fresh') {
       const loaded = await loadLatestCheckpoint(storage, this.jobId, this.graph, {
         allowNonRestoredState: allow,
         onFallback: (id, error) => this.options.onEvent?.({ type: 'fallback', checkpointId: id, error }),
       });
-      if (loaded === undefined && !afterFailure)
-        throw new TidemarkError(
-          'CHECKPOINT_ERROR',
-          `job '${this.jobId}' has no completed checkpoint in ${storage.description} to restore`,
-          {
-            jobName: this.jobId,
-          },
-        );
-      return loaded;
+      if (loaded !== undefined || afterFailure) return loaded;
+      // NOTE: a supervisor that always restarts with `--restore latest` must be able to restart a
+      // job killed before its first checkpoint completed: the storage knows it (its epoch, see
+      // `run`), and no exactly-once sink published anything without a completed checkpoint, so it
+      // starts afresh. (Savepoints alone are not restored by `latest`.)
+      this.options.onEvent?.({
+        type: 'fresh-start',
+        jobId: this.jobId,
+        storage: storage.description,
+        started: this.startedBefore,
+      });
+      return undefined;
     }
     return loadCheckpoint(storage, this.jobId, target, this.graph, { allowNonRestoredState: allow });
   }
@@ -340,15 +433,32 @@ export function describeEvent(e: RunnerEvent): string {
   switch (e.type) {
     case 'restored':
       return `restored from checkpoint ${e.checkpointId}`;
+    case 'fresh-start':
+      return e.started
+        ? `job '${e.jobId}' was started before but none of its checkpoints completed (${e.storage}): starting from the beginning`
+        : `job '${e.jobId}' has no checkpoint in ${e.storage}: starting from the beginning (restore latest-or-fresh)`;
     case 'fallback':
       return `checkpoint ${e.checkpointId} cannot be restored (${e.error.message}); trying the previous one`;
     case 'running':
       return `running (attempt ${e.attempt})`;
     case 'finished':
       return `every subtask finished (attempt ${e.attempt})`;
+    case 'checkpoint-failed':
+      return `checkpoint ${e.checkpointId} of job '${e.jobId}' failed (${e.consecutiveFailures} in a row, ${e.tolerableFailures} tolerated${e.consecutiveFailures > e.tolerableFailures ? ': the job fails' : ''}): ${e.reason.replace(new RegExp(`^checkpoint ${e.checkpointId}: `), '')}`;
     case 'checkpoint':
       return `${e.stats.final ? 'final checkpoint' : 'checkpoint'} ${e.stats.checkpointId} completed in ${e.stats.durationMs.toFixed(0)} ms (${e.stats.bytesWritten} bytes written)`;
     case 'restart':
       return `restarting (attempt ${e.attempt}) in ${e.delayMs} ms ${e.fromCheckpoint === undefined ? 'from the beginning' : `from checkpoint ${e.fromCheckpoint}`} after: ${describeErrorChain(e.error).split('\n')[0]}`;
   }
+}
+
+/**
+ * Whether reading a checkpoint failed because the storage could not be reached or read now (an
+ * outage, worth trying again), not because of what is stored (damaged, missing or incompatible).
+ */
+function isUnreachableStorage(e: unknown): boolean {
+  if (!(e instanceof StorageError) || e instanceof CorruptChunkError || e instanceof CheckpointNotFoundError)
+    return false;
+  const cause = (e as Error).cause;
+  return !(cause instanceof CorruptChunkError || cause instanceof IncompatibleCheckpointError);
 }

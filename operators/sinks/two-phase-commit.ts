@@ -5,10 +5,12 @@
  * failure, transactions that a completed checkpoint pre-committed are committed again on restore
  * — so `commit` must be idempotent — and the rest are dropped with the replay.
  *
- * At the end of a bounded input, the open transaction is pre-committed and published when the
- * job has finished, after its final checkpoint (with checkpointing on): that checkpoint holds the
- * transaction, so a publication that fails or is cut short is completed after a restore, as any
- * other (Flink's final checkpoint, FLIP-147).
+ * At the end of a bounded input, the open transaction is pre-committed; the next checkpoint of the
+ * finished subtask (taken while the rest of the job runs on, or the job's final checkpoint) holds
+ * it, and it is published when that checkpoint completes, or when the job has finished: a
+ * publication that fails or is cut short is completed after a restore, as any other (Flink's
+ * checkpoints after tasks finish, FLIP-147). Without checkpointing it is published at the end.
+ * Commits run one after the other, in the order of their checkpoints.
  */
 
 import type { ListState } from '../../state/descriptors.js';
@@ -23,6 +25,9 @@ interface PendingTransaction<TXN> {
 }
 
 const PENDING = new ListStateDescriptor<PendingTransaction<unknown>>('2pc-pending');
+
+/** The checkpoint id of the last transaction until a checkpoint holds it (the job's end publishes it). */
+const END_OF_INPUT = Number.MAX_SAFE_INTEGER;
 
 /** Context of a transaction: where it belongs, for stable, idempotent ids. */
 export interface TransactionContext {
@@ -48,6 +53,8 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
   private pendingState!: ListState<PendingTransaction<unknown>>;
   private sequence = 0;
   private ready: Promise<void> | undefined;
+  /** The commits under way, in order (each waits for the one before). */
+  private committing: Promise<void> = Promise.resolve();
 
   /** Starts a transaction. */
   protected abstract beginTransaction(ctx: TransactionContext): TXN;
@@ -70,7 +77,7 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
     const restored = [...this.pendingState.get()] as PendingTransaction<TXN>[];
     this.pendingState.clear();
     this.recover(restored.map((p) => p.txn));
-    if (restored.length > 0) this.ready = this.commitAll(restored);
+    if (restored.length > 0) this.ready = this.inOrder(() => this.commitAll(restored));
   }
 
   /**
@@ -108,7 +115,9 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
   override snapshotState(checkpointId: number): void {
     const txn = this.current;
     if (txn === undefined) {
-      // The final checkpoint, after the end of input: the pre-committed last transaction is kept.
+      // After the end of input (a finished subtask's checkpoint, or the final one): the last
+      // transaction, pre-committed at the end, is in this checkpoint, published when it completes.
+      for (const p of this.pending) if (p.checkpointId === END_OF_INPUT) p.checkpointId = checkpointId;
       this.pendingState.update(this.pending as PendingTransaction<unknown>[]);
       return;
     }
@@ -119,12 +128,20 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
     this.current = this.begin();
   }
 
-  override async notifyCheckpointComplete(checkpointId: number): Promise<void> {
+  override notifyCheckpointComplete(checkpointId: number): Promise<void> | undefined {
     const done = this.pending.filter((p) => p.checkpointId <= checkpointId);
-    if (done.length === 0) return;
+    // The job's end waits for the commits still under way too.
+    if (done.length === 0) return checkpointId === END_OF_INPUT ? this.committing : undefined;
     this.pending = this.pending.filter((p) => p.checkpointId > checkpointId);
     this.pendingState.update(this.pending as PendingTransaction<unknown>[]);
-    await this.commitAll(done);
+    return this.inOrder(() => this.commitAll(done));
+  }
+
+  /** Runs `commit` once the commits before it are done (a failed one fails those after it too). */
+  private inOrder(commit: () => Promise<void>): Promise<void> {
+    const run = this.committing.then(commit);
+    this.committing = run;
+    return run;
   }
 
   private async commitAll(list: PendingTransaction<TXN>[]): Promise<void> {
@@ -142,9 +159,10 @@ export abstract class TwoPhaseCommitSink<T, TXN> extends OneInputStreamOperator<
     const txn = this.current!;
     this.current = undefined;
     await this.preCommit(txn);
-    // NOTE: published with the job's end (checkpoint id "final"); a restore from the final
-    // checkpoint commits it again, as every restored pending transaction.
-    this.pending.push({ checkpointId: Number.MAX_SAFE_INTEGER, txn });
+    // NOTE: published with the checkpoint that next snapshots this subtask (see snapshotState), or
+    // with the job's end; a restore from that checkpoint commits it again, as every restored
+    // pending transaction.
+    this.pending.push({ checkpointId: END_OF_INPUT, txn });
   }
 
   override close(): void {

@@ -7,10 +7,14 @@
  * commit). Checkpoints are incremental: a key group that did not change refers to the chunks of
  * the last completed checkpoint.
  *
- * NOTE: as Flink before 1.14, a checkpoint is only triggered while every task runs: once a bounded
- * source has finished, no further checkpoints are taken until every task has finished. Then the
- * final checkpoint ({@link CheckpointCoordinator.triggerFinal}) records the end state, the sinks'
- * last transactions included, before the sinks publish them.
+ * Checkpoints go on after tasks finish (Flink 1.14+, FLIP-147): a checkpoint is triggered at the
+ * running tasks that have no running predecessor (the running sources, and the tasks whose every
+ * upstream task has finished: they take it once they have read to the end of their inputs); a
+ * finished task snapshots its end state at once and is marked finished in the checkpoint; a channel
+ * that has ended counts as having brought the barrier. A task that finishes while a checkpoint
+ * waits for it (so its barrier will never come) is asked again, and snapshots as finished. When
+ * every task has finished, the final checkpoint ({@link CheckpointCoordinator.triggerFinal})
+ * records the end state, the sinks' last transactions included, before the sinks publish them.
  */
 import { InvalidArgumentError, TidemarkError } from '../../state/errors.js';
 import {
@@ -23,13 +27,23 @@ import type { IncrementalSnapshot } from '../../state/snapshot/types.js';
 import { type CheckpointStorage, FencedError } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import type { TaskStatus } from '../task/task.js';
+import { connectedSubtasks } from '../task/writers.js';
 import { type DirtyGroups, SnapshotWriter, type WrittenSnapshot } from './snapshot-writer.js';
 
 /** What the coordinator needs of a task: a local one, or a proxy of one in another thread. */
 export interface CheckpointTask {
   readonly status: TaskStatus;
   readonly isSource: boolean;
+  /** Its vertex (chain) and subtask index, to know its upstream tasks. */
+  readonly vertexId: number;
+  readonly subtaskIndex: number;
   describe(): string;
+  /**
+   * Take checkpoint `checkpointId` without waiting for a barrier from upstream: a running source
+   * injects the barrier, a running task whose upstream tasks all finished takes it once it has
+   * read to the end of its inputs, a finished (or finishing) task snapshots its end state (at
+   * once, or once finished). A task that already took this checkpoint ignores it.
+   */
   triggerCheckpoint(checkpointId: number): void;
   /** Snapshot now, without a barrier: every task of the job has finished. */
   triggerFinalCheckpoint(checkpointId: number): void;
@@ -72,6 +86,19 @@ export interface CheckpointStats {
   completedAt: number;
   /** The final checkpoint of a finished bounded job (it restores to the end: nothing left to read). */
   final: boolean;
+  /** A savepoint (kept until deleted; `restore: 'latest'` does not pick it). */
+  savepoint: boolean;
+}
+
+/** A checkpoint that failed (could not be written or committed, or expired), for logs and progress. */
+export interface CheckpointFailure {
+  checkpointId: number;
+  /** What went wrong, naming the checkpoint (and the task or the storage). */
+  reason: string;
+  /** Failures in a row, this one included (a completed checkpoint resets the count). */
+  consecutiveFailures: number;
+  /** The job fails when `consecutiveFailures` exceeds this (`tolerableFailures`). */
+  tolerableFailures: number;
 }
 
 interface Pending {
@@ -91,6 +118,8 @@ interface Pending {
   savepoint: boolean;
   /** The final checkpoint of a finished job. */
   final: boolean;
+  /** Tasks asked to take it without a barrier (triggered, or asked again once they finished). */
+  asked: Set<CheckpointTask>;
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
 }
 
@@ -108,6 +137,8 @@ export interface CoordinatorHost {
   onComplete?(stats: CheckpointStats): void;
   /** A checkpoint was abandoned. */
   onAbort?(checkpointId: number): void;
+  /** A checkpoint failed (once per failed checkpoint; not for one subsumed or cut short by the end). */
+  onFailure?(failure: CheckpointFailure): void;
 }
 
 /** Where a key group of the last completed checkpoint is: its last whole snapshot, then deltas. */
@@ -135,6 +166,8 @@ export class CheckpointCoordinator {
   readonly mode: 'exactly-once' | 'at-least-once';
   private stopped = false;
   private readonly failures: string[] = [];
+  /** Each task's upstream tasks (those with a channel to it), computed on first use. */
+  private upstreamOf: Map<CheckpointTask, CheckpointTask[]> | undefined;
 
   constructor(
     readonly options: CheckpointingOptions,
@@ -228,6 +261,7 @@ export class CheckpointCoordinator {
     for (const p of [...this.pending.values()])
       if (!p.failed && now - p.triggeredAt >= timeout)
         this.abandon(p, `checkpoint ${p.id} expired after ${timeout} ms`);
+    this.askFinished();
     if (now < this.nextTrigger) return;
     if (this.pending.size >= (this.options.maxConcurrent ?? 1)) return;
     if (now < this.lastEnd + (this.options.minPauseMs ?? 0)) {
@@ -246,7 +280,7 @@ export class CheckpointCoordinator {
         reject(
           new TidemarkError(
             'CHECKPOINT_ERROR',
-            `job '${this.host.jobId}': a savepoint needs every task running (some have finished)`,
+            `job '${this.host.jobId}': no savepoint now: the job is ${this.stopped ? 'ending' : this.host.tasks.some((t) => t.status === 'created') ? 'still being deployed' : 'finishing (every task has finished)'}`,
             { jobName: this.host.jobId },
           ),
         );
@@ -282,6 +316,7 @@ export class CheckpointCoordinator {
         snapshots: [],
         savepoint: false,
         final: true,
+        asked: new Set(tasks),
         waiters: [{ resolve, reject }],
       });
       for (const t of tasks) t.triggerFinalCheckpoint(id);
@@ -289,10 +324,18 @@ export class CheckpointCoordinator {
     });
   }
 
-  /** Triggers a checkpoint now; returns its id, or undefined if declined. */
+  /**
+   * Triggers a checkpoint now; returns its id, or undefined if declined: before every task is
+   * deployed, and once every task has finished (the final checkpoint follows).
+   */
   trigger(now: number, savepoint = false, waiter?: Pending['waiters'][number]): number | undefined {
     const tasks = this.host.tasks;
-    if (this.stopped || tasks.some((t) => t.status !== 'running')) return undefined; // see the module note
+    if (
+      this.stopped ||
+      tasks.some((t) => t.status === 'created') ||
+      tasks.every((t) => t.status === 'finished')
+    )
+      return undefined;
     const id = this.nextId++;
     const p: Pending = {
       id,
@@ -305,12 +348,75 @@ export class CheckpointCoordinator {
       snapshots: [],
       savepoint,
       final: false,
+      asked: new Set(),
       waiters: waiter === undefined ? [] : [waiter],
     };
     this.pending.set(id, p);
-    for (const t of tasks) if (t.isSource) t.triggerCheckpoint(id);
+    // See the module comment: the barrier reaches the others.
+    const upstream = this.upstream();
+    for (const t of tasks)
+      if (t.status !== 'running' || t.isSource || this.upstreamFinished(upstream, t)) {
+        p.asked.add(t);
+        t.triggerCheckpoint(id);
+      }
     this.host.wake();
     return id;
+  }
+
+  /**
+   * Asks the tasks that a checkpoint waits for and that no barrier of it will reach any more (and
+   * were not asked yet): those that finished meanwhile (they snapshot their end state), and those
+   * whose upstream tasks have all finished meanwhile (a distributed run learns of a status late:
+   * the checkpoint may have been triggered while they still seemed to run). Called on every tick
+   * (and by a distributed run when a task reports it finished).
+   */
+  askFinished(): void {
+    if (this.pending.size === 0) return; // (and the tasks are deployed when one is)
+    const upstream = this.upstream();
+    for (const p of this.pending.values()) {
+      if (p.failed || p.final) continue;
+      for (const t of p.waiting)
+        if (
+          !p.asked.has(t) &&
+          (t.status === 'finished' ||
+            (!t.isSource && t.status !== 'created' && this.upstreamFinished(upstream, t)))
+        ) {
+          p.asked.add(t);
+          t.triggerCheckpoint(p.id);
+        }
+    }
+  }
+
+  /** Every upstream task of `t` has finished (false for a task without any: it is not waited for). */
+  private upstreamFinished(upstream: Map<CheckpointTask, CheckpointTask[]>, t: CheckpointTask): boolean {
+    return upstream.get(t)?.every((u) => u.status === 'finished') ?? false;
+  }
+
+  /** Each task's upstream tasks: the subtasks with a channel to it. */
+  private upstream(): Map<CheckpointTask, CheckpointTask[]> {
+    if (this.upstreamOf !== undefined) return this.upstreamOf;
+    const byRef = new Map<string, CheckpointTask>();
+    for (const t of this.host.tasks) byRef.set(`${t.vertexId}/${t.subtaskIndex}`, t);
+    const graph = this.host.graph;
+    const vertexOf = new Map(graph.vertices.flatMap((v) => v.nodes.map((n) => [n, v] as const)));
+    const out = new Map<CheckpointTask, CheckpointTask[]>();
+    for (const v of graph.vertices)
+      for (const edge of v.outputs) {
+        const target = vertexOf.get(edge.target)!;
+        for (let i = 0; i < v.parallelism; i++) {
+          const producer = byRef.get(`${v.id}/${i}`);
+          if (producer === undefined) continue;
+          for (const j of connectedSubtasks(edge.partitioner, i, v.parallelism, target.parallelism)) {
+            const consumer = byRef.get(`${target.id}/${j}`);
+            if (consumer === undefined) continue;
+            const list = out.get(consumer) ?? [];
+            if (!list.includes(producer)) list.push(producer);
+            out.set(consumer, list);
+          }
+        }
+      }
+    this.upstreamOf = out;
+    return out;
   }
 
   /**
@@ -384,6 +490,7 @@ export class CheckpointCoordinator {
         );
       }
       const sub: SubtaskMeta = { subtaskIndex: s.subtaskIndex, watermark: s.watermark };
+      if (w.finished === true) sub.finished = true;
       if (w.operatorStateChunk !== undefined) {
         sub.operatorStateChunk = w.operatorStateChunk;
         allChunks.add(w.operatorStateChunk);
@@ -461,12 +568,18 @@ export class CheckpointCoordinator {
       fullBytes,
       completedAt: Date.now(),
       final: p.final,
+      savepoint: p.savepoint,
     };
     // Older pending checkpoints are subsumed.
     for (const older of [...this.pending.values()])
       if (older.id < p.id) this.abandon(older, `subsumed by checkpoint ${p.id}`, false);
-    for (const t of this.host.tasks)
-      if (t.status === 'running' || t.status === 'finishing') t.notifyCheckpointComplete(p.id);
+    // NOTE: finished tasks too: a finished sink publishes its last transaction when a checkpoint
+    // that holds it completes, not only at the end of the job. (After the final checkpoint, the
+    // job's end publishes: see `JobLifecycle.complete`.)
+    if (!p.final)
+      for (const t of this.host.tasks)
+        if (t.status === 'running' || t.status === 'finishing' || t.status === 'finished')
+          t.notifyCheckpointComplete(p.id);
     for (const w of p.waiters) w.resolve(p.id);
     this.host.onComplete?.(this.lastCompleted);
     this.host.wake();
@@ -488,6 +601,12 @@ export class CheckpointCoordinator {
     this.failures.push(reason);
     this.consecutiveFailures++;
     const tolerable = this.options.tolerableFailures ?? 0;
+    this.host.onFailure?.({
+      checkpointId: p.id,
+      reason,
+      consecutiveFailures: this.consecutiveFailures,
+      tolerableFailures: tolerable,
+    });
     if (this.consecutiveFailures > tolerable)
       this.host.fail(
         new TidemarkError(

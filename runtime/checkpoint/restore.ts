@@ -3,6 +3,13 @@
  * graph (operator ids, maxParallelism), read the chunks of every key group, and give each new
  * subtask its key groups (with their timers) and its share of the operator state — at the same or
  * another parallelism.
+ *
+ * Finished tasks (FLIP-147): a subtask that had finished is in the checkpoint with its end state
+ * (a source without splits left, a sink's last transaction); an operator that had finished in
+ * every subtask, and whose upstream operators all had too, restores as finished (see
+ * `OperatorSubtaskState.finished`): its subtasks, at any parallelism, start finished and read
+ * nothing. An operator that had finished in some subtasks only runs again, with every subtask's
+ * state redistributed as usual (a finished source split is not in it any more).
  */
 
 import {
@@ -137,7 +144,36 @@ export async function loadCheckpoint(
       (perSubtask[i] ??= new Map()).set(o.operatorId, r);
     }
   }
+  for (const vertex of finishedVertices(graph, metadata))
+    for (const node of vertex.nodes)
+      for (const states of perSubtask) {
+        const s = states?.get(node.operatorId);
+        if (s !== undefined) s.finished = true;
+      }
   return { checkpointId, metadata, restore: perSubtask };
+}
+
+/**
+ * The vertices (chains) that restore as finished: every operator of the chain had finished in
+ * every subtask, and so had every vertex upstream of it (a finished task must not wait for input).
+ */
+function finishedVertices(graph: JobGraph, metadata: CheckpointMetadata): JobGraph['vertices'] {
+  const finishedOps = new Set(
+    metadata.operators
+      .filter((o) => o.subtasks.length === o.parallelism && o.subtasks.every((s) => s.finished === true))
+      .map((o) => o.operatorId),
+  );
+  if (finishedOps.size === 0) return [];
+  const vertexOf = new Map(graph.vertices.flatMap((v) => v.nodes.map((n) => [n, v] as const)));
+  const finished = new Set<JobGraph['vertices'][number]>();
+  // NOTE: vertices are in topological order: a vertex's inputs are decided before it.
+  for (const v of graph.vertices)
+    if (
+      v.nodes.every((n) => finishedOps.has(n.operatorId)) &&
+      v.inputs.every((e) => finished.has(vertexOf.get(e.source)!))
+    )
+      finished.add(v);
+  return [...finished];
 }
 
 /**

@@ -42,6 +42,8 @@ export interface WrittenSnapshot {
   chunks: [string, number][];
   /** Bytes written. */
   bytes: number;
+  /** Taken after the subtask finished. */
+  finished?: boolean;
 }
 
 /** The key groups of a snapshot that must be written again if its checkpoint is not stored. */
@@ -156,6 +158,7 @@ export class SnapshotWriter {
       chunks,
       bytes: 0,
     };
+    if (s.finished === true) out.finished = true;
     if (s.operatorState.length <= INLINE_OPERATOR_STATE_BYTES) out.operatorState = s.operatorState;
     else {
       await flush();

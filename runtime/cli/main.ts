@@ -154,7 +154,11 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--checkpoint-timeout <duration>', 'abandon a checkpoint not complete after this long', duration)
     .option('--retain <n>', 'completed checkpoints to keep', positiveInt)
-    .option('--restore <checkpoint>', "start from 'latest' or a checkpoint/savepoint id", restoreTarget)
+    .option(
+      '--restore <checkpoint>',
+      "start from 'latest' (the beginning for a job started but never checkpointed), 'latest-or-fresh' (also for a job the storage does not know) or a checkpoint/savepoint id",
+      restoreTarget,
+    )
     .option('--allow-non-restored-state', 'drop state of operators that are no longer in the job')
     .option(
       '--restart-strategy <strategy>',

@@ -27,11 +27,12 @@ export function duration(value: string): number {
   return ms;
 }
 
-/** `latest` or a checkpoint/savepoint id. */
-export function restoreTarget(value: string): 'latest' | number {
-  if (value === 'latest') return 'latest';
+/** `latest`, `latest-or-fresh` or a checkpoint/savepoint id. */
+export function restoreTarget(value: string): 'latest' | 'latest-or-fresh' | number {
+  if (value === 'latest' || value === 'latest-or-fresh') return value;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError("must be 'latest' or a checkpoint id.");
+  if (!/^\d+$/.test(value) || n < 1)
+    throw new InvalidArgumentError("must be 'latest', 'latest-or-fresh' or a checkpoint id.");
   return n;
 }
 

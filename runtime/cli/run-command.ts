@@ -39,7 +39,7 @@ export interface RunFlags {
   checkpointMode?: 'exactly-once' | 'at-least-once';
   checkpointTimeout?: number;
   retain?: number;
-  restore?: 'latest' | number;
+  restore?: 'latest' | 'latest-or-fresh' | number;
   allowNonRestoredState?: boolean;
   restartStrategy?: RestartStrategy;
   jobId?: string;
@@ -263,6 +263,9 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
         address: flags.listen === undefined ? undefined : advertisedAddress(flags.listen),
         leaseMs: flags.leaseDuration,
         standby,
+        // Without standbys the lease only fences a second job manager started by mistake: an
+        // outage of the store does not end the run (see the storage-outage tests).
+        outlastOutages: !standby,
         log,
         signal: interrupted.signal,
       });
@@ -289,6 +292,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     process.off('SIGTERM', onWaitSignal);
   }
   let lastCheckpoint: CheckpointStats | undefined;
+  /** Checkpoints that failed since the last one completed (for the progress line). */
+  let failing: { count: number; last: number } | undefined;
   let pool: TaskManagerPool | undefined;
   let lost: string | undefined;
   let handingOver = false;
@@ -331,8 +336,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       ...(restore === undefined ? {} : { restore }),
       ...(flags.allowNonRestoredState === true ? { allowNonRestoredState: true } : {}),
       onEvent: (e) => {
-        if (e.type === 'checkpoint') lastCheckpoint = e.stats;
-        else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
+        if (e.type === 'checkpoint') {
+          lastCheckpoint = e.stats;
+          failing = undefined;
+        } else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
+        if (e.type === 'checkpoint-failed')
+          failing = { count: (failing?.count ?? 0) + 1, last: e.checkpointId };
       },
     });
     stopRun = () => client.cancel();
@@ -357,6 +366,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
             client.jobName,
             () => client.metrics(),
             () => lastCheckpoint,
+            () => failing,
           )
         : undefined;
     try {
@@ -468,7 +478,7 @@ async function startingPoint(
       `taking over the run of job '${jobId}' from the job manager at ${previous.by}: resuming ${ran ? `from its latest checkpoint (${latest})` : restore === undefined ? 'from the beginning (its run has no checkpoint yet)' : `from checkpoint ${restore}, where its run started (it has no checkpoint of its own yet)`}`,
     );
   }
-  const from = restore === 'latest' ? latest : restore;
+  const from = restore === 'latest' || restore === 'latest-or-fresh' ? latest : restore;
   await leadership.writeRun({
     state: 'running',
     ...(from === undefined ? {} : { startedFrom: from }),
@@ -491,6 +501,7 @@ function startProgress(
   jobName: string,
   read: () => JobMetricsSnapshot,
   checkpoint: () => CheckpointStats | undefined,
+  failing: () => { count: number; last: number } | undefined = () => undefined,
 ): { stop(final: JobMetricsSnapshot | undefined): void } {
   const tty = process.stderr.isTTY === true;
   const start = Date.now();
@@ -502,7 +513,7 @@ function startProgress(
     const rate = final
       ? (m.sourceRecords * 1000) / Math.max(1, now - start)
       : dt > 0
-        ? (m.sourceRecords - last.events) / dt
+        ? Math.max(0, m.sourceRecords - last.events) / dt // a restart counts from 0 again
         : 0;
     last = { t: now, events: m.sourceRecords };
     const cp = checkpoint();
@@ -510,7 +521,12 @@ function startProgress(
       cp === undefined
         ? ''
         : ` | checkpoint ${cp.checkpointId} (${((now - cp.completedAt) / 1000).toFixed(1)} s ago, ${fmt.format(cp.fullBytes)} bytes)`;
-    return `[${jobName}] ${((now - start) / 1000).toFixed(1)} s | events ${fmt.format(m.sourceRecords)} (${fmt.format(Math.round(rate))}/s${final ? ' average' : ''}) | records out ${fmt.format(m.sinkRecords)}${cpText}`;
+    const f = failing();
+    const failText =
+      f === undefined
+        ? ''
+        : ` | ${f.count} checkpoint(s) failed since${cp === undefined ? ' the start' : ''} (last ${f.last})`;
+    return `[${jobName}] ${((now - start) / 1000).toFixed(1)} s | events ${fmt.format(m.sourceRecords)} (${fmt.format(Math.round(rate))}/s${final ? ' average' : ''}) | records out ${fmt.format(m.sinkRecords)}${cpText}${failText}`;
   };
   const timer = setInterval(() => {
     const text = line(read(), false);

@@ -11,6 +11,7 @@ import { deserializeError, registerErrorClass, TidemarkError } from '../../state
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
+  type CheckpointFailure,
   type CheckpointingOptions,
   type CheckpointStats,
   type CheckpointTask,
@@ -58,6 +59,7 @@ export interface ClusterOptions {
         epoch: number;
         lastCheckpointId: number;
         onComplete?: (s: CheckpointStats) => void;
+        onFailure?: (failure: CheckpointFailure) => void;
       }
     | undefined;
 }
@@ -146,6 +148,8 @@ class RemoteTask implements CheckpointTask {
   status: TaskStatus = 'created';
   constructor(
     readonly ref: TaskRef,
+    readonly vertexId: number,
+    readonly subtaskIndex: number,
     /** Where it runs (placed again once the attempt knows its slots, see `ClusterExecutor.run`). */
     public slot: number,
     readonly isSource: boolean,
@@ -221,6 +225,8 @@ export class ClusterExecutor {
           ref,
           new RemoteTask(
             ref,
+            v.id,
+            i,
             placement.slotOf(v.id, i),
             v.head.isSource,
             `${v.name} (${i + 1}/${v.parallelism})`,
@@ -242,14 +248,17 @@ export class ClusterExecutor {
               fail: (e) => this.lifecycle.fail(e),
               wake: () => {},
               onComplete: (s) => {
-                for (let slot = 0; slot < this.workers.length; slot++)
-                  post(slot, { type: 'complete', checkpointId: s.checkpointId });
+                // After the final checkpoint, the end of the job publishes (the 'final' message).
+                if (!s.final)
+                  for (let slot = 0; slot < this.workers.length; slot++)
+                    post(slot, { type: 'complete', checkpointId: s.checkpointId });
                 cp.onComplete?.(s);
               },
               onAbort: (id) => {
                 for (let slot = 0; slot < this.workers.length; slot++)
                   post(slot, { type: 'abort', checkpointId: id });
               },
+              onFailure: (f) => cp.onFailure?.(f),
             },
             cp.epoch,
             cp.lastCheckpointId,
@@ -381,6 +390,8 @@ export class ClusterExecutor {
       case 'status': {
         const t = this.tasks.get(m.task);
         if (t !== undefined) t.status = m.status;
+        // A task that finished while a checkpoint waits for it is asked to snapshot its end state.
+        if (m.status === 'finished') this.coordinator?.askFinished();
         break;
       }
       case 'ack': {

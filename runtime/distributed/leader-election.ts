@@ -36,6 +36,13 @@ export interface LeaderElectionOptions {
   log?: ((line: string) => void) | undefined;
   /** Stops waiting (the election then rejects with the signal's reason). */
   signal?: AbortSignal | undefined;
+  /**
+   * Keep leading through an outage of the store (the lease then only fences a second job manager
+   * started by mistake): a lease that ran out because the store could not be reached is taken back
+   * once it can, and lost only if another job manager took it meanwhile. Without it (a job with
+   * standbys), a lease not renewed in time is lost, so that a standby may take over.
+   */
+  outlastOutages?: boolean | undefined;
 }
 
 /** How an election ended for this job manager. */
@@ -89,7 +96,16 @@ export async function electLeader(options: LeaderElectionOptions): Promise<Elect
         await store.release(jobId, record.token);
         return { outcome: 'ended', run: previousRun };
       }
-      const leadership = new Leadership(store, jobId, record, attempt.generation, started, previousRun, log);
+      const leadership = new Leadership(
+        store,
+        jobId,
+        record,
+        attempt.generation,
+        started,
+        previousRun,
+        log,
+        options.outlastOutages === true,
+      );
       return { outcome: 'leading', leadership };
     }
     const holder = attempt.holder;
@@ -144,6 +160,8 @@ export class Leadership {
     /** The run record the previous leader left (a run still `running`: this one takes it over). */
     readonly previousRun: JobRunRecord | undefined,
     private readonly log: (line: string) => void,
+    /** See {@link LeaderElectionOptions.outlastOutages}. */
+    private readonly outlastOutages = false,
   ) {
     this.validUntil = acquiredAt + record.leaseMs;
     this.watch();
@@ -202,17 +220,27 @@ export class Leadership {
     if (this.watchdog !== undefined) clearTimeout(this.watchdog);
     this.watchdog = setTimeout(
       () => {
-        if (!this.stopped && performance.now() >= this.validUntil) this.lose(this.overdue());
+        if (this.stopped) return;
+        if (performance.now() >= this.validUntil && !this.outlastingOutage()) this.lose(this.overdue());
         else this.watch();
       },
-      Math.max(1, this.validUntil - performance.now()),
+      Math.max(this.outlastingOutage() ? 1000 : 1, this.validUntil - performance.now()),
     );
     this.watchdog.unref();
   }
 
   private check(): void {
     if (this.lostReason !== undefined) throw new LeadershipError(this.jobId, this.lostReason);
-    if (performance.now() > this.validUntil) throw this.lose(this.overdue());
+    if (performance.now() > this.validUntil && !this.outlastingOutage()) throw this.lose(this.overdue());
+  }
+
+  /**
+   * Whether a lease that ran out is kept anyway (taken back at the next renewal unless another job
+   * manager took it: only the store can say that, so an unreachable store or a paused process
+   * loses nothing; commits are fenced by epoch anyway).
+   */
+  private outlastingOutage(): boolean {
+    return this.outlastOutages;
   }
 
   private overdue(): string {
@@ -230,13 +258,24 @@ export class Leadership {
     const sentAt = performance.now();
     // NOTE: a renewal after the lease ran out does not count, even if nobody took it meanwhile: a
     // standby may be taking over right now (this process was paused, or the store unreachable).
-    if (sentAt > this.validUntil) {
+    const lapsed = sentAt > this.validUntil;
+    if (lapsed && !this.outlastingOutage()) {
       this.lose(this.overdue());
       return;
     }
     try {
-      const held = await this.store.renew(this.jobId, this.record.token, this.record.leaseMs);
+      let held = await this.store.renew(this.jobId, this.record.token, this.record.leaseMs);
       if (this.stopped) return;
+      if (!held && lapsed) {
+        // NOTE: the lease ran out while the store was unreachable; unless another job manager took
+        // it meanwhile (its new epoch then fences this one's commits), it is taken back.
+        held = (await this.store.acquire(this.jobId, { ...this.record, since: Date.now() })).acquired;
+        if (this.stopped) return;
+        if (held)
+          this.log(
+            `took the lease of job '${this.jobId}' back: ${this.store.description} can be reached again`,
+          );
+      }
       if (!held) {
         this.lose(`another job manager took the lease of job '${this.jobId}' in ${this.store.description}`);
         return;
@@ -247,11 +286,15 @@ export class Leadership {
       this.schedule(this.record.leaseMs / 3);
     } catch (e) {
       if (this.stopped) return;
-      this.lastError = (e as Error).message;
-      this.log(`cannot renew the lease of job '${this.jobId}': ${this.lastError}; retrying`);
-      // Retry soon, but not past the moment the lease runs out (that check loses it).
+      const text = (e as Error).message;
+      if (text !== this.lastError)
+        this.log(`cannot renew the lease of job '${this.jobId}': ${text}; retrying`);
+      this.lastError = text;
+      // Retry soon, but not past the moment the lease runs out (that check loses it, unless an
+      // outage is outlasted: then retry at the same pace).
+      const retryMs = Math.max(50, this.record.leaseMs / 10);
       this.schedule(
-        Math.min(Math.max(50, this.record.leaseMs / 10), this.validUntil - performance.now() + 1),
+        this.outlastingOutage() ? retryMs : Math.min(retryMs, this.validUntil - performance.now() + 1),
       );
     }
   }

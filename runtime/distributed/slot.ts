@@ -79,7 +79,7 @@ export class Slot implements Placement {
   private lastSend = 0;
   /** Where this slot writes its snapshots (see `SlotInit.snapshots`). */
   private readonly storage: CheckpointStorage | undefined;
-  private readonly storageOpened: Promise<void> | undefined;
+  private storageOpened: Promise<void> | undefined;
   private readonly writer: SnapshotWriter | undefined;
 
   constructor(
@@ -206,16 +206,33 @@ export class Slot implements Placement {
       this.send({ type: 'ack', task: ref, checkpointId, snapshots });
       return;
     }
-    this.storageOpened!.then(() => w.writeAll(checkpointId, snapshots)).then(
-      (written) => this.send({ type: 'written', task: ref, checkpointId, written }),
-      (e: unknown) =>
-        this.send({
-          type: 'write-failed',
-          task: ref,
-          checkpointId,
-          reason: (e as Error).message ?? String(e),
-        }),
-    );
+    this.openStorage()
+      .then(() => w.writeAll(checkpointId, snapshots))
+      .then(
+        (written) => this.send({ type: 'written', task: ref, checkpointId, written }),
+        (e: unknown) =>
+          this.send({
+            type: 'write-failed',
+            task: ref,
+            checkpointId,
+            reason: (e as Error).message ?? String(e),
+          }),
+      );
+  }
+
+  /**
+   * The storage, opened. NOTE: an open that failed (the storage was unreachable when the slot
+   * started) is tried again by the next snapshot, so the checkpoints after an outage succeed.
+   */
+  private openStorage(): Promise<void> {
+    const opened = this.storageOpened!;
+    return opened.catch(() => {
+      if (this.storageOpened === opened) {
+        this.storageOpened = this.storage!.open();
+        this.storageOpened.catch(() => {});
+      }
+      return this.storageOpened;
+    });
   }
 
   onTaskStatus(task: Task): void {
@@ -249,8 +266,10 @@ export class Slot implements Placement {
         this.runner.wakeUp();
         break;
       case 'complete':
+        // Finished tasks too (see `CheckpointCoordinator.complete`).
         for (const t of this.runner.tasks)
-          if (t.status === 'running' || t.status === 'finishing') t.notifyCheckpointComplete(m.checkpointId);
+          if (t.status === 'running' || t.status === 'finishing' || t.status === 'finished')
+            t.notifyCheckpointComplete(m.checkpointId);
         this.runner.wakeUp();
         break;
       case 'abort':
@@ -311,6 +330,12 @@ export class Slot implements Placement {
     else {
       this.sendMetrics();
       this.send({ type: 'done', status: this.lifecycle.cancelled ? 'CANCELLED' : 'FINISHED' });
+      // NOTE: a failure after the subtasks finished (a finished sink's commit, which a checkpoint
+      // of it waits for) still fails the job.
+      this.lifecycle.onStop(() => {
+        if (this.lifecycle.failed)
+          this.send({ type: 'failed', error: serializeError(this.lifecycle.error()) });
+      });
     }
   }
 }

@@ -77,8 +77,11 @@ export class JobLifecycle {
   ): Promise<void> {
     // NOTE: the final checkpoint holds the sinks' last transactions, so that their publication is
     // completed after a restore if it fails or is cut short.
-    if (!this.stopped && coordinator !== undefined)
+    if (!this.stopped && coordinator !== undefined) {
+      // A failure meanwhile (a finished sink's commit, which the final checkpoint waits for) ends the wait.
+      this.onStop(() => coordinator.stop());
       await coordinator.triggerFinal(now).catch((e: unknown) => this.fail(e));
+    }
     coordinator?.stop();
     if (!this.stopped) await publish().catch((e: unknown) => this.fail(e));
   }

@@ -7,6 +7,7 @@ import type { Clock, LineWriter } from '../../operators/contract.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
+  type CheckpointFailure,
   type CheckpointingOptions,
   type CheckpointStats,
 } from '../checkpoint/coordinator.js';
@@ -48,6 +49,7 @@ export interface ExecutionOptions {
     /** Ids of new checkpoints start after this one. */
     lastCheckpointId: number;
     onComplete?: (stats: CheckpointStats) => void;
+    onFailure?: (failure: CheckpointFailure) => void;
   };
   /** Called once every subtask finished its input (before the final checkpoint). */
   onFinished?: () => void;
@@ -90,6 +92,7 @@ export class LocalExecutor {
               fail: (e) => this.lifecycle.fail(e),
               wake: () => this.runner.wakeUp(),
               ...(cp.onComplete === undefined ? {} : { onComplete: cp.onComplete }),
+              ...(cp.onFailure === undefined ? {} : { onFailure: cp.onFailure }),
             },
             cp.epoch,
             cp.lastCheckpointId,

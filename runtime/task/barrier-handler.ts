@@ -10,7 +10,9 @@
  *   are replayed after a restore: at least once).
  *
  * Either way a channel that has ended counts as having its barrier, and a barrier of a newer
- * checkpoint abandons the alignment of an older one (it was abandoned by the coordinator).
+ * checkpoint abandons the alignment of an older one (it was abandoned by the coordinator). A task
+ * whose upstream tasks have all finished gets its checkpoint from the coordinator instead of as
+ * barriers ({@link BarrierHandler.triggerAtEndOfInput}): it takes it once every channel has ended.
  */
 import type { Channel } from './channel.js';
 
@@ -20,6 +22,11 @@ export interface BarrierHandler {
   onBarrier(channel: Channel, id: number): void;
   /** A channel ended: a pending checkpoint may now have every barrier it waits for. */
   onChannelEnded(): void;
+  /**
+   * Take checkpoint `id` once every channel has ended or brought its barrier (the coordinator
+   * asks this of a task whose upstream tasks have all finished: no barrier will come).
+   */
+  triggerAtEndOfInput(id: number): void;
   /** Checkpoint `id` was abandoned: stop waiting for its barriers. */
   abort(id: number): void;
   /** True while some channel is blocked by the alignment. */
@@ -54,6 +61,14 @@ abstract class Alignment implements BarrierHandler {
 
   onChannelEnded(): void {
     if (this.pending !== undefined) this.check();
+  }
+
+  triggerAtEndOfInput(id: number): void {
+    const p = this.pending;
+    if (p !== undefined && id <= p.id) return;
+    if (p !== undefined) this.release(); // an older one, abandoned
+    this.pending = { id, received: new Set() };
+    this.check();
   }
 
   abort(id: number): void {

@@ -125,7 +125,9 @@ export class InputProcessor {
   private endChannel(ch: Channel): void {
     ch.ended = true;
     this.endedChannels++;
-    if (this.endedChannels < this.inputs.length) this.barriers.onChannelEnded();
+    // NOTE: the last channel too: a checkpoint waiting for it is taken before the input ends (the
+    // task then finishes), with every record in its state and its barrier ahead of the end.
+    this.barriers.onChannelEnded();
     const k = ch.inputIndex;
     if (++this.endedPerInput[k]! === this.channelsPerInput[k]) this.head.op.endInput(k);
     if (this.endedChannels === this.inputs.length) this.endOfInput();

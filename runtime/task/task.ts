@@ -2,10 +2,22 @@
  * A task: one subtask of a job vertex, i.e. one parallel instance of a chain of operators. It owns
  * the subtask's lifecycle (created → running → finishing → finished), polls its source or reads
  * its inputs (`InputProcessor`), takes its checkpoints (a source when triggered, any other task
- * when its `BarrierHandler` has every barrier), and fires its processing time. Its operators are
- * an `OperatorChain`. It never blocks: `step` does a bounded amount of work and returns.
+ * when its `BarrierHandler` has every barrier, a finished one at once, see `triggerCheckpoint`),
+ * and fires its processing time. Its operators are an `OperatorChain`. It never blocks: `step`
+ * does a bounded amount of work and returns.
+ *
+ * A task restored from a checkpoint in which its operators had finished everywhere (and those
+ * upstream of it too) starts finished (Flink's finished on restore, FLIP-147): its operators get
+ * their end state (a sink commits what that checkpoint holds), its source reads nothing, and it
+ * ends its outputs at once, without finishing its operators again.
  */
-import type { AlignmentGroup, Clock, LineWriter, ResultSink } from '../../operators/contract.js';
+import {
+  type AlignmentGroup,
+  type Clock,
+  type LineWriter,
+  MAX_WATERMARK,
+  type ResultSink,
+} from '../../operators/contract.js';
 import { END_OF_INPUT, NOTHING_AVAILABLE, type SourceOperator } from '../../operators/sources/source.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import type { DirtyGroups } from '../checkpoint/snapshot-writer.js';
@@ -13,7 +25,7 @@ import type { JobVertex, StreamEdge } from '../graph/job-graph.js';
 import type { SubtaskMetrics } from '../metrics.js';
 import type { OperatorHost } from '../operator/operator-runtime.js';
 import { type BarrierHandler, createBarrierHandler } from './barrier-handler.js';
-import { BARRIER, type Channel, END, InputGate, OutputGate } from './channel.js';
+import { BARRIER, type Channel, END, InputGate, OutputGate, WATERMARK } from './channel.js';
 import { InputProcessor } from './input-processor.js';
 import { type ChainMember, OperatorChain } from './operator-chain.js';
 import type { RecordWriter } from './writers.js';
@@ -73,6 +85,20 @@ export class Task {
   wakeTime = Number.POSITIVE_INFINITY;
   /** Sources: a checkpoint to take before the next record. */
   pendingTrigger: number | undefined;
+  /** A checkpoint to take once the task has finished (it was asked while finishing). */
+  private finishedTrigger: number | undefined;
+  /** The newest checkpoint this task took (a trigger or barrier of it, or an older one, is ignored). */
+  private lastCheckpointId = 0;
+  /** Promises the task waits for (`blockOn`), a sink's commit among them. */
+  private awaited = 0;
+  /** A checkpoint of the finished task to take once nothing is awaited any more. */
+  private deferredFinished: number | undefined;
+  /**
+   * The key groups each of its snapshots wrote, until their checkpoint completes or is abandoned:
+   * abandoned, they are written again by the next snapshot (which would otherwise leave them out,
+   * unchanged since, while no completed checkpoint has them).
+   */
+  private readonly unconfirmed = new Map<number, DirtyGroups[]>();
   readonly info: { subtaskIndex: number; parallelism: number };
   private chain!: OperatorChain;
   private input: InputProcessor | undefined;
@@ -96,6 +122,11 @@ export class Task {
 
   get isSource(): boolean {
     return this.vertex.head.isSource;
+  }
+
+  /** The id of its vertex (chain). */
+  get vertexId(): number {
+    return this.vertex.id;
   }
 
   /** The chain's operators, head first. */
@@ -138,10 +169,30 @@ export class Task {
     }
   }
 
-  /** Initializes state and opens the operators. */
+  /** Initializes state and opens the operators (a task finished on restore then ends at once). */
   open(): void {
     this.setStatus('running');
     this.chain.open();
+    if (this.finishedOnRestore()) this.finishOnRestore();
+  }
+
+  /** Every operator of the chain had finished in the checkpoint it restores from. */
+  private finishedOnRestore(): boolean {
+    return this.chain.members.every((m) => this.restore.get(m.spec.operatorId)?.finished === true);
+  }
+
+  /**
+   * Ends at once, as the task ended before: its end of input (the final watermark and the end of
+   * every output channel) without reading or finishing anything again.
+   */
+  private finishOnRestore(): void {
+    for (const w of this.writers.values()) {
+      w.broadcastEvent(WATERMARK, undefined, MAX_WATERMARK);
+      w.broadcastEvent(END, undefined, 0);
+    }
+    this.chain.clearCallbacks();
+    this.wakeTime = Number.POSITIVE_INFINITY;
+    this.setStatus('finished');
   }
 
   /** A source task's reader may have data again (it is polled in the next pass). */
@@ -160,11 +211,20 @@ export class Task {
   /** Takes no input until `promise` settles (a rejection fails the job). */
   blockOn(promise: Promise<unknown>): void {
     this.blocked = true;
+    this.awaited++;
     this.host.blockOn(
       this,
-      promise.then(() => {
-        this.blocked = false;
-      }),
+      promise.then(
+        () => {
+          this.blocked = false;
+          this.awaited--;
+          this.takeDeferred();
+        },
+        (e: unknown) => {
+          this.awaited--;
+          throw e;
+        },
+      ),
     );
   }
 
@@ -220,24 +280,79 @@ export class Task {
 
   // ---- checkpoints ----
 
-  /** Asks a source task to take checkpoint `checkpointId` (it injects the barrier). */
+  /**
+   * Asks the task to take checkpoint `checkpointId` without a barrier from upstream (FLIP-147): a
+   * running source injects the barrier before its next record; a running task whose upstream
+   * tasks have all finished takes it once every input channel has ended (after every record that
+   * came); a finishing task once it has finished; a finished task now, as finished. A checkpoint
+   * it took already (through its barriers) is not taken again.
+   */
   triggerCheckpoint(checkpointId: number): void {
-    if (this.status === 'running') this.pendingTrigger = checkpointId;
+    if (checkpointId <= this.lastCheckpointId) return;
+    switch (this.status) {
+      case 'running':
+        if (this.isSource) this.pendingTrigger = checkpointId;
+        else if (this.barriers !== undefined) this.barriers.triggerAtEndOfInput(checkpointId);
+        else this.finishedTrigger = checkpointId; // no input: it finishes at once
+        break;
+      case 'finishing':
+        this.finishedTrigger = checkpointId;
+        break;
+      case 'finished':
+        this.checkpointFinished(checkpointId);
+        break;
+      default:
+    }
   }
 
   /** The synchronous part: snapshot every operator of the chain, forward the barrier, acknowledge. */
   private checkpoint(id: number): void {
+    if (id <= this.lastCheckpointId) return;
+    this.lastCheckpointId = id;
     const snapshots = this.chain.snapshot(id);
+    this.remember(id, snapshots);
     for (const w of this.writers.values()) w.broadcastEvent(BARRIER, id, 0);
     this.host.acknowledgeCheckpoint(this, id, snapshots);
   }
 
+  private remember(id: number, snapshots: readonly IncrementalSnapshot[]): void {
+    const groups: DirtyGroups[] = [];
+    for (const s of snapshots)
+      if (s.changed.size > 0) groups.push({ operatorId: s.operatorId, changed: [...s.changed.keys()] });
+    if (groups.length > 0) this.unconfirmed.set(id, groups);
+  }
+
   /**
-   * The final checkpoint of a finished task (every task of the job has finished): its operators'
-   * state as the end of input left it. No barrier follows: nothing is downstream any more.
+   * A checkpoint of the finished task: its operators' state as the end of input left it, marked
+   * finished. No barrier follows: its outputs have ended (which counts as the barrier downstream).
    */
+  private checkpointFinished(id: number): void {
+    if (id <= this.lastCheckpointId) return;
+    // NOTE: not while a commit (or a restored transaction's commit) is under way: its transaction
+    // has left the sink's state, and a checkpoint without it would lose it if the commit failed.
+    // A running task has the same guarantee by being blocked: it reads no barrier meanwhile.
+    if (this.awaited > 0) {
+      this.deferredFinished = Math.max(this.deferredFinished ?? 0, id);
+      return;
+    }
+    this.lastCheckpointId = id;
+    const snapshots = this.chain.snapshot(id);
+    this.remember(id, snapshots);
+    for (const s of snapshots) s.finished = true;
+    this.host.acknowledgeCheckpoint(this, id, snapshots);
+  }
+
+  /** The final checkpoint of a finished task (every task of the job has finished). */
   triggerFinalCheckpoint(id: number): void {
-    this.host.acknowledgeCheckpoint(this, id, this.chain.snapshot(id));
+    this.checkpointFinished(id);
+  }
+
+  /** Takes the checkpoint of the finished task that waited for a commit (see `checkpointFinished`). */
+  private takeDeferred(): void {
+    const id = this.deferredFinished;
+    if (id === undefined || this.awaited > 0 || this.status !== 'finished') return;
+    this.deferredFinished = undefined;
+    this.checkpointFinished(id);
   }
 
   /** Marks key groups changed again (their checkpoint was not stored). */
@@ -245,15 +360,28 @@ export class Task {
     this.chain.redirty(groups);
   }
 
-  /** Checkpoint `id` was abandoned: stop aligning it. */
+  /** Checkpoint `id` was abandoned: stop aligning it; what its snapshot wrote is written again next time. */
   abortCheckpoint(id: number): void {
+    const groups = this.unconfirmed.get(id);
+    if (groups !== undefined) {
+      this.unconfirmed.delete(id);
+      this.chain.redirty(groups);
+    }
     this.barriers?.abort(id);
     if (this.pendingTrigger !== undefined && this.pendingTrigger <= id) this.pendingTrigger = undefined;
+    if (this.finishedTrigger !== undefined && this.finishedTrigger <= id) this.finishedTrigger = undefined;
+    if (this.deferredFinished !== undefined && this.deferredFinished <= id) this.deferredFinished = undefined;
     for (const m of this.chain.members) m.op.notifyCheckpointAborted(id);
   }
 
   /** Checkpoint `id` is complete: operators may publish (two-phase-commit sinks commit). */
   notifyCheckpointComplete(id: number): void {
+    for (const [n, groups] of this.unconfirmed) {
+      if (n > id) continue;
+      this.unconfirmed.delete(n);
+      // An older snapshot's checkpoint did not complete (the one that did does not hold its groups).
+      if (n < id) this.chain.redirty(groups);
+    }
     for (const m of this.chain.members) {
       const r = m.op.notifyCheckpointComplete(id);
       if (r !== undefined && typeof (r as Promise<void>).then === 'function')
@@ -297,7 +425,12 @@ export class Task {
     // NOTE: operators are closed by the executor when the job ends (after the final commit).
     this.chain.clearCallbacks();
     this.wakeTime = Number.POSITIVE_INFINITY;
+    // A checkpoint asked of the task while it was finishing is taken now, of its end state.
+    const asked = Math.max(this.finishedTrigger ?? 0, this.pendingTrigger ?? 0);
+    this.pendingTrigger = undefined;
+    this.finishedTrigger = undefined;
     this.setStatus('finished');
+    if (asked > 0) this.checkpointFinished(asked);
   }
 
   /** The job finished: operators publish what they pre-committed at the end of input. */

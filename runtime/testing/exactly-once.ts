@@ -86,6 +86,9 @@ export class FaultyStorage implements CheckpointStorage {
   newEpoch(jobId: string): Promise<number> {
     return this.inner.newEpoch(jobId);
   }
+  currentEpoch(jobId: string): Promise<number> {
+    return this.inner.currentEpoch(jobId);
+  }
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     if (this.faults.writeChunk?.includes(++this.writes)) {
       this.injected++;

@@ -53,6 +53,8 @@ export interface SubtaskMeta {
 
   /** The last watermark the subtask processed. */
   watermark: number;
+  /** The subtask had finished (its end state; absent in checkpoints of older versions: running). */
+  finished?: boolean;
 }
 
 /** One operator in a checkpoint. */

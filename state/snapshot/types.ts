@@ -65,6 +65,12 @@ export interface OperatorSubtaskState {
   /** Keyed operators only. */
   keyGroups?: Map<number, KeyGroupSnapshot>;
   operatorState: OperatorStateSnapshot;
+  /**
+   * The operator had finished in every subtask (and so had every operator upstream of it): the
+   * subtask starts finished, reading nothing and running nothing (Flink's finished-on-restore
+   * operators, FLIP-147).
+   */
+  finished?: boolean;
 }
 
 /**
@@ -91,6 +97,8 @@ export interface IncrementalSnapshot {
   /** The key groups this subtask owns, `[start, end]` (empty when end < start). */
   keyGroupStart: number;
   keyGroupEnd: number;
+  /** Taken after the subtask finished (its end state): it reads nothing more. */
+  finished?: boolean;
 }
 
 /** Deltas on a key group before it is written whole again (bounds the work of a restore). */

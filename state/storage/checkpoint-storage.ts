@@ -6,6 +6,10 @@
  * The model, shared by every implementation:
  * - A job has an epoch (a fencing token). `newEpoch` starts a new one; a commit carrying an older
  *   epoch is refused ({@link FencedError}), so a job manager that lost leadership can never commit.
+ *   The epoch also records that the job was started here: `currentEpoch` is 0 for a job no job
+ *   manager ever started with this storage, and stays above 0 once one did (even if none of its
+ *   checkpoints completed), so `--restore latest` can tell a job killed before its first
+ *   checkpoint from a job id this storage has never seen.
  * - Chunks are immutable byte blobs named by the caller (unique names), written before the commit
  *   and checksummed by the storage; reading a damaged chunk raises {@link CorruptChunkError}.
  *   Chunks no committed checkpoint refers to (an abandoned checkpoint) are removed eventually.
@@ -49,6 +53,8 @@ export interface CheckpointStorage {
   close(): Promise<void>;
   /** Starts a new epoch for the job and returns it; commits with older epochs are refused from now on. */
   newEpoch(jobId: string): Promise<number>;
+  /** The job's current epoch: 0 if no job manager ever started the job here (see the module comment). */
+  currentEpoch(jobId: string): Promise<number>;
   /** Writes an immutable chunk (bounded size: callers split large state). */
   writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void>;
   /** Reads a chunk back, verifying its checksum. */

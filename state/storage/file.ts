@@ -191,6 +191,10 @@ export class FileCheckpointStorage implements CheckpointStorage {
     });
   }
 
+  async currentEpoch(jobId: string): Promise<number> {
+    return this.op('currentEpoch', jobId, () => this.readEpoch(jobId));
+  }
+
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     return this.op('writeChunk', jobId, async () => {
       checkChunkId(jobId, chunkId);

@@ -104,6 +104,10 @@ export class MemoryCheckpointStorage implements CheckpointStorage {
     return job.epoch;
   }
 
+  async currentEpoch(jobId: string): Promise<number> {
+    return this.job(jobId, false)?.epoch ?? 0;
+  }
+
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     const job = this.job(jobId, true);
     checkChunkId(jobId, chunkId);

@@ -220,6 +220,8 @@ interface Config {
 }
 
 const ABORTED_MARKER_TTL_MS = 24 * 3600_000;
+/** Longest wait between two reconnection attempts to a server that went away. */
+const RECONNECT_MAX_DELAY_MS = 2000;
 
 /** Checkpoint storage in Redis or Redis Cluster; see the contract in `checkpoint-storage.ts` and the key layout above. */
 export class RedisCheckpointStorage implements CheckpointStorage {
@@ -331,6 +333,11 @@ export class RedisCheckpointStorage implements CheckpointStorage {
     return this.run('newEpoch', jobId, async (client) => client.incr(this.keys(jobId).epoch));
   }
 
+  async currentEpoch(jobId: string): Promise<number> {
+    const value = await this.run('currentEpoch', jobId, (client) => client.get(this.keys(jobId).epoch));
+    return value === null ? 0 : Number(value);
+  }
+
   async writeChunk(jobId: string, chunkId: string, data: Uint8Array): Promise<void> {
     checkChunkId(jobId, chunkId);
     checkChunkData(jobId, chunkId, data);
@@ -406,6 +413,11 @@ export class RedisCheckpointStorage implements CheckpointStorage {
         );
       } catch (e) {
         if (isReplyError(e)) throw this.scriptError(e, jobId, { epoch, checkpointId });
+        if (isNotSent(e))
+          throw new StorageError(
+            `${this.description}: commit of checkpoint ${checkpointId} of job '${jobId}' failed: the connection to Redis is lost; nothing was sent`,
+            { jobName: jobId, checkpointId, cause: sanitize(e, this.config.password) },
+          );
         // NOTE: no reply (timeout, connection lost): the commit may or may not have run. Ask Redis,
         // and make a commit still in flight fail; never guess.
         await this.resolveCommit(client, jobId, epoch, checkpointId, token, e);
@@ -606,18 +618,25 @@ export class RedisCheckpointStorage implements CheckpointStorage {
     const c = this.config;
     const tls = c.tls === undefined ? undefined : { ...c.tls };
     // NOTE: fail fast and never resend: no retry while opening (one clear error), then reconnect in
-    // the background while commands fail at once (maxRetriesPerRequest 0 rejects what was in flight
+    // the background (forever, every RECONNECT_MAX_DELAY_MS at most, so a server that comes back is
+    // used again) while commands fail at once (maxRetriesPerRequest 0 rejects what was in flight
     // when a connection drops); a command in flight is never sent twice (a resent commit could
     // report STALE after it succeeded), and a lost reply to a commit is resolved by resolveCommit.
+    // A command is only sent on a ready connection (`waitReady` waits for one, boundedly): with no
+    // offline queue, one issued as the connection drops fails at once ("nothing was sent") rather
+    // than waiting in a queue to be sent later. How long an outage is ridden out is not decided
+    // here: a checkpoint that fails counts against `tolerableFailures`, and a job that fails
+    // reads its latest checkpoint again under the restart strategy.
     const retryStrategy = (times: number) =>
-      this.opened && !this.closing ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null;
+      this.opened && !this.closing ? Math.min(50 * 2 ** Math.min(times, 6), RECONNECT_MAX_DELAY_MS) : null;
     const common: RedisOptions = {
       lazyConnect: true,
       connectTimeout: c.connectTimeoutMs,
       commandTimeout: c.commandTimeoutMs,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      enableOfflineQueue: true,
+      // NOTE: a cluster's node connections connect lazily, on their first command: they need it.
+      enableOfflineQueue: c.cluster,
       connectionName: c.connectionName,
       ...(c.username === undefined ? {} : { username: c.username }),
       ...(c.password === undefined ? {} : { password: c.password }),
@@ -779,7 +798,8 @@ export class RedisCheckpointStorage implements CheckpointStorage {
    */
   private waitReady(client: RedisClient, op: string, jobId: string | undefined): Promise<void> {
     if (client.status === 'ready') return Promise.resolve();
-    const limitMs = this.config.connectTimeoutMs + 3000; // a connect attempt plus the longest backoff
+    // A connect attempt, the longest wait between two, and a margin.
+    const limitMs = this.config.connectTimeoutMs + RECONNECT_MAX_DELAY_MS + 1000;
     return new Promise<void>((resolve, reject) => {
       const cleanup = () => {
         clearTimeout(timer);
@@ -917,6 +937,11 @@ export function checkPipeline(op: string, results: [Error | null, unknown][] | n
     if (error !== null) throw error;
     return value;
   });
+}
+
+/** ioredis refused to send a command (no writable connection, and no offline queue). */
+function isNotSent(e: unknown): boolean {
+  return e instanceof Error && /^Stream isn't writeable/.test(e.message);
 }
 
 function isReplyError(e: unknown): boolean {

@@ -153,6 +153,31 @@ describe.each(STORAGE_KINDS)('%s checkpoint storage', (kind) => {
     expect(await s.readMetadata(job, 2)).toEqual(text('m2 by the new leader'));
   });
 
+  test('currentEpoch: 0 for a job never started here; once started (no checkpoint needed) the epoch, seen by every instance and kept by deletes', async () => {
+    const s = h.storage;
+    expect(await s.currentEpoch(job)).toBe(0);
+    // Reading the job, or writing a chunk of it, does not start it.
+    expect(await s.latest(job)).toBeUndefined();
+    await s.writeChunk(job, 'c', bytes(1));
+    expect(await s.currentEpoch(job)).toBe(0);
+    // A job manager started it, and died before any checkpoint completed.
+    const epoch = await s.newEpoch(job);
+    expect(epoch).toBeGreaterThan(0);
+    expect(await s.currentEpoch(job)).toBe(epoch);
+    expect(await s.latest(job)).toBeUndefined();
+    const other = await h.another();
+    expect(await other.currentEpoch(job)).toBe(epoch);
+    expect(await other.currentEpoch(`${job}-never-seen`)).toBe(0);
+    const next = await other.newEpoch(job);
+    expect(await s.currentEpoch(job)).toBe(next);
+    // Deleting its only checkpoint leaves the job known.
+    await s.commit(job, next, 1, text('m1'), ['c']);
+    await s.delete(job, 1);
+    expect(await s.latest(job)).toBeUndefined();
+    expect(await s.currentEpoch(job)).toBe(next);
+    await expect(s.currentEpoch('')).rejects.toThrow(StorageError);
+  });
+
   test('an epoch that was never issued is refused (not taken for fencing)', async () => {
     const epoch = await h.storage.newEpoch(job);
     const e = await h.storage.commit(job, epoch + 5, 1, text('m'), []).catch((x: unknown) => x);

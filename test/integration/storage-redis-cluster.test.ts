@@ -47,7 +47,11 @@ describe.skipIf(!redisCliAvailable())('Redis storage on a Redis Cluster', () => 
   test('jobs spread over the nodes commit, retain, fence and list', async () => {
     const jobs = Array.from({ length: 12 }, (_, i) => `job-${i}`);
     for (const job of jobs) {
+      expect(await storage.currentEpoch(job)).toBe(0);
       const epoch = await storage.newEpoch(job);
+      // Started: known to the storage before any checkpoint completed.
+      expect(await storage.currentEpoch(job)).toBe(epoch);
+      expect(await storage.latest(job)).toBeUndefined();
       for (let id = 1; id <= 3; id++) {
         await storage.writeChunk(job, `c${id}`, new Uint8Array([id]));
         await storage.commit(job, epoch, id, text(`${job}/${id}`), ['c1', `c${id}`], { retain: 2 });

@@ -13,7 +13,8 @@ import { buildJob, RedisCheckpointStorage, RestartStrategies, type RunnerEvent }
 import { afterAll, describe, expect, inject, test } from 'vitest';
 import type { WrittenSnapshot } from '../../runtime/checkpoint/snapshot-writer.js';
 import { loadJob } from '../../runtime/cli/load-job.js';
-import { decode } from '../../state/snapshot/format.js';
+import { keyGroupFor } from '../../state/key-groups.js';
+import { decode, decodeMetadata } from '../../state/snapshot/format.js';
 import type { CheckpointStorage, StorageSpec } from '../../state/storage/checkpoint-storage.js';
 import { openStorageSpec } from '../../state/storage/open-storage.js';
 import { groupBytes } from '../setup/snapshot-writer-task.js';
@@ -134,6 +135,22 @@ describe('a job on two slots', () => {
     expect(completed.length).toBeGreaterThan(0);
     expect(completed.some((e) => e.type === 'checkpoint' && e.stats.bytesWritten > 1000)).toBe(true);
     expect(first.storage.chunksWrittenHere).toBe(0);
+    // The final checkpoint holds every word's count: each key group of the five words, also when a
+    // checkpoint that wrote some of them was abandoned (the job finished first) and they did not
+    // change after it.
+    const reader = new RedisCheckpointStorage({ url: inject('redisUrl'), keyPrefix });
+    await reader.open();
+    const finalId = (await reader.latest('wordcount-slots'))!;
+    const metadata = decodeMetadata(await reader.readMetadata('wordcount-slots', finalId), {
+      jobId: 'wordcount-slots',
+      checkpointId: finalId,
+    });
+    await reader.close();
+    const keyed = metadata.operators.find((o) => o.keyed)!;
+    const words = ['hello', 'world', 'python', 'is', 'fun'];
+    expect(keyed.keyGroups.map((g) => g.keyGroup).sort((a, b) => a - b)).toEqual(
+      [...new Set(words.map((w) => keyGroupFor(w, keyed.maxParallelism)))].sort((a, b) => a - b),
+    );
     // The final checkpoint restores: the job reads nothing more and ends at once.
     const again = await run(true);
     expect(again.events.find((e) => e.type === 'restored')).toBeDefined();

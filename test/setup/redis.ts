@@ -65,7 +65,13 @@ export interface RedisTestServer {
   stop(): Promise<void>;
   /** Kills it (SIGKILL) and keeps its directory, for `restart()`. */
   kill(): Promise<void>;
-  /** Starts it again on the same port and directory (after `kill()`). */
+  /**
+   * Shuts it down as an operator would (`systemctl stop`, `redis-cli shutdown`: SIGTERM, on which
+   * Redis writes its append-only file or snapshot before it exits) and keeps its directory, for
+   * `restart()`.
+   */
+  shutdown(): Promise<void>;
+  /** Starts it again on the same port and directory (after `kill()` or `shutdown()`). */
   restart(): Promise<void>;
 }
 
@@ -333,6 +339,14 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       const c = current;
       current = undefined;
       c.kill('SIGKILL');
+      await waitForExit(c);
+      live.delete(c);
+    },
+    async shutdown() {
+      if (current === undefined) return;
+      const c = current;
+      current = undefined;
+      c.kill('SIGTERM');
       await waitForExit(c);
       live.delete(c);
     },
