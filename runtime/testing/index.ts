@@ -15,8 +15,16 @@ export {
   FaultyStorage,
   InjectedFailure,
 } from './exactly-once.js';
-export type { EmittedRecord, HarnessOptions, HarnessTimer } from './harness.js';
+export type {
+  ChannelOption,
+  EmittedRecord,
+  HarnessEvent,
+  HarnessOptions,
+  HarnessTimer,
+  WatermarkStatus,
+} from './harness.js';
 export { OperatorHarness } from './harness.js';
+export { assertOutputEqualsSorted, formatHarnessEvent } from './output-assertions.js';
 export type {
   CheckOptions,
   EventStreamOptions,
