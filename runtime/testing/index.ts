@@ -31,6 +31,8 @@ export type {
   HarnessStep,
   JobUnderTest,
   LateStream,
+  LateStreamOptions,
+  TimeConstants,
   TimedEvent,
 } from './properties.js';
 export {
