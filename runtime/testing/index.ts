@@ -32,8 +32,11 @@ export type {
   JobUnderTest,
   LateStream,
   LateStreamOptions,
+  SimulationTiming,
   TimeConstants,
   TimedEvent,
+  TimingInvarianceOptions,
+  WatermarkTimingOptions,
 } from './properties.js';
 export {
   assertSameResults,
@@ -43,6 +46,8 @@ export {
   checkOrderInvariance,
   checkParallelismInvariance,
   checkRescaling,
+  checkTimingInvariance,
+  checkWatermarkTimingInvariance,
   diffResults,
   eventStreams,
   formatEvents,

@@ -12,8 +12,9 @@ import { InvalidArgumentError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import { StreamExecutionEnvironment } from '../environment.js';
 import { OperatorHarness } from './harness.js';
-import { simulate } from './simulation.js';
-import { TestStream } from './test-stream.js';
+import { SeededRandom } from './random.js';
+import { type SimulationOptions, simulate } from './simulation.js';
+import { fromTestStream, TestStream } from './test-stream.js';
 
 /** An event with a key, a value and an event timestamp. */
 export interface TimedEvent<K = string, V = number> {
@@ -471,29 +472,248 @@ export async function checkParallelismInvariance<T>(
   }
 }
 
-/** Runs `job` under the simulation with every seed and checks that the outputs are equal. */
+/**
+ * The timing of a simulated run: processing time and its jumps, the periodic watermark interval,
+ * how many events a subtask takes per step.
+ */
+export type SimulationTiming = Pick<
+  SimulationOptions,
+  | 'clockStartMs'
+  | 'clockTickProbability'
+  | 'maxClockTickMs'
+  | 'clockJumpProbability'
+  | 'maxClockJumpMs'
+  | 'clockJumpSizesMs'
+  | 'autoWatermarkIntervalMs'
+  | 'maxBudget'
+>;
+
+const TIMING_KEYS = [
+  'clockStartMs',
+  'clockTickProbability',
+  'maxClockTickMs',
+  'clockJumpProbability',
+  'maxClockJumpMs',
+  'clockJumpSizesMs',
+  'autoWatermarkIntervalMs',
+  'maxBudget',
+] as const;
+
+/** The timing options among `options` (those that are set). */
+function timingOf(options: SimulationTiming): SimulationTiming {
+  const out: Record<string, unknown> = {};
+  for (const k of TIMING_KEYS) if (options[k] !== undefined) out[k] = options[k];
+  return out as SimulationTiming;
+}
+
+/** `simulate(job, { seed: 1, parallelism: 3, ... })`, the call that replays a run. */
+function replayOf(seed: number, parallelism: number, timing: SimulationTiming): string {
+  const rest = Object.entries(timing)
+    .map(([k, v]) => `, ${k}: ${JSON.stringify(v)}`)
+    .join('');
+  return `simulate(job, { seed: ${seed}, parallelism: ${parallelism}${rest} })`;
+}
+
+/**
+ * Runs `job` under the simulation with every seed and checks that the outputs are equal. The
+ * timing options go to every run: with `maxClockJumpMs` (or `clockJumpSizesMs`), seeds also
+ * differ in large moves of processing time and of the simulated wall clock (`Date.now()`).
+ */
 export async function checkInterleavingInvariance<T>(
   job: JobUnderTest<T>,
-  options: CheckOptions<T> & { seeds?: readonly number[]; parallelism?: number } = {},
+  options: CheckOptions<T> & SimulationTiming & { seeds?: readonly number[]; parallelism?: number } = {},
 ): Promise<void> {
   const seeds = options.seeds ?? [1, 2, 3, 4, 5, 6, 7, 8];
   const normalize = options.normalize ?? ((v: T[]) => v);
+  const parallelism = options.parallelism ?? 3;
+  const timing = timingOf(options);
   let reference: unknown[] | undefined;
   for (const seed of seeds) {
     const r = await simulate(job, {
       seed,
-      parallelism: options.parallelism ?? 3,
+      parallelism,
       ...(options.maxParallelism === undefined ? {} : { maxParallelism: options.maxParallelism }),
+      ...timing,
     });
     const got = normalize(r.built.values);
     if (reference === undefined) reference = got;
     else
       assertSameResults(
-        `output with seed ${seed} differs from seed ${seeds[0]} (replay: simulate(job, { seed: ${seed}, parallelism: ${options.parallelism ?? 3} }))`,
+        `output with seed ${seed} differs from seed ${seeds[0]} (replay: ${replayOf(seed, parallelism, timing)})`,
         reference,
         got,
       );
   }
+}
+
+/** Options of {@link checkTimingInvariance}. */
+export interface TimingInvarianceOptions<T> extends CheckOptions<T> {
+  /** Seeds, each run under every timing (default [1, 2]). */
+  seeds?: readonly number[];
+  /** Default parallelism of the job (default 2). */
+  parallelism?: number;
+  /** The job's time constants: the clock also jumps by these ±1 (default: jumps up to 60 s). */
+  timeConstants?: readonly number[];
+}
+
+/** The timings {@link checkTimingInvariance} runs a job under, by name. */
+function timings(constants: readonly number[]): [string, SimulationTiming][] {
+  const jumps: SimulationTiming =
+    constants.length > 0
+      ? { clockJumpSizesMs: constants, maxClockJumpMs: 2 * Math.max(...constants) }
+      : { maxClockJumpMs: 60_000 };
+  return [
+    [
+      'a watermark after almost every step',
+      { autoWatermarkIntervalMs: 1, clockTickProbability: 1, maxClockTickMs: 1, maxBudget: 1 },
+    ],
+    ['watermarks only at the end', { autoWatermarkIntervalMs: 0, clockTickProbability: 0 }],
+    ['periodic watermarks every 200 ms, a clock moving a little', {}],
+    [
+      'a wall clock at 2023-11-14, jumping by large amounts',
+      { clockStartMs: 1_700_000_000_000, clockJumpProbability: 0.1, ...jumps },
+    ],
+  ];
+}
+
+/**
+ * Checks that a job's output does not depend on time it should not depend on: it runs the job
+ * under the simulation with different timings — a periodic watermark after almost every step,
+ * watermarks only at the end, the default cadence, and a wall clock at a real date that jumps by
+ * large amounts (the job's time constants ±1) — under each seed, and compares the outputs. Results
+ * of event-time logic must be the same; a job that decides by when a watermark arrives, or by
+ * `Date.now()`, is caught. (Jobs with processing-time windows or timers legitimately differ: check
+ * those with a `normalize` that keeps what must not change.) The job's sources should emit
+ * periodic watermarks (a watermark strategy) for the cadence to matter.
+ */
+export async function checkTimingInvariance<T>(
+  job: JobUnderTest<T>,
+  options: TimingInvarianceOptions<T> = {},
+): Promise<void> {
+  const seeds = options.seeds ?? [1, 2];
+  const normalize = options.normalize ?? ((v: T[]) => v);
+  const parallelism = options.parallelism ?? 2;
+  let reference: { got: unknown[]; what: string } | undefined;
+  for (const [name, timing] of timings(options.timeConstants ?? [])) {
+    for (const seed of seeds) {
+      const r = await simulate(job, {
+        seed,
+        parallelism,
+        ...(options.maxParallelism === undefined ? {} : { maxParallelism: options.maxParallelism }),
+        ...timing,
+      });
+      const got = normalize(r.built.values);
+      const what = `${name} (seed ${seed})`;
+      if (reference === undefined) reference = { got, what };
+      else
+        assertSameResults(
+          `output with ${what} differs from ${reference.what} (replay: ${replayOf(seed, parallelism, timing)})`,
+          reference.got,
+          got,
+        );
+    }
+  }
+}
+
+/** Options of {@link checkWatermarkTimingInvariance}. */
+export interface WatermarkTimingOptions<E, T> extends CheckOptions<T> {
+  /** An event's timestamp (default: its `timestamp` field). */
+  timestampOf?: (event: E) => number;
+  /** How far the events are out of order at most (default 0: in order); none may be later. */
+  maxOutOfOrdernessMs?: number;
+  /** Random cadences besides "after every event" and "only at the end" (default 3). */
+  randomCadences?: number;
+  /** Seed of the random cadences (default 1). */
+  seed?: number;
+  /** Default parallelism of the job (default 1). */
+  parallelism?: number;
+}
+
+/**
+ * Checks that a job's output does not depend on when watermarks arrive: it replays `events`
+ * through a TestStream with a watermark after every event (the largest timestamp so far minus
+ * the bound minus 1, as a bounded-out-of-orderness generator), with no watermark before the end,
+ * and with watermarks at random places and heights in between, and compares the outputs. No event
+ * is late under any cadence, so event-time results must be equal; a job that reads the current
+ * watermark to decide, or counts what came since the last watermark, is caught. The job gets the
+ * replayed stream (timestamps set) and returns what to compare.
+ */
+export async function checkWatermarkTimingInvariance<E, T>(
+  job: (env: StreamExecutionEnvironment, input: DataStream<E>) => CollectedStream<T>,
+  events: readonly E[],
+  options: WatermarkTimingOptions<E, T> = {},
+): Promise<void> {
+  const timestampOf =
+    options.timestampOf ??
+    ((e: E) => {
+      const t = (e as { timestamp?: unknown }).timestamp;
+      if (typeof t !== 'number')
+        throw new InvalidArgumentError(
+          'checkWatermarkTimingInvariance: the events have no numeric `timestamp`; pass timestampOf',
+        );
+      return t;
+    });
+  const lag = options.maxOutOfOrdernessMs ?? 0;
+  const normalize = options.normalize ?? ((v: T[]) => v);
+  // The highest watermark after each event that leaves no event late.
+  const highest: number[] = [];
+  let max = Number.NEGATIVE_INFINITY;
+  for (const [i, e] of events.entries()) {
+    const t = timestampOf(e);
+    if (t < max - lag)
+      throw new InvalidArgumentError(
+        `checkWatermarkTimingInvariance: event ${i} (at ${t}) is ${max - t} ms behind an earlier event, more than maxOutOfOrdernessMs (${lag}): it would be late under some cadences`,
+      );
+    max = Math.max(max, t);
+    highest.push(max - lag - 1);
+  }
+  const cadences: [string, (number | undefined)[]][] = [
+    ['a watermark after every event', highest],
+    ['no watermark before the end', highest.map(() => undefined)],
+  ];
+  const rnd = new SeededRandom(options.seed ?? 1);
+  for (let c = 0; c < (options.randomCadences ?? 3); c++) {
+    let last = Number.NEGATIVE_INFINITY;
+    const marks = highest.map((h) => {
+      if (!rnd.chance(0.4) || !(h > last)) return undefined;
+      // Anywhere above the last one, up to the highest allowed (often exactly that).
+      const low = Number.isFinite(last) ? last + 1 : h - 1000;
+      const w = rnd.chance(0.5) ? h : low + rnd.int(h - low + 1);
+      last = w;
+      return w;
+    });
+    cadences.push([`random watermarks #${c + 1}`, marks]);
+  }
+  let reference: { got: unknown[]; what: string } | undefined;
+  for (const [name, marks] of cadences) {
+    const script = TestStream.create<E>();
+    const shown: string[] = [];
+    let emitted = Number.NEGATIVE_INFINITY;
+    for (const [i, e] of events.entries()) {
+      script.addElement(e, timestampOf(e));
+      shown.push(`${describeEvent(e)}@${timestampOf(e)}`);
+      const w = marks[i];
+      if (w !== undefined && w > emitted) {
+        script.advanceWatermarkTo(w);
+        shown.push(`WM(${w})`);
+        emitted = w;
+      }
+    }
+    const env = new StreamExecutionEnvironment({ parallelism: options.parallelism ?? 1 });
+    const out = job(env, fromTestStream(env, script));
+    await env.execute();
+    const got = normalize(out.values);
+    const what = `${name} [${shown.join(' ')}]`;
+    if (reference === undefined) reference = { got, what };
+    else assertSameResults(`output with ${what} differs from ${reference.what}`, reference.got, got);
+  }
+}
+
+/** An event for a message: `key:value` of a TimedEvent, else its JSON. */
+function describeEvent(e: unknown): string {
+  if (e !== null && typeof e === 'object' && 'key' in e && 'value' in e)
+    return `${String((e as TimedEvent).key)}:${JSON.stringify((e as TimedEvent).value)}`;
+  return JSON.stringify(e, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
 }
 
 /** Runs `job` on each input order and checks that the outputs are equal. */
