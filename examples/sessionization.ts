@@ -1,6 +1,6 @@
 // Sessionization: click events grouped into per-user sessions with event-time session windows.
 //
-// A session is a run of a user's clicks with no gap of 30 s or more between them. Clicks arrive
+// A session is a run of a user's clicks with no gap of more than 30 s between them. Clicks arrive
 // slightly out of order (watermarks trail the largest time seen by 2 s); a few arrive very late,
 // after their session was already emitted: they go to a late-data side output instead of being
 // silently dropped. Each session is emitted once, when the watermark passes its end, with its

@@ -209,6 +209,11 @@ export class HeapKeyedStateBackend {
     return [...this.tables.keys()];
   }
 
+  /** Whether state `name` is registered with namespaces (per window), or `undefined` if it is not registered. */
+  isNamespaced(name: string): boolean | undefined {
+    return this.tables.get(name)?.namespaced;
+  }
+
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T>;
   getState<T>(d: ListStateDescriptor<T>): ListState<T>;
   getState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV>;

@@ -71,6 +71,11 @@ export class MergingWindowSet<W extends Window> {
     return this;
   }
 
+  /** The in-flight windows of the current key (as loaded). */
+  windows(): W[] {
+    return this.pairs.map(([w]) => w);
+  }
+
   /** Writes the mapping back to state if it changed. */
   persist(): void {
     if (!this.changed) return;

@@ -32,7 +32,12 @@ import type { Collector, KeySelector, RuntimeContext } from '../functions.js';
 import { closeFunction, OneInputStreamOperator, openFunction } from '../operator.js';
 import type { OutputTag } from '../output-tag.js';
 import { createRuntimeContext } from '../runtime-context.js';
-import { MergingWindowAssigner, type WindowAssigner, type WindowAssignerContext } from './assigners.js';
+import {
+  GlobalWindows,
+  MergingWindowAssigner,
+  type WindowAssigner,
+  type WindowAssignerContext,
+} from './assigners.js';
 import type { Evictor, EvictorContext, TimestampedValue } from './evictors.js';
 import { MergingWindowSet, type MergingWindowSetState } from './merging-window-set.js';
 import {
@@ -44,7 +49,7 @@ import {
   type TriggerResult,
 } from './triggers.js';
 import type { KeyedStateStore, ProcessWindowContext, ProcessWindowFunctionLike } from './window-functions.js';
-import { Window } from './windows.js';
+import { GlobalWindow, Window } from './windows.js';
 
 /** How window contents are kept: reduced, aggregated, or as the list of elements. */
 export type WindowContentsSpec<IN> =
@@ -343,6 +348,46 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     const handle = this.backend.getNamespacedState<ContentsState>(d);
     this.handles.set(d.name, { kind: d.kind, handle });
     return handle;
+  }
+
+  /**
+   * @internal (test harness) the contents of `window` for the current key, as the window function
+   * would get them (reduced or aggregated value, or the list of elements), or `undefined` if none.
+   */
+  inspectContents(window: W): unknown {
+    let ns = window.namespace();
+    if (this.merging !== undefined) {
+      const stateWindow = this.mergingWindowSet().getStateWindow(window);
+      if (stateWindow === undefined) return undefined;
+      ns = stateWindow.namespace();
+    }
+    this.contents.setNamespace(ns);
+    const c = this.read();
+    if (c === undefined || this.evictor === undefined) return c;
+    return (c as readonly TimestampedValue<IN>[]).map((e) => e.value);
+  }
+
+  /**
+   * @internal (test harness) the windows of the current key that hold contents: the in-flight
+   * windows of a merging assigner; else those among `timerNamespaces` (the namespaces of the key's
+   * window timers: every window with contents has its cleanup timer) and the global window.
+   */
+  inspectWindows(timerNamespaces: readonly unknown[]): W[] {
+    const candidates = new Map<string | number, W>();
+    if (this.merging !== undefined)
+      for (const w of this.mergingWindowSet().windows()) candidates.set(w.namespace(), w);
+    else {
+      for (const ns of timerNamespaces) {
+        const w = ns instanceof Window ? (ns as W) : this.assigner.restoreWindow(ns);
+        candidates.set(w.namespace(), w);
+      }
+      // NOTE: the global window has no cleanup timer (its end is the end of time).
+      if (this.assigner instanceof GlobalWindows) {
+        const g = GlobalWindow.get() as unknown as W;
+        candidates.set(g.namespace(), g);
+      }
+    }
+    return [...candidates.values()].filter((w) => this.inspectContents(w) !== undefined);
   }
 
   /** @internal emits to a side output. */

@@ -15,15 +15,28 @@ export {
   FaultyStorage,
   InjectedFailure,
 } from './exactly-once.js';
-export type { EmittedRecord, HarnessOptions, HarnessTimer } from './harness.js';
+export type {
+  ChannelOption,
+  EmittedRecord,
+  HarnessEvent,
+  HarnessOptions,
+  HarnessTimer,
+  WatermarkStatus,
+} from './harness.js';
 export { OperatorHarness } from './harness.js';
+export { assertOutputEqualsSorted, formatHarnessEvent } from './output-assertions.js';
 export type {
   CheckOptions,
   EventStreamOptions,
   HarnessStep,
   JobUnderTest,
   LateStream,
+  LateStreamOptions,
+  SimulationTiming,
+  TimeConstants,
   TimedEvent,
+  TimingInvarianceOptions,
+  WatermarkTimingOptions,
 } from './properties.js';
 export {
   assertSameResults,
@@ -33,6 +46,8 @@ export {
   checkOrderInvariance,
   checkParallelismInvariance,
   checkRescaling,
+  checkTimingInvariance,
+  checkWatermarkTimingInvariance,
   diffResults,
   eventStreams,
   formatEvents,

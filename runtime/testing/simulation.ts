@@ -5,8 +5,14 @@
  * manual clock. The same seed always gives the same execution (the trace proves it); a failure
  * names the seed and the call that replays it.
  *
+ * The simulation also owns the job's wall clock: while it runs, `Date.now()` and `performance.now()`
+ * follow the manual clock (see wall-clock.ts), and the seed may jump the clock by large amounts
+ * (`maxClockJumpMs`, `clockJumpSizesMs`), so that processing-time windows and timers fire in the
+ * middle of a run, not only at its end.
+ *
  * NOTE: determinism holds for jobs whose sources and functions are deterministic (collections,
- * generators, TestStreams; no wall clock, no Math.random, no I/O that completes asynchronously).
+ * generators, TestStreams; no Math.random, no I/O that completes asynchronously); the wall clock
+ * read through `Date.now()` is the simulated one.
  */
 import type { Clock, LineWriter } from '../../operators/contract.js';
 import { describeErrorChain, registerErrorClass, TidemarkError } from '../../state/errors.js';
@@ -17,6 +23,7 @@ import type { SchedulingPolicy } from '../execution/scheduler.js';
 import { buildJob, type JobDefinition } from '../job.js';
 import type { Task } from '../task/task.js';
 import { SeededRandom } from './random.js';
+import { enterWallClock, simulateWallClock } from './wall-clock.js';
 
 /** Options of a simulation. */
 export interface SimulationOptions {
@@ -33,6 +40,28 @@ export interface SimulationOptions {
   clockTickProbability?: number;
   /** Largest such move in ms (default 50). */
   maxClockTickMs?: number;
+  /**
+   * Chance, before each step, to jump processing time by a large amount (default 0, or 0.02 when
+   * `maxClockJumpMs` or `clockJumpSizesMs` is set): processing-time windows and timers then fire
+   * in the middle of the run.
+   */
+  clockJumpProbability?: number;
+  /** Largest jump in ms, uniform from 1 (default 60 000; when `clockJumpSizesMs` is set, half the jumps). */
+  maxClockJumpMs?: number;
+  /** Jump by these sizes ±1 (e.g. the job's processing-time window sizes and timer delays). */
+  clockJumpSizesMs?: readonly number[];
+  /**
+   * The job's periodic watermark interval (Flink's auto-watermark interval; default: the
+   * environment's, 200 ms; 0: no periodic watermarks, only the final one). A job that sets its
+   * own interval keeps it.
+   */
+  autoWatermarkIntervalMs?: number;
+  /**
+   * `Date.now()` and `performance.now()` follow the simulated clock while the job runs (default
+   * true; `performance.now()` counts from the start of the run). Durations in the result are then
+   * simulated time too.
+   */
+  wallClock?: boolean;
   /** Record a trace of every decision (default false). */
   trace?: boolean;
   /** Channel capacity between subtasks (small values exercise backpressure; default 4). */
@@ -100,11 +129,32 @@ export class SimulationPolicy implements SchedulingPolicy {
     return this.random.int(candidates);
   }
   beforeStep(): void {
+    enterWallClock(this.clock);
     if (this.random.chance(this.options.clockTickProbability ?? 0.05)) {
       const ms = 1 + this.random.int(this.options.maxClockTickMs ?? 50);
       this.clock.advance(ms);
       if (this.options.trace === true) this.trace.push(`clock +${ms} -> ${this.clock.now()}`);
     }
+    // NOTE: no random draw when jumps are off, so the seeds of earlier versions replay the same runs.
+    if (this.jumpProbability > 0 && this.random.chance(this.jumpProbability)) {
+      const ms = this.jumpSize();
+      this.clock.advance(ms);
+      if (this.options.trace === true) this.trace.push(`clock jumps +${ms} -> ${this.clock.now()}`);
+    }
+  }
+  private get jumpProbability(): number {
+    const o = this.options;
+    return (
+      o.clockJumpProbability ??
+      (o.maxClockJumpMs !== undefined || (o.clockJumpSizesMs?.length ?? 0) > 0 ? 0.02 : 0)
+    );
+  }
+  private jumpSize(): number {
+    const sizes = this.options.clockJumpSizesMs ?? [];
+    const max = this.options.maxClockJumpMs ?? 60_000;
+    if (sizes.length > 0 && (this.options.maxClockJumpMs === undefined || this.random.chance(0.5)))
+      return Math.max(0, sizes[this.random.int(sizes.length)]! - 1 + this.random.int(3));
+    return 1 + this.random.int(max);
   }
   onIdle(state: { nextWakeTime: number; clock: Clock }): boolean {
     if (state.nextWakeTime === Number.POSITIVE_INFINITY) return false;
@@ -139,6 +189,9 @@ export async function simulate<T>(
   const env = new StreamExecutionEnvironment({
     ...(options.parallelism === undefined ? {} : { parallelism: options.parallelism }),
     ...(options.maxParallelism === undefined ? {} : { maxParallelism: options.maxParallelism }),
+    ...(options.autoWatermarkIntervalMs === undefined
+      ? {}
+      : { autoWatermarkIntervalMs: options.autoWatermarkIntervalMs }),
     bufferCapacity: options.bufferCapacity ?? 4,
   });
   const built = build(env);
@@ -155,6 +208,9 @@ export async function simulateJob(
   const env = await buildJob(definition, {
     ...(options.parallelism === undefined ? {} : { parallelism: options.parallelism }),
     ...(options.maxParallelism === undefined ? {} : { maxParallelism: options.maxParallelism }),
+    ...(options.autoWatermarkIntervalMs === undefined
+      ? {}
+      : { autoWatermarkIntervalMs: options.autoWatermarkIntervalMs }),
     bufferCapacity: options.bufferCapacity ?? 4,
   });
   return runSimulated(env, options, replay ?? replayCall('simulateJob(job, ', options));
@@ -168,6 +224,7 @@ async function runSimulated(
   const clock = new ManualClock(options.clockStartMs ?? 0);
   const policy = new SimulationPolicy(options, clock);
   let result: JobResult;
+  const release = options.wallClock === false ? undefined : simulateWallClock(clock);
   try {
     result = await env.execute({
       clock,
@@ -177,6 +234,8 @@ async function runSimulated(
     });
   } catch (e) {
     throw new SimulationFailure(options.seed, replay, e);
+  } finally {
+    release?.();
   }
   return { seed: options.seed, steps: policy.steps, trace: policy.trace, result, replay };
 }

@@ -24,6 +24,7 @@ import {
 import type { WatermarkStrategy } from '../../operators/watermarks.js';
 import { InvalidArgumentError } from '../../state/errors.js';
 import { ManualClock } from '../clock.js';
+import type { LateStream, TimedEvent } from './properties.js';
 
 /** One step of a script. */
 export type TestStreamStep<T> =
@@ -63,6 +64,19 @@ export class TestStream<T> {
         max = t;
         s.advanceWatermarkTo(max - lag - 1);
       }
+    }
+    return s;
+  }
+
+  /**
+   * The steps of a {@link LateStream} (from `lateStreams`) as a script: each event with its
+   * timestamp, each watermark where it came.
+   */
+  static fromLateStream<K, V>(stream: Pick<LateStream<K, V>, 'steps'>): TestStream<TimedEvent<K, V>> {
+    const s = new TestStream<TimedEvent<K, V>>();
+    for (const step of stream.steps) {
+      if ('event' in step) s.addElement(step.event, step.event.timestamp);
+      else s.advanceWatermarkTo(step.watermark);
     }
     return s;
   }

@@ -78,3 +78,77 @@ describe('deterministic simulation', () => {
     expect((err as Error).message).toContain('user function threw on record 3: three');
   });
 });
+
+/** The real clock: `new Date()` is not patched by the simulation, `Date.now()` is. */
+// biome-ignore lint/complexity/useDateNow: deliberately not Date.now(), which the simulation replaces
+const realNow = (): number => new Date().getTime();
+
+describe('the simulation owns the wall clock', () => {
+  /** Reads the clocks in user code: Date.now(), performance.now() and the job's processing time. */
+  const readClocks = (env: StreamExecutionEnvironment) =>
+    env
+      .fromArray([1, 2, 3, 4, 5, 6])
+      .keyBy((x) => x % 2)
+      .process<[number, number, number]>({
+        processElement(_x, ctx, out) {
+          out.collect([Date.now(), performance.now(), ctx.timerService().currentProcessingTime()]);
+        },
+      })
+      .collect();
+
+  test('Date.now() and performance.now() follow the simulated clock while the job runs, and only then', async () => {
+    const realPerformanceNow = performance.now;
+    const r = await simulate(readClocks, {
+      seed: 3,
+      clockStartMs: 1_700_000_000_000,
+      clockJumpSizesMs: [60_000],
+      clockJumpProbability: 0.5,
+    });
+    for (const [date, perf, processing] of r.built.values) {
+      expect(date).toBe(processing);
+      expect(perf).toBe(processing - 1_700_000_000_000);
+    }
+    expect(new Set(r.built.values.map((v) => v[0])).size).toBeGreaterThan(1); // the clock jumped
+    // Restored: the real clocks, the same functions as before.
+    expect(Math.abs(Date.now() - realNow())).toBeLessThan(1000);
+    expect(performance.now).toBe(realPerformanceNow);
+    expect(Object.hasOwn(performance, 'now')).toBe(false);
+    // A function captured during the run answers with the real clock afterwards.
+    const captured = await simulate(
+      (env) =>
+        env
+          .fromArray([0])
+          .map(() => Date.now)
+          .collect(),
+      { seed: 1 },
+    );
+    expect(Math.abs(captured.built.values[0]!() - Date.now())).toBeLessThan(1000);
+  });
+
+  test('restored after a failed run; left alone with wallClock: false', async () => {
+    const failing = (env: StreamExecutionEnvironment) =>
+      env
+        .fromArray([1])
+        .map(() => {
+          throw new Error('boom');
+        })
+        .collect();
+    await expect(simulate(failing, { seed: 1 })).rejects.toThrow(/boom/);
+    expect(Math.abs(Date.now() - realNow())).toBeLessThan(1000);
+    const r = await simulate(readClocks, { seed: 3, wallClock: false });
+    for (const [date, , processing] of r.built.values) {
+      expect(processing).toBeLessThan(1_000_000);
+      expect(date).toBeGreaterThan(1_600_000_000_000);
+    }
+  });
+
+  test('simulations run at the same time each see their own clock', async () => {
+    const [a, b] = await Promise.all([
+      simulate(readClocks, { seed: 1, parallelism: 2, clockStartMs: 1_000_000 }),
+      simulate(readClocks, { seed: 2, parallelism: 2, clockStartMs: 9_000_000 }),
+    ]);
+    for (const [date, , processing] of a!.built.values) expect(date).toBe(processing);
+    for (const [date, , processing] of b!.built.values) expect(date).toBe(processing);
+    expect(Math.abs(Date.now() - realNow())).toBeLessThan(1000);
+  });
+});
