@@ -243,7 +243,20 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   // NOTE: a job manager leads its job id through a lease, so that no other runs beside it: in the
   // high-availability store (--ha), or else in the checkpoint storage the job writes to.
   const standby = flags.standby === true || flags.ha !== undefined;
-  const leases = await openLeases(flags, env.isCheckpointingEnabled() ? storage : undefined);
+  // NOTE: a signal while the lease store opens (one that does not answer) ends the process at once.
+  const beforeStart = (signal: NodeJS.Signals) => {
+    process.stderr.write(`tidemark: ${signal} before the job started; exiting\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', beforeStart);
+  process.once('SIGTERM', beforeStart);
+  let leases: CheckpointStorage | undefined;
+  try {
+    leases = await openLeases(flags, env.isCheckpointingEnabled() ? storage : undefined);
+  } finally {
+    process.off('SIGINT', beforeStart);
+    process.off('SIGTERM', beforeStart);
+  }
   if (leases === undefined && standby)
     throw new UsageError(
       '--standby needs a place for the leader lease: --ha URL, or checkpointing to a file or Redis checkpoint storage',
