@@ -16,6 +16,7 @@ import type { LineWriter, Output } from '../../operators/contract.js';
 import type { DataStream } from '../../operators/data-stream.js';
 import type { OneInputStreamOperator, TwoInputStreamOperator } from '../../operators/operator.js';
 import type { OutputTag } from '../../operators/output-tag.js';
+import { freezeRecord } from '../../operators/records.js';
 import { isPhysical, type OperatorTransformation, operatorIdOf } from '../../operators/transformation.js';
 import type {
   AggregatingStateDescriptor,
@@ -46,6 +47,11 @@ export interface HarnessOptions {
   clock?: ManualClock;
   /** Snapshots (of any number of subtasks, at any parallelism) to start from. */
   restoreFrom?: readonly OperatorSubtaskState[];
+  /**
+   * Strict records (default true): the records given to the operator and those it emits are
+   * deeply frozen, so that an operator that changes a record in place throws where it does.
+   */
+  strictRecords?: boolean;
 }
 
 /** A record the operator emitted, with its timestamp (`null` for none). (The evictors' `TimestampedValue` in `tidemark` is a window element.) */
@@ -64,14 +70,17 @@ export interface HarnessTimer {
 }
 
 class RecordingOutput implements Output<unknown> {
+  constructor(private readonly strict: boolean) {}
   records: EmittedRecord<unknown>[] = [];
   watermarks: number[] = [];
   idle: boolean[] = [];
   sides = new Map<string, EmittedRecord<unknown>[]>();
   collect(value: unknown, timestamp: number): void {
+    if (this.strict) freezeRecord(value);
     this.records.push({ value, timestamp: timestamp === Number.NEGATIVE_INFINITY ? null : timestamp });
   }
   collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
+    if (this.strict) freezeRecord(value);
     let list = this.sides.get(tag.id);
     if (list === undefined) this.sides.set(tag.id, (list = []));
     list.push({ value, timestamp: timestamp === Number.NEGATIVE_INFINITY ? null : timestamp });
@@ -89,7 +98,8 @@ type AnyOperator = OneInputStreamOperator<unknown, unknown> &
 
 /** Drives one operator. `IN2` is the second input's type for two-input operators. */
 export class OperatorHarness<IN, OUT, IN2 = never> {
-  private readonly out = new RecordingOutput();
+  private readonly out: RecordingOutput;
+  private readonly strict: boolean;
   private readonly runtime: OperatorRuntime;
   private readonly op: AnyOperator;
   readonly clock: ManualClock;
@@ -111,6 +121,8 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
     if (subtaskIndex < 0 || subtaskIndex >= parallelism)
       throw new InvalidArgumentError(`subtaskIndex ${subtaskIndex} is not in [0, ${parallelism})`);
     this.clock = options.clock ?? new ManualClock(0);
+    this.strict = options.strictRecords ?? true;
+    this.out = new RecordingOutput(this.strict);
     const printed = this.printed;
     const stdout: LineWriter = { writeLine: (l) => printed.push(l) };
     const spec = {
@@ -201,6 +213,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   /** An element on the (first) input, with an event timestamp or none. */
   processElement(value: IN, timestamp?: number): this {
     const ts = timestamp ?? Number.NEGATIVE_INFINITY;
+    if (this.strict) freezeRecord(value);
     if (this.twoInputs) this.op.processElement1(value, ts);
     else this.op.processElement(value, ts);
     return this;
@@ -208,12 +221,14 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
 
   /** An element on the first input of a two-input operator. */
   processElement1(value: IN, timestamp?: number): this {
+    if (this.strict) freezeRecord(value);
     this.op.processElement1(value, timestamp ?? Number.NEGATIVE_INFINITY);
     return this;
   }
 
   /** An element on the second input of a two-input operator. */
   processElement2(value: IN2, timestamp?: number): this {
+    if (this.strict) freezeRecord(value);
     this.op.processElement2(value, timestamp ?? Number.NEGATIVE_INFINITY);
     return this;
   }
