@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'SERIALIZATION_ERROR'
   | 'PROTOCOL_ERROR'
   | 'INJECTED_FAILURE'
+  | 'CHECK_NOT_EXERCISED'
   | 'INTERNAL_ERROR';
 
 /** Where an error happened. */

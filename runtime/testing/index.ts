@@ -5,18 +5,26 @@ export { ManualClock } from '../clock.js';
 export type {
   ExactlyOnceOptions,
   ExactlyOnceReport,
+  FailurePlanOptions,
+  FailureSite,
+  JobOutput,
+  PlannedFailure,
   RescalingOptions,
   StorageFaults,
 } from './exactly-once.js';
 export {
   checkExactlyOnce,
   checkJobRescaling,
+  describeFailure,
+  FAILURE_SITES,
   FailureInjector,
   FaultyStorage,
+  failurePlans,
   InjectedFailure,
 } from './exactly-once.js';
 export type { EmittedRecord, HarnessOptions, HarnessTimer } from './harness.js';
 export { OperatorHarness } from './harness.js';
+export { CheckNotExercisedError } from './not-exercised.js';
 export type {
   CheckOptions,
   EventStreamOptions,

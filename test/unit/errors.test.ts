@@ -5,6 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { UsageError } from '../../runtime/cli/load-job.js';
 import { WireError } from '../../runtime/distributed/wire.js';
 import { InjectedFailure } from '../../runtime/testing/exactly-once.js';
+import { CheckNotExercisedError } from '../../runtime/testing/not-exercised.js';
 import { SimulationFailure } from '../../runtime/testing/simulation.js';
 import {
   deserializeError,
@@ -69,6 +70,7 @@ const samples: Record<string, () => Error> = {
   SimulationFailure: () =>
     new SimulationFailure(7, 'tidemark simulate job.ts --seed 7', new Error('diverged')),
   InjectedFailure: () => new InjectedFailure('map (call 3)'),
+  CheckNotExercisedError: () => new CheckNotExercisedError('checkExactlyOnce restored from no checkpoint'),
 };
 
 /** Everything that must survive the trip, down the cause chain: class, name, message, stack, own fields. */
