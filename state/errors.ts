@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'PROTOCOL_ERROR'
   | 'INJECTED_FAILURE'
   | 'CHECK_NOT_EXERCISED'
+  | 'CHECK_FAILED'
   | 'INTERNAL_ERROR';
 
 /** Where an error happened. */

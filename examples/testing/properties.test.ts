@@ -7,12 +7,13 @@ import {
   checkExactlyOnce,
   checkOrderInvariance,
   checkParallelismInvariance,
+  checkStateCleanup,
   eventStreams,
   failurePlans,
   type TimedEvent,
 } from 'tidemark/testing';
 import { expect, test } from 'vitest';
-import { type Click, sessionize } from '../sessionization.js';
+import { type Click, GAP_MS, sessionize } from '../sessionization.js';
 
 type Ev = TimedEvent<string, number>;
 const toClick = (e: Ev): Click => ({ user: e.key, page: `/p${Math.abs(e.value) % 5}`, time: e.timestamp });
@@ -90,6 +91,18 @@ test('and through arbitrary failure plans, at parallelism 1 to 3', async () => {
           { storage: () => new MemoryCheckpointStorage(), failures, parallelism },
         );
       },
+    ),
+    { numRuns: 20 },
+  );
+});
+
+test('sessions leave no state behind once the watermark is a gap past the last click', async () => {
+  await fc.assert(
+    fc.asyncProperty(clicks, (events) =>
+      checkStateCleanup((_env, input) => sessionize(input.map(toClick)).sessions.collect(), events, {
+        horizonMs: GAP_MS, // the session gap (no allowed lateness)
+        maxOutOfOrdernessMs: 1_999,
+      }),
     ),
     { numRuns: 20 },
   );

@@ -51,6 +51,8 @@ export interface SchedulingPolicy {
    * scheduler waits for I/O rather than spin on it.
    */
   holds?(task: Task, now: number): boolean;
+  /** Called when the run starts, with every task (the testing toolkit inspects their state). */
+  started?(tasks: readonly Task[]): void;
   /**
    * Called once every task has finished (after the final watermark and the end of input), before
    * the final checkpoint and before the operators are closed: the testing toolkit reads their state.
@@ -163,6 +165,7 @@ export class Scheduler {
       trigger: () =>
         coordinator === undefined || coordinator.busy ? undefined : coordinator.trigger(clock.now()),
     };
+    policy?.started?.(tasks);
     for (;;) {
       // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
       // are taken (and the next writes sent) without waiting behind a full slice of records.

@@ -50,5 +50,7 @@ export {
 export { SeededRandom } from './random.js';
 export type { SimulationOptions, SimulationResult } from './simulation.js';
 export { SimulationFailure, simulate, simulateJob } from './simulation.js';
+export type { LeftoverState, StateCleanupOptions } from './state-cleanup.js';
+export { checkStateCleanup, StateNotCleanedError } from './state-cleanup.js';
 export type { TestStreamSplit, TestStreamStep } from './test-stream.js';
 export { fromTestStream, TestStream } from './test-stream.js';

@@ -7,6 +7,7 @@ import { WireError } from '../../runtime/distributed/wire.js';
 import { InjectedFailure } from '../../runtime/testing/exactly-once.js';
 import { CheckNotExercisedError } from '../../runtime/testing/not-exercised.js';
 import { SimulationFailure } from '../../runtime/testing/simulation.js';
+import { StateNotCleanedError } from '../../runtime/testing/state-cleanup.js';
 import {
   deserializeError,
   InvalidArgumentError,
@@ -71,6 +72,10 @@ const samples: Record<string, () => Error> = {
     new SimulationFailure(7, 'tidemark simulate job.ts --seed 7', new Error('diverged')),
   InjectedFailure: () => new InjectedFailure('map (call 3)'),
   CheckNotExercisedError: () => new CheckNotExercisedError('checkExactlyOnce restored from no checkpoint'),
+  StateNotCleanedError: () =>
+    new StateNotCleanedError("operator 'dedup', state 'seen': 1 key: \"k0\"", [
+      { operator: 'dedup', state: 'seen', kind: 'state', keys: ['k0'] },
+    ]),
 };
 
 /** Everything that must survive the trip, down the cause chain: class, name, message, stack, own fields. */
