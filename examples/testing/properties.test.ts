@@ -5,11 +5,13 @@ import { MemoryCheckpointStorage, WatermarkStrategy } from 'tidemark';
 import {
   boundedPermutations,
   checkExactlyOnce,
+  checkLateDataAccounted,
   checkOrderInvariance,
   checkParallelismInvariance,
   checkStateCleanup,
   eventStreams,
   failurePlans,
+  lateStreams,
   type TimedEvent,
 } from 'tidemark/testing';
 import { expect, test } from 'vitest';
@@ -103,6 +105,24 @@ test('sessions leave no state behind once the watermark is a gap past the last c
         horizonMs: GAP_MS, // the session gap (no allowed lateness)
         maxOutOfOrdernessMs: 1_999,
       }),
+    ),
+    { numRuns: 20 },
+  );
+});
+
+test('every click is counted in a session or comes out as late', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      lateStreams({ lateProbability: 0.3, maxGapMs: 40_000, maxLatenessMs: 60_000 }),
+      (stream) =>
+        checkLateDataAccounted(
+          (_env, input) => {
+            const { sessions, late } = sessionize(input.map(toClick));
+            return { results: sessions, late };
+          },
+          stream, // its events and watermarks; the late ones are behind a watermark
+          { count: (s) => s.clicks, keyOf: (s) => s.user, lateKeyOf: (c) => c.user },
+        ),
     ),
     { numRuns: 20 },
   );

@@ -48,6 +48,8 @@ export {
   lateStreams,
 } from './properties.js';
 export { SeededRandom } from './random.js';
+export type { EquivalenceOptions, JobOnInput, LateDataOptions } from './reference.js';
+export { assertEquivalent, checkEquivalent, checkLateDataAccounted, LateDataLostError } from './reference.js';
 export type { SimulationOptions, SimulationResult } from './simulation.js';
 export { SimulationFailure, simulate, simulateJob } from './simulation.js';
 export type { LeftoverState, StateCleanupOptions } from './state-cleanup.js';
