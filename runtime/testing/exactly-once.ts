@@ -431,8 +431,9 @@ export interface ExactlyOnceOptions<T> {
   storage: () => CheckpointStorage;
   /**
    * Where failures strike. Default: the 1st call of `injector.point()` after checkpoint 1 (if the
-   * job calls it), a record read by a source half-way between checkpoints 1 and 2, a sink's
-   * commit of checkpoint 2, and the storage's commit after checkpoint 3 with its reply lost.
+   * job calls it), a record read by a source half-way between checkpoints 1 and 2, a sink at the
+   * next checkpoint's barrier (before it pre-commits), a sink's commit after checkpoint 2, and the
+   * storage's commit after checkpoint 3 with its reply lost.
    * See {@link failurePlans} for arbitrary plans.
    */
   failures?: readonly PlannedFailure[];
@@ -640,6 +641,10 @@ function defaultPlan(every: number): PlannedFailure[] {
   return [
     { at: 'function', afterCheckpoint: 1 },
     { at: 'source', afterCheckpoint: 1, nth: Math.max(1, Math.ceil(every / 2)) },
+    // NOTE: at the next barrier every record since the checkpoint has gone through every
+    // function: the restore replays them all, which state kept outside managed state (in a
+    // closure) does not survive, whatever the interleaving.
+    { at: 'sink-pre-commit', afterCheckpoint: 1 },
     { at: 'sink-commit', afterCheckpoint: 2 },
     { at: 'storage-commit-lost', afterCheckpoint: 3 },
   ];
