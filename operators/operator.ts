@@ -7,6 +7,7 @@ import { InvalidRecordError, TidemarkError, UserFunctionError } from '../state/e
 import { describeValue, type Key } from '../state/hash.js';
 import type { OperatorContext, Output } from './contract.js';
 import type { KeySelector, RichFunction, RuntimeContext } from './functions.js';
+import { frozenRecordHint } from './records.js';
 import { createRuntimeContext } from './runtime-context.js';
 
 /** Common behaviour of every operator. */
@@ -67,7 +68,7 @@ export abstract class AbstractStreamOperator<OUT = unknown> {
     const msg = e instanceof Error ? e.message : String(e);
     const info = this.ctx.info;
     return new UserFunctionError(
-      `${this.ctx.describe()}: ${what} threw${rec === undefined ? '' : ` on record ${rec}`}: ${msg}`,
+      `${this.ctx.describe()}: ${what} threw${rec === undefined ? '' : ` on record ${rec}`}: ${msg}${frozenRecordHint(e, record)}`,
       {
         jobName: info.jobName,
         operatorId: info.operatorId,

@@ -18,6 +18,13 @@ import type { RestartStrategy } from './restart-strategies.js';
 
 /** Options of `execute`. */
 export interface ExecuteOptions extends RunSettings, JobGraphOptions {
+  /**
+   * Strict records, for your own test runs: every record an operator emits is deeply frozen (its
+   * plain objects and arrays), so that a function that changes a record in place throws there,
+   * naming its operator, instead of changing it for the operators after it (default false; the
+   * runs of `tidemark/testing` have it on). Runs in this thread only; it costs a freeze per record.
+   */
+  strictRecords?: boolean | undefined;
   // NOTE: the members below are the runtime's and the testing toolkit's (a seeded schedule, a
   // shared result collector, slots on task managers). Marked internal, they are stripped from the
   // published declarations (`stripInternal`): they are not API.

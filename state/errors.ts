@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'SERIALIZATION_ERROR'
   | 'PROTOCOL_ERROR'
   | 'INJECTED_FAILURE'
+  | 'CHECK_NOT_EXERCISED'
+  | 'CHECK_FAILED'
   | 'INTERNAL_ERROR';
 
 /** Where an error happened. */

@@ -51,6 +51,11 @@ export interface ExecutionOptions {
     onComplete?: (stats: CheckpointStats) => void;
     onFailure?: (failure: CheckpointFailure) => void;
   };
+  /**
+   * Freeze every record an operator emits, so that a function that changes a record in place
+   * throws where it does (strict records, for tests; default false). Runs in this thread only.
+   */
+  strictRecords?: boolean;
   /** Called once every subtask finished its input (before the final checkpoint). */
   onFinished?: () => void;
 }
@@ -105,6 +110,7 @@ export class LocalExecutor {
       attemptNumber: options.attemptNumber ?? 0,
       runId: options.runId ?? randomBytes(6).toString('hex'),
       checkpointMode: cp?.options.mode ?? 'exactly-once',
+      strictRecords: options.strictRecords === true,
       restore: options.restore,
       placement: ALL_HERE,
       policy: options.policy,

@@ -38,6 +38,38 @@ export interface SchedulingPolicy {
    * deterministic points, whatever the storage's speed); default false.
    */
   readonly awaitCheckpointIo?: boolean;
+  /**
+   * Takes checkpoints by progress rather than by processing time (the testing toolkit's failure
+   * checks): called before each step with every task and the checkpoints: whether one is in
+   * flight, and `trigger()`, which triggers one now and returns its id (undefined if declined: one
+   * is in flight, or a task has finished).
+   */
+  checkpoint?(tasks: readonly Task[], checkpoints: ProgressCheckpoints): void;
+  /**
+   * True if the policy holds `task` back now, runnable as it is (a source that read its share
+   * until the next checkpoint): it is not stepped, and does not count as progress, so that the
+   * scheduler waits for I/O rather than spin on it.
+   */
+  holds?(task: Task, now: number): boolean;
+  /** Called when the run starts, with every task (the testing toolkit inspects their state). */
+  started?(tasks: readonly Task[]): void;
+  /**
+   * Called once every task has finished (after the final watermark and the end of input), before
+   * the final checkpoint and before the operators are closed: the testing toolkit reads their state.
+   */
+  allFinished?(tasks: readonly Task[]): void;
+}
+
+/** What a {@link SchedulingPolicy} that takes checkpoints by progress sees of them. */
+export interface ProgressCheckpoints {
+  /** A checkpoint is in flight. */
+  readonly busy: boolean;
+  /** The id of the last completed checkpoint (0 if none). */
+  readonly lastCompleted: number;
+  /** The id of the last triggered checkpoint (0 if none), by whoever triggered it. */
+  readonly lastTriggered: number;
+  /** Triggers a checkpoint now; its id, or undefined if declined. */
+  trigger(): number | undefined;
 }
 
 /** Options of a scheduler. */
@@ -120,6 +152,20 @@ export class Scheduler {
   async run(): Promise<void> {
     const { tasks, lifecycle } = this;
     const { policy, coordinator, clock, budget, sliceMs, afterPass, stdout } = this.options;
+    const checkpoints: ProgressCheckpoints = {
+      get busy() {
+        return coordinator?.busy === true;
+      },
+      get lastCompleted() {
+        return coordinator?.lastCompleted?.checkpointId ?? 0;
+      },
+      get lastTriggered() {
+        return coordinator?.lastTriggeredId ?? 0;
+      },
+      trigger: () =>
+        coordinator === undefined || coordinator.busy ? undefined : coordinator.trigger(clock.now()),
+    };
+    policy?.started?.(tasks);
     for (;;) {
       // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
       // are taken (and the next writes sent) without waiting behind a full slice of records.
@@ -145,8 +191,9 @@ export class Scheduler {
           }
         } else {
           policy.beforeStep?.(clock);
+          if (coordinator !== undefined) policy.checkpoint?.(tasks, checkpoints);
           const at = clock.now();
-          const runnable = tasks.filter((t) => t.canRun(at));
+          const runnable = tasks.filter((t) => t.canRun(at) && policy.holds?.(t, at) !== true);
           if (runnable.length > 0) {
             progressed = true;
             const t = runnable[runnable.length === 1 ? 0 : policy.chooseTask(runnable)]!;
@@ -169,7 +216,10 @@ export class Scheduler {
       } while (progressed && performance.now() < sliceEnd);
       if (stdout instanceof BufferedStdout) stdout.flush();
       if (lifecycle.stopped) return;
-      if (tasks.every((t) => t.status === 'finished')) return;
+      if (tasks.every((t) => t.status === 'finished')) {
+        policy?.allFinished?.(tasks);
+        return;
+      }
       if (!progressed && this.idleWaiters.size > 0) {
         // Nothing else can run: wake the tasks that asked to run then (TestStream steps).
         for (const t of this.idleWaiters) t.pollSourceAgain();

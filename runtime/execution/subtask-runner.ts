@@ -26,6 +26,8 @@ export interface SubtaskRunnerOptions {
   readonly attemptNumber: number;
   readonly runId: string;
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
+  /** Freeze every record an operator emits (strict records, for tests). */
+  readonly strictRecords?: boolean | undefined;
   /** State to start from, per subtask index and operator id. */
   readonly restore: readonly (ReadonlyMap<string, OperatorSubtaskState> | undefined)[] | undefined;
   /** Which subtasks run here, and the channel ends to the others. */
@@ -55,6 +57,7 @@ export class SubtaskRunner implements TaskHost {
   readonly attemptNumber: number;
   readonly runId: string;
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
+  readonly strictRecords: boolean;
   readonly chooseChannel?: (task: Task, candidates: number) => number;
   readonly tasks: Task[];
   private readonly scheduler: Scheduler;
@@ -72,6 +75,7 @@ export class SubtaskRunner implements TaskHost {
     this.attemptNumber = options.attemptNumber;
     this.runId = options.runId;
     this.checkpointMode = options.checkpointMode;
+    this.strictRecords = options.strictRecords === true;
     const choose = options.policy?.chooseChannel;
     if (choose !== undefined) this.chooseChannel = (t, n) => choose.call(options.policy, t, n);
     this.alignment = new AlignmentGroups(() => this.wakeUp());

@@ -7,6 +7,7 @@
 import type { Output } from '../../operators/contract.js';
 import type { OneInputStreamOperator } from '../../operators/operator.js';
 import type { OutputTag } from '../../operators/output-tag.js';
+import { freezeRecord } from '../../operators/records.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
 import type { DirtyGroups } from '../checkpoint/snapshot-writer.js';
 import type { JobVertex, StreamEdge, StreamNode } from '../graph/job-graph.js';
@@ -134,6 +135,29 @@ class NodeOutput implements Output<unknown> {
   }
 }
 
+/**
+ * Strict records (test runs): an operator's output that deeply freezes every record before it goes
+ * on, so that an operator after it that changes the record in place throws (see
+ * `operators/records.ts`). A separate wrapper, installed only when asked for, so that runs without
+ * it pay nothing.
+ */
+class FreezingOutput implements Output<unknown> {
+  readonly collect: Collect;
+  constructor(private readonly inner: NodeOutput) {
+    const collect = inner.collect;
+    this.collect = (value, timestamp) => collect(freezeRecord(value), timestamp);
+  }
+  collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
+    this.inner.collectSide(tag, freezeRecord(value), timestamp);
+  }
+  emitWatermark(watermark: number): void {
+    this.inner.emitWatermark(watermark);
+  }
+  emitIdle(idle: boolean): void {
+    this.inner.emitIdle(idle);
+  }
+}
+
 /** One operator of the chain, with its runtime. */
 export interface ChainMember extends OperatorRuntime {
   readonly node: StreamNode;
@@ -151,6 +175,8 @@ export class OperatorChain {
     writers: ReadonlyMap<StreamEdge, RecordWriter>,
     host: OperatorHost,
     restore: ReadonlyMap<string, OperatorSubtaskState>,
+    /** Freeze every record an operator emits (strict records, for tests). */
+    strictRecords = false,
   ) {
     const byNode = new Map<StreamNode, ChainMember>();
     // Created in reverse topological order, so that chained targets exist before their producers.
@@ -188,10 +214,11 @@ export class OperatorChain {
         keyed: node.keyed,
         factory: node.transformation.factory,
       };
+      const output = new NodeOutput(main, side, all, metrics);
       const runtime = new OperatorRuntime(
         spec,
         subtaskIndex,
-        new NodeOutput(main, side, all, metrics),
+        strictRecords ? new FreezingOutput(output) : output,
         metrics,
         host,
         restore.get(node.operatorId),

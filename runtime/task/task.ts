@@ -52,6 +52,8 @@ export interface TaskHost {
   alignmentGroup(group: string, task: Task): AlignmentGroup;
   /** A task's status changed (a distributed run reports it to the job manager). */
   onTaskStatus?(task: Task): void;
+  /** Freeze every record an operator emits (strict records, for tests; default false). */
+  readonly strictRecords?: boolean;
   /** Exactly-once aligns barriers (blocks channels); at-least-once only counts them. */
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
   /** The task took the synchronous part of checkpoint `checkpointId`. */
@@ -154,7 +156,14 @@ export class Task {
       blockOn: (promise) => this.blockOn(promise),
       alignmentGroup: (group) => host.alignmentGroup(group, this),
     };
-    this.chain = new OperatorChain(this.vertex, this.subtaskIndex, this.writers, operatorHost, this.restore);
+    this.chain = new OperatorChain(
+      this.vertex,
+      this.subtaskIndex,
+      this.writers,
+      operatorHost,
+      this.restore,
+      host.strictRecords === true,
+    );
     if (this.inputs.length > 0) {
       this.barriers = createBarrierHandler(host.checkpointMode, this.inputs, (id) => this.checkpoint(id));
       const choose = host.chooseChannel;

@@ -27,6 +27,7 @@ import type { LineWriter, Output } from '../../operators/contract.js';
 import type { DataStream } from '../../operators/data-stream.js';
 import type { OneInputStreamOperator, TwoInputStreamOperator } from '../../operators/operator.js';
 import type { OutputTag } from '../../operators/output-tag.js';
+import { freezeRecord } from '../../operators/records.js';
 import { isPhysical, type OperatorTransformation, operatorIdOf } from '../../operators/transformation.js';
 import { WindowOperator } from '../../operators/windows/window-operator.js';
 import type { Window } from '../../operators/windows/windows.js';
@@ -69,6 +70,11 @@ export interface HarnessOptions {
    * Flink's harness); two inputs with one channel each.
    */
   inputChannels?: number | readonly [number, number];
+  /**
+   * Strict records (default true): the records given to the operator and those it emits are
+   * deeply frozen, so that an operator that changes a record in place throws where it does.
+   */
+  strictRecords?: boolean;
 }
 
 /** A watermark status (Flink's `WatermarkStatus`): an input or output is idle or active. */
@@ -105,16 +111,19 @@ export interface HarnessTimer {
 }
 
 class RecordingOutput implements Output<unknown> {
+  constructor(private readonly strict: boolean) {}
   records: EmittedRecord<unknown>[] = [];
   watermarks: number[] = [];
   events: HarnessEvent<unknown>[] = [];
   sides = new Map<string, EmittedRecord<unknown>[]>();
   collect(value: unknown, timestamp: number): void {
+    if (this.strict) freezeRecord(value);
     const ts = timestamp === Number.NEGATIVE_INFINITY ? null : timestamp;
     this.records.push({ value, timestamp: ts });
     this.events.push({ record: value, timestamp: ts });
   }
   collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
+    if (this.strict) freezeRecord(value);
     let list = this.sides.get(tag.id);
     if (list === undefined) this.sides.set(tag.id, (list = []));
     list.push({ value, timestamp: timestamp === Number.NEGATIVE_INFINITY ? null : timestamp });
@@ -133,7 +142,8 @@ type AnyOperator = OneInputStreamOperator<unknown, unknown> &
 
 /** Drives one operator. `IN2` is the second input's type for two-input operators. */
 export class OperatorHarness<IN, OUT, IN2 = never> {
-  private readonly out = new RecordingOutput();
+  private readonly out: RecordingOutput;
+  private readonly strict: boolean;
   private readonly runtime: OperatorRuntime;
   private readonly op: AnyOperator;
   readonly clock: ManualClock;
@@ -157,6 +167,8 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
     if (subtaskIndex < 0 || subtaskIndex >= parallelism)
       throw new InvalidArgumentError(`subtaskIndex ${subtaskIndex} is not in [0, ${parallelism})`);
     this.clock = options.clock ?? new ManualClock(0);
+    this.strict = options.strictRecords ?? true;
+    this.out = new RecordingOutput(this.strict);
     const printed = this.printed;
     const stdout: LineWriter = { writeLine: (l) => printed.push(l) };
     const spec = {
@@ -260,6 +272,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   /** An element on the (first) input, with an event timestamp or none. */
   processElement(value: IN, timestamp?: number): this {
     const ts = timestamp ?? Number.NEGATIVE_INFINITY;
+    if (this.strict) freezeRecord(value);
     if (this.twoInputs) this.op.processElement1(value, ts);
     else this.op.processElement(value, ts);
     return this;
@@ -267,12 +280,14 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
 
   /** An element on the first input of a two-input operator. */
   processElement1(value: IN, timestamp?: number): this {
+    if (this.strict) freezeRecord(value);
     this.op.processElement1(value, timestamp ?? Number.NEGATIVE_INFINITY);
     return this;
   }
 
   /** An element on the second input of a two-input operator. */
   processElement2(value: IN2, timestamp?: number): this {
+    if (this.strict) freezeRecord(value);
     this.op.processElement2(value, timestamp ?? Number.NEGATIVE_INFINITY);
     return this;
   }

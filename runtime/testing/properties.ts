@@ -465,7 +465,7 @@ export async function checkParallelismInvariance<T>(
       ...(options.maxParallelism === undefined ? {} : { maxParallelism: options.maxParallelism }),
     });
     const out = job(env);
-    await env.execute();
+    await env.execute({ strictRecords: true });
     const got = normalize(out.values);
     if (reference === undefined) reference = got;
     else assertSameResults(`output at parallelism ${p} differs from parallelism ${ps[0]}`, reference, got);
@@ -726,8 +726,9 @@ export async function checkOrderInvariance<E, T>(
   let reference: unknown[] | undefined;
   for (const [i, input] of orders.entries()) {
     const env = new StreamExecutionEnvironment({ parallelism: options.parallelism ?? 1 });
-    const out = job(env, input);
-    await env.execute();
+    // NOTE: a copy of the input, so that a counterexample shows what was generated.
+    const out = job(env, structuredClone(input));
+    await env.execute({ strictRecords: true });
     const got = normalize(out.values);
     if (reference === undefined) reference = got;
     else assertSameResults(`output for input order ${i} differs from order 0`, reference, got);

@@ -70,6 +70,11 @@ export interface SimulationOptions {
   stdout?: LineWriter;
   /** Pause while checkpoint data is written, so checkpoints complete deterministically (default true). */
   awaitCheckpointIo?: boolean;
+  /**
+   * Freeze every record an operator emits, so that a function that changes a record in place
+   * throws where it does (strict records; default true).
+   */
+  strictRecords?: boolean;
 }
 
 /** The result of one simulated run. */
@@ -230,6 +235,7 @@ async function runSimulated(
       clock,
       policy,
       timeSliceMs: 1_000_000,
+      strictRecords: options.strictRecords ?? true,
       ...(options.stdout === undefined ? {} : { stdout: options.stdout }),
     });
   } catch (e) {

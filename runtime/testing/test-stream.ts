@@ -32,7 +32,8 @@ export type TestStreamStep<T> =
   | { kind: 'watermark'; watermark: number }
   | { kind: 'processingTime'; advanceMs: number }
   | { kind: 'idle' }
-  | { kind: 'active' };
+  | { kind: 'active' }
+  | { kind: 'inspect'; inspect: () => void };
 
 /** A script of a TestStream; build it with the chainable methods. */
 export class TestStream<T> {
@@ -108,6 +109,16 @@ export class TestStream<T> {
   advanceProcessingTime(ms: number): this {
     if (!(ms >= 0)) throw new InvalidArgumentError(`advanceProcessingTime needs ms >= 0, got ${ms}`);
     this.steps.push({ kind: 'processingTime', advanceMs: ms });
+    return this;
+  }
+
+  /**
+   * Calls `inspect` once everything before has been processed (nothing in the job can run), before
+   * the next step: look at the output so far, or at the job's state (the testing toolkit's
+   * `checkStateCleanup` does). The stream reads on when it returns.
+   */
+  inspect(inspect: () => void): this {
+    this.steps.push({ kind: 'inspect', inspect });
     return this;
   }
 
@@ -212,6 +223,18 @@ class TestStreamReader<T> implements SourceReader<T, TestStreamSplit> {
         case 'active':
           out.markActive();
           break;
+        case 'inspect':
+          if (!this.waitingForIdle) {
+            this.waitingForIdle = true;
+            this.next--;
+            this.ctx.wakeWhenIdle();
+            return NOTHING_AVAILABLE;
+          }
+          this.waitingForIdle = false;
+          step.inspect();
+          split.step++;
+          this.ctx.wakeUp();
+          return NOTHING_AVAILABLE;
         case 'processingTime': {
           if (!this.waitingForIdle) {
             this.waitingForIdle = true;

@@ -6,7 +6,10 @@ import { UsageError } from '../../runtime/cli/load-job.js';
 import { NoResourceAvailableError } from '../../runtime/distributed/cluster.js';
 import { WireError } from '../../runtime/distributed/wire.js';
 import { InjectedFailure } from '../../runtime/testing/exactly-once.js';
+import { CheckNotExercisedError } from '../../runtime/testing/not-exercised.js';
+import { LateDataLostError } from '../../runtime/testing/reference.js';
 import { SimulationFailure } from '../../runtime/testing/simulation.js';
+import { StateNotCleanedError } from '../../runtime/testing/state-cleanup.js';
 import {
   deserializeError,
   InvalidArgumentError,
@@ -78,6 +81,15 @@ const samples: Record<string, () => Error> = {
   SimulationFailure: () =>
     new SimulationFailure(7, 'tidemark simulate job.ts --seed 7', new Error('diverged')),
   InjectedFailure: () => new InjectedFailure('map (call 3)'),
+  CheckNotExercisedError: () => new CheckNotExercisedError('checkExactlyOnce restored from no checkpoint'),
+  LateDataLostError: () =>
+    new LateDataLostError('key "k0": 2 in the input, 1 counted in results, 0 in the late output: 1 lost', [
+      { key: 'k0', input: 2, counted: 1, late: 0 },
+    ]),
+  StateNotCleanedError: () =>
+    new StateNotCleanedError("operator 'dedup', state 'seen': 1 key: \"k0\"", [
+      { operator: 'dedup', state: 'seen', kind: 'state', keys: ['k0'] },
+    ]),
 };
 
 /** Everything that must survive the trip, down the cause chain: class, name, message, stack, own fields. */
