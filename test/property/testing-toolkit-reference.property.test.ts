@@ -129,9 +129,9 @@ describe('checkEquivalent', () => {
     const events = shown!.split(' ').map((s) => /^(\w+):-?\d+@(\d+)$/.exec(s)!);
     // Small, with two events of one key exactly a gap apart (the bug's boundary).
     expect(events.length).toBeLessThanOrEqual(4);
-    expect(
-      events.some((a) => events.some((b) => a[1] === b[1] && Number(b[2]) - Number(a[2]) === GAP)),
-    ).toBe(true);
+    expect(events.some((a) => events.some((b) => a[1] === b[1] && Number(b[2]) - Number(a[2]) === GAP))).toBe(
+      true,
+    );
     expect(message).toMatch(/the job's output differs from the reference's \(expected: the reference's;/);
     expect(message).toMatch(/missing \(expected, not produced\) 1:\n {4}\{"count":2,/);
     expect(message).toMatch(/unexpected \(produced, not expected\) 2:\n {4}\{"count":1,/);
