@@ -21,6 +21,7 @@ import { JobLifecycle } from '../execution/lifecycle.js';
 import type { JobResult, ResultCollector } from '../execution/results.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import { placeSubtasks } from '../graph/placement.js';
+import { logSettings } from '../log.js';
 import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '../metrics.js';
 import type { TaskStatus } from '../task/task.js';
 import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
@@ -43,6 +44,8 @@ export interface ClusterOptions {
   provider?: SlotProvider | undefined;
   /** The job module every slot imports. */
   jobPath: string;
+  /** The job id (as checkpoints are stored under; default: the job name): the slots' logs say it. */
+  jobId?: string | undefined;
   overrides: SlotInit['overrides'];
   restore?: Map<string, OperatorSubtaskState>[] | undefined;
   attemptNumber: number;
@@ -117,7 +120,8 @@ export function startWorker(
   events: SlotEvents,
 ): SlotHandle & { worker: Worker } {
   const w = new Worker(workerEntry().url, {
-    workerData: { init, peers },
+    // NOTE: a slot logs as its process does (the task manager's settings, not the job manager's).
+    workerData: { init, peers, log: logSettings() },
     transferList: peers.filter((p): p is MessagePort => p !== undefined),
   });
   let ended = false;
@@ -310,6 +314,7 @@ export class ClusterExecutor {
         slot,
         slots,
         jobPath,
+        ...(this.options.jobId === undefined ? {} : { jobId: this.options.jobId }),
         overrides: this.options.overrides,
         planHash: hash,
         tasks: [...this.tasks.values()].filter((t) => t.slot === slot).map((t) => t.ref),

@@ -26,6 +26,8 @@ export type TaskRef = string;
 export interface SlotInit {
   slot: number;
   slots: number;
+  /** The job id (default: the job name), for the slot's logs. */
+  jobId?: string;
   /** Absolute path of the job module every slot imports. */
   jobPath: string;
   /** Environment settings that override the job's (job name, parallelism, max parallelism). */
