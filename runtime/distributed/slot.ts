@@ -19,6 +19,7 @@ import type { Placement } from '../execution/wiring.js';
 import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
 import { planToJson } from '../graph/plan.js';
 import { errorFields, jobLogger, type Logger } from '../log.js';
+import { acquireNodeMetrics } from '../observe/node-metrics.js';
 
 import type { Channel } from '../task/channel.js';
 import type { Task } from '../task/task.js';
@@ -84,6 +85,10 @@ export class Slot implements Placement {
   private readonly writer: SnapshotWriter | undefined;
   /** This slot's logger: the job, the slot, and per record the vertex and subtask. */
   readonly log: Logger;
+  /** Node's figures of this thread (sent with the metrics). */
+  private readonly nodeMetrics = acquireNodeMetrics();
+  /** Sends the metrics of an idle slot (`afterPass` sends those of a busy one). */
+  private readonly idleMetrics: NodeJS.Timeout;
 
   constructor(
     readonly init: SlotInit,
@@ -93,6 +98,10 @@ export class Slot implements Placement {
     private readonly send: (msg: FromSlot) => void,
   ) {
     this.local = new Set(init.tasks);
+    this.idleMetrics = setInterval(() => {
+      if (Date.now() - this.lastMetrics >= 1000) this.sendMetrics();
+    }, 1000);
+    this.idleMetrics.unref();
     this.log = jobLogger(init.jobId ?? graph.jobName, { component: 'slot', slot: init.slot });
     if (init.snapshots !== undefined) {
       this.storage = openStorageSpec(init.snapshots.storage);
@@ -312,6 +321,8 @@ export class Slot implements Placement {
 
   /** Closes the operators, and the storage once its writes are done. */
   private async close(): Promise<void> {
+    clearInterval(this.idleMetrics);
+    this.nodeMetrics.release();
     this.runner.close();
     await this.writer?.settled();
     await this.storage?.close().catch(() => {});
@@ -327,7 +338,7 @@ export class Slot implements Placement {
 
   sendMetrics(now = Date.now()): void {
     this.lastMetrics = now;
-    this.send({ type: 'metrics', subtasks: this.runner.metrics() });
+    this.send({ type: 'metrics', subtasks: this.runner.metrics(), runtime: this.nodeMetrics.snapshot() });
   }
 
   /** Runs the slot's subtasks until they finish (or the run is cancelled or fails). */

@@ -18,6 +18,7 @@ import type { Server } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { TidemarkError } from '../../state/errors.js';
+import { acquireNodeMetrics } from '../observe/node-metrics.js';
 import { type SlotEvents, type SlotHandle, type SlotProvider, startWorker } from './cluster.js';
 import type {
   FromTaskManager,
@@ -416,6 +417,8 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
   );
   const dataPort = (dataServer.address() as { port: number }).port;
 
+  // Node's figures of this process's main thread, sent with its slots' metrics.
+  const nodeMetrics = acquireNodeMetrics();
   const workers = new Map<number, SlotHandle>();
   const outbound = new Map<number, Promise<Link>>(); // task manager index → link
   const undeploy = async () => {
@@ -544,7 +547,12 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
       const local = new Set(m.inits.map((i) => i.slot));
       const events: SlotEvents = {
         message: (slot, message) =>
-          jm.send({ type: 'slot', deployment: m.deployment, slot, message } satisfies FromTaskManager),
+          jm.send({
+            type: 'slot',
+            deployment: m.deployment,
+            slot,
+            message: message.type === 'metrics' ? { ...message, process: nodeMetrics.snapshot() } : message,
+          } satisfies FromTaskManager),
         exit: (slot, reason) =>
           jm.send({ type: 'exit', deployment: m.deployment, slot, reason } satisfies FromTaskManager),
       };
@@ -637,6 +645,7 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
       );
     }
   } finally {
+    nodeMetrics.release();
     await undeploy();
     dataServer.close();
     // NOTE: the other task managers' connections are closed here too, not left to them: one behind
