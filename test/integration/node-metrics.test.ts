@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { buildJob, type JobMetricsSnapshot } from 'tidemark';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadJob } from '../../runtime/cli/load-job.js';
+import { runTaskManager, TaskManagerPool } from '../../runtime/distributed/task-manager.js';
 import { NodeMetricsSampler, type NodeMetricsSnapshot } from '../../runtime/observe/node-metrics.js';
 import { ROOT } from '../helpers/cli.js';
 import { waitFor, watched } from '../helpers/jobs.js';
+import { freePort } from '../setup/redis.js';
 
 // NOTE: inside the package, so that `import ... from 'tidemark'` resolves in vitest and in workers.
 const dir = mkdtempSync(join(ROOT, 'test', '.tmp-node-metrics-'));
@@ -104,5 +106,40 @@ describe("Node's metrics per slot", () => {
     client.cancel();
     const result = await client.result;
     expect(result.status).toBe('CANCELLED');
+  }, 60_000);
+
+  test("slots of a task manager carry the figures of the task manager process's main thread", async () => {
+    const token = 'node-metrics-test-token';
+    const port = await freePort();
+    const listening = TaskManagerPool.listen(`127.0.0.1:${port}`, token, 1);
+    const tm = runTaskManager({ jobManager: `127.0.0.1:${port}`, slots: 2, token });
+    const pool = await listening;
+    try {
+      const loaded = await loadJob(busy);
+      const overrides = { jobName: loaded.name, parallelism: 2 };
+      const env = await buildJob(loaded.definition, overrides);
+      const client = watched(
+        env.executeAsync({ distributed: { slots: 2, jobPath: loaded.path, overrides, provider: pool } }),
+      );
+      let m: JobMetricsSnapshot | undefined;
+      await waitFor(
+        () => {
+          m = client.metrics();
+          return (m.runtime?.slots ?? []).filter((s) => s.process !== undefined).length === 2;
+        },
+        "both slots to report with their task manager's figures",
+        { job: client },
+      );
+      for (const s of m!.runtime!.slots) {
+        plausible(s.thread, 'worker');
+        // The task manager runs in this process here (its main thread).
+        plausible(s.process, 'main');
+      }
+      client.cancel();
+      await client.result;
+    } finally {
+      pool.shutdown('test over');
+      await tm;
+    }
   }, 60_000);
 });
