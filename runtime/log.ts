@@ -40,7 +40,7 @@ export interface LogSettings {
 export interface LogFields {
   /** The job id (as checkpoints are stored under). */
   job?: string;
-  /** The vertex (operator chain) or operator's name. */
+  /** The vertex (operator chain) a slot's record is about; of a task's error, the operator that failed. */
   vertex?: string;
   /** The subtask index (from 0). */
   subtask?: number;
