@@ -323,7 +323,7 @@ export async function main(argv: string[]): Promise<number> {
             ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
             ...(flags.dataHost === undefined ? {} : { dataHost: flags.dataHost }),
             ...(flags.dataPort === undefined ? {} : { dataPort: flags.dataPort }),
-            log: (line) => tmLog.info(line),
+            log: (line, level = 'info') => tmLog[level](line),
           });
         } finally {
           await ha?.close();

@@ -237,7 +237,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (flags.restartStrategy !== undefined) env.setRestartStrategy(flags.restartStrategy);
   const jobId = flags.jobId ?? env.config.jobName;
   const logger = jobLogger(jobId, { component: 'jobmanager' });
-  const log = (line: string) => logger.info(line);
+  const log = (line: string, level: LogLevel = 'info') => logger[level](line);
   const heartbeat = heartbeatOf(flags);
   const security = flags.listen === undefined ? undefined : clusterSecurity(flags);
   // NOTE: a job manager leads its job id through a lease, so that no other runs beside it: in the
@@ -302,6 +302,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     lost = reason;
     log(
       `lost the leadership of job '${jobId}': ${reason}; stopping (the job manager that leads now goes on)`,
+      'warn',
     );
     stopRun?.();
     pool?.close();
@@ -517,7 +518,7 @@ async function startingPoint(
   jobId: string,
   requested: RestoreTarget | undefined,
   highlyAvailable: boolean,
-  log: (line: string) => void,
+  log: (line: string, level?: LogLevel) => void,
 ): Promise<RestoreTarget | undefined> {
   await storage?.open();
   const latest = await storage?.latest(jobId);
