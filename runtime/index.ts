@@ -237,5 +237,6 @@ export type { JobBuilder, JobDefinition } from './job.js';
 export { buildJob, job } from './job.js';
 export type { DistributedSettings, RestoreTarget, RunnerEvent, RunSettings } from './job-runner.js';
 export type { JobMetricsSnapshot, OperatorMetricsSnapshot } from './metrics.js';
+export type { NodeMetricsSnapshot, RuntimeMetrics, SlotRuntimeMetrics } from './observe/node-metrics.js';
 export type { RestartStrategy } from './restart-strategies.js';
 export { RestartStrategies } from './restart-strategies.js';

@@ -230,6 +230,7 @@ export class JobRunner {
                 slots: distributed.slots,
                 provider: distributed.provider,
                 jobPath: distributed.jobPath,
+                jobId: this.jobId,
                 overrides: distributed.overrides ?? {},
                 restore: loaded?.restore,
                 attemptNumber: this.attempt,

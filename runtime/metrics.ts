@@ -1,4 +1,6 @@
 /** Metrics of operators summed over their subtasks, and of the job. */
+import type { RuntimeMetrics } from './observe/node-metrics.js';
+
 /** Metrics of one operator, summed over its subtasks. */
 export interface OperatorMetricsSnapshot {
   operatorId: string;
@@ -17,6 +19,11 @@ export interface JobMetricsSnapshot {
   sourceRecords: number;
   /** Records received by all sinks. */
   sinkRecords: number;
+  /**
+   * Node's own figures (event-loop delay, GC pauses, heap) of the job manager's thread and of
+   * every slot (see `observe/node-metrics.ts`); absent when the job runs in one thread.
+   */
+  runtime?: RuntimeMetrics;
 }
 
 /** The metrics of one operator subtask at one moment, as plain data (it crosses threads and hosts). */

@@ -9,6 +9,16 @@ import { runTaskManager } from '../distributed/task-manager.js';
 import type { PlanFormat } from '../graph/plan.js';
 import { buildJob } from '../job.js';
 import {
+  configureLogging,
+  errorFields,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+  log,
+  logWarning,
+} from '../log.js';
+import {
   deleteCheckpoint,
   listCheckpoints,
   savepointCommand,
@@ -51,9 +61,7 @@ function installProcessHandlers(): void {
     });
   // NOTE: Node's own printer of warnings is a 'warning' listener; ours replaces it.
   process.removeAllListeners('warning');
-  process.on('warning', (w) => {
-    process.stderr.write(`tidemark: warning: ${w.name === 'Warning' ? '' : `${w.name}: `}${w.message}\n`);
-  });
+  process.on('warning', logWarning);
 }
 
 /** Adds the options of a cluster's secrets and TLS (`run --listen` and `taskmanager`). */
@@ -100,6 +108,29 @@ export async function main(argv: string[]): Promise<number> {
       writeOut: (s) => process.stdout.write(s),
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`tidemark: ${s.replace(/^error: /, '').trimEnd()}\n`),
+    })
+    .addOption(
+      new Option('--log-level <level>', 'log records at this level and above (default info)')
+        .choices(LOG_LEVELS)
+        .env('TIDEMARK_LOG_LEVEL'),
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'line: a line as tidemark always wrote (default off a terminal); pretty: time, level, message and fields (default on a terminal); json: a JSON object per line',
+      )
+        .choices(LOG_FORMATS)
+        .env('TIDEMARK_LOG_FORMAT'),
+    )
+    .hook('preAction', (_program, command) => {
+      const { logLevel, logFormat } = command.optsWithGlobals<{
+        logLevel?: LogLevel;
+        logFormat?: LogFormat;
+      }>();
+      configureLogging({
+        ...(logLevel === undefined ? {} : { level: logLevel }),
+        ...(logFormat === undefined ? {} : { format: logFormat }),
+      });
     });
 
   const graphOptions = (c: Command) =>
@@ -272,6 +303,10 @@ export async function main(argv: string[]): Promise<number> {
             if (!/^.+:\d+$/.test(a.trim()))
               throw new UsageError(`--job-manager: '${a.trim()}' is not host:port`);
         const { token, tls } = clusterSecurity(flags);
+        const tmLog = log.child(
+          { component: 'taskmanager', ...(flags.jobId === undefined ? {} : { job: flags.jobId }) },
+          { linePrefix: '[taskmanager] ' },
+        );
         const ha = flags.ha === undefined ? undefined : openLeaseStorage(flags.ha);
         if (flags.ha !== undefined && ha?.leases === undefined)
           throw new UsageError(
@@ -288,7 +323,7 @@ export async function main(argv: string[]): Promise<number> {
             ...(flags.frameTimeout === undefined ? {} : { frameTimeoutMs: flags.frameTimeout }),
             ...(flags.dataHost === undefined ? {} : { dataHost: flags.dataHost }),
             ...(flags.dataPort === undefined ? {} : { dataPort: flags.dataPort }),
-            log: (line) => process.stderr.write(`[taskmanager] ${line}\n`),
+            log: (line, level = 'info') => tmLog[level](line),
           });
         } finally {
           await ha?.close();
@@ -362,10 +397,10 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof UsageError) {
-      process.stderr.write(`tidemark: ${e.message}\n`);
+      log.error(e.message);
       return 2;
     }
-    process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
+    log.error(describeErrorChain(e), errorFields(e));
     return 1;
   }
 }
@@ -402,7 +437,7 @@ async function simulateCommand(
       digests.set(digest, [...(digests.get(digest) ?? []), seed]);
       process.stdout.write(`seed ${seed}: ok, ${r.steps} steps, output digest ${digest}\n`);
     } catch (e) {
-      process.stderr.write(`tidemark: ${describeErrorChain(e)}\n`);
+      log.error(describeErrorChain(e), errorFields(e));
       return 1;
     }
   }

@@ -19,7 +19,8 @@ import {
 import { parseAddress } from '../distributed/wire.js';
 import type { JobClient } from '../environment.js';
 import { buildJob } from '../job.js';
-import { describeEvent, type RestoreTarget } from '../job-runner.js';
+import { describeEvent, type RestoreTarget, type RunnerEvent } from '../job-runner.js';
+import { errorFields, jobLogger, type LogFields, type LogLevel, log as rootLog } from '../log.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
 import type { RestartStrategy } from '../restart-strategies.js';
 import { listenForControl } from './control.js';
@@ -147,9 +148,7 @@ function cancelOnSignals(
     // NOTE: not cleared when the run ends: a process that stays alive after its job (a handle
     // that never closes) is ended too. A second signal ends it at once (the default handler).
     setTimeout(() => {
-      process.stderr.write(
-        `tidemark: the job did not stop within ${CANCEL_GRACE_MS / 1000} s of ${signal}; exiting\n`,
-      );
+      rootLog.error(`the job did not stop within ${CANCEL_GRACE_MS / 1000} s of ${signal}; exiting`);
       process.exit(130);
     }, CANCEL_GRACE_MS).unref();
   };
@@ -207,7 +206,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     let code = 0;
     for (const r of results)
       if (r.status === 'rejected') {
-        process.stderr.write(`tidemark: ${describeErrorChain(r.reason)}\n`);
+        rootLog.error(describeErrorChain(r.reason), errorFields(r.reason));
         code = 1;
       } else if (r.value.status !== 'FINISHED' && code === 0) code = 130;
     return code;
@@ -237,7 +236,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     });
   if (flags.restartStrategy !== undefined) env.setRestartStrategy(flags.restartStrategy);
   const jobId = flags.jobId ?? env.config.jobName;
-  const log = (line: string) => process.stderr.write(`[${jobId}] ${line}\n`);
+  const logger = jobLogger(jobId, { component: 'jobmanager' });
+  const log = (line: string, level: LogLevel = 'info') => logger[level](line);
   const heartbeat = heartbeatOf(flags);
   const security = flags.listen === undefined ? undefined : clusterSecurity(flags);
   // NOTE: a job manager leads its job id through a lease, so that no other runs beside it: in the
@@ -315,6 +315,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     lost = reason;
     log(
       `lost the leadership of job '${jobId}': ${reason}; stopping (the job manager that leads now goes on)`,
+      'warn',
     );
     stopRun?.();
     pool?.close();
@@ -352,7 +353,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
         if (e.type === 'checkpoint') {
           lastCheckpoint = e.stats;
           failing = undefined;
-        } else if (e.type !== 'running' && e.type !== 'finished') log(describeEvent(e));
+        }
+        logEvent(logger, e);
         if (e.type === 'checkpoint-failed')
           failing = { count: (failing?.count ?? 0) + 1, last: e.checkpointId };
       },
@@ -393,8 +395,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       progress?.stop(undefined);
       // NOTE: fenced, another job manager leads the job now: this one only stops.
       if (lost === undefined && hasCause(e, FencedError)) lost = (e as Error).message;
-      process.stderr.write(
-        `tidemark: ${lost === undefined ? describeErrorChain(e) : `job '${jobId}': stopped without a result: lost the leadership: ${lost}`}\n`,
+      rootLog.error(
+        lost === undefined
+          ? describeErrorChain(e)
+          : `job '${jobId}': stopped without a result: lost the leadership: ${lost}`,
+        { job: jobId, ...errorFields(e) },
       );
       // A checkpoint to restore that is not there is a usage mistake, as an unknown id elsewhere.
       const unknownRestore =
@@ -430,6 +435,54 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     }
     await leases?.close();
   }
+}
+
+/**
+ * Logs a runner event at its level with its fields. Checkpoints that complete, and the start and
+ * end of an attempt, are debug records (the progress line shows them).
+ */
+function logEvent(logger: ReturnType<typeof jobLogger>, e: RunnerEvent): void {
+  let level: LogLevel = 'info';
+  let fields: LogFields = {};
+  switch (e.type) {
+    case 'restored':
+      fields = { checkpoint: e.checkpointId };
+      break;
+    case 'fallback':
+      level = 'warn';
+      fields = { checkpoint: e.checkpointId, ...errorFields(e.error) };
+      break;
+    case 'checkpoint':
+      level = 'debug';
+      fields = {
+        checkpoint: e.stats.checkpointId,
+        durationMs: Math.round(e.stats.durationMs),
+        bytesWritten: e.stats.bytesWritten,
+        ...(e.stats.savepoint ? { savepoint: true } : {}),
+        ...(e.stats.final ? { final: true } : {}),
+      };
+      break;
+    case 'checkpoint-failed':
+      level = 'warn';
+      fields = { checkpoint: e.checkpointId };
+      break;
+    case 'running':
+    case 'finished':
+      level = 'debug';
+      fields = { attempt: e.attempt };
+      break;
+    case 'restart':
+      level = 'warn';
+      fields = {
+        ...errorFields(e.error),
+        attempt: e.attempt,
+        ...(e.fromCheckpoint === undefined ? {} : { checkpoint: e.fromCheckpoint }),
+      };
+      break;
+    case 'fresh-start':
+      break;
+  }
+  logger[level](describeEvent(e), fields);
 }
 
 /** The heartbeat settings of the flags. */
@@ -478,7 +531,7 @@ async function startingPoint(
   jobId: string,
   requested: RestoreTarget | undefined,
   highlyAvailable: boolean,
-  log: (line: string) => void,
+  log: (line: string, level?: LogLevel) => void,
 ): Promise<RestoreTarget | undefined> {
   await storage?.open();
   const latest = await storage?.latest(jobId);

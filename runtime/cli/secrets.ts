@@ -10,12 +10,13 @@ import { createSecureContext } from 'node:tls';
 import type { CheckpointStorage } from '../../state/storage/checkpoint-storage.js';
 import { openCheckpointStorage } from '../../state/storage/open-storage.js';
 import { type ClusterTlsOptions, checkAuthentication } from '../distributed/wire.js';
+import { log } from '../log.js';
 import { UsageError } from './load-job.js';
 
 /** Where warnings go (standard error). */
 export type Warn = (line: string) => void;
 
-const stderrWarn: Warn = (line) => process.stderr.write(`tidemark: warning: ${line}\n`);
+const stderrWarn: Warn = (line) => log.warn(line);
 
 /** The contents of a secret file, without the line break at its end. */
 export function readSecretFile(path: string, what: string): string {

@@ -21,7 +21,9 @@ import { JobLifecycle } from '../execution/lifecycle.js';
 import type { JobResult, ResultCollector } from '../execution/results.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import { placeSubtasks } from '../graph/placement.js';
+import { logSettings } from '../log.js';
 import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '../metrics.js';
+import { acquireNodeMetrics, type SlotRuntimeMetrics } from '../observe/node-metrics.js';
 import type { TaskStatus } from '../task/task.js';
 import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
 import { planHash } from './slot.js';
@@ -43,6 +45,8 @@ export interface ClusterOptions {
   provider?: SlotProvider | undefined;
   /** The job module every slot imports. */
   jobPath: string;
+  /** The job id (as checkpoints are stored under; default: the job name): the slots' logs say it. */
+  jobId?: string | undefined;
   overrides: SlotInit['overrides'];
   restore?: Map<string, OperatorSubtaskState>[] | undefined;
   attemptNumber: number;
@@ -117,7 +121,8 @@ export function startWorker(
   events: SlotEvents,
 ): SlotHandle & { worker: Worker } {
   const w = new Worker(workerEntry().url, {
-    workerData: { init, peers },
+    // NOTE: a slot logs as its process does (the task manager's settings, not the job manager's).
+    workerData: { init, peers, log: logSettings() },
     transferList: peers.filter((p): p is MessagePort => p !== undefined),
   });
   let ended = false;
@@ -192,6 +197,10 @@ export class ClusterExecutor {
   private workers: SlotHandle[] = [];
   private readonly tasks = new Map<TaskRef, RemoteTask>();
   private readonly metricsBySlot = new Map<number, SubtaskMetrics[]>();
+  /** Node's figures of each slot (its thread, and its task manager's process). */
+  private readonly runtimeBySlot = new Map<number, SlotRuntimeMetrics>();
+  /** Node's figures of this (the job manager's) thread, while the attempt runs. */
+  private nodeMetrics: ReturnType<typeof acquireNodeMetrics> | undefined;
   private readonly lifecycle: JobLifecycle;
   /** Resolves what `run` waits for: every slot done (or finalized), or the run stopped. */
   private settle: (() => void) | undefined;
@@ -267,6 +276,15 @@ export class ClusterExecutor {
 
   /** Runs the job to its end on the slots. */
   async run(): Promise<JobResult> {
+    this.nodeMetrics = acquireNodeMetrics();
+    try {
+      return await this.runOnSlots();
+    } finally {
+      this.nodeMetrics.release();
+    }
+  }
+
+  private async runOnSlots(): Promise<JobResult> {
     const provider: SlotProvider = this.options.provider ?? new LocalSlots();
     if (provider.awaitSlots !== undefined) {
       // NOTE: a restart after a task manager left waits (boundedly) for one to bring its slots
@@ -310,6 +328,7 @@ export class ClusterExecutor {
         slot,
         slots,
         jobPath,
+        ...(this.options.jobId === undefined ? {} : { jobId: this.options.jobId }),
         overrides: this.options.overrides,
         planHash: hash,
         tasks: [...this.tasks.values()].filter((t) => t.slot === slot).map((t) => t.ref),
@@ -415,6 +434,12 @@ export class ClusterExecutor {
         break;
       case 'metrics':
         this.metricsBySlot.set(slot, m.subtasks);
+        if (m.runtime !== undefined)
+          this.runtimeBySlot.set(slot, {
+            slot,
+            thread: m.runtime,
+            ...(m.process === undefined ? {} : { process: m.process }),
+          });
         break;
       case 'done':
         this.done++;
@@ -441,8 +466,17 @@ export class ClusterExecutor {
     await this.workers[slot]?.kill();
   }
 
-  /** The latest metrics the slots reported, summed per operator. */
+  /**
+   * The latest metrics the slots reported, summed per operator, and Node's figures of the job
+   * manager's thread and of every slot (`runtime`).
+   */
   metrics(): JobMetricsSnapshot {
-    return aggregateMetrics([...this.metricsBySlot.values()].flat(), Date.now());
+    const m = aggregateMetrics([...this.metricsBySlot.values()].flat(), Date.now());
+    if (this.nodeMetrics !== undefined)
+      m.runtime = {
+        jobManager: this.nodeMetrics.snapshot(),
+        slots: [...this.runtimeBySlot.values()].sort((a, b) => a.slot - b.slot),
+      };
+    return m;
   }
 }

@@ -19,6 +19,7 @@ import {
   type LeaseAttempt,
   type LeaseStore,
 } from '../../state/storage/leases.js';
+import type { LogLevel } from '../log.js';
 
 /** Lease duration by default (as Flink's Kubernetes HA `lease-duration`). */
 export const DEFAULT_LEASE_MS = 15_000;
@@ -33,7 +34,8 @@ export interface LeaderElectionOptions {
   leaseMs?: number | undefined;
   /** Wait as a standby while another job manager leads; otherwise that is a {@link LeadershipError}. */
   standby: boolean;
-  log?: ((line: string) => void) | undefined;
+  /** Where its lines go, with their level (default `info`). */
+  log?: ((line: string, level?: LogLevel) => void) | undefined;
   /** Stops waiting (the election then rejects with the signal's reason). */
   signal?: AbortSignal | undefined;
   /**
@@ -84,7 +86,7 @@ export async function electLeader(options: LeaderElectionOptions): Promise<Elect
       // not to wait reports it.
       if (!options.standby) throw e;
       const text = (e as Error).message;
-      if (text !== lastError) log(`cannot reach the lease of job '${jobId}': ${text}; trying again`);
+      if (text !== lastError) log(`cannot reach the lease of job '${jobId}': ${text}; trying again`, 'warn');
       lastError = text;
       await sleep(pollMs, options.signal);
       continue;
@@ -159,7 +161,7 @@ export class Leadership {
     acquiredAt: number,
     /** The run record the previous leader left (a run still `running`: this one takes it over). */
     readonly previousRun: JobRunRecord | undefined,
-    private readonly log: (line: string) => void,
+    private readonly log: (line: string, level?: LogLevel) => void,
     /** See {@link LeaderElectionOptions.outlastOutages}. */
     private readonly outlastOutages = false,
   ) {
@@ -288,7 +290,7 @@ export class Leadership {
       if (this.stopped) return;
       const text = (e as Error).message;
       if (text !== this.lastError)
-        this.log(`cannot renew the lease of job '${this.jobId}': ${text}; retrying`);
+        this.log(`cannot renew the lease of job '${this.jobId}': ${text}; retrying`, 'warn');
       this.lastError = text;
       // Retry soon, but not past the moment the lease runs out (that check loses it, unless an
       // outage is outlasted: then retry at the same pace).

@@ -16,6 +16,7 @@ import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snap
 import type { StorageSpec } from '../../state/storage/checkpoint-storage.js';
 import type { DirtyGroups, WrittenSnapshot } from '../checkpoint/snapshot-writer.js';
 import type { SubtaskMetrics } from '../metrics.js';
+import type { NodeMetricsSnapshot } from '../observe/node-metrics.js';
 import type { TaskStatus } from '../task/task.js';
 import type { Frame } from './frame-codec.js';
 
@@ -26,6 +27,8 @@ export type TaskRef = string;
 export interface SlotInit {
   slot: number;
   slots: number;
+  /** The job id (default: the job name), for the slot's logs. */
+  jobId?: string;
   /** Absolute path of the job module every slot imports. */
   jobPath: string;
   /** Environment settings that override the job's (job name, parallelism, max parallelism). */
@@ -81,8 +84,17 @@ export type FromSlot =
   | { type: 'write-failed'; task: TaskRef; checkpointId: number; reason: string }
   /** Values of result sinks: plain adds, and whole committed transactions. */
   | { type: 'results'; adds: [string, number, unknown][]; commits: [string, string, unknown[]][] }
-  /** The slot's current operator metrics (every 500 ms, and at the end). */
-  | { type: 'metrics'; subtasks: SubtaskMetrics[] }
+  /**
+   * The slot's current operator metrics (every 500 ms while it works, every second while it
+   * idles, and at the end), Node's figures of its thread (`runtime`) and, added by the task
+   * manager that relays it, of the task manager process's main thread (`process`).
+   */
+  | {
+      type: 'metrics';
+      subtasks: SubtaskMetrics[];
+      runtime?: NodeMetricsSnapshot;
+      process?: NodeMetricsSnapshot;
+    }
   /** Every subtask of the slot finished (or was cancelled). */
   | { type: 'done'; status: 'FINISHED' | 'CANCELLED' }
   /** The answer to `final`: published and closed. */

@@ -18,6 +18,8 @@ import { SubtaskRunner } from '../execution/subtask-runner.js';
 import type { Placement } from '../execution/wiring.js';
 import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
 import { planToJson } from '../graph/plan.js';
+import { errorFields, jobLogger, type Logger } from '../log.js';
+import { acquireNodeMetrics } from '../observe/node-metrics.js';
 
 import type { Channel } from '../task/channel.js';
 import type { Task } from '../task/task.js';
@@ -81,6 +83,12 @@ export class Slot implements Placement {
   private readonly storage: CheckpointStorage | undefined;
   private storageOpened: Promise<void> | undefined;
   private readonly writer: SnapshotWriter | undefined;
+  /** This slot's logger: the job, the slot, and per record the vertex and subtask. */
+  readonly log: Logger;
+  /** Node's figures of this thread (sent with the metrics). */
+  private readonly nodeMetrics = acquireNodeMetrics();
+  /** Sends the metrics of an idle slot (`afterPass` sends those of a busy one). */
+  private readonly idleMetrics: NodeJS.Timeout;
 
   constructor(
     readonly init: SlotInit,
@@ -90,6 +98,11 @@ export class Slot implements Placement {
     private readonly send: (msg: FromSlot) => void,
   ) {
     this.local = new Set(init.tasks);
+    this.idleMetrics = setInterval(() => {
+      if (Date.now() - this.lastMetrics >= 1000) this.sendMetrics();
+    }, 1000);
+    this.idleMetrics.unref();
+    this.log = jobLogger(init.jobId ?? graph.jobName, { component: 'slot', slot: init.slot });
     if (init.snapshots !== undefined) {
       this.storage = openStorageSpec(init.snapshots.storage);
       this.storageOpened = this.storage.open();
@@ -121,6 +134,9 @@ export class Slot implements Placement {
       detectStalls: false,
     });
     for (const t of this.runner.tasks) this.tasksByRef.set(taskRef(t.vertex.id, t.subtaskIndex), t);
+    this.log.debug(`slot ${init.slot}: deployed ${this.runner.tasks.map((t) => t.describe()).join(', ')}`, {
+      attempt: init.attemptNumber,
+    });
     peers.forEach((port, slot) => {
       if (port === undefined) return;
       port.on('message', (m: SlotToSlot) => this.onPeer(m));
@@ -236,6 +252,12 @@ export class Slot implements Placement {
   }
 
   onTaskStatus(task: Task): void {
+    if (this.log.enabled('debug'))
+      this.log.debug(`${task.describe()} is ${task.status}`, {
+        vertex: task.vertex.name,
+        subtask: task.subtaskIndex,
+        status: task.status,
+      });
     this.send({ type: 'status', task: taskRef(task.vertex.id, task.subtaskIndex), status: task.status });
   }
 
@@ -299,6 +321,8 @@ export class Slot implements Placement {
 
   /** Closes the operators, and the storage once its writes are done. */
   private async close(): Promise<void> {
+    clearInterval(this.idleMetrics);
+    this.nodeMetrics.release();
     this.runner.close();
     await this.writer?.settled();
     await this.storage?.close().catch(() => {});
@@ -314,7 +338,7 @@ export class Slot implements Placement {
 
   sendMetrics(now = Date.now()): void {
     this.lastMetrics = now;
-    this.send({ type: 'metrics', subtasks: this.runner.metrics() });
+    this.send({ type: 'metrics', subtasks: this.runner.metrics(), runtime: this.nodeMetrics.snapshot() });
   }
 
   /** Runs the slot's subtasks until they finish (or the run is cancelled or fails). */
@@ -323,6 +347,10 @@ export class Slot implements Placement {
       await this.runner.run();
     } catch (e) {
       this.lifecycle.fail(e);
+    }
+    if (this.lifecycle.failed) {
+      const e = this.lifecycle.error();
+      this.log.debug(`slot ${this.init.slot} failed: ${e.message}`, errorFields(e));
     }
     this.afterPass();
     if (this.lifecycle.stopped) await this.close();

@@ -18,6 +18,8 @@ import type { Server } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { TidemarkError } from '../../state/errors.js';
+import type { LogLevel } from '../log.js';
+import { acquireNodeMetrics } from '../observe/node-metrics.js';
 import { type SlotEvents, type SlotHandle, type SlotProvider, startWorker } from './cluster.js';
 import type {
   FromTaskManager,
@@ -76,7 +78,8 @@ export interface TaskManagerPoolOptions {
    * managers drop what slots of the other's deployments still send.
    */
   deploymentBase?: number;
-  log?: (line: string) => void;
+  /** Where its lines go, with their level (default `info`). */
+  log?: (line: string, level?: LogLevel) => void;
 }
 
 /** How long a restart waits for the slots it lacks by default (Flink's `slot.request.timeout`). */
@@ -154,7 +157,7 @@ export class TaskManagerPool implements SlotProvider {
       log,
     };
     const server = await listenPeers({ host, port }, token, wire, (link, hello) => {
-      link.on('error', (e: Error) => log(`connection from ${link.peer}: ${e.message}`));
+      link.on('error', (e: Error) => log(`connection from ${link.peer}: ${e.message}`, 'warn'));
       if (hello.role !== 'taskmanager') {
         link.close();
         return;
@@ -181,7 +184,7 @@ export class TaskManagerPool implements SlotProvider {
       heartbeat();
       watchSilence(link, heartbeatTimeoutMs, (silentMs) => {
         m.lost = `missed its heartbeats: nothing heard from it for ${silentMs} ms`;
-        log(`${m.name} ${m.lost}; giving it up`);
+        log(`${m.name} ${m.lost}; giving it up`, 'warn');
         link.close();
       });
       link.once('close', () => {
@@ -234,6 +237,7 @@ export class TaskManagerPool implements SlotProvider {
     const log = this.options.log ?? (() => {});
     log(
       `the job needs ${target} slots and the task managers connected have ${this.slots}: waiting up to ${timeoutMs} ms for task managers to bring more (slot request timeout)`,
+      'warn',
     );
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -253,6 +257,7 @@ export class TaskManagerPool implements SlotProvider {
     if (signal?.aborted !== true && slots < target && slots > 0)
       log(
         `no more slots came within ${timeoutMs} ms: running on ${slots} of ${target} slots (subtasks share slots)`,
+        'warn',
       );
     return slots;
   }
@@ -359,7 +364,8 @@ export interface TaskManagerOptions {
   frameTimeoutMs?: number | undefined;
   /** Refused data connections from one address are logged once per this interval (default 10 s). */
   refusalLogIntervalMs?: number | undefined;
-  log?: (line: string) => void;
+  /** Where its lines go, with their level (default `info`). */
+  log?: (line: string, level?: LogLevel) => void;
 }
 
 /** First and longest wait between attempts to register with a job manager. */
@@ -390,7 +396,7 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     tls: options.tls,
     frameTimeoutMs: options.frameTimeoutMs,
     refusalLogIntervalMs: options.refusalLogIntervalMs,
-    log: (line: string) => log(`data connection: ${line}`),
+    log: (line: string, level?: LogLevel) => log(`data connection: ${line}`, level),
   };
   // Data connections from other task managers: slot-to-slot messages.
   const relays = new Map<string, MessagePort>(); // `${from}>${to}` → the port feeding slot `to`
@@ -410,12 +416,14 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     (link) => {
       inbound.add(link);
       link.once('close', () => inbound.delete(link));
-      link.on('error', (e: Error) => log(`data connection from ${link.peer}: ${e.message}`));
+      link.on('error', (e: Error) => log(`data connection from ${link.peer}: ${e.message}`, 'warn'));
       link.on('message', receive);
     },
   );
   const dataPort = (dataServer.address() as { port: number }).port;
 
+  // Node's figures of this process's main thread, sent with its slots' metrics.
+  const nodeMetrics = acquireNodeMetrics();
   const workers = new Map<number, SlotHandle>();
   const outbound = new Map<number, Promise<Link>>(); // task manager index → link
   const undeploy = async () => {
@@ -486,7 +494,7 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
         throw new WireError(`no job manager accepted this task manager within ${timeoutMs} ms (${text})`);
       const now = Date.now();
       if (logged === undefined || logged.text !== text || now - logged.at >= REGISTRATION_LOG_EVERY_MS) {
-        log(`no job manager to register with yet (${text}); trying again`);
+        log(`no job manager to register with yet (${text}); trying again`, 'warn');
         logged = { text, at: now };
       }
       await new Promise((r) =>
@@ -501,7 +509,7 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
     let lost: string | undefined;
     let shutdown: string | undefined;
     let watching = false;
-    jm.on('error', (e: Error) => log(`connection with the job manager: ${e.message}`));
+    jm.on('error', (e: Error) => log(`connection with the job manager: ${e.message}`, 'warn'));
     // NOTE: the job manager's silence means it gave this task manager up, or is gone: the slots
     // stop rather than run on for an attempt that is over (Flink's task manager fails its tasks
     // when the job manager's heartbeats stop), and the task manager looks for a job manager again.
@@ -544,7 +552,12 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
       const local = new Set(m.inits.map((i) => i.slot));
       const events: SlotEvents = {
         message: (slot, message) =>
-          jm.send({ type: 'slot', deployment: m.deployment, slot, message } satisfies FromTaskManager),
+          jm.send({
+            type: 'slot',
+            deployment: m.deployment,
+            slot,
+            message: message.type === 'metrics' ? { ...message, process: nodeMetrics.snapshot() } : message,
+          } satisfies FromTaskManager),
         exit: (slot, reason) =>
           jm.send({ type: 'exit', deployment: m.deployment, slot, reason } satisfies FromTaskManager),
       };
@@ -573,7 +586,7 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
                 );
                 connecting.then(
                   (l) => {
-                    l.on('error', (e: Error) => log(`data connection with ${l.peer}: ${e.message}`));
+                    l.on('error', (e: Error) => log(`data connection with ${l.peer}: ${e.message}`, 'warn'));
                     l.on('close', () => {
                       if (outbound.get(owner) === connecting) outbound.delete(owner);
                     });
@@ -634,9 +647,11 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
       }
       log(
         `${end.lost ?? `the job manager at ${address} disconnected`}; stopping the slots and looking for the job manager again`,
+        'warn',
       );
     }
   } finally {
+    nodeMetrics.release();
     await undeploy();
     dataServer.close();
     // NOTE: the other task managers' connections are closed here too, not left to them: one behind

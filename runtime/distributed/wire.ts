@@ -12,6 +12,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { InvalidArgumentError, registerErrorClass, TidemarkError } from '../../state/errors.js';
 import { decode, encode } from '../../state/snapshot/format.js';
+import type { LogLevel } from '../log.js';
 import type { Challenge, Hello, HelloAnswer, Opening } from './protocol.js';
 
 /** Largest frame accepted (a bigger length prefix means a broken or hostile peer). */
@@ -67,7 +68,8 @@ export interface ConnectOptions extends LinkOptions {
 /** Options of {@link listenPeers}. */
 export interface ListenOptions extends ConnectOptions {
   /** Where refused connections are logged. */
-  log?: ((line: string) => void) | undefined;
+  /** Where refused connections are logged (level `warn`). */
+  log?: ((line: string, level?: LogLevel) => void) | undefined;
   /**
    * Refused connections from one address are logged once per this interval, then counted (default
    * {@link DEFAULT_REFUSAL_LOG_INTERVAL_MS}).
@@ -577,7 +579,7 @@ export async function listenPeers(
 export class RefusalLog {
   private readonly recent = new Map<string, { suppressed: number; last: string }>();
   constructor(
-    private readonly log: (line: string) => void,
+    private readonly log: (line: string, level?: LogLevel) => void,
     private readonly intervalMs = DEFAULT_REFUSAL_LOG_INTERVAL_MS,
   ) {}
 
@@ -591,7 +593,7 @@ export class RefusalLog {
       entry.last = line;
       return;
     }
-    this.log(line);
+    this.log(line, 'warn');
     const fresh = { suppressed: 0, last: line };
     this.recent.set(key, fresh);
     setTimeout(() => {
@@ -599,6 +601,7 @@ export class RefusalLog {
       if (fresh.suppressed > 0)
         this.log(
           `${fresh.suppressed} more connection(s) from ${key} refused in the last ${Math.round(this.intervalMs / 1000)} s; the last: ${fresh.last}`,
+          'warn',
         );
     }, this.intervalMs).unref();
   }

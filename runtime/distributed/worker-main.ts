@@ -6,10 +6,20 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { serializeError, TidemarkError } from '../../state/errors.js';
 import { loadJob } from '../cli/load-job.js';
 import { buildJob } from '../job.js';
+import { configureLogging, type LogSettings, logWarning } from '../log.js';
 import type { FromSlot, SlotInit, ToSlot } from './protocol.js';
 import { planHash, Slot } from './slot.js';
 
-const { init, peers } = workerData as { init: SlotInit; peers: (MessagePort | undefined)[] };
+const { init, peers, log } = workerData as {
+  init: SlotInit;
+  peers: (MessagePort | undefined)[];
+  log?: LogSettings;
+};
+// The slot logs as its process does (see `startWorker`); warnings too (bin/worker.js printed
+// those until now).
+if (log !== undefined) configureLogging(log);
+process.removeAllListeners('warning');
+process.on('warning', logWarning);
 const port = parentPort!;
 const send = (m: FromSlot) => port.postMessage(m);
 
