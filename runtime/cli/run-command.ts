@@ -245,7 +245,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const standby = flags.standby === true || flags.ha !== undefined;
   // NOTE: a signal while the lease store opens (one that does not answer) ends the process at once.
   const beforeStart = (signal: NodeJS.Signals) => {
-    process.stderr.write(`tidemark: ${signal} before the job started; exiting\n`);
+    rootLog.error(`${signal} before the job started; exiting`);
     process.exit(130);
   };
   process.once('SIGINT', beforeStart);
