@@ -19,6 +19,7 @@ const state = {
   cpSelected: null, // checkpoint id picked by the user (null: the latest)
   cpDetails: null,
   exceptions: null,
+  lateLog: new Map(), // operator id -> [{ at, subtask, delta, watermark }], newest first
   failingSince: null,
   lastOk: 0,
   charts: {},
@@ -152,7 +153,8 @@ async function poll() {
   renderHeader();
   const tab = currentTab();
   const vids = job.vertices.map((v) => v.id);
-  if (tab === 'graph' || tab === 'late') await loadVertexDetails(vids);
+  // Always: the graph's bars and the log of late arrivals need every sample.
+  await loadVertexDetails(vids);
   if (tab === 'watermarks') await loadWatermarks(vids);
   if (tab === 'checkpoints') await loadCheckpoints();
   if (tab === 'exceptions' || (job.numExceptions > 0 && state.exceptions === null)) await loadExceptions();
@@ -160,7 +162,33 @@ async function poll() {
 
 async function loadVertexDetails(vids) {
   const all = await Promise.all(vids.map((vid) => api(jobPath(`/vertices/${vid}`))));
-  for (const d of all) state.vertices.set(d.id, d);
+  for (const d of all) {
+    logLateArrivals(state.vertices.get(d.id), d);
+    state.vertices.set(d.id, d);
+  }
+}
+
+/** Per window operator, when late records arrived (to a sample) and the watermark then. */
+function logLateArrivals(prev, d) {
+  if (prev === undefined) return;
+  const late = (st, opId) => {
+    const m = st?.operators.find((o) => o.id === opId)?.metrics ?? {};
+    return (m.numLateRecordsDropped ?? 0) + (m.numLateRecordsToSideOutput ?? 0);
+  };
+  for (const op of d.operators)
+    for (const st of d.subtasks) {
+      const before = prev.subtasks.find((p) => p.subtaskIndex === st.subtaskIndex);
+      const delta = late(st, op.id) - late(before, op.id);
+      if (before === undefined || delta <= 0) continue;
+      const log = state.lateLog.get(op.id) ?? [];
+      log.unshift({
+        at: st.sampledAt,
+        subtask: st.subtaskIndex,
+        delta,
+        watermark: st.metrics.currentInputWatermark,
+      });
+      state.lateLog.set(op.id, log.slice(0, 8));
+    }
 }
 async function loadWatermarks(vids) {
   const all = await Promise.all(vids.map((vid) => api(jobPath(`/vertices/${vid}/watermarks`))));
@@ -578,12 +606,42 @@ function renderLate() {
               ),
             ),
           ),
+          lateArrivals(op, v),
         ),
       );
     }
   }
   if (out.length === 0) out.push(h('p', { class: 'dim' }, 'This job has no window or join operators.'));
   $('late').replaceChildren(...out);
+}
+/** The log of late arrivals seen by this page: when, how many, and the watermark then. */
+function lateArrivals(op, v) {
+  const log = state.lateLog.get(op.id) ?? [];
+  if (log.length === 0) return h('p', { class: 'dim' }, 'No late record since this page opened.');
+  return h(
+    'div',
+    { 'data-testid': `late-log-${op.id}` },
+    h('h4', {}, 'Late arrivals (newest first, to the second)'),
+    h(
+      'table',
+      {},
+      h(
+        'tr',
+        {},
+        ['seen at', 'subtask', 'late records', 'watermark at their arrival'].map((c) => h('th', {}, c)),
+      ),
+      log.map((e) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, fmtClock(e.at)),
+          h('td', {}, `${e.subtask + 1}/${v.parallelism}`),
+          h('td', {}, `+${e.delta}`),
+          h('td', {}, fmtWatermark(e.watermark)),
+        ),
+      ),
+    ),
+  );
 }
 function subtaskWatermark(d, i) {
   return d.subtasks.find((st) => st.subtaskIndex === i)?.metrics.currentInputWatermark ?? null;
