@@ -94,10 +94,12 @@ function fmtTime(ts) {
 function fmtClock(ts) {
   return ts === null || ts === undefined ? '–' : new Date(ts).toLocaleTimeString();
 }
+/** A watermark as a time of day (with the date when it is not today's). */
 function fmtWatermark(wm) {
   if (wm === null || wm === undefined) return 'No Watermark';
   if (wm >= MAX_WATERMARK) return 'end of input';
-  return fmtTime(wm);
+  const t = fmtTime(wm);
+  return t.slice(0, 10) === fmtTime(Date.now()).slice(0, 10) ? t.slice(11) : t;
 }
 /** How far a watermark is behind wall time `now`. */
 function fmtLag(wm, now) {
@@ -439,14 +441,20 @@ function fmtWatermarkShort(wm) {
 
 // ---------- watermarks ----------
 
+const isSourceVertex = (vid) =>
+  state.plan?.vertices.find((v) => v.id === vid)?.operators.some((o) => o.source) ?? false;
+
 /** Why an input holds the minimum, in words. */
-function inputWhy(inp) {
+function inputWhy(inp, inputs) {
   if (inp.watermark === null) return 'never sent a watermark';
   if (inp.idle) return 'marked idle';
-  if (inp.lastRecordAgeMs === null) return 'no record yet';
+  if (inp.lastRecordAgeMs === null) return 'no record yet (watermarks only)';
   if (inp.lastRecordAgeMs > 2000)
     return `idle: no record for ${fmtMs(inp.lastRecordAgeMs)} (not marked idle)`;
-  return 'slow: its watermark lags behind the others';
+  const others = inputs.filter((i) => i !== inp && !i.idle && i.watermark !== null).map((i) => i.watermark);
+  if (others.length === 0) return 'its only input';
+  const behind = Math.min(...others) - inp.watermark;
+  return behind > 1000 ? `slow: ${fmtMs(behind)} behind the others` : 'the lowest, by little (normal)';
 }
 
 function renderWatermarks() {
@@ -467,7 +475,9 @@ function renderWatermarks() {
           h(
             'span',
             { class: 'dim' },
-            `in ${fmtWatermark(w.currentInputWatermark)} · out ${fmtWatermark(w.currentOutputWatermark)} · lag ${fmtLag(w.currentOutputWatermark ?? w.currentInputWatermark, w.now ?? now)}`,
+            `${isSourceVertex(v.id) ? '' : `in ${fmtWatermark(w.currentInputWatermark)} · `}` +
+              `out ${fmtWatermark(w.currentOutputWatermark)} · ` +
+              `lag ${fmtLag(w.currentOutputWatermark ?? w.currentInputWatermark, w.now ?? now)}`,
           ),
         ),
         w.stall
@@ -508,8 +518,14 @@ function subtaskWatermarkRow(v, st, now) {
       'td',
       { 'data-testid': `wm-held-${v.id}-${st.subtaskIndex}` },
       held ? h('b', {}, `${held.kind} ${held.name}`) : '–',
-      held ? ` — ${inputWhy(held)}` : '',
-      st.stall ? h('div', { class: 'stall' }, `⚠ ${st.stall.message}`) : null,
+      held ? ` — ${inputWhy(held, st.inputs)}` : '',
+      st.stall
+        ? h(
+            'div',
+            { class: 'stall', title: st.stall.message },
+            `⚠ stalled ${fmtMs(st.stall.stalledForMs)} (${st.stall.reason})`,
+          )
+        : null,
     ),
     h(
       'td',
@@ -714,7 +730,10 @@ function drawChart(key, el, entries, y, unit, fmt) {
         width,
         height: 180,
         scales: { x: { time: false } },
-        axes: [{ label: 'checkpoint' }, { values: (_u, ticks) => ticks.map(fmt), size: 70 }],
+        axes: [
+          { label: 'checkpoint', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
+          { values: (_u, ticks) => ticks.map(fmt), size: 70 },
+        ],
         series: [
           { label: 'checkpoint' },
           {
@@ -942,7 +961,7 @@ function fillTailVertices() {
   if (keep !== '' && state.plan.vertices.some((v) => String(v.id) === keep)) sel.value = keep;
   else {
     // Default to the last vertex that is not a sink (what a job computes), or the first.
-    const sinkless = state.plan.vertices.filter((v) => !v.operators.every((o) => o.sink));
+    const sinkless = state.plan.vertices.filter((v) => !v.operators.at(-1).sink);
     sel.value = String((sinkless.at(-1) ?? state.plan.vertices[0]).id);
   }
 }
@@ -957,8 +976,14 @@ function startTail() {
   $('tail-status').textContent = 'connecting…';
   es.onopen = () => ($('tail-status').textContent = 'live (at most 10 records/s)');
   es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) {
+      tail.source = null;
+      $('tail-toggle').textContent = 'Start';
+    }
     $('tail-status').textContent =
-      es.readyState === EventSource.CLOSED ? 'closed' : 'connection lost, reconnecting…';
+      es.readyState === EventSource.CLOSED
+        ? 'closed: the server refused it (has the job ended?)'
+        : 'connection lost, reconnecting…';
   };
   es.onmessage = (m) => {
     let ev;
