@@ -393,7 +393,7 @@ function vertexNode(pv, v, x, y) {
     );
   });
   const rate = isSource ? m.numRecordsOutPerSecond : m.numRecordsInPerSecond;
-  const name = v.name.length > 30 ? v.name.slice(0, 29) + '…' : v.name;
+  const name = v.name.length > 27 ? v.name.slice(0, 26) + '…' : v.name;
   return s(
     'g',
     {
