@@ -469,6 +469,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       pool?.close();
     }
     await leases?.close();
+    await observer?.settleOperations();
     await web?.close();
   }
 }

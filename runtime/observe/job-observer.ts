@@ -109,6 +109,8 @@ interface CheckpointRecord {
 /** What an asynchronous savepoint (or stop) request came to. */
 interface SavepointOperation {
   status: 'IN_PROGRESS' | 'COMPLETED';
+  /** Its completion was answered to a poll. */
+  read?: boolean;
   savepointId?: number;
   failure?: string;
 }
@@ -530,6 +532,7 @@ export class JobObserver implements CheckpointListener {
   savepointStatus(triggerId: string): SavepointStatus | undefined {
     const op = this.operations.get(triggerId);
     if (op === undefined) return undefined;
+    if (op.status === 'COMPLETED') op.read = true;
     return {
       status: { id: op.status },
       operation:
@@ -542,6 +545,16 @@ export class JobObserver implements CheckpointListener {
               }
             : { failureCause: op.failure ?? 'unknown' },
     };
+  }
+
+  /**
+   * Waits (at most `ms`) until every savepoint request has completed and its completion was polled:
+   * a stop ends the job right after its savepoint, and its caller still has to learn the id.
+   */
+  async settleOperations(ms = 3000): Promise<void> {
+    const end = Date.now() + ms;
+    while ([...this.operations.values()].some((o) => o.read !== true) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Cancels the job. */
