@@ -51,7 +51,9 @@ test('npm pack builds dist/ (prepare) and packs what an installation needs, and 
     'web/style.css',
   ])
     expect(files).toContain(needed);
-  expect(files.filter((f) => !/^(LICENSE|README\.md|package\.json|bin\/.*|dist\/.*|web\/.*)$/.test(f))).toEqual([]);
+  expect(
+    files.filter((f) => !/^(LICENSE|README\.md|package\.json|bin\/.*|dist\/.*|web\/.*)$/.test(f)),
+  ).toEqual([]);
   expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
   expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(
     /^\s*Apache License\s+Version 2\.0, January 2004/,
