@@ -6,8 +6,10 @@
 // latest figures per user and, when the input ends, prints the ten most active users.
 //
 // Run it with:  npx tidemark run examples/pageviews.ts --parallelism 2 --progress
-// `npm start` also checkpoints every second (to .tidemark/checkpoints); interrupt it with Ctrl-C
-// and `npm start -- --restore latest` resumes where the last checkpoint left off.
+// `npm start` also checkpoints every second (to .tidemark/checkpoints), paces the page views at
+// 50,000 a second (about three and a half minutes) and serves the dashboard at
+// http://127.0.0.1:8081/; interrupt it with Ctrl-C and `npm start -- --restore latest` resumes
+// where the last checkpoint left off.
 import {
   type AggregateFunction,
   job,
@@ -105,11 +107,17 @@ function topUsers(n: number): SinkFunction<UserActivity> {
 
 /** Number of page views the demo generates (override with PAGEVIEWS=n). */
 export const COUNT = Number(process.env.PAGEVIEWS ?? 10_000_000);
+/**
+ * Page views per second over all subtasks (PAGEVIEWS_PER_SECOND=n); unset or 0: as fast as
+ * possible. `npm start` sets 50,000 (examples/pageviews.env), so that the demo lasts long enough
+ * to watch in the dashboard.
+ */
+export const PER_SECOND = Number(process.env.PAGEVIEWS_PER_SECOND ?? 0);
 
 export default job(
   (env) => {
     env
-      .fromGenerator(pageView, { count: COUNT })
+      .fromGenerator(pageView, { count: COUNT, ...(PER_SECOND > 0 ? { ratePerSecond: PER_SECOND } : {}) })
       .name('page views')
       .uid('page-views')
       .filter((v) => !v.page.startsWith('/admin'))

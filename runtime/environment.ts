@@ -34,6 +34,8 @@ export interface ExecuteOptions extends RunSettings, JobGraphOptions {
   results?: ResultCollector | undefined;
   /** @internal {@link RunSettings.distributed}, and what starts the slots. */
   distributed?: RunOptions['distributed'];
+  /** @internal the job manager's view of the run (REST, metrics), when it is watched. */
+  observer?: RunOptions['observer'];
 }
 
 /** Checkpointing settings of an environment (the storage is set separately). */

@@ -28,6 +28,8 @@ import { type ExecutionOptions, LocalExecutor } from './execution/local-executor
 import { type JobResult, ResultCollector } from './execution/results.js';
 import type { JobGraph } from './graph/job-graph.js';
 import type { JobMetricsSnapshot } from './metrics.js';
+import type { JobObserver } from './observe/job-observer.js';
+import type { TaskSample } from './observe/sample.js';
 import { RestartBackoff, RestartStrategies, type RestartStrategy } from './restart-strategies.js';
 
 /**
@@ -108,6 +110,8 @@ export interface RunOptions
   results?: ResultCollector | undefined;
   /** Run on several slots; `provider` starts them (default: worker threads of this process). */
   distributed?: (DistributedSettings & { provider?: SlotProvider | undefined }) | undefined;
+  /** Watches the run (REST, metrics): tasks are timed and sampled, checkpoints reported. */
+  observer?: JobObserver | undefined;
 }
 
 /** One attempt of a run: in this thread, or on several slots. */
@@ -116,6 +120,7 @@ interface Execution {
   run(): Promise<JobResult>;
   cancel(): void;
   metrics(): JobMetricsSnapshot;
+  samples(): (TaskSample & { slot?: number })[];
 }
 
 /**
@@ -147,6 +152,7 @@ export class JobRunner {
   ) {
     this.jobId = options.jobId ?? graph.jobName;
     this.results = options.results ?? new ResultCollector();
+    options.observer?.bind(graph, this.jobId, options.checkpointing);
   }
 
   /** The storage checkpoints are read from and written to, if any. */
@@ -156,6 +162,20 @@ export class JobRunner {
 
   /** Runs to the end (or failure beyond the restart strategy, or cancellation). */
   async run(): Promise<JobResult> {
+    const observer = this.options.observer;
+    if (observer === undefined) return this.runUnobserved();
+    observer.start({ triggerSavepoint: () => this.triggerSavepoint(), cancel: () => this.cancel() });
+    try {
+      const result = await this.runUnobserved();
+      observer.ended(result.status === 'FINISHED' ? 'FINISHED' : 'CANCELED');
+      return result;
+    } catch (e) {
+      observer.ended(this.cancelled ? 'CANCELED' : 'FAILED', this.cancelled ? undefined : e);
+      throw e;
+    }
+  }
+
+  private async runUnobserved(): Promise<JobResult> {
     const started = performance.now();
     const storage = this.storage;
     const o = this.options;
@@ -192,7 +212,7 @@ export class JobRunner {
       for (;;) {
         if (loaded !== undefined) {
           this.lastCompletedId = loaded.checkpointId;
-          o.onEvent?.({ type: 'restored', checkpointId: loaded.checkpointId });
+          this.emit({ type: 'restored', checkpointId: loaded.checkpointId });
         }
         const {
           checkpointing: _cp,
@@ -204,6 +224,7 @@ export class JobRunner {
           onEvent: _e,
           results: _res,
           distributed,
+          observer,
           ...execution
         } = o;
         const checkpointing =
@@ -223,6 +244,7 @@ export class JobRunner {
                 },
                 onFailure: (failure: CheckpointFailure) =>
                   o.onEvent?.({ type: 'checkpoint-failed', jobId: this.jobId, ...failure }),
+                listener: observer,
               };
         const executor: Execution =
           distributed !== undefined && (distributed.slots > 1 || distributed.provider !== undefined)
@@ -237,8 +259,9 @@ export class JobRunner {
                 runId: this.runId,
                 results: this.results,
                 checkpointing,
-                onRunning: () => o.onEvent?.({ type: 'running', attempt: this.attempt }),
+                onRunning: () => this.emit({ type: 'running', attempt: this.attempt }),
                 onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),
+                observe: observer !== undefined,
               })
             : new LocalExecutor(this.graph, {
                 ...execution,
@@ -248,11 +271,13 @@ export class JobRunner {
                 results: this.results,
                 ...(checkpointing === undefined ? {} : { checkpointing }),
                 onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),
+                observe: observer !== undefined,
               });
         this.executor = executor;
+        observer?.attach(() => executor.samples(), this.attempt);
         if (this.cancelled) executor.cancel();
         // In this thread the subtasks are deployed as the run starts.
-        if (executor instanceof LocalExecutor) o.onEvent?.({ type: 'running', attempt: this.attempt });
+        if (executor instanceof LocalExecutor) this.emit({ type: 'running', attempt: this.attempt });
         try {
           const result = await executor.run();
           return { ...result, durationMs: performance.now() - started };
@@ -295,7 +320,7 @@ export class JobRunner {
       this.attempt++;
       // Best effort here (to say where the restart resumes); an unreachable storage is tried below.
       await this.adoptCommittedCheckpoint().catch(() => undefined);
-      o.onEvent?.({
+      this.emit({
         type: 'restart',
         attempt: this.attempt,
         delayMs: decision.delayMs,
@@ -370,6 +395,12 @@ export class JobRunner {
       return undefined;
     }
     return loadCheckpoint(storage, this.jobId, target, this.graph, { allowNonRestoredState: allow });
+  }
+
+  /** Reports an event to the observer and the caller. */
+  private emit(e: RunnerEvent): void {
+    this.options.observer?.onEvent(e);
+    this.options.onEvent?.(e);
   }
 
   /** Stops the job (the run resolves with status CANCELLED). */

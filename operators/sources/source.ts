@@ -90,6 +90,8 @@ class SplitOutput<T> implements ReaderOutput<T>, WatermarkOutput {
   idle = false;
   /** The main output only counts once records or watermarks went through it. */
   used = false;
+  /** Records through it (a plain increment; sampled by the runtime's observer). */
+  records = 0;
   constructor(
     private readonly op: SourceOperator<T>,
     readonly generator: WatermarkGenerator<T> | undefined,
@@ -106,6 +108,7 @@ class SplitOutput<T> implements ReaderOutput<T>, WatermarkOutput {
       }
     }
     this.used = true;
+    this.records++;
     if (this.idle) this.markActive();
     if (this.generator !== undefined) this.generator.onEvent(value, ts, this);
     op.emitRecord(value, ts);
@@ -280,6 +283,42 @@ export class SourceOperator<T> extends AbstractStreamOperator<T> {
       this.processWatermark(min);
     }
     this.alignment?.report(this.combined);
+  }
+
+  /**
+   * @internal the splits as the runtime's observer shows them: each split's watermark, idleness
+   * and records (the main output as `main` when the reader writes there), the combined
+   * watermark, whether alignment pauses the reader, and how far ahead of its group it is.
+   */
+  observe(): {
+    splits: { splitId: string; watermark: number; idle: boolean; records: number }[];
+    combined: number;
+    idle: boolean;
+    paused: boolean;
+    alignmentDrift: number | null;
+  } {
+    const splits: { splitId: string; watermark: number; idle: boolean; records: number }[] = [];
+    const mainUsed = this.main?.used === true;
+    if (mainUsed) {
+      const m = this.main!;
+      splits.push({ splitId: 'main', watermark: m.watermark, idle: m.idle, records: m.records });
+    }
+    for (const [splitId, out] of this.perSplit)
+      if (!mainUsed || out.used)
+        splits.push({ splitId, watermark: out.watermark, idle: out.idle, records: out.records });
+    const a = this.alignment;
+    const min = a?.minWatermark();
+    return {
+      splits,
+      combined: this.combined,
+      idle: this.idle,
+      paused:
+        a !== undefined && min !== undefined && this.combined > min + this.strategy!.alignment!.maxDriftMs,
+      alignmentDrift:
+        min === undefined || !Number.isFinite(min) || !Number.isFinite(this.combined)
+          ? null
+          : this.combined - min,
+    };
   }
 
   /** @internal */

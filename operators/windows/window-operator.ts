@@ -259,6 +259,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   /** The merging window set, loaded per key (merging assigners only). */
   private mergingSet: MergingWindowSet<W> | undefined;
   private numLateRecordsDropped!: Counter;
+  private numLateRecordsToSideOutput!: Counter;
   private runtimeContext!: RuntimeContext;
   private readonly handles = new Map<string, { kind: StateDescriptor['kind']; handle: ContentsState }>();
   private readonly triggerContext: WindowTriggerContext;
@@ -326,6 +327,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       (w instanceof Window ? w : assigner.restoreWindow(w)).namespace(),
     );
     this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
+    this.numLateRecordsToSideOutput = ctx.metrics.counter('numLateRecordsToSideOutput');
     this.runtimeContext = createRuntimeContext(ctx);
     if (this.fn !== undefined)
       openFunction(this.fn, this.runtimeContext, (e) => this.userError(e, undefined, 'open()'));
@@ -413,8 +415,10 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       // NOTE: as in Flink, an element is dropped only if none of its windows took it and it is
       // late itself; it then goes to the late side output if one is set, else it is counted.
       if (skipped && this.isElementLate(timestamp)) {
-        if (this.lateDataTag !== undefined) this.output.collectSide(this.lateDataTag, value, timestamp);
-        else this.numLateRecordsDropped.inc();
+        if (this.lateDataTag !== undefined) {
+          this.numLateRecordsToSideOutput.inc();
+          this.output.collectSide(this.lateDataTag, value, timestamp);
+        } else this.numLateRecordsDropped.inc();
       }
     } catch (e) {
       throw this.userError(e, value, this.stage);

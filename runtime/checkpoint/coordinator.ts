@@ -26,7 +26,7 @@ import {
 import type { IncrementalSnapshot } from '../../state/snapshot/types.js';
 import { type CheckpointStorage, FencedError } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
-import type { TaskStatus } from '../task/task.js';
+import type { CheckpointTiming, TaskStatus } from '../task/task.js';
 import { connectedSubtasks } from '../task/writers.js';
 import { type DirtyGroups, SnapshotWriter, type WrittenSnapshot } from './snapshot-writer.js';
 
@@ -123,6 +123,29 @@ interface Pending {
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
 }
 
+/** A subtask's part of a checkpoint, once acknowledged (written). */
+export interface SubtaskCheckpointFigures extends CheckpointTiming {
+  /** Encoding and writing its snapshot, ms. */
+  asyncMs: number;
+  /** Bytes it wrote. */
+  bytes: number;
+  /** Wall time the job manager counted it. */
+  ackAt: number;
+}
+
+/** Listens to every checkpoint's course (the job observer's checkpoint statistics). */
+export interface CheckpointListener {
+  triggered(
+    checkpointId: number,
+    triggerTimestamp: number,
+    kind: { savepoint: boolean; final: boolean },
+    tasks: readonly CheckpointTask[],
+  ): void;
+  acknowledged(checkpointId: number, task: CheckpointTask, figures: SubtaskCheckpointFigures): void;
+  completed(stats: CheckpointStats): void;
+  failed(checkpointId: number, reason: string): void;
+}
+
 /** Hooks into the executor. */
 export interface CoordinatorHost {
   readonly jobId: string;
@@ -139,6 +162,8 @@ export interface CoordinatorHost {
   onAbort?(checkpointId: number): void;
   /** A checkpoint failed (once per failed checkpoint; not for one subsumed or cut short by the end). */
   onFailure?(failure: CheckpointFailure): void;
+  /** Statistics of every checkpoint (when the job is observed). */
+  readonly listener?: CheckpointListener | undefined;
 }
 
 /** Where a key group of the last completed checkpoint is: its last whole snapshot, then deltas. */
@@ -205,6 +230,7 @@ export class CheckpointCoordinator {
     for (const p of [...this.pending.values()]) {
       p.failed = true;
       this.pending.delete(p.id);
+      this.host.listener?.failed(p.id, `the job ended before checkpoint ${p.id} completed`);
       for (const w of p.waiters)
         w.reject(
           new TidemarkError(
@@ -319,6 +345,7 @@ export class CheckpointCoordinator {
         asked: new Set(tasks),
         waiters: [{ resolve, reject }],
       });
+      this.host.listener?.triggered(id, Date.now(), { savepoint: false, final: true }, tasks);
       for (const t of tasks) t.triggerFinalCheckpoint(id);
       this.host.wake();
     });
@@ -352,6 +379,7 @@ export class CheckpointCoordinator {
       waiters: waiter === undefined ? [] : [waiter],
     };
     this.pending.set(id, p);
+    this.host.listener?.triggered(id, Date.now(), { savepoint, final: false }, tasks);
     // See the module comment: the barrier reaches the others.
     const upstream = this.upstream();
     for (const t of tasks)
@@ -423,7 +451,12 @@ export class CheckpointCoordinator {
    * A task in this thread took its snapshot of checkpoint `id`: write its changed key groups here,
    * then count it (a task elsewhere writes its own: {@link acknowledgeWritten}).
    */
-  acknowledge(task: CheckpointTask, id: number, snaps: IncrementalSnapshot[]): void {
+  acknowledge(
+    task: CheckpointTask,
+    id: number,
+    snaps: IncrementalSnapshot[],
+    timing?: CheckpointTiming,
+  ): void {
     const dirty = snaps.map((s) => ({ operatorId: s.operatorId, changed: [...s.changed.keys()] }));
     const p = this.pending.get(id);
     if (p === undefined || p.failed) {
@@ -432,15 +465,25 @@ export class CheckpointCoordinator {
       return;
     }
     p.snapshots.push({ task, dirty });
+    const asyncStart = performance.now();
     const write = this.writer.writeAll(id, snaps).then(
-      (written) => this.written(p, task, written),
+      (written) => {
+        if (timing !== undefined)
+          this.report(p, task, written, { ...timing, asyncMs: performance.now() - asyncStart });
+        this.written(p, task, written);
+      },
       (e: unknown) => this.writeFailed(task, id, (e as Error).message),
     );
     p.writes.push(write);
   }
 
   /** A task elsewhere took its snapshot of checkpoint `id` and wrote it: count it. */
-  acknowledgeWritten(task: CheckpointTask, id: number, written: WrittenSnapshot[]): void {
+  acknowledgeWritten(
+    task: CheckpointTask,
+    id: number,
+    written: WrittenSnapshot[],
+    timing?: CheckpointTiming & { asyncMs: number },
+  ): void {
     const dirty = written.map((w) => ({ operatorId: w.operatorId, changed: w.changed }));
     const p = this.pending.get(id);
     if (p === undefined || p.failed) {
@@ -448,7 +491,21 @@ export class CheckpointCoordinator {
       return;
     }
     p.snapshots.push({ task, dirty });
+    if (timing !== undefined) this.report(p, task, written, timing);
     this.written(p, task, written);
+  }
+
+  private report(
+    p: Pending,
+    task: CheckpointTask,
+    written: readonly WrittenSnapshot[],
+    timing: CheckpointTiming & { asyncMs: number },
+  ): void {
+    const listener = this.host.listener;
+    if (listener === undefined || p.failed) return;
+    let bytes = 0;
+    for (const w of written) bytes += w.bytes;
+    listener.acknowledged(p.id, task, { ...timing, bytes, ackAt: Date.now() });
   }
 
   /** A task could not write its snapshot of checkpoint `id`: the checkpoint fails. */
@@ -581,6 +638,7 @@ export class CheckpointCoordinator {
         if (t.status === 'running' || t.status === 'finishing' || t.status === 'finished')
           t.notifyCheckpointComplete(p.id);
     for (const w of p.waiters) w.resolve(p.id);
+    this.host.listener?.completed(this.lastCompleted);
     this.host.onComplete?.(this.lastCompleted);
     this.host.wake();
   }
@@ -596,6 +654,7 @@ export class CheckpointCoordinator {
     for (const { task, dirty } of p.snapshots) task.redirty(dirty);
     for (const t of this.host.tasks) t.abortCheckpoint(p.id);
     this.host.onAbort?.(p.id);
+    this.host.listener?.failed(p.id, reason);
     this.lastEnd = this.host.now();
     if (!countAsFailure) return;
     this.failures.push(reason);

@@ -1,6 +1,5 @@
 /** The `tidemark` command line. `main` returns the exit code. */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { describeErrorChain } from '../../state/errors.js';
 import { openLeaseStorage } from '../../state/storage/open-storage.js';
@@ -28,17 +27,18 @@ import { loadJob, UsageError } from './load-job.js';
 import { duration, nonNegativeInt, positiveInt, restartStrategy, restoreTarget } from './options.js';
 import { DEFAULT_STORAGE, type RunFlags, runCommand } from './run-command.js';
 import { type ClusterSecurityFlags, clusterSecurity, type StorageCommandFlags } from './secrets.js';
+import {
+  cancelJob,
+  type JobCommandFlags,
+  jobManagerUrl,
+  jobStatus,
+  listJobs,
+  packageVersion,
+  savepointViaRest,
+  stopJob,
+} from './web-client.js';
 
-/** The package version (from source, ../../package.json; from dist/, ../../../package.json). */
-function version(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    const url = new URL(rel, import.meta.url);
-    if (!existsSync(url)) continue;
-    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version: string };
-    if (pkg.name === 'tidemark') return pkg.version;
-  }
-  return 'unknown';
-}
+const version = packageVersion;
 
 interface GraphFlags {
   parallelism?: number;
@@ -211,6 +211,25 @@ export async function main(argv: string[]): Promise<number> {
       duration,
     )
     .option(
+      '--web-port <port>',
+      'serve the REST API, Prometheus /metrics and the dashboard on this port (0: any free port; default off)',
+      nonNegativeInt,
+    )
+    .option('--web-host <host>', 'with --web-port: the address to bind (default 127.0.0.1)')
+    .option(
+      '--web-token <secret>',
+      'with --web-port: the token changing calls (cancel, savepoint, stop) need (or TIDEMARK_WEB_TOKEN); ps shows it: prefer --web-token-file; without one, only this host may change the job',
+    )
+    .option(
+      '--web-token-file <file>',
+      'with --web-port: read the web token from this file (or TIDEMARK_WEB_TOKEN_FILE)',
+    )
+    .option(
+      '--web-stall-threshold <duration>',
+      'with --web-port: a watermark that has not moved this long is reported stalled, with the reason (default 10s)',
+      duration,
+    )
+    .option(
       '--slot-request-timeout <duration>',
       'with --listen: how long a restart that lacks slots (a task manager left) waits for task managers to bring them, before it runs on the slots there are, or fails when there are none (default 5m)',
       duration,
@@ -332,12 +351,58 @@ export async function main(argv: string[]): Promise<number> {
     );
   clusterSecurityOptions(taskManager);
 
-  program
-    .command('savepoint')
-    .description('take a savepoint of a job running here (started by tidemark run with checkpoints)')
-    .argument('<job-id>', 'the job id')
-    .action(async (jobId: string) => {
-      code = await savepointCommand(jobId);
+  const jobCommand = (c: Command) =>
+    c
+      .option(
+        '--job-manager <host:port>',
+        "the job manager's REST address (tidemark run --web-port), or TIDEMARK_JOB_MANAGER",
+      )
+      .option('--web-token <secret>', 'the web token (or TIDEMARK_WEB_TOKEN)')
+      .option('--web-token-file <file>', 'read the web token from this file (or TIDEMARK_WEB_TOKEN_FILE)');
+  jobCommand(
+    program
+      .command('savepoint')
+      .description(
+        'take a savepoint of a running job: over REST with --job-manager (or TIDEMARK_JOB_MANAGER), else through the control socket of a job started in this directory',
+      )
+      .argument('<job-id>', 'the job id'),
+  ).action(async (jobId: string, flags: JobCommandFlags) => {
+    code =
+      jobManagerUrl(flags) === undefined
+        ? await savepointCommand(jobId)
+        : await savepointViaRest(jobId, flags);
+  });
+  jobCommand(program.command('list').description('list the jobs of a job manager'))
+    .option('--json', 'machine-readable output')
+    .action(async (flags: JobCommandFlags) => {
+      code = await listJobs(flags);
+    });
+  jobCommand(
+    program
+      .command('status')
+      .description(
+        'a running job at a glance: vertices, rates, watermarks and what holds them, backpressure, checkpoints',
+      )
+      .argument('<job-id>', 'the job id'),
+  )
+    .option('--json', 'machine-readable output')
+    .action(async (jobId: string, flags: JobCommandFlags) => {
+      code = await jobStatus(jobId, flags);
+    });
+  jobCommand(
+    program.command('cancel').description('cancel a running job').argument('<job-id>', 'the job id'),
+  ).action(async (jobId: string, flags: JobCommandFlags) => {
+    code = await cancelJob(jobId, flags);
+  });
+  jobCommand(
+    program
+      .command('stop')
+      .description('stop a running job with a savepoint (then restore it with tidemark run --restore ID)')
+      .argument('<job-id>', 'the job id'),
+  )
+    .option('--savepoint', 'take a savepoint, then cancel the job')
+    .action(async (jobId: string, flags: JobCommandFlags & { savepoint?: boolean }) => {
+      code = await stopJob(jobId, flags);
     });
 
   graphOptions(

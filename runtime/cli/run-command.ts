@@ -22,10 +22,13 @@ import { buildJob } from '../job.js';
 import { describeEvent, type RestoreTarget, type RunnerEvent } from '../job-runner.js';
 import { errorFields, jobLogger, type LogFields, type LogLevel, log as rootLog } from '../log.js';
 import type { JobMetricsSnapshot } from '../metrics.js';
+import { JobObserver } from '../observe/job-observer.js';
+import { startWebServer, type WebServer } from '../observe/rest-server.js';
 import type { RestartStrategy } from '../restart-strategies.js';
 import { listenForControl } from './control.js';
 import { loadJobModule, UsageError } from './load-job.js';
 import { clusterSecurity, openStorage, storageUrl } from './secrets.js';
+import { packageVersion, webToken } from './web-client.js';
 
 /** The default checkpoint storage of the CLI: a directory in the working directory. */
 export const DEFAULT_STORAGE = '.tidemark/checkpoints';
@@ -61,6 +64,11 @@ export interface RunFlags {
   standby?: boolean;
   leaseDuration?: number;
   slotRequestTimeout?: number;
+  webPort?: number;
+  webHost?: string;
+  webToken?: string;
+  webTokenFile?: string;
+  webStallThreshold?: number;
 }
 
 /** Options of `run` that mean something only with `--listen`. */
@@ -73,6 +81,14 @@ const LISTEN_ONLY: [keyof RunFlags, string][] = [
   ['heartbeatInterval', '--heartbeat-interval'],
   ['heartbeatTimeout', '--heartbeat-timeout'],
   ['slotRequestTimeout', '--slot-request-timeout'],
+];
+
+/** Options of `run` that mean something only with `--web-port`. */
+const WEB_ONLY: [keyof RunFlags, string][] = [
+  ['webHost', '--web-host'],
+  ['webToken', '--web-token'],
+  ['webTokenFile', '--web-token-file'],
+  ['webStallThreshold', '--web-stall-threshold'],
 ];
 
 /** Options of `run` that mean something only with `--checkpoint-interval`. */
@@ -93,6 +109,9 @@ export function checkRunFlags(flags: RunFlags): void {
   const listenOnly = flags.listen === undefined ? given(LISTEN_ONLY) : [];
   if (listenOnly.length > 0)
     throw new UsageError(`${listenOnly.join(', ')} ${listenOnly.length > 1 ? 'need' : 'needs'} --listen`);
+  const webOnly = flags.webPort === undefined ? given(WEB_ONLY) : [];
+  if (webOnly.length > 0)
+    throw new UsageError(`${webOnly.join(', ')} ${webOnly.length > 1 ? 'need' : 'needs'} --web-port`);
   const checkpointingOnly = flags.checkpointInterval === undefined ? given(CHECKPOINTING_ONLY) : [];
   if (checkpointingOnly.length > 0)
     throw new UsageError(
@@ -321,6 +340,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     pool?.close();
   });
   let status = 'FAILED';
+  let observer: JobObserver | undefined;
+  let web: WebServer | undefined;
   try {
     if (flags.listen !== undefined) {
       const expected = flags.taskManagers ?? 1;
@@ -340,8 +361,40 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     }
     if (lost !== undefined) throw new LeadershipError(jobId, lost);
     const slots = flags.slots ?? pool?.slots;
+    const activePool = pool;
+    observer =
+      flags.webPort === undefined
+        ? undefined
+        : new JobObserver({
+            mode: activePool !== undefined ? 'cluster' : slots !== undefined && slots > 1 ? 'slots' : 'local',
+            slots: slots ?? 1,
+            ...(activePool === undefined
+              ? {}
+              : {
+                  taskManagers: () => activePool.taskManagers,
+                  locateSlot: (s: number) => activePool.slotOwner(s),
+                }),
+            stallThresholdMs: flags.webStallThreshold,
+            version: packageVersion(),
+          });
+    if (observer !== undefined) {
+      const watched = observer;
+      web = await startWebServer({
+        host: flags.webHost,
+        port: flags.webPort!,
+        token: webToken(flags),
+        observers: () => [watched],
+        version: packageVersion(),
+      }).catch((e: unknown) => {
+        throw new UsageError(
+          `cannot serve the web API on ${flags.webHost ?? '127.0.0.1'}:${flags.webPort}: ${(e as Error).message}`,
+        );
+      });
+      process.stderr.write(`dashboard: ${web.url}\n`);
+    }
     const client = env.executeAsync({
       jobId,
+      ...(observer === undefined ? {} : { observer }),
       ...(pool !== undefined
         ? { distributed: { slots: slots!, jobPath: loaded.path, overrides, provider: pool } }
         : slots === undefined || slots < 2
@@ -434,6 +487,8 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       pool?.close();
     }
     await leases?.close();
+    await observer?.settleOperations();
+    await web?.close();
   }
 }
 

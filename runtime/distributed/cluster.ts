@@ -13,6 +13,7 @@ import {
   CheckpointCoordinator,
   type CheckpointFailure,
   type CheckpointingOptions,
+  type CheckpointListener,
   type CheckpointStats,
   type CheckpointTask,
 } from '../checkpoint/coordinator.js';
@@ -24,6 +25,7 @@ import { placeSubtasks } from '../graph/placement.js';
 import { logSettings } from '../log.js';
 import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '../metrics.js';
 import { acquireNodeMetrics, type SlotRuntimeMetrics } from '../observe/node-metrics.js';
+import type { TaskSample } from '../observe/sample.js';
 import type { TaskStatus } from '../task/task.js';
 import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
 import { planHash } from './slot.js';
@@ -56,6 +58,8 @@ export interface ClusterOptions {
   onRunning?: (() => void) | undefined;
   /** Called once every subtask finished its input (before the final checkpoint). */
   onFinished?: (() => void) | undefined;
+  /** The job is observed: slots time their tasks and send samples. */
+  observe?: boolean | undefined;
   checkpointing?:
     | {
         options: CheckpointingOptions;
@@ -64,6 +68,7 @@ export interface ClusterOptions {
         lastCheckpointId: number;
         onComplete?: (s: CheckpointStats) => void;
         onFailure?: (failure: CheckpointFailure) => void;
+        listener?: CheckpointListener | undefined;
       }
     | undefined;
 }
@@ -201,6 +206,7 @@ export class ClusterExecutor {
   private readonly runtimeBySlot = new Map<number, SlotRuntimeMetrics>();
   /** Node's figures of this (the job manager's) thread, while the attempt runs. */
   private nodeMetrics: ReturnType<typeof acquireNodeMetrics> | undefined;
+  private readonly samplesBySlot = new Map<number, TaskSample[]>();
   private readonly lifecycle: JobLifecycle;
   /** Resolves what `run` waits for: every slot done (or finalized), or the run stopped. */
   private settle: (() => void) | undefined;
@@ -268,6 +274,7 @@ export class ClusterExecutor {
                   post(slot, { type: 'abort', checkpointId: id });
               },
               onFailure: (f) => cp.onFailure?.(f),
+              listener: cp.listener,
             },
             cp.epoch,
             cp.lastCheckpointId,
@@ -339,6 +346,7 @@ export class ClusterExecutor {
         checkpointMode: this.options.checkpointing?.options.mode ?? 'exactly-once',
         ...(snapshots === undefined ? {} : { snapshots }),
         fromSource: entry.fromSource,
+        ...(this.options.observe === true ? { observe: true } : {}),
       });
     this.workers = provider.start(inits, {
       message: (slot, m) => this.onSlot(slot, m),
@@ -415,12 +423,12 @@ export class ClusterExecutor {
       }
       case 'ack': {
         const t = this.tasks.get(m.task);
-        if (t !== undefined) this.coordinator?.acknowledge(t, m.checkpointId, m.snapshots);
+        if (t !== undefined) this.coordinator?.acknowledge(t, m.checkpointId, m.snapshots, m.timing);
         break;
       }
       case 'written': {
         const t = this.tasks.get(m.task);
-        if (t !== undefined) this.coordinator?.acknowledgeWritten(t, m.checkpointId, m.written);
+        if (t !== undefined) this.coordinator?.acknowledgeWritten(t, m.checkpointId, m.written, m.timing);
         break;
       }
       case 'write-failed': {
@@ -440,6 +448,7 @@ export class ClusterExecutor {
             thread: m.runtime,
             ...(m.process === undefined ? {} : { process: m.process }),
           });
+        if (m.samples !== undefined) this.samplesBySlot.set(slot, m.samples);
         break;
       case 'done':
         this.done++;
@@ -464,6 +473,13 @@ export class ClusterExecutor {
   /** Kills one slot's worker thread (a crash, for tests of recovery). */
   async killSlot(slot: number): Promise<void> {
     await this.workers[slot]?.kill();
+  }
+
+  /** The latest samples the slots sent, with the slot of each (observed runs). */
+  samples(): (TaskSample & { slot: number })[] {
+    const out: (TaskSample & { slot: number })[] = [];
+    for (const [slot, list] of this.samplesBySlot) for (const s of list) out.push({ ...s, slot });
+    return out;
   }
 
   /**

@@ -17,7 +17,8 @@ import type { StorageSpec } from '../../state/storage/checkpoint-storage.js';
 import type { DirtyGroups, WrittenSnapshot } from '../checkpoint/snapshot-writer.js';
 import type { SubtaskMetrics } from '../metrics.js';
 import type { NodeMetricsSnapshot } from '../observe/node-metrics.js';
-import type { TaskStatus } from '../task/task.js';
+import type { TaskSample } from '../observe/sample.js';
+import type { CheckpointTiming, TaskStatus } from '../task/task.js';
 import type { Frame } from './frame-codec.js';
 
 /** A subtask: `<vertex id>/<subtask index>`. */
@@ -51,6 +52,8 @@ export interface SlotInit {
   snapshots?: { jobId: string; storage: StorageSpec; chunkBytes?: number };
   /** Run the TypeScript sources (tsx) rather than dist/. */
   fromSource: boolean;
+  /** The job is observed: time the steps and send task samples with the metrics. */
+  observe?: boolean;
 }
 
 /** Job manager → slot. */
@@ -77,9 +80,21 @@ export type FromSlot =
   /** A subtask's status changed (the coordinator triggers checkpoints only while all run). */
   | { type: 'status'; task: TaskRef; status: TaskStatus }
   /** `task` took the synchronous part of checkpoint `checkpointId` (the job manager writes it). */
-  | { type: 'ack'; task: TaskRef; checkpointId: number; snapshots: IncrementalSnapshot[] }
+  | {
+      type: 'ack';
+      task: TaskRef;
+      checkpointId: number;
+      snapshots: IncrementalSnapshot[];
+      timing?: CheckpointTiming;
+    }
   /** `task` took its snapshot of checkpoint `checkpointId` and wrote it: where it is. */
-  | { type: 'written'; task: TaskRef; checkpointId: number; written: WrittenSnapshot[] }
+  | {
+      type: 'written';
+      task: TaskRef;
+      checkpointId: number;
+      written: WrittenSnapshot[];
+      timing?: CheckpointTiming & { asyncMs: number };
+    }
   /** `task` could not write its snapshot of checkpoint `checkpointId`: the checkpoint fails. */
   | { type: 'write-failed'; task: TaskRef; checkpointId: number; reason: string }
   /** Values of result sinks: plain adds, and whole committed transactions. */
@@ -93,6 +108,8 @@ export type FromSlot =
       type: 'metrics';
       subtasks: SubtaskMetrics[];
       runtime?: NodeMetricsSnapshot;
+      /** Samples of the slot's subtasks, for the job observer (observed runs). */
+      samples?: TaskSample[];
       process?: NodeMetricsSnapshot;
     }
   /** Every subtask of the slot finished (or was cancelled). */

@@ -22,7 +22,7 @@ import { errorFields, jobLogger, type Logger } from '../log.js';
 import { acquireNodeMetrics } from '../observe/node-metrics.js';
 
 import type { Channel } from '../task/channel.js';
-import type { Task } from '../task/task.js';
+import type { CheckpointTiming, Task } from '../task/task.js';
 import type { OutChannel } from '../task/writers.js';
 import {
   channelId,
@@ -126,12 +126,13 @@ export class Slot implements Placement {
       policy: undefined,
       budget: 512,
       sliceMs: 10,
-      acknowledge: (task, id, snapshots) => this.acknowledge(task, id, snapshots),
+      acknowledge: (task, id, snapshots, timing) => this.acknowledge(task, id, snapshots, timing),
       onTaskStatus: (task) => this.onTaskStatus(task),
       afterPass: () => this.afterPass(),
       snapshotWrites: this.writer,
       // NOTE: a slot waits for frames from other slots: nothing to run is not a stall here.
       detectStalls: false,
+      observe: init.observe === true,
     });
     for (const t of this.runner.tasks) this.tasksByRef.set(taskRef(t.vertex.id, t.subtaskIndex), t);
     this.log.debug(`slot ${init.slot}: deployed ${this.runner.tasks.map((t) => t.describe()).join(', ')}`, {
@@ -214,18 +215,31 @@ export class Slot implements Placement {
   }
 
   /** A task took a snapshot: write it here and say where it is, or send it whole (no writer). */
-  acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void {
+  acknowledge(
+    task: Task,
+    checkpointId: number,
+    snapshots: IncrementalSnapshot[],
+    timing: CheckpointTiming,
+  ): void {
     this.afterPass();
     const ref = taskRef(task.vertex.id, task.subtaskIndex);
     const w = this.writer;
     if (w === undefined) {
-      this.send({ type: 'ack', task: ref, checkpointId, snapshots });
+      this.send({ type: 'ack', task: ref, checkpointId, snapshots, timing });
       return;
     }
+    const asyncStart = performance.now();
     this.openStorage()
       .then(() => w.writeAll(checkpointId, snapshots))
       .then(
-        (written) => this.send({ type: 'written', task: ref, checkpointId, written }),
+        (written) =>
+          this.send({
+            type: 'written',
+            task: ref,
+            checkpointId,
+            written,
+            timing: { ...timing, asyncMs: performance.now() - asyncStart },
+          }),
         (e: unknown) =>
           this.send({
             type: 'write-failed',
@@ -338,15 +352,31 @@ export class Slot implements Placement {
 
   sendMetrics(now = Date.now()): void {
     this.lastMetrics = now;
-    this.send({ type: 'metrics', subtasks: this.runner.metrics(), runtime: this.nodeMetrics.snapshot() });
+    this.send({
+      type: 'metrics',
+      subtasks: this.runner.metrics(),
+      runtime: this.nodeMetrics.snapshot(),
+      ...(this.init.observe === true ? { samples: this.runner.samples() } : {}),
+    });
   }
 
   /** Runs the slot's subtasks until they finish (or the run is cancelled or fails). */
   async run(): Promise<void> {
+    // NOTE: observed, samples go out every 500 ms also while the loop sleeps (nothing to run:
+    // an idle input, or a full output waiting for credit), so the job manager sees that too.
+    const sampler =
+      this.init.observe === true
+        ? setInterval(() => {
+            if (Date.now() - this.lastMetrics >= 500) this.sendMetrics();
+          }, 500)
+        : undefined;
+    sampler?.unref();
     try {
       await this.runner.run();
     } catch (e) {
       this.lifecycle.fail(e);
+    } finally {
+      if (sampler !== undefined) clearInterval(sampler);
     }
     if (this.lifecycle.failed) {
       const e = this.lifecycle.error();

@@ -114,6 +114,18 @@ export class TaskManagerPool implements SlotProvider {
     this.deployments = options.deploymentBase ?? 0;
   }
 
+  /** Task managers connected now. */
+  get taskManagers(): number {
+    return this.live().length;
+  }
+
+  /** The task manager that runs slot `slot` of the current deployment (its name), if known. */
+  slotOwner(slot: number): string | null {
+    return this.owners[slot] ?? null;
+  }
+
+  private owners: string[] = [];
+
   /** Total slots of the registered task managers. */
   get slots(): number {
     return this.live().reduce((n, m) => n + m.slots, 0);
@@ -278,6 +290,7 @@ export class TaskManagerPool implements SlotProvider {
         if (k < m.slots && owners.length < inits.length) owners.push(i);
       });
     const peers = live.map((m) => ({ host: m.dataHost, port: m.dataPort }));
+    this.owners = owners.map((i) => live[i]!.name);
     const deployment = ++this.deployments;
     const cwd = process.cwd();
     live.forEach((m, i) => {

@@ -9,11 +9,13 @@ import {
   CheckpointCoordinator,
   type CheckpointFailure,
   type CheckpointingOptions,
+  type CheckpointListener,
   type CheckpointStats,
 } from '../checkpoint/coordinator.js';
 import { SystemClock } from '../clock.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import { aggregateMetrics, type JobMetricsSnapshot } from '../metrics.js';
+import type { TaskSample } from '../observe/sample.js';
 import type { Task } from '../task/task.js';
 import { JobLifecycle } from './lifecycle.js';
 import { BufferedStdout, type JobResult, ResultCollector } from './results.js';
@@ -50,6 +52,7 @@ export interface ExecutionOptions {
     lastCheckpointId: number;
     onComplete?: (stats: CheckpointStats) => void;
     onFailure?: (failure: CheckpointFailure) => void;
+    listener?: CheckpointListener | undefined;
   };
   /**
    * Freeze every record an operator emits, so that a function that changes a record in place
@@ -58,6 +61,8 @@ export interface ExecutionOptions {
   strictRecords?: boolean;
   /** Called once every subtask finished its input (before the final checkpoint). */
   onFinished?: () => void;
+  /** The job is observed: time the tasks' steps (see `SchedulerOptions.observe`). */
+  observe?: boolean;
 }
 
 /** Runs one job graph in this thread. */
@@ -96,6 +101,7 @@ export class LocalExecutor {
               now: () => this.clock.now(),
               fail: (e) => this.lifecycle.fail(e),
               wake: () => this.runner.wakeUp(),
+              listener: cp.listener,
               ...(cp.onComplete === undefined ? {} : { onComplete: cp.onComplete }),
               ...(cp.onFailure === undefined ? {} : { onFailure: cp.onFailure }),
             },
@@ -117,8 +123,10 @@ export class LocalExecutor {
       budget: options.budget ?? 512,
       sliceMs: options.timeSliceMs ?? 10,
       coordinator: this.coordinator,
-      acknowledge: (task, id, snapshots) => this.coordinator?.acknowledge(task, id, snapshots),
+      acknowledge: (task, id, snapshots, timing) =>
+        this.coordinator?.acknowledge(task, id, snapshots, timing),
       detectStalls: true,
+      observe: options.observe === true,
     });
   }
 
@@ -130,6 +138,11 @@ export class LocalExecutor {
   /** Stops the job; `run` resolves with status CANCELLED. */
   cancel(): void {
     this.lifecycle.cancel();
+  }
+
+  /** A sample of every subtask (for the job observer). */
+  samples(): TaskSample[] {
+    return this.runner.samples();
   }
 
   /** Current metrics of every operator. */

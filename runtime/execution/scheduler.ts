@@ -96,6 +96,11 @@ export interface SchedulerOptions {
    * distributed run, which waits for frames from other slots.
    */
   readonly detectStalls: boolean;
+  /**
+   * Time each task's steps (`Task.busyMs`) and the passes it could not run for a full output
+   * (`Task.backPressuredMs`): two clock reads per step and one per pass (off: none).
+   */
+  readonly observe?: boolean | undefined;
 }
 
 /** Runs one thread's tasks (see the module comment). */
@@ -110,6 +115,8 @@ export class Scheduler {
   /** Promises tasks wait for. */
   private pending = 0;
   private readonly idleWaiters = new Set<Task>();
+  /** When the current pass started (`performance.now()`; observed runs only). */
+  passStartedAt = performance.now();
 
   constructor(
     private readonly tasks: readonly Task[],
@@ -166,6 +173,7 @@ export class Scheduler {
         coordinator === undefined || coordinator.busy ? undefined : coordinator.trigger(clock.now()),
     };
     policy?.started?.(tasks);
+    const observe = this.options.observe === true;
     for (;;) {
       // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
       // are taken (and the next writes sent) without waiting behind a full slice of records.
@@ -177,7 +185,29 @@ export class Scheduler {
         this.wokenEarly = false;
         coordinator?.tick(clock.now());
         const now = clock.now();
-        if (policy === undefined) {
+        if (policy === undefined && observe) {
+          // NOTE: the time since the last pass (and its sleep, if any) counts as backpressure for
+          // a task that cannot run now because an output is full.
+          const passStart = performance.now();
+          const sinceLast = passStart - this.passStartedAt;
+          this.passStartedAt = passStart;
+          for (let i = 0; i < tasks.length; i++) {
+            const t = tasks[i]!;
+            if (!t.canRun(now)) {
+              if (t.outputGate.full > 0) t.backPressuredMs += sinceLast;
+              continue;
+            }
+            progressed = true;
+            const s = performance.now();
+            try {
+              t.step(budget, now);
+            } catch (e) {
+              lifecycle.fail(e, t.describe());
+              return;
+            }
+            t.busyMs += performance.now() - s;
+          }
+        } else if (policy === undefined) {
           for (let i = 0; i < tasks.length; i++) {
             const t = tasks[i]!;
             if (!t.canRun(now)) continue;

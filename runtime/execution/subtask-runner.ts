@@ -10,7 +10,8 @@ import type { CheckpointCoordinator } from '../checkpoint/coordinator.js';
 import { isManualClock } from '../clock.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import type { SubtaskMetrics } from '../metrics.js';
-import type { Task, TaskHost } from '../task/task.js';
+import { sampleTask, type TaskSample } from '../observe/sample.js';
+import type { CheckpointTiming, Task, TaskHost } from '../task/task.js';
 import { AlignmentGroups } from './alignment.js';
 import type { JobLifecycle } from './lifecycle.js';
 import { BufferedStdout } from './results.js';
@@ -40,12 +41,19 @@ export interface SubtaskRunnerOptions {
   /** This thread's snapshot writes, when it writes its own (a slot). */
   readonly snapshotWrites?: { readonly writesInFlight: number } | undefined;
   /** A task took the synchronous part of a checkpoint. */
-  acknowledge(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void;
+  acknowledge(
+    task: Task,
+    checkpointId: number,
+    snapshots: IncrementalSnapshot[],
+    timing: CheckpointTiming,
+  ): void;
   onTaskStatus?(task: Task): void;
   /** After each pass of the scheduler (see `SchedulerOptions.afterPass`). */
   afterPass?(progressed: boolean): void;
   /** See {@link SchedulerOptions.detectStalls}. */
   readonly detectStalls: boolean;
+  /** See {@link SchedulerOptions.observe}. */
+  readonly observe?: boolean | undefined;
 }
 
 /** One thread's subtasks (see the module comment). */
@@ -90,6 +98,7 @@ export class SubtaskRunner implements TaskHost {
       ...(options.snapshotWrites === undefined ? {} : { snapshotWrites: options.snapshotWrites }),
       ...(options.afterPass === undefined ? {} : { afterPass: (p: boolean) => options.afterPass!(p) }),
       detectStalls: options.detectStalls,
+      observe: options.observe,
     });
   }
 
@@ -110,8 +119,13 @@ export class SubtaskRunner implements TaskHost {
   alignmentGroup(group: string, task: Task): AlignmentGroup {
     return this.alignment.member(group, task);
   }
-  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void {
-    this.options.acknowledge(task, checkpointId, snapshots);
+  acknowledgeCheckpoint(
+    task: Task,
+    checkpointId: number,
+    snapshots: IncrementalSnapshot[],
+    timing: CheckpointTiming,
+  ): void {
+    this.options.acknowledge(task, checkpointId, snapshots, timing);
   }
   onTaskStatus(task: Task): void {
     this.options.onTaskStatus?.(task);
@@ -155,6 +169,12 @@ export class SubtaskRunner implements TaskHost {
   /** Writes what print sinks buffered. */
   flush(): void {
     if (this.stdout instanceof BufferedStdout) this.stdout.flush();
+  }
+
+  /** A sample of every subtask here (see `observe/sample.ts`). */
+  samples(): TaskSample[] {
+    const pending = performance.now() - this.scheduler.passStartedAt;
+    return this.tasks.map((t) => sampleTask(t, pending));
   }
 
   /** The current metrics of every subtask here. */

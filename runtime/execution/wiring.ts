@@ -74,6 +74,8 @@ export function wireTasks(
               `${v.name} (${i + 1}/${producers.length}) -> ${consumer.describe()}`,
             );
             c.index = consumer.inputs.length;
+            c.fromVertex = v.id;
+            c.fromSubtask = i;
             consumer.inputs.push(c);
           }
           return;
@@ -89,6 +91,8 @@ export function wireTasks(
             `${producer.describe()} -> ${consumer.describe()}`,
           );
           c.index = consumer.inputs.length;
+          c.fromVertex = v.id;
+          c.fromSubtask = i;
           consumer.inputs.push(c);
           return c;
         });

@@ -31,9 +31,13 @@ export interface BarrierHandler {
   abort(id: number): void;
   /** True while some channel is blocked by the alignment. */
   readonly blocking: boolean;
+  /** Wall time the first barrier of the pending (or last taken) checkpoint came. */
+  readonly firstBarrierAt: number;
 }
 
 abstract class Alignment implements BarrierHandler {
+  /** Wall time the first barrier of the pending checkpoint came (for checkpoint statistics). */
+  firstBarrierAt = 0;
   /** The checkpoint whose barriers are awaited, and the channels they came on. */
   private pending: { id: number; received: Set<Channel> } | undefined;
 
@@ -53,6 +57,7 @@ abstract class Alignment implements BarrierHandler {
     const p = this.pending;
     if (p !== undefined && id < p.id) return; // a barrier of an abandoned checkpoint
     if (p !== undefined && id > p.id) this.release(); // the older one was abandoned
+    if (this.pending === undefined) this.firstBarrierAt = Date.now();
     const pending = (this.pending ??= { id, received: new Set() });
     pending.received.add(channel);
     this.received(channel);
@@ -68,6 +73,7 @@ abstract class Alignment implements BarrierHandler {
     if (p !== undefined && id <= p.id) return;
     if (p !== undefined) this.release(); // an older one, abandoned
     this.pending = { id, received: new Set() };
+    this.firstBarrierAt = Date.now();
     this.check();
   }
 

@@ -45,6 +45,11 @@ export class Channel {
   ended = false;
   /** Index of this channel among the consumer's input channels. */
   index = -1;
+  /** The producing vertex and subtask (set by the wiring; for observation). */
+  fromVertex = -1;
+  fromSubtask = -1;
+  /** Records the consumer read from it (a plain increment; sampled by the observer). */
+  records = 0;
 
   constructor(
     readonly capacity: number,

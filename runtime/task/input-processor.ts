@@ -29,7 +29,8 @@ export interface InputTask {
 
 /** Reads a task's input channels (see the module comment). */
 export class InputProcessor {
-  private readonly valve: WatermarkValve;
+  /** Combines the channels' watermarks (read by the observer). */
+  readonly valve: WatermarkValve;
   private readonly twoInputs: boolean;
   private endedChannels = 0;
   private readonly endedPerInput = [0, 0, 0];
@@ -101,6 +102,7 @@ export class InputProcessor {
       const kind = ch.pop();
       if (kind === RECORD) {
         head.metrics.numRecordsIn.count++;
+        ch.records++;
         if (!twoInputs) op.processElement(ch.lastValue, ch.lastTime);
         else if (ch.inputIndex === 1) op.processElement1(ch.lastValue, ch.lastTime);
         else op.processElement2(ch.lastValue, ch.lastTime);

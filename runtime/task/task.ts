@@ -56,8 +56,25 @@ export interface TaskHost {
   readonly strictRecords?: boolean;
   /** Exactly-once aligns barriers (blocks channels); at-least-once only counts them. */
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
-  /** The task took the synchronous part of checkpoint `checkpointId`. */
-  acknowledgeCheckpoint(task: Task, checkpointId: number, snapshots: IncrementalSnapshot[]): void;
+  /** The task took the synchronous part of checkpoint `checkpointId` (`timing`: how long it took). */
+  acknowledgeCheckpoint(
+    task: Task,
+    checkpointId: number,
+    snapshots: IncrementalSnapshot[],
+    timing: CheckpointTiming,
+  ): void;
+}
+
+/** How a subtask's part of a checkpoint went, up to its synchronous snapshot (for statistics). */
+export interface CheckpointTiming {
+  /** Wall time the first barrier (a source, a finished task: the trigger) reached the subtask. */
+  barrierAt: number;
+  /** First barrier to last barrier, ms. */
+  alignmentMs: number;
+  /** The synchronous snapshot of the chain, ms. */
+  syncMs: number;
+  /** The task had finished (it snapshotted its end state). */
+  finished: boolean;
 }
 
 /** The id with which operators are told that the job finished (its final checkpoint). */
@@ -79,6 +96,12 @@ export class Task {
   readonly writers = new Map<StreamEdge, RecordWriter>();
   /** Waiting for a promise (an async sink, a finish, a commit). */
   blocked = false;
+  /** Time spent in steps, ms (measured by the scheduler when observed). */
+  busyMs = 0;
+  /** Time not run because an output channel was full or out of credit, ms (idem). */
+  backPressuredMs = 0;
+  /** Wall time the last checkpoint trigger reached it (sources, finished tasks). */
+  private triggeredAt = 0;
   /** Source tasks: the reader may have data. */
   sourceAvailable = true;
   /** Number of wake-ups of the source (to detect one that happens during a poll). */
@@ -129,6 +152,11 @@ export class Task {
   /** The id of its vertex (chain). */
   get vertexId(): number {
     return this.vertex.id;
+  }
+
+  /** Its input side (none for a source). @internal for the observer */
+  get inputProcessor(): InputProcessor | undefined {
+    return this.input;
   }
 
   /** The chain's operators, head first. */
@@ -298,6 +326,7 @@ export class Task {
    */
   triggerCheckpoint(checkpointId: number): void {
     if (checkpointId <= this.lastCheckpointId) return;
+    this.triggeredAt = Date.now();
     switch (this.status) {
       case 'running':
         if (this.isSource) this.pendingTrigger = checkpointId;
@@ -318,10 +347,19 @@ export class Task {
   private checkpoint(id: number): void {
     if (id <= this.lastCheckpointId) return;
     this.lastCheckpointId = id;
+    const startWall = Date.now();
+    const syncStart = performance.now();
+    const barrierAt =
+      (this.barriers === undefined ? this.triggeredAt : this.barriers.firstBarrierAt) || startWall;
     const snapshots = this.chain.snapshot(id);
     this.remember(id, snapshots);
     for (const w of this.writers.values()) w.broadcastEvent(BARRIER, id, 0);
-    this.host.acknowledgeCheckpoint(this, id, snapshots);
+    this.host.acknowledgeCheckpoint(this, id, snapshots, {
+      barrierAt,
+      alignmentMs: Math.max(0, startWall - barrierAt),
+      syncMs: performance.now() - syncStart,
+      finished: false,
+    });
   }
 
   private remember(id: number, snapshots: readonly IncrementalSnapshot[]): void {
@@ -345,10 +383,16 @@ export class Task {
       return;
     }
     this.lastCheckpointId = id;
+    const syncStart = performance.now();
     const snapshots = this.chain.snapshot(id);
     this.remember(id, snapshots);
     for (const s of snapshots) s.finished = true;
-    this.host.acknowledgeCheckpoint(this, id, snapshots);
+    this.host.acknowledgeCheckpoint(this, id, snapshots, {
+      barrierAt: this.triggeredAt || Date.now(),
+      alignmentMs: 0,
+      syncMs: performance.now() - syncStart,
+      finished: true,
+    });
   }
 
   /** The final checkpoint of a finished task (every task of the job has finished). */

@@ -46,9 +46,14 @@ test('npm pack builds dist/ (prepare) and packs what an installation needs, and 
     'dist/runtime/cli/main.js',
     'dist/runtime/distributed/worker-main.js',
     'dist/state/storage/scripts/commit-9.lua',
+    'web/index.html',
+    'web/app.js',
+    'web/style.css',
   ])
     expect(files).toContain(needed);
-  expect(files.filter((f) => !/^(LICENSE|README\.md|package\.json|bin\/.*|dist\/.*)$/.test(f))).toEqual([]);
+  expect(
+    files.filter((f) => !/^(LICENSE|README\.md|package\.json|bin\/.*|dist\/.*|web\/.*)$/.test(f)),
+  ).toEqual([]);
   expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
   expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(
     /^\s*Apache License\s+Version 2\.0, January 2004/,

@@ -1,0 +1,163 @@
+/**
+ * Prometheus exposition of observed jobs: a registry of its own (never prom-client's global one)
+ * whose gauges read the observers when scraped, with Flink's scope words and metric names behind
+ * a `tidemark_` prefix (shared/OBSERVABILITY.md).
+ */
+import { Gauge, Registry } from 'prom-client';
+import type { JobObserver } from './job-observer.js';
+import { MAX_WATERMARK_JSON } from './types.js';
+
+const JOB_LABELS = ['job_id', 'job_name'] as const;
+const TASK_LABELS = ['job_id', 'job_name', 'task_name', 'vertex_id', 'subtask_index'] as const;
+const OPERATOR_LABELS = [...TASK_LABELS, 'operator_id', 'operator_name'] as const;
+
+/** A metric value for Prometheus: none for a missing watermark, the JSON form of the final one. */
+function value(v: number): number | undefined {
+  if (v === Number.POSITIVE_INFINITY) return MAX_WATERMARK_JSON;
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** The registry of `GET /metrics` over the observers `observers()` returns. */
+export function createMetricsRegistry(observers: () => readonly JobObserver[]): Registry {
+  const registry = new Registry();
+  const jobGauge = (name: string, help: string, read: (o: JobObserver) => number | null) =>
+    new Gauge({
+      name: `tidemark_jobmanager_job_${name}`,
+      help,
+      labelNames: JOB_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const o of observers()) {
+          const v = read(o);
+          if (v !== null) this.set({ job_id: o.jobId, job_name: o.jobName }, v);
+        }
+      },
+    });
+  jobGauge('numRestarts', 'Restarts of the job after failures', (o) => o.numRestarts);
+  jobGauge('uptime', 'Milliseconds the job has run', (o) => (o.running ? Date.now() - o.startTimestamp : 0));
+  jobGauge(
+    'numberOfCompletedCheckpoints',
+    'Completed checkpoints',
+    (o) => o.jobFigures().numberOfCompletedCheckpoints,
+  );
+  jobGauge(
+    'numberOfFailedCheckpoints',
+    'Failed checkpoints',
+    (o) => o.jobFigures().numberOfFailedCheckpoints,
+  );
+  jobGauge(
+    'numberOfInProgressCheckpoints',
+    'Checkpoints in progress',
+    (o) => o.jobFigures().numberOfInProgressCheckpoints,
+  );
+  jobGauge(
+    'lastCheckpointDuration',
+    'Trigger to commit of the last checkpoint, ms',
+    (o) => o.jobFigures().lastCheckpointDuration,
+  );
+  jobGauge(
+    'lastCheckpointSize',
+    'Bytes written by the last checkpoint',
+    (o) => o.jobFigures().lastCheckpointSize,
+  );
+  jobGauge(
+    'lastCheckpointFullSize',
+    'Bytes of the whole last checkpoint',
+    (o) => o.jobFigures().lastCheckpointFullSize,
+  );
+  jobGauge(
+    'lastCompletedCheckpointId',
+    'Id of the last completed checkpoint',
+    (o) => o.jobFigures().lastCompletedCheckpointId,
+  );
+
+  const TASK_METRICS = [
+    'numRecordsIn',
+    'numRecordsOut',
+    'numRecordsInPerSecond',
+    'numRecordsOutPerSecond',
+    'numLateRecordsDropped',
+    'busyTimeMsPerSecond',
+    'idleTimeMsPerSecond',
+    'backPressuredTimeMsPerSecond',
+    'isBackPressured',
+    'currentInputWatermark',
+    'currentOutputWatermark',
+  ] as const;
+  for (const name of TASK_METRICS)
+    new Gauge({
+      name: `tidemark_taskmanager_job_task_${name}`,
+      help: `${name} of a subtask (Flink's task scope)`,
+      labelNames: TASK_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const o of observers())
+          for (const { vertex, sample, metrics } of o.subtaskSamples()) {
+            const raw = metrics[name];
+            const v = typeof raw === 'boolean' ? (raw ? 1 : 0) : raw;
+            if (v === null) continue;
+            this.set(
+              {
+                job_id: o.jobId,
+                job_name: o.jobName,
+                task_name: vertex.name,
+                vertex_id: String(vertex.id),
+                subtask_index: String(sample.subtaskIndex),
+              },
+              v,
+            );
+          }
+      },
+    });
+
+  // Operator scope: every counter and gauge operators have; a gauge per name, made on first sight.
+  const operatorGauges = new Map<string, Gauge>();
+  const operatorGauge = (name: string) => {
+    let g = operatorGauges.get(name);
+    if (g !== undefined) return g;
+    g = new Gauge({
+      name: `tidemark_taskmanager_job_task_operator_${name}`,
+      help: `${name} of an operator subtask (Flink's operator scope)`,
+      labelNames: OPERATOR_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const o of observers())
+          for (const { vertex, sample } of o.subtaskSamples())
+            for (const op of sample.operators) {
+              const raw = op.values[name];
+              const v = raw === undefined ? undefined : value(raw);
+              if (v === undefined) continue;
+              this.set(
+                {
+                  job_id: o.jobId,
+                  job_name: o.jobName,
+                  task_name: vertex.name,
+                  vertex_id: String(vertex.id),
+                  subtask_index: String(sample.subtaskIndex),
+                  operator_id: op.operatorId,
+                  operator_name: op.operatorName,
+                },
+                v,
+              );
+            }
+      },
+    });
+    operatorGauges.set(name, g);
+    return g;
+  };
+  const valid = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+  // NOTE: prom-client asks each metric to collect when scraped; the operator metric names are
+  // only known then, so a scrape first makes the gauges of names not seen before.
+  const metrics = registry.metrics.bind(registry);
+  registry.metrics = async () => {
+    for (const o of observers())
+      for (const { sample } of o.subtaskSamples())
+        for (const op of sample.operators)
+          for (const name of Object.keys(op.values)) if (valid.test(name)) operatorGauge(name);
+    return metrics();
+  };
+  return registry;
+}
