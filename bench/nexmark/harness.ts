@@ -4,6 +4,7 @@
  * system time over the run (`process.cpuUsage()`: every thread, the generator, GC and the
  * runtime included).
  */
+
 import { fileURLToPath } from 'node:url';
 import {
   buildJob,
@@ -19,6 +20,7 @@ import {
   type NexmarkConfig,
   nexmarkStream,
 } from '../../examples/nexmark/generator.js';
+import { JobObserver } from '../../runtime/observe/job-observer.js';
 import { generatorOnly } from './baselines.js';
 import type { BenchQuery } from './queries.js';
 
@@ -84,7 +86,12 @@ async function execute(
   options: ExecuteOptions,
   timeoutMs: number,
 ): Promise<void> {
-  const client = env.executeAsync(options);
+  // TIDEMARK_BENCH_OBSERVE=1: the job is watched as with `tidemark run --web-port` (timed steps,
+  // samples every 500 ms), to measure what watching costs.
+  const observe = process.env.TIDEMARK_BENCH_OBSERVE === '1';
+  const client = env.executeAsync(
+    observe ? { ...options, observer: new JobObserver({ mode: 'local', slots: 1 }) } : options,
+  );
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {
