@@ -353,13 +353,15 @@ export class JobRunner {
   /**
    * Whether the storage holds a checkpoint of this run that the run did not hear completing: a
    * commit may complete in the storage just before the failure reaches the coordinator (a task
-   * manager killed then). Such a checkpoint is this run's latest too.
+   * manager killed then). Such a checkpoint is this run's latest too (and what a restart says it
+   * resumes from).
    */
   private async adoptCommittedCheckpoint(): Promise<boolean> {
-    if (this.checkpointedThisRun) return true;
-    if (this.storage === undefined || this.options.checkpointing === undefined) return false;
+    if (this.storage === undefined || this.options.checkpointing === undefined)
+      return this.checkpointedThisRun;
     const latest = await this.storage.latest(this.jobId);
-    if (latest === undefined || latest <= this.newestIdAtStart) return false;
+    if (latest === undefined || latest <= this.newestIdAtStart || latest <= (this.lastCompletedId ?? 0))
+      return this.checkpointedThisRun;
     this.checkpointedThisRun = true;
     this.lastCompletedId = latest;
     return true;
