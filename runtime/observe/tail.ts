@@ -6,8 +6,8 @@
  *   each attempt's executor: in this thread, or a `tail` message to every slot, relayed by task
  *   managers). Each subtask of the vertex then wraps the `collect` of its last operator that is
  *   not a sink (a vertex that ends in a sink: the records its sink receives) with a
- *   {@link tailTap}: a token bucket that lets through at most `ratePerSecond` records a second,
- *   and counts the others. Turned off, the operator's own `collect` is put back: nothing runs per
+ *   {@link tailTap}: a token bucket that lets through at most its share of `ratePerSecond`
+ *   records a second (the rate over the vertex's parallelism), and counts the others. Turned off, the operator's own `collect` is put back: nothing runs per
  *   record while nobody listens.
  * - Captured records ({@link TailRecord}, the value already JSON text, at most 2 kB) go to the
  *   job manager: at once in this thread, batched every 100 ms by a slot.
@@ -65,8 +65,9 @@ export function tailText(value: unknown): string {
 }
 
 /**
- * A `collect` hook that captures at most `ratePerSecond` of the records it sees (a token bucket of
- * one), as {@link TailRecord}s to `emit`.
+ * A `collect` hook that captures at most `ratePerSecond` of the records it sees a second (a token
+ * bucket of a second's worth: a window's burst of results shows as well as a steady stream), as
+ * {@link TailRecord}s to `emit`.
  */
 export function tailTap(
   vertexId: number,
@@ -74,16 +75,19 @@ export function tailTap(
   ratePerSecond: number,
   emit: (r: TailRecord) => void,
 ): (value: unknown, timestamp: number) => void {
-  const interval = 1000 / ratePerSecond;
-  let next = 0;
+  const perMs = ratePerSecond / 1000;
+  let tokens = ratePerSecond;
+  let last = performance.now();
   let skipped = 0;
   return (value, timestamp) => {
     const now = performance.now();
-    if (now < next) {
+    tokens = Math.min(ratePerSecond, tokens + (now - last) * perMs);
+    last = now;
+    if (tokens < 1) {
       skipped++;
       return;
     }
-    next = now + interval;
+    tokens--;
     emit({
       vertexId,
       subtaskIndex,
