@@ -99,7 +99,14 @@ export interface RunSettings {
 export interface RunOptions
   extends Omit<
       ExecutionOptions,
-      'restore' | 'attemptNumber' | 'results' | 'checkpointing' | 'runId' | keyof RunSettings
+      | 'restore'
+      | 'attemptNumber'
+      | 'results'
+      | 'checkpointing'
+      | 'runId'
+      | 'tails'
+      | 'onTail'
+      | keyof RunSettings
     >,
     RunSettings {
   /** Checkpointing (interval, storage, mode ...); off when undefined. */
@@ -121,6 +128,7 @@ interface Execution {
   cancel(): void;
   metrics(): JobMetricsSnapshot;
   samples(): (TaskSample & { slot?: number })[];
+  setTail(vertexId: number, ratePerSecond: number | undefined): void;
 }
 
 /**
@@ -145,6 +153,8 @@ export class JobRunner {
   /** The newest checkpoint id in the storage when the run started (a later one is this run's). */
   private newestIdAtStart = 0;
   private wakeCancel: (() => void) | undefined;
+  /** Live tails on (vertex id → records per second), for every attempt (see `observe/tail.ts`). */
+  private readonly tails = new Map<number, number>();
 
   constructor(
     readonly graph: JobGraph,
@@ -164,7 +174,12 @@ export class JobRunner {
   async run(): Promise<JobResult> {
     const observer = this.options.observer;
     if (observer === undefined) return this.runUnobserved();
-    observer.start({ triggerSavepoint: () => this.triggerSavepoint(), cancel: () => this.cancel() });
+    observer.start({
+      triggerSavepoint: () => this.triggerSavepoint(),
+      cancel: () => this.cancel(),
+      tail: (vertexId, rate) => this.setTail(vertexId, rate),
+      slotRuntime: () => (this.executor instanceof ClusterExecutor ? this.executor.slotRuntime() : []),
+    });
     try {
       const result = await this.runUnobserved();
       observer.ended(result.status === 'FINISHED' ? 'FINISHED' : 'CANCELED');
@@ -262,6 +277,8 @@ export class JobRunner {
                 onRunning: () => this.emit({ type: 'running', attempt: this.attempt }),
                 onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),
                 observe: observer !== undefined,
+                tails: this.tails,
+                onTail: observer === undefined ? undefined : (records) => observer.onTail(records),
               })
             : new LocalExecutor(this.graph, {
                 ...execution,
@@ -272,6 +289,8 @@ export class JobRunner {
                 ...(checkpointing === undefined ? {} : { checkpointing }),
                 onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),
                 observe: observer !== undefined,
+                tails: this.tails,
+                ...(observer === undefined ? {} : { onTail: (records) => observer.onTail(records) }),
               });
         this.executor = executor;
         observer?.attach(() => executor.samples(), this.attempt);
@@ -403,6 +422,13 @@ export class JobRunner {
   private emit(e: RunnerEvent): void {
     this.options.observer?.onEvent(e);
     this.options.onEvent?.(e);
+  }
+
+  /** Turns the live tail of a vertex on (records per second) or off (`undefined`), now and after restarts. */
+  setTail(vertexId: number, ratePerSecond: number | undefined): void {
+    if (ratePerSecond === undefined) this.tails.delete(vertexId);
+    else this.tails.set(vertexId, ratePerSecond);
+    this.executor?.setTail(vertexId, ratePerSecond);
   }
 
   /** Stops the job (the run resolves with status CANCELLED). */

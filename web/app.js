@@ -985,6 +985,16 @@ function startTail() {
         ? 'closed: the server refused it (has the job ended?)'
         : 'connection lost, reconnecting…';
   };
+  es.addEventListener('end', (m) => {
+    es.close();
+    if (tail.source === es) tail.source = null;
+    $('tail-toggle').textContent = 'Start';
+    let ended = '';
+    try {
+      ended = ` (${JSON.parse(m.data).state})`;
+    } catch {}
+    $('tail-status').textContent = `ended: the job ended${ended}`;
+  });
   es.onmessage = (m) => {
     let ev;
     try {

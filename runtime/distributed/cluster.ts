@@ -26,6 +26,7 @@ import { logSettings } from '../log.js';
 import { aggregateMetrics, type JobMetricsSnapshot, type SubtaskMetrics } from '../metrics.js';
 import { acquireNodeMetrics, type SlotRuntimeMetrics } from '../observe/node-metrics.js';
 import type { TaskSample } from '../observe/sample.js';
+import type { TailRecord } from '../observe/tail.js';
 import type { TaskStatus } from '../task/task.js';
 import { type FromSlot, type SlotInit, type TaskRef, type ToSlot, taskRef } from './protocol.js';
 import { planHash } from './slot.js';
@@ -60,6 +61,10 @@ export interface ClusterOptions {
   onFinished?: (() => void) | undefined;
   /** The job is observed: slots time their tasks and send samples. */
   observe?: boolean | undefined;
+  /** Live tails on at the start: vertex id → records per second (see `observe/tail.ts`). */
+  tails?: ReadonlyMap<number, number> | undefined;
+  /** Where the records of live tails go. */
+  onTail?: ((records: TailRecord[]) => void) | undefined;
   checkpointing?:
     | {
         options: CheckpointingOptions;
@@ -218,6 +223,8 @@ export class ClusterExecutor {
   private slots: number;
   /** Aborts a wait for slots when the attempt stops. */
   private readonly stopping = new AbortController();
+  /** Live tails on: vertex id → records per second. */
+  private readonly tails: Map<number, number>;
 
   constructor(
     readonly graph: JobGraph,
@@ -225,6 +232,7 @@ export class ClusterExecutor {
   ) {
     const placement = placeSubtasks(graph, Math.min(options.provider?.slots ?? options.slots, options.slots));
     this.slots = placement.slots;
+    this.tails = new Map(options.tails ?? []);
     this.lifecycle = new JobLifecycle(graph.jobName);
     // A failure or a cancellation stops every slot and ends the wait of `run`.
     this.lifecycle.onStop(() => {
@@ -347,6 +355,7 @@ export class ClusterExecutor {
         ...(snapshots === undefined ? {} : { snapshots }),
         fromSource: entry.fromSource,
         ...(this.options.observe === true ? { observe: true } : {}),
+        ...(this.tails.size === 0 ? {} : { tails: [...this.tails] }),
       });
     this.workers = provider.start(inits, {
       message: (slot, m) => this.onSlot(slot, m),
@@ -462,7 +471,22 @@ export class ClusterExecutor {
       case 'failed':
         this.lifecycle.fail(deserializeError(m.error));
         break;
+      case 'tail':
+        this.options.onTail?.(m.records);
+        break;
     }
+  }
+
+  /** Turns the live tail of a vertex on (records per second) or off (`undefined`) in every slot. */
+  setTail(vertexId: number, ratePerSecond: number | undefined): void {
+    if (ratePerSecond === undefined) this.tails.delete(vertexId);
+    else this.tails.set(vertexId, ratePerSecond);
+    for (const w of this.workers) w.post({ type: 'tail', vertexId, rate: ratePerSecond ?? null });
+  }
+
+  /** Node's figures of every slot (its thread, and its task manager's process), by slot. */
+  slotRuntime(): SlotRuntimeMetrics[] {
+    return [...this.runtimeBySlot.values()].sort((a, b) => a.slot - b.slot);
   }
 
   /** Stops the run; `run` resolves with status CANCELLED. */
@@ -491,7 +515,7 @@ export class ClusterExecutor {
     if (this.nodeMetrics !== undefined)
       m.runtime = {
         jobManager: this.nodeMetrics.snapshot(),
-        slots: [...this.runtimeBySlot.values()].sort((a, b) => a.slot - b.slot),
+        slots: this.slotRuntime(),
       };
     return m;
   }

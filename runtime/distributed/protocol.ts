@@ -18,6 +18,7 @@ import type { DirtyGroups, WrittenSnapshot } from '../checkpoint/snapshot-writer
 import type { SubtaskMetrics } from '../metrics.js';
 import type { NodeMetricsSnapshot } from '../observe/node-metrics.js';
 import type { TaskSample } from '../observe/sample.js';
+import type { TailRecord } from '../observe/tail.js';
 import type { CheckpointTiming, TaskStatus } from '../task/task.js';
 import type { Frame } from './frame-codec.js';
 
@@ -54,6 +55,8 @@ export interface SlotInit {
   fromSource: boolean;
   /** The job is observed: time the steps and send task samples with the metrics. */
   observe?: boolean;
+  /** Live tails on at the start: [vertex id, records per second of the vertex] (see `observe/tail.ts`). */
+  tails?: [number, number][];
 }
 
 /** Job manager → slot. */
@@ -71,7 +74,9 @@ export type ToSlot =
   /** Stop the subtasks (the job was cancelled, or failed elsewhere). */
   | { type: 'cancel' }
   /** The job failed elsewhere: stop the subtasks. */
-  | { type: 'fail'; error: SerializedError };
+  | { type: 'fail'; error: SerializedError }
+  /** Capture the output of vertex `vertexId` for the live tail (`rate` records a second), or stop (`null`). */
+  | { type: 'tail'; vertexId: number; rate: number | null };
 
 /** Slot → job manager. */
 export type FromSlot =
@@ -117,7 +122,9 @@ export type FromSlot =
   /** The answer to `final`: published and closed. */
   | { type: 'finalized' }
   /** A subtask failed; the job fails (and may restart). */
-  | { type: 'failed'; error: SerializedError };
+  | { type: 'failed'; error: SerializedError }
+  /** Records captured for live tails since the last such message (every 100 ms while any). */
+  | { type: 'tail'; records: TailRecord[] };
 
 /** Between two slots. */
 export type SlotToSlot =

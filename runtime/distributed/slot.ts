@@ -20,6 +20,7 @@ import type { JobGraph, StreamEdge } from '../graph/job-graph.js';
 import { planToJson } from '../graph/plan.js';
 import { errorFields, jobLogger, type Logger } from '../log.js';
 import { acquireNodeMetrics } from '../observe/node-metrics.js';
+import type { TailRecord } from '../observe/tail.js';
 
 import type { Channel } from '../task/channel.js';
 import type { CheckpointTiming, Task } from '../task/task.js';
@@ -46,6 +47,11 @@ export const REMOTE_CREDITS_PER_LOCAL = 4;
 
 /** Partial frames and credits are sent at least this often while a slot is busy (see `afterPass`). */
 const FLUSH_INTERVAL_MS = 2;
+
+/** Captured records of live tails are sent this often. */
+const TAIL_FLUSH_MS = 100;
+/** At most this many captured records wait for a flush (more are dropped). */
+const MAX_TAIL_BUFFER = 1000;
 
 /** The hash every process computes of the plan: equal plans, equal hashes. */
 export function planHash(graph: JobGraph): string {
@@ -89,6 +95,10 @@ export class Slot implements Placement {
   private readonly nodeMetrics = acquireNodeMetrics();
   /** Sends the metrics of an idle slot (`afterPass` sends those of a busy one). */
   private readonly idleMetrics: NodeJS.Timeout;
+  /** Live tails on here: vertex id → records per second. */
+  private readonly tails = new Map<number, number>();
+  private tailRecords: TailRecord[] = [];
+  private tailTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly init: SlotInit,
@@ -135,6 +145,7 @@ export class Slot implements Placement {
       observe: init.observe === true,
     });
     for (const t of this.runner.tasks) this.tasksByRef.set(taskRef(t.vertex.id, t.subtaskIndex), t);
+    for (const [vertexId, rate] of init.tails ?? []) this.setTail(vertexId, rate);
     this.log.debug(`slot ${init.slot}: deployed ${this.runner.tasks.map((t) => t.describe()).join(', ')}`, {
       attempt: init.attemptNumber,
     });
@@ -330,12 +341,41 @@ export class Slot implements Placement {
       case 'fail':
         this.lifecycle.cancel();
         break;
+      case 'tail':
+        this.setTail(m.vertexId, m.rate ?? undefined);
+        break;
     }
+  }
+
+  /** Turns a live tail on or off here; captured records go out every {@link TAIL_FLUSH_MS}. */
+  private setTail(vertexId: number, rate: number | undefined): void {
+    if (rate === undefined) this.tails.delete(vertexId);
+    else this.tails.set(vertexId, rate);
+    this.runner.tail(vertexId, rate, (r) => {
+      if (this.tailRecords.length < MAX_TAIL_BUFFER) this.tailRecords.push(r);
+    });
+    if (this.tails.size > 0 && this.tailTimer === undefined) {
+      this.tailTimer = setInterval(() => this.flushTail(), TAIL_FLUSH_MS);
+      this.tailTimer.unref();
+    } else if (this.tails.size === 0 && this.tailTimer !== undefined) {
+      clearInterval(this.tailTimer);
+      this.tailTimer = undefined;
+      this.flushTail();
+    }
+  }
+
+  private flushTail(): void {
+    if (this.tailRecords.length === 0) return;
+    const records = this.tailRecords;
+    this.tailRecords = [];
+    this.send({ type: 'tail', records });
   }
 
   /** Closes the operators, and the storage once its writes are done. */
   private async close(): Promise<void> {
     clearInterval(this.idleMetrics);
+    if (this.tailTimer !== undefined) clearInterval(this.tailTimer);
+    this.tailTimer = undefined;
     this.nodeMetrics.release();
     this.runner.close();
     await this.writer?.settled();

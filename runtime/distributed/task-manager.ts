@@ -119,7 +119,7 @@ export class TaskManagerPool implements SlotProvider {
     return this.live().length;
   }
 
-  /** The task manager that runs slot `slot` of the current deployment (its name), if known. */
+  /** The task manager that runs slot `slot` of the current deployment (`host:port` of its data connections), if known. */
   slotOwner(slot: number): string | null {
     return this.owners[slot] ?? null;
   }
@@ -290,7 +290,8 @@ export class TaskManagerPool implements SlotProvider {
         if (k < m.slots && owners.length < inits.length) owners.push(i);
       });
     const peers = live.map((m) => ({ host: m.dataHost, port: m.dataPort }));
-    this.owners = owners.map((i) => live[i]!.name);
+    // `host:port` where each runs its data connections (as `SubtaskLocation.taskManager` says).
+    this.owners = owners.map((i) => `${live[i]!.dataHost}:${live[i]!.dataPort}`);
     const deployment = ++this.deployments;
     const cwd = process.cwd();
     live.forEach((m, i) => {

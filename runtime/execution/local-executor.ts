@@ -16,6 +16,7 @@ import { SystemClock } from '../clock.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import { aggregateMetrics, type JobMetricsSnapshot } from '../metrics.js';
 import type { TaskSample } from '../observe/sample.js';
+import type { TailRecord } from '../observe/tail.js';
 import type { Task } from '../task/task.js';
 import { JobLifecycle } from './lifecycle.js';
 import { BufferedStdout, type JobResult, ResultCollector } from './results.js';
@@ -63,6 +64,10 @@ export interface ExecutionOptions {
   onFinished?: () => void;
   /** The job is observed: time the tasks' steps (see `SchedulerOptions.observe`). */
   observe?: boolean;
+  /** Live tails on at the start: vertex id → records per second (see `observe/tail.ts`). */
+  tails?: ReadonlyMap<number, number>;
+  /** Where the records of live tails go. */
+  onTail?: (records: TailRecord[]) => void;
 }
 
 /** Runs one job graph in this thread. */
@@ -75,6 +80,7 @@ export class LocalExecutor {
   private readonly runner: SubtaskRunner;
   private readonly clock: Clock;
   private readonly onFinished: (() => void) | undefined;
+  private readonly onTail: ((records: TailRecord[]) => void) | undefined;
 
   constructor(
     readonly graph: JobGraph,
@@ -128,6 +134,15 @@ export class LocalExecutor {
       detectStalls: true,
       observe: options.observe === true,
     });
+    this.onTail = options.onTail;
+    for (const [vertexId, rate] of options.tails ?? []) this.setTail(vertexId, rate);
+  }
+
+  /** Turns the live tail of a vertex on (records per second) or off (`undefined`). */
+  setTail(vertexId: number, ratePerSecond: number | undefined): void {
+    const onTail = this.onTail;
+    if (onTail === undefined) return;
+    this.runner.tail(vertexId, ratePerSecond, (r) => onTail([r]));
   }
 
   /** Every subtask of the job. */

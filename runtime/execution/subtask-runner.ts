@@ -11,6 +11,7 @@ import { isManualClock } from '../clock.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import type { SubtaskMetrics } from '../metrics.js';
 import { sampleTask, type TaskSample } from '../observe/sample.js';
+import { subtaskTailRate, type TailRecord, tailTap } from '../observe/tail.js';
 import type { CheckpointTiming, Task, TaskHost } from '../task/task.js';
 import { AlignmentGroups } from './alignment.js';
 import type { JobLifecycle } from './lifecycle.js';
@@ -175,6 +176,21 @@ export class SubtaskRunner implements TaskHost {
   samples(): TaskSample[] {
     const pending = performance.now() - this.scheduler.passStartedAt;
     return this.tasks.map((t) => sampleTask(t, pending));
+  }
+
+  /**
+   * Turns the live tail of vertex `vertexId` on (at most `ratePerSecond` records a second of the
+   * whole vertex, to `emit`) or off (`undefined`) in its subtasks here.
+   */
+  tail(vertexId: number, ratePerSecond: number | undefined, emit: (r: TailRecord) => void): void {
+    for (const t of this.tasks) {
+      if (t.vertex.id !== vertexId) continue;
+      t.tapOutput(
+        ratePerSecond === undefined
+          ? undefined
+          : tailTap(vertexId, t.subtaskIndex, subtaskTailRate(ratePerSecond, t.vertex.parallelism), emit),
+      );
+    }
   }
 
   /** The current metrics of every subtask here. */

@@ -19,7 +19,9 @@ import type {
 import type { JobGraph, JobVertex } from '../graph/job-graph.js';
 import { planToJson } from '../graph/plan.js';
 import type { RunnerEvent } from '../job-runner.js';
+import { acquireNodeMetrics, type NodeMetricsSnapshot, type SlotRuntimeMetrics } from './node-metrics.js';
 import type { InputSample, TaskSample } from './sample.js';
+import type { TailRecord } from './tail.js';
 import {
   type BackPressureLevel,
   type CheckpointConfig,
@@ -38,6 +40,7 @@ import {
   type MinMaxAvg,
   type PlanResponse,
   type RestartEntry,
+  type RuntimeResponse,
   type SavepointStatus,
   type SubtaskCheckpointStats,
   type SubtaskCounts,
@@ -119,6 +122,20 @@ interface SavepointOperation {
 export interface ObservedRun {
   triggerSavepoint(): Promise<number>;
   cancel(): void;
+  /** Turns the live tail of a vertex on (records per second of the vertex) or off (`undefined`). */
+  tail?(vertexId: number, ratePerSecond: number | undefined): void;
+  /** Node's figures of every slot (empty in one thread). */
+  slotRuntime?(): SlotRuntimeMetrics[];
+}
+
+/** A listener of a vertex's live tail (see `observe/tail.ts`). */
+export interface TailListener {
+  /** Records per second it wants at most. */
+  readonly rate: number;
+  /** A captured record of the vertex (not yet throttled for this listener). */
+  record(r: TailRecord): void;
+  /** The job ended: no more records. */
+  end(state: JobState): void;
 }
 
 const MAX_HISTORY = 50;
@@ -152,6 +169,13 @@ export class JobObserver implements CheckpointListener {
   private run: ObservedRun | undefined;
   private readonly vertexById = new Map<number, JobVertex>();
   private nextOperation = 1;
+  /** Listeners of live tails, by vertex id, and the rate each vertex captures at. */
+  private readonly tailListeners = new Map<number, Set<TailListener>>();
+  private readonly tailRates = new Map<number, number>();
+  /** Node's figures of this (the job manager's) thread while the job runs. */
+  private nodeMetrics: ReturnType<typeof acquireNodeMetrics> | undefined;
+  /** The last figures of Node, kept once the job ended. */
+  private finalRuntime: { jobManager: NodeMetricsSnapshot; slots: SlotRuntimeMetrics[] } | undefined;
 
   constructor(readonly options: JobObserverOptions) {
     this.stallThresholdMs = options.stallThresholdMs ?? 10_000;
@@ -170,6 +194,8 @@ export class JobObserver implements CheckpointListener {
   /** Starts sampling (the timer does not keep the process alive). */
   start(run: ObservedRun): void {
     this.run = run;
+    for (const [vertexId, rate] of this.tailRates) run.tail?.(vertexId, rate);
+    this.nodeMetrics ??= acquireNodeMetrics();
     if (this.timer !== undefined) return;
     this.timer = setInterval(() => this.sample(), this.options.sampleIntervalMs ?? 500);
     this.timer.unref();
@@ -179,6 +205,14 @@ export class JobObserver implements CheckpointListener {
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.nodeMetrics !== undefined) {
+      this.finalRuntime = {
+        jobManager: this.nodeMetrics.snapshot(),
+        slots: this.run?.slotRuntime?.() ?? [],
+      };
+      this.nodeMetrics.release();
+      this.nodeMetrics = undefined;
+    }
   }
 
   /** The current attempt's subtasks are sampled by `sampler`. */
@@ -392,6 +426,69 @@ export class JobObserver implements CheckpointListener {
     this.state = status;
     this.endTimestamp = Date.now();
     if (error !== undefined) this.addException(error, this.attempt, false);
+    const listeners = [...this.tailListeners.values()].flatMap((set) => [...set]);
+    this.tailListeners.clear();
+    this.tailRates.clear();
+    for (const l of listeners) l.end(status);
+  }
+
+  // ---- live tails ----
+
+  /**
+   * Adds a listener of the live tail of `v`: its subtasks capture their output while it has one
+   * listener at least. Returns what removes it (the last one turns the capture off).
+   */
+  subscribeTail(v: JobVertex, listener: TailListener): () => void {
+    let set = this.tailListeners.get(v.id);
+    if (set === undefined) this.tailListeners.set(v.id, (set = new Set()));
+    set.add(listener);
+    this.applyTail(v.id);
+    return () => {
+      const s = this.tailListeners.get(v.id);
+      if (s === undefined || !s.delete(listener)) return;
+      if (s.size === 0) this.tailListeners.delete(v.id);
+      this.applyTail(v.id);
+    };
+  }
+
+  /** Listeners of the live tail of a vertex now. */
+  tailListenerCount(vertexId: number): number {
+    return this.tailListeners.get(vertexId)?.size ?? 0;
+  }
+
+  /** Captures at the highest rate its listeners want, or not at all without listeners. */
+  private applyTail(vertexId: number): void {
+    const set = this.tailListeners.get(vertexId);
+    let rate: number | undefined;
+    for (const l of set ?? []) rate = Math.max(rate ?? 0, l.rate);
+    if (this.tailRates.get(vertexId) === rate) return;
+    if (rate === undefined) this.tailRates.delete(vertexId);
+    else this.tailRates.set(vertexId, rate);
+    this.run?.tail?.(vertexId, rate);
+  }
+
+  /** Records captured by the subtasks (see `observe/tail.ts`). */
+  onTail(records: readonly TailRecord[]): void {
+    for (const r of records) {
+      const set = this.tailListeners.get(r.vertexId);
+      if (set !== undefined) for (const l of set) l.record(r);
+    }
+  }
+
+  /** `GET /jobs/:id/runtime`: Node's figures of the job manager and of every slot. */
+  runtime(): RuntimeResponse {
+    const jobManager = this.nodeMetrics?.snapshot() ?? this.finalRuntime?.jobManager ?? null;
+    const slots =
+      this.nodeMetrics !== undefined ? (this.run?.slotRuntime?.() ?? []) : (this.finalRuntime?.slots ?? []);
+    return {
+      jobId: this.jobId,
+      now: Date.now(),
+      jobManager,
+      slots: slots.map((s) => ({
+        ...s,
+        taskManager: s.process === undefined ? null : (this.options.locateSlot?.(s.slot) ?? null),
+      })),
+    };
   }
 
   private addException(error: unknown, attempt: number, restarted: boolean): void {

@@ -31,9 +31,11 @@
  * | `heap.externalBytes` | memory of C++ objects bound to this isolate's JS objects |
  * | `rssBytes` | resident set size of the whole process (same for every thread of it) |
  *
- * A Prometheus exporter would map them to gauges labelled by slot (and task manager), e.g.
- * `tidemark_node_event_loop_delay_p99_seconds{slot="0"}`, `tidemark_node_heap_used_bytes{slot="0"}`,
- * `tidemark_node_gc_pause_seconds_per_second{slot="0"}`.
+ * The job observer serves them as `GET /jobs/:id/runtime`, and `GET /metrics` as gauges labelled
+ * by component, slot and task manager (`prometheus.ts`), e.g.
+ * `tidemark_node_event_loop_delay_p99_seconds{component="slot",slot="0"}`,
+ * `tidemark_node_heap_used_bytes{component="jobmanager"}`,
+ * `tidemark_node_gc_pause_seconds_per_second{component="taskmanager",task_manager="host:port"}`.
  */
 import {
   type EventLoopUtilization,

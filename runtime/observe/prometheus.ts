@@ -5,11 +5,90 @@
  */
 import { Gauge, Registry } from 'prom-client';
 import type { JobObserver } from './job-observer.js';
+import type { NodeMetricsSnapshot } from './node-metrics.js';
 import { MAX_WATERMARK_JSON } from './types.js';
 
 const JOB_LABELS = ['job_id', 'job_name'] as const;
 const TASK_LABELS = ['job_id', 'job_name', 'task_name', 'vertex_id', 'subtask_index'] as const;
 const OPERATOR_LABELS = [...TASK_LABELS, 'operator_id', 'operator_name'] as const;
+const NODE_LABELS = ['job_id', 'job_name', 'component', 'slot', 'task_manager'] as const;
+
+/** Node's figures (`node-metrics.ts`) as gauges: name, help, and the value in base units. */
+const NODE_METRICS: [string, string, (s: NodeMetricsSnapshot) => number][] = [
+  [
+    'event_loop_delay_p50_seconds',
+    'Event-loop delay, median over the last second',
+    (s) => s.eventLoopDelayMs.p50 / 1000,
+  ],
+  [
+    'event_loop_delay_p99_seconds',
+    'Event-loop delay, 99th percentile over the last second',
+    (s) => s.eventLoopDelayMs.p99 / 1000,
+  ],
+  [
+    'event_loop_delay_max_seconds',
+    'Event-loop delay, maximum over the last second',
+    (s) => s.eventLoopDelayMs.max / 1000,
+  ],
+  [
+    'event_loop_delay_mean_seconds',
+    'Event-loop delay, mean over the last second',
+    (s) => s.eventLoopDelayMs.mean / 1000,
+  ],
+  [
+    'event_loop_utilization',
+    'Share of the last second the event loop was busy (0..1)',
+    (s) => s.eventLoopUtilization,
+  ],
+  [
+    'gc_pauses_per_second',
+    'Garbage collections per second over the last second',
+    (s) => (s.gc.count * 1000) / s.windowMs,
+  ],
+  [
+    'gc_pause_seconds_per_second',
+    'Seconds of GC pauses per second over the last second',
+    (s) => s.gc.pauseMsPerSecond / 1000,
+  ],
+  ['heap_used_bytes', "The thread's V8 heap in use", (s) => s.heap.usedBytes],
+  ['heap_total_bytes', "The thread's V8 heap allocated", (s) => s.heap.totalBytes],
+  ['heap_limit_bytes', "The thread's V8 heap limit", (s) => s.heap.limitBytes],
+  [
+    'external_memory_bytes',
+    "Memory of C++ objects bound to the thread's JS objects",
+    (s) => s.heap.externalBytes,
+  ],
+  ['rss_bytes', 'Resident set size of the whole process', (s) => s.rssBytes],
+];
+
+/**
+ * Node's figures of every thread of the observers' jobs, with their labels: the job manager's
+ * main thread (`component="jobmanager"`), each slot's worker thread (`component="slot"`, `slot`),
+ * and each task-manager process's main thread (`component="taskmanager"`, `task_manager`).
+ */
+function nodeThreads(
+  o: JobObserver,
+): { labels: Partial<Record<(typeof NODE_LABELS)[number], string>>; snapshot: NodeMetricsSnapshot }[] {
+  const r = o.runtime();
+  const job = { job_id: o.jobId, job_name: o.jobName };
+  const out: ReturnType<typeof nodeThreads> = [];
+  if (r.jobManager !== null)
+    out.push({ labels: { ...job, component: 'jobmanager' }, snapshot: r.jobManager });
+  const processes = new Set<string>();
+  for (const s of r.slots) {
+    const tm = s.taskManager === null ? {} : { task_manager: s.taskManager };
+    out.push({ labels: { ...job, component: 'slot', slot: String(s.slot), ...tm }, snapshot: s.thread });
+    const key = s.taskManager ?? `pid ${s.process?.pid}`;
+    if (s.process !== undefined && !processes.has(key)) {
+      processes.add(key);
+      out.push({
+        labels: { ...job, component: 'taskmanager', task_manager: s.taskManager ?? `pid ${s.process.pid}` },
+        snapshot: s.process,
+      });
+    }
+  }
+  return out;
+}
 
 /** A metric value for Prometheus: none for a missing watermark, the JSON form of the final one. */
 function value(v: number): number | undefined {
@@ -108,6 +187,23 @@ export function createMetricsRegistry(observers: () => readonly JobObserver[]): 
               },
               v,
             );
+          }
+      },
+    });
+
+  // Node's own figures, per thread (see `node-metrics.ts`).
+  for (const [name, help, read] of NODE_METRICS)
+    new Gauge({
+      name: `tidemark_node_${name}`,
+      help: `${help} (label component: jobmanager, slot or taskmanager)`,
+      labelNames: NODE_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const o of observers())
+          for (const { labels, snapshot } of nodeThreads(o)) {
+            const v = read(snapshot);
+            if (Number.isFinite(v)) this.set(labels, v);
           }
       },
     });

@@ -13,8 +13,9 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JobVertex } from '../graph/job-graph.js';
-import type { JobObserver } from './job-observer.js';
+import type { JobObserver, TailListener } from './job-observer.js';
 import { createMetricsRegistry } from './prometheus.js';
+import { TailThrottle } from './tail.js';
 import type { ClusterOverview, ErrorResponse, JobsResponse, SavepointRequest } from './types.js';
 
 /** Options of {@link startWebServer}. */
@@ -283,6 +284,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       methods(req, ['GET']);
       return json(res, 200, o.plan());
     }
+    if (section === 'runtime' && rest.length === 1) {
+      methods(req, ['GET']);
+      return json(res, 200, o.runtime());
+    }
     if (section === 'exceptions' && rest.length === 1) {
       methods(req, ['GET']);
       return json(res, 200, o.exceptions());
@@ -339,9 +344,74 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
         methods(req, ['GET']);
         return json(res, 200, o.backpressure(v));
       }
+      if (rest.length === 3 && b === 'tail') {
+        methods(req, ['GET']);
+        const raw = url.searchParams.get('rate') ?? '10';
+        if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 100)
+          throw new HttpError(400, `rate '${raw}' is not a whole number of records per second from 1 to 100`);
+        if (!o.running)
+          throw new HttpError(
+            409,
+            `job '${o.jobId}' has ended (${o.state}): there is no live tail to follow`,
+          );
+        return serveTail(res, o, v, Number(raw));
+      }
       void c;
     }
     throw new HttpError(404, `no such path: ${path}`);
+  }
+
+  /**
+   * A live tail as server-sent events (see `observe/tail.ts`): a `message` event per record shown
+   * (`TailEvent`), a comment every 15 s to keep proxies from closing it, and an `end` event when
+   * the job ends. The capture is on while the stream is open.
+   */
+  function serveTail(res: ServerResponse, o: JobObserver, v: JobVertex, rate: number) {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write(`retry: 3000\n: live tail of vertex ${v.id} (${v.name}), at most ${rate} records/s\n\n`);
+    const throttle = new TailThrottle(rate);
+    // A client that reads slower than it is sent to: records are dropped (and counted) until it catches up.
+    let blocked = false;
+    let closed = false;
+    const listener: TailListener = {
+      rate,
+      record(r) {
+        if (closed) return;
+        if (blocked) {
+          throttle.drop(r);
+          return;
+        }
+        const event = throttle.offer(r);
+        if (event !== undefined && !res.write(`data: ${event}\n\n`)) {
+          blocked = true;
+          res.once('drain', () => {
+            blocked = false;
+          });
+        }
+      },
+      end(state) {
+        if (closed) return;
+        res.end(`event: end\ndata: ${JSON.stringify({ state })}\n\n`);
+        cleanup();
+      },
+    };
+    const unsubscribe = o.subscribeTail(v, listener);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    keepAlive.unref();
+    function cleanup(): void {
+      if (closed) return;
+      closed = true;
+      clearInterval(keepAlive);
+      unsubscribe();
+    }
+    // NOTE: the response's close (the client went, or the server closes); the request's comes
+    // as soon as its (empty) body was read.
+    res.on('close', cleanup);
   }
 
   function sendFile(res: ServerResponse, file: string): void {

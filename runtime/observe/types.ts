@@ -13,8 +13,9 @@
  * - Every error answers {@link ErrorResponse} with its HTTP status.
  */
 import type { PlanJson } from '../graph/plan.js';
+import type { NodeMetricsSnapshot, SlotRuntimeMetrics } from './node-metrics.js';
 
-export type { PlanJson };
+export type { NodeMetricsSnapshot, PlanJson, SlotRuntimeMetrics };
 
 /** A watermark in JSON: `null` = no watermark yet; {@link MAX_WATERMARK_JSON} = the end of input. */
 export type WatermarkJson = number | null;
@@ -503,14 +504,34 @@ export interface CancelResponse {
   state: JobState;
 }
 
-/** `GET /jobs/:id/vertices/:vid/tail`: each server-sent `data:` line is one of these. */
+/**
+ * `GET /jobs/:id/vertices/:vid/tail`: each server-sent `data:` line (of the default `message`
+ * event) is one of these: one record of the vertex's output. When the job ends, an `end` event
+ * (`data: {"state": "FINISHED"}`) closes the stream.
+ */
 export interface TailEvent {
   /** Subtask that emitted it. */
   subtaskIndex: number;
   /** Record timestamp (event time); `null` if it has none. */
   timestamp: number | null;
-  /** The record as JSON-able data (truncated to 2 kB as text when larger). */
+  /** The record as JSON (a JSON string of its first 2 kB when its JSON is longer). */
   value: unknown;
-  /** Records this subtask emitted since the previous tail event but not shown (throttled). */
+  /**
+   * Records of the vertex (any subtask) not shown to this listener since the previous event
+   * (throttled: dropped in the subtasks or here).
+   */
   skipped: number;
+}
+
+/** `GET /jobs/:id/runtime`: Node's own figures (see `runtime/observe/node-metrics.ts`). */
+export interface RuntimeResponse {
+  jobId: string;
+  now: number;
+  /** The job manager's main thread; `null` before the job started. */
+  jobManager: NodeMetricsSnapshot | null;
+  /** Each slot's worker thread, and the task-manager process it runs in (`process`); empty in one thread. */
+  slots: (SlotRuntimeMetrics & {
+    /** `host:port` of its task manager; `null` for a slot in the job manager's process. */
+    taskManager: string | null;
+  })[];
 }

@@ -103,8 +103,13 @@ let codeGeneration = true;
 class NodeOutput implements Output<unknown> {
   private readonly single: Target | undefined;
   private readonly out: SimpleCounter;
-  /** Emits a record: calls the one chained operator directly (the usual case in a chain), or the targets. */
-  readonly collect: Collect;
+  /** What `collect` does without a tap. */
+  private readonly plain: Collect;
+  /**
+   * Emits a record: calls the one chained operator directly (the usual case in a chain), or the
+   * targets; while tapped (the live tail), calls the tap first.
+   */
+  collect: Collect;
   constructor(
     private readonly main: Target[],
     private readonly side: Map<string, Target[]>,
@@ -113,10 +118,25 @@ class NodeOutput implements Output<unknown> {
   ) {
     this.single = main.length === 1 ? main[0] : undefined;
     this.out = metrics.numRecordsOut;
-    this.collect =
+    this.plain =
       this.single instanceof MainChainTarget
         ? directCollect(this.single.op, this.out)
         : (value, timestamp) => this.toTargets(value, timestamp);
+    this.collect = this.plain;
+  }
+  /**
+   * Calls `tap` with every record emitted, before it goes on; `undefined` puts the plain
+   * `collect` back (nothing more per record than before).
+   */
+  tap(tap: Collect | undefined): void {
+    const plain = this.plain;
+    this.collect =
+      tap === undefined
+        ? plain
+        : (value, timestamp) => {
+            tap(value, timestamp);
+            plain(value, timestamp);
+          };
   }
   private toTargets(value: unknown, timestamp: number): void {
     this.out.count++;
@@ -142,10 +162,9 @@ class NodeOutput implements Output<unknown> {
  * it pay nothing.
  */
 class FreezingOutput implements Output<unknown> {
-  readonly collect: Collect;
-  constructor(private readonly inner: NodeOutput) {
-    const collect = inner.collect;
-    this.collect = (value, timestamp) => collect(freezeRecord(value), timestamp);
+  constructor(private readonly inner: NodeOutput) {}
+  collect(value: unknown, timestamp: number): void {
+    this.inner.collect(freezeRecord(value), timestamp);
   }
   collectSide<S>(tag: OutputTag<S>, value: S, timestamp: number): void {
     this.inner.collectSide(tag, freezeRecord(value), timestamp);
@@ -168,6 +187,8 @@ export class OperatorChain {
   /** Head first, in topological order. */
   readonly members: ChainMember[] = [];
   readonly head: ChainMember;
+  /** The output of each member, as `members`. */
+  private readonly outputs: NodeOutput[] = [];
 
   constructor(
     vertex: JobVertex,
@@ -179,6 +200,7 @@ export class OperatorChain {
     strictRecords = false,
   ) {
     const byNode = new Map<StreamNode, ChainMember>();
+    const outputs = new Map<StreamNode, NodeOutput>();
     // Created in reverse topological order, so that chained targets exist before their producers.
     for (const node of [...vertex.nodes].reverse()) {
       const metrics = new OperatorMetrics(node.operatorId, node.name, subtaskIndex);
@@ -224,9 +246,26 @@ export class OperatorChain {
         restore.get(node.operatorId),
       );
       byNode.set(node, Object.assign(runtime, { node }));
+      outputs.set(node, output);
     }
-    for (const node of vertex.nodes) this.members.push(byNode.get(node)!);
+    for (const node of vertex.nodes) {
+      this.members.push(byNode.get(node)!);
+      this.outputs.push(outputs.get(node)!);
+    }
     this.head = this.members[0]!;
+  }
+
+  /**
+   * Taps the chain's output (the live tail): the records of its last operator that is not a sink
+   * (for a chain that ends in a sink, what the sink receives); `undefined` removes the tap. A
+   * chain of a sink alone has no such output: nothing is tapped.
+   */
+  tapOutput(tap: Collect | undefined): void {
+    for (let i = this.members.length - 1; i >= 0; i--)
+      if (!this.members[i]!.node.isSink) {
+        this.outputs[i]!.tap(tap);
+        return;
+      }
   }
 
   /** Initializes state and opens the operators (tail first, so consumers are ready). */

@@ -164,6 +164,11 @@ export class Task {
     return this.chain.members;
   }
 
+  /** Taps the chain's output (the live tail, see `OperatorChain.tapOutput`); `undefined` removes it. */
+  tapOutput(tap: ((value: unknown, timestamp: number) => void) | undefined): void {
+    this.chain.tapOutput(tap);
+  }
+
   /** Creates the operators, their contexts and outputs, and the input side (writers and inputs must be set). */
   setup(): void {
     const host = this.host;

@@ -4,6 +4,7 @@
 // records counted; checkpoints with per-subtask figures; the job commands from another directory.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -13,7 +14,9 @@ import type {
   ExceptionsResponse,
   JobDetails,
   JobsResponse,
+  RuntimeResponse,
   SavepointStatus,
+  TailEvent,
   VertexBackPressure,
   VertexDetails,
   VertexWatermarks,
@@ -128,6 +131,165 @@ async function send(
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
 
+/** What a live tail sent: its status, content type, events, and the `end` event's data if it came. */
+interface TailRead {
+  status: number;
+  contentType: string;
+  events: TailEvent[];
+  ended: { state: string } | undefined;
+  /** Milliseconds from the response to the last event read. */
+  elapsedMs: number;
+  body: string;
+}
+
+/**
+ * Follows a live tail (server-sent events, with node:http) for `ms` or until it ends; `until`
+ * stops reading earlier.
+ */
+function readTail(
+  base: string,
+  path: string,
+  ms: number,
+  until?: (r: TailRead) => boolean,
+): Promise<TailRead> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(new URL(path, base), (res) => {
+      const started = Date.now();
+      const read: TailRead = {
+        status: res.statusCode ?? 0,
+        contentType: String(res.headers['content-type']),
+        events: [],
+        ended: undefined,
+        elapsedMs: 0,
+        body: '',
+      };
+      let buffer = '';
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        read.elapsedMs = Date.now() - started;
+        req.destroy();
+        resolve(read);
+      };
+      const timer = setTimeout(finish, ms);
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        read.body += chunk;
+        if (read.status !== 200) return;
+        buffer += chunk;
+        for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, i);
+          buffer = buffer.slice(i + 2);
+          let event = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data.push(line.slice(6));
+          }
+          if (data.length === 0) continue;
+          if (event === 'end') read.ended = JSON.parse(data.join('\n')) as { state: string };
+          else read.events.push(JSON.parse(data.join('\n')) as TailEvent);
+        }
+        if (until?.(read) === true) finish();
+      });
+      res.on('end', finish);
+      res.on('error', finish);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** The live tail of the busy source: its records, with their event times, at most `rate` a second. */
+async function checkTail(base: string, sourceId: number, parallelism: number): Promise<void> {
+  const rate = 5;
+  const tail = await readTail(base, `/jobs/watched/vertices/${sourceId}/tail?rate=${rate}`, 3000);
+  expect(tail.status).toBe(200);
+  expect(tail.contentType).toMatch(/^text\/event-stream/);
+  expect(tail.events.length).toBeGreaterThanOrEqual(5);
+  // Throttled: at most `rate` in any second (the reading lasts about 3 s).
+  expect(tail.events.length).toBeLessThanOrEqual(rate * 4);
+  const skipped = tail.events.reduce((a, e) => a + e.skipped, 0);
+  // The source emits 400 records a second: most are skipped, and said so.
+  expect(skipped).toBeGreaterThan(tail.events.length * 10);
+  for (const e of tail.events) {
+    const value = e.value as { k: string; ts: number };
+    expect(value.k).toMatch(/^b[0-3]$/);
+    expect(e.timestamp).toBe(value.ts);
+    expect(e.subtaskIndex).toBeGreaterThanOrEqual(0);
+    expect(e.subtaskIndex).toBeLessThan(parallelism);
+  }
+  // Every subtask's records are captured (on slots and task managers too).
+  expect(new Set(tail.events.map((e) => e.subtaskIndex)).size).toBe(parallelism);
+  // Two listeners at once, each with its own rate.
+  const [a, b] = await Promise.all([
+    readTail(base, `/jobs/watched/vertices/${sourceId}/tail?rate=2`, 2500),
+    readTail(base, `/jobs/watched/vertices/${sourceId}/tail?rate=20`, 2500),
+  ]);
+  expect(a.events.length).toBeGreaterThan(0);
+  expect(a.events.length).toBeLessThanOrEqual(2 * 3.5);
+  expect(b.events.length).toBeGreaterThan(a.events.length);
+  // Bad vertex, bad rate.
+  const missing = await readTail(base, '/jobs/watched/vertices/99/tail', 2000);
+  expect(missing.status).toBe(404);
+  expect(JSON.parse(missing.body)).toMatchObject({ status: 404 });
+  expect((await readTail(base, `/jobs/watched/vertices/${sourceId}/tail?rate=0`, 2000)).status).toBe(400);
+  expect((await readTail(base, `/jobs/watched/vertices/${sourceId}/tail?rate=x`, 2000)).status).toBe(400);
+}
+
+/** Node's own figures: the job manager's thread, and each slot's (with its process on task managers). */
+async function checkRuntime(base: string, mode: string): Promise<void> {
+  const { status, body: rt } = await get<RuntimeResponse>(base, '/jobs/watched/runtime');
+  expect(status).toBe(200);
+  const plausible = (s: RuntimeResponse['slots'][number]['thread']) => {
+    expect(s.heap.usedBytes).toBeGreaterThan(1_000_000);
+    expect(s.heap.usedBytes).toBeLessThanOrEqual(s.heap.totalBytes);
+    expect(s.heap.limitBytes).toBeGreaterThan(s.heap.totalBytes);
+    expect(s.rssBytes).toBeGreaterThan(s.heap.usedBytes);
+    expect(s.eventLoopDelayMs.p99).toBeGreaterThanOrEqual(s.eventLoopDelayMs.p50);
+    expect(s.eventLoopDelayMs.p99).toBeLessThan(10_000);
+    expect(s.eventLoopUtilization).toBeGreaterThanOrEqual(0);
+    expect(s.eventLoopUtilization).toBeLessThanOrEqual(1);
+    expect(s.gc.pauseMs).toBeGreaterThanOrEqual(0);
+  };
+  expect(rt.jobManager).not.toBeNull();
+  expect(rt.jobManager!.thread).toBe('main');
+  plausible(rt.jobManager!);
+  const slots = await until('figures of every slot', async () => {
+    const { body } = await get<RuntimeResponse>(base, '/jobs/watched/runtime');
+    return body.slots.length === (mode === 'local' ? 0 : 2) ? body.slots : undefined;
+  });
+  for (const s of slots) {
+    expect(s.thread.thread).toBe('worker');
+    plausible(s.thread);
+    if (mode === 'cluster') {
+      expect(s.taskManager).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(s.process!.thread).toBe('main');
+      expect(s.process!.pid).not.toBe(rt.jobManager!.pid);
+    } else {
+      expect(s.taskManager).toBeNull();
+      expect(s.process).toBeUndefined();
+      expect(s.thread.pid).toBe(rt.jobManager!.pid);
+    }
+  }
+  const metrics = await (await fetch(`${base}metrics`)).text();
+  expect(metrics).toMatch(
+    /tidemark_node_heap_used_bytes\{job_id="watched",job_name="watched",component="jobmanager"\} [1-9]/,
+  );
+  expect(metrics).toMatch(/tidemark_node_event_loop_delay_p99_seconds\{[^}]*component="jobmanager"\} \d/);
+  if (mode !== 'local') {
+    expect(metrics).toMatch(/tidemark_node_heap_used_bytes\{[^}]*component="slot",slot="1"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(
+      /tidemark_node_gc_pause_seconds_per_second\{[^}]*component="slot",slot="0"[^}]*\} \d/,
+    );
+  }
+  if (mode === 'cluster')
+    expect(metrics).toMatch(
+      /tidemark_node_rss_bytes\{[^}]*component="taskmanager",task_manager="127\.0\.0\.1:\d+"\} [1-9]/,
+    );
+}
+
 /** The checks every placement passes: the held watermark, late records, checkpoints, metrics. */
 async function checkRunningJob(base: string, expectedMode: string): Promise<void> {
   const { body: jobs } = await get<JobsResponse>(base, '/jobs');
@@ -228,6 +390,9 @@ async function checkRunningJob(base: string, expectedMode: string): Promise<void
     /tidemark_taskmanager_job_task_operator_numLateRecordsDropped\{[^}]*operator_name="late windows"\} [1-9]/,
   );
   expect(metrics).toContain('tidemark_taskmanager_job_task_busyTimeMsPerSecond');
+
+  await checkTail(base, sourceVertex.id, sourceVertex.parallelism);
+  await checkRuntime(base, expectedMode);
 }
 
 describe('REST API of a job in one thread', () => {
@@ -316,12 +481,20 @@ describe('REST API of a job in one thread', () => {
       },
     );
     expect(savepoint.stdout).toMatch(/savepoint \d+ of job 'watched' taken/);
+    // A tail open when the job ends gets an `end` event, and the stream ends.
+    const source = (await get<JobDetails>(base, '/jobs/watched')).body.vertices.find((v) =>
+      v.name.startsWith('Source: busy'),
+    )!;
+    const ending = readTail(base, `/jobs/watched/vertices/${source.id}/tail`, 30_000);
     const stop = await runCli(['stop', 'watched', '--savepoint'], {
       cwd: elsewhere,
       env: { ...env, TIDEMARK_WEB_TOKEN: TOKEN },
     });
     expect(stop.stderr).toBe('');
     expect(stop.stdout).toMatch(/savepoint \d+ of job 'watched' taken; the job is stopping/);
+    const ended = await ending;
+    expect(ended.ended).toEqual({ state: 'CANCELED' });
+    expect(ended.elapsedMs).toBeLessThan(29_000);
     expect(await s.exit).toBe(130);
   });
 });
