@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -71,8 +71,11 @@ test('installed from its package in another project, tidemark runs a job there (
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
     dependencies: Record<string, string>;
   };
-  for (const dep of Object.keys(pkg.dependencies))
+  for (const dep of Object.keys(pkg.dependencies)) {
+    // A scoped package (@scope/name) lives in a directory of its scope.
+    mkdirSync(dirname(join(project, 'node_modules', dep)), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules', dep), join(project, 'node_modules', dep), 'dir');
+  }
   writeFileSync(join(project, 'package.json'), '{"name":"a-user-project","type":"module","private":true}\n');
   writeFileSync(
     join(project, 'job.ts'),
