@@ -337,8 +337,9 @@ export class JobRunner {
         );
       }
       this.attempt++;
-      // Best effort here (to say where the restart resumes); an unreachable storage is tried below.
-      await this.adoptCommittedCheckpoint().catch(() => undefined);
+      // Best effort here, for a second at most (to say where the restart resumes); an unreachable
+      // storage is tried below, after the delay.
+      await Promise.race([this.adoptCommittedCheckpoint().catch(() => undefined), sleep(1000)]);
       this.emit({
         type: 'restart',
         attempt: this.attempt,

@@ -89,7 +89,9 @@ describe('a checkpoint storage outage', () => {
     const out = job(env, () => {
       if (failed || completed < 2) return false;
       failed = true;
-      storage.readFailures = 3; // the storage goes away as the task fails
+      // The storage goes away as the task fails: each restart reads it twice (to say where it
+      // resumes, then to load), so three restarts find it away.
+      storage.readFailures = 6;
       return true;
     });
     const events: RunnerEvent[] = [];
