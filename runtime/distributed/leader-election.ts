@@ -6,7 +6,9 @@
  *
  * A leader that cannot renew its lease before it runs out (the process was paused, the store was
  * unreachable) has lost it: it must stop acting at once. Its checkpoint commits are refused anyway
- * once the next leader started a new epoch (fencing).
+ * once the next leader started a new epoch (fencing). A job manager without standbys may instead
+ * outlast such an outage (`outlastOutages`): it keeps leading and takes the lease back once the
+ * store answers, unless another job manager took it meanwhile.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
