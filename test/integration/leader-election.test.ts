@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, inject, test } from 'vitest';
 import { electLeader, type Leadership } from '../../runtime/distributed/leader-election.js';
 import { RestartStrategies, StreamExecutionEnvironment } from '../../runtime/index.js';
-import { FencedError } from '../../state/storage/checkpoint-storage.js';
+import { type CheckpointStorage, FencedError } from '../../state/storage/checkpoint-storage.js';
 import type { LeaderRecord, LeaseStore } from '../../state/storage/leases.js';
 import { LeadershipError } from '../../state/storage/leases.js';
 import { RedisCheckpointStorage } from '../../state/storage/redis.js';
@@ -261,10 +261,12 @@ describe('fencing', () => {
   test('a run whose commit is fenced (another run of the job started a new epoch) stops without restarting', async () => {
     const h = await createHarness('file', { fsync: false });
     try {
-      const start = (restore: boolean) => {
+      // NOTE: each run its own instance of the storage (as two job managers have): a run closes
+      // its storage when it ends, which must not close the other's.
+      const start = (restore: boolean, storage: CheckpointStorage) => {
         const env = new StreamExecutionEnvironment({ parallelism: 1, jobName: 'fenced' });
         env.enableCheckpointing(50);
-        env.setCheckpointStorage(h.storage);
+        env.setCheckpointStorage(storage);
         env.setRestartStrategy(RestartStrategies.fixedDelay(5, 0));
         env
           .fromGenerator((i) => ({ k: i % 7, n: 1 }), { ratePerSecond: 2000 })
@@ -273,7 +275,7 @@ describe('fencing', () => {
           .addSink(() => {});
         return env.executeAsync({ jobId: 'fenced', ...(restore ? { restore: 'latest' as const } : {}) });
       };
-      const first = start(false);
+      const first = start(false, h.storage);
       const outcome = first.result.then(
         () => undefined,
         (e: unknown) => e as Error,
@@ -282,7 +284,7 @@ describe('fencing', () => {
         async () => ((await h.storage.latest('fenced')) ?? 0) >= 2,
         'two checkpoints of the first run',
       );
-      const second = start(true);
+      const second = start(true, await h.another());
       const error = await outcome;
       expect(error).toBeInstanceOf(Error);
       let cause: unknown = error;
