@@ -158,6 +158,13 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
           401,
           `changing a job from another host (${req.socket.remoteAddress}) needs a web token: start the job manager with --web-token-file`,
         );
+      // NOTE: a web page of any site can send a simple POST to a loopback port (cross-site request
+      // forgery); browsers say where it came from (Origin), the CLI and curl do not.
+      if (req.headers.origin !== undefined)
+        throw new HttpError(
+          403,
+          `changing a job from a web page (${req.headers.origin}) needs a web token: start the job manager with --web-token-file`,
+        );
       return;
     }
     const header = req.headers.authorization ?? '';

@@ -118,12 +118,13 @@ async function send(
   base: string,
   method: string,
   path: string,
-  options: { token?: string; body?: string } = {},
+  options: { token?: string; body?: string; origin?: string } = {},
 ): Promise<{ status: number; body: unknown; headers: Headers }> {
   const res = await fetch(`${base.replace(/\/$/, '')}${path}`, {
     method,
     headers: {
       ...(options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }),
+      ...(options.origin === undefined ? {} : { Origin: options.origin }),
       'Content-Type': 'application/json',
     },
     ...(options.body === undefined ? {} : { body: options.body }),
@@ -517,6 +518,12 @@ describe('REST API of a job on two slots', () => {
     ]);
     const base = await dashboardUrl(s);
     await checkRunningJob(base, 'slots');
+    // A web page (any site) cannot change the job without a token: browsers send Origin.
+    const forged = await send(base, 'PATCH', '/jobs/watched?mode=cancel', { origin: 'https://evil.example' });
+    expect(forged.status).toBe(403);
+    expect(JSON.stringify(forged.body)).toMatch(
+      /from a web page \(https:\/\/evil\.example\) needs a web token/,
+    );
     const cancel = await runCli(['cancel', 'watched', '--job-manager', new URL(base).host], {
       cwd: elsewhere,
     });
