@@ -253,35 +253,47 @@ function q4(count: number, c: NexmarkConfig, out: ResultChecker<Q4Result>): void
 function q5(count: number, c: NexmarkConfig, out: ResultChecker<Q5Result>): void {
   const size = 10_000;
   const slide = 2_000;
-  // Bid counts per window start, per auction.
-  const windows = new Map<number, Map<number, number>>();
-  let nextEnd = Number.POSITIVE_INFINITY;
+  // NOTE: the honest limit of a sliding count: each bid is added once, to the count of its 2 s
+  // slice (the greatest common divisor of size and slide), and a window sums its five slices when
+  // it fires, as Flink SQL's sliced windows do (adding each bid to all five windows was 1.5-2.3x
+  // slower). Windows fire in order of their start; the slice a window starts with is needed by no
+  // later window, so it goes once that window fired.
+  const slices = new Map<number, Map<number, number>>();
+  /** The start of the next window to fire (the first one holding a slice). */
+  let next = Number.POSITIVE_INFINITY;
+  const firstWindowOf = (slice: number) => slice - size + slide;
   const fireUpTo = (watermark: number) => {
-    for (const [start, counts] of windows) {
-      if (start + size - 1 > watermark) continue;
+    while (next !== Number.POSITIVE_INFINITY && next + size - 1 <= watermark) {
+      const sums = new Map<number, number>();
+      for (let s = next; s < next + size; s += slide) {
+        const counts = slices.get(s);
+        if (counts !== undefined)
+          for (const [auction, n] of counts) sums.set(auction, (sums.get(auction) ?? 0) + n);
+      }
       let max = 0;
-      for (const n of counts.values()) if (n > max) max = n;
-      for (const [auction, num] of counts)
-        if (num === max) out.add({ auction, num, windowStart: start, windowEnd: start + size });
-      windows.delete(start);
+      for (const n of sums.values()) if (n > max) max = n;
+      for (const [auction, num] of sums)
+        if (num === max) out.add({ auction, num, windowStart: next, windowEnd: next + size });
+      slices.delete(next);
+      // The next window holding a slice (windows between slices hold none and do not fire).
+      let lowest = Number.POSITIVE_INFINITY;
+      for (const s of slices.keys()) if (s < lowest) lowest = s;
+      next = Math.max(next + slide, firstWindowOf(lowest));
     }
-    nextEnd = Number.POSITIVE_INFINITY;
-    for (const start of windows.keys()) if (start + size < nextEnd) nextEnd = start + size;
   };
   for (let i = 0; i < count; i++) {
     const e = nexmarkEvent(i, c);
     if (e.kind === 'bid') {
       const t = e.dateTime;
-      for (let start = t - (t % slide); start > t - size; start -= slide) {
-        let counts = windows.get(start);
-        if (counts === undefined) {
-          windows.set(start, (counts = new Map()));
-          if (start + size < nextEnd) nextEnd = start + size;
-        }
-        counts.set(e.auction, (counts.get(e.auction) ?? 0) + 1);
+      const slice = t - (t % slide);
+      let counts = slices.get(slice);
+      if (counts === undefined) {
+        slices.set(slice, (counts = new Map()));
+        if (firstWindowOf(slice) < next) next = firstWindowOf(slice);
       }
+      counts.set(e.auction, (counts.get(e.auction) ?? 0) + 1);
     }
-    if (watermarkAfter(e.dateTime) >= nextEnd - 1) fireUpTo(watermarkAfter(e.dateTime));
+    if (watermarkAfter(e.dateTime) >= next + size - 1) fireUpTo(watermarkAfter(e.dateTime));
   }
   fireUpTo(Number.POSITIVE_INFINITY);
 }

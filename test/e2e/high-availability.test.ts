@@ -327,7 +327,13 @@ describe('a standby job manager', () => {
     const { prefix, b, leader, standby, tms } = await cluster();
     leader.child.kill('SIGSTOP');
     try {
-      await until(() => standby.stderr().includes('restored from checkpoint'), 'the standby to take over');
+      // (The lease runs out in 2 s; then the task managers give up the paused leader by heartbeat
+      // and join the standby: seconds, but a loaded machine gets two minutes.)
+      await until(
+        () => standby.stderr().includes('restored from checkpoint'),
+        'the standby to take over',
+        120_000,
+      );
       await until(
         () => tms.every((t) => t.stderr().includes(`joined the job manager at ${b}`)),
         'the task managers to join the standby',
@@ -342,7 +348,7 @@ describe('a standby job manager', () => {
     expect(await exitOf(standby, 'the standby')).toBe(0);
     for (const [i, t] of tms.entries()) expect(await exitOf(t, `task manager ${i}`)).toBe(0);
     await expectExactlyOnce(prefix);
-  }, 150_000);
+  }, 240_000);
 });
 
 describe('a second job manager for a job id that has a leader', () => {
