@@ -6,7 +6,7 @@
 import { Gauge, Registry } from 'prom-client';
 import type { JobObserver } from './job-observer.js';
 import type { NodeMetricsSnapshot } from './node-metrics.js';
-import { MAX_WATERMARK_JSON } from './types.js';
+import { type CheckpointCounts, MAX_WATERMARK_JSON } from './types.js';
 
 const JOB_LABELS = ['job_id', 'job_name'] as const;
 const TASK_LABELS = ['job_id', 'job_name', 'task_name', 'vertex_id', 'subtask_index'] as const;
@@ -115,41 +115,16 @@ export function createMetricsRegistry(observers: () => readonly JobObserver[]): 
     });
   jobGauge('numRestarts', 'Restarts of the job after failures', (o) => o.numRestarts);
   jobGauge('uptime', 'Milliseconds the job has run', (o) => (o.running ? Date.now() - o.startTimestamp : 0));
-  jobGauge(
-    'numberOfCompletedCheckpoints',
-    'Completed checkpoints',
-    (o) => o.jobFigures().numberOfCompletedCheckpoints,
-  );
-  jobGauge(
-    'numberOfFailedCheckpoints',
-    'Failed checkpoints',
-    (o) => o.jobFigures().numberOfFailedCheckpoints,
-  );
-  jobGauge(
-    'numberOfInProgressCheckpoints',
-    'Checkpoints in progress',
-    (o) => o.jobFigures().numberOfInProgressCheckpoints,
-  );
-  jobGauge(
-    'lastCheckpointDuration',
-    'Trigger to commit of the last checkpoint, ms',
-    (o) => o.jobFigures().lastCheckpointDuration,
-  );
-  jobGauge(
-    'lastCheckpointSize',
-    'Bytes written by the last checkpoint',
-    (o) => o.jobFigures().lastCheckpointSize,
-  );
-  jobGauge(
-    'lastCheckpointFullSize',
-    'Bytes of the whole last checkpoint',
-    (o) => o.jobFigures().lastCheckpointFullSize,
-  );
-  jobGauge(
-    'lastCompletedCheckpointId',
-    'Id of the last completed checkpoint',
-    (o) => o.jobFigures().lastCompletedCheckpointId,
-  );
+  const CHECKPOINT_GAUGES: [keyof CheckpointCounts, string][] = [
+    ['numberOfCompletedCheckpoints', 'Completed checkpoints'],
+    ['numberOfFailedCheckpoints', 'Failed checkpoints'],
+    ['numberOfInProgressCheckpoints', 'Checkpoints in progress'],
+    ['lastCheckpointDuration', 'Trigger to commit of the last checkpoint, ms'],
+    ['lastCheckpointSize', 'Bytes written by the last checkpoint'],
+    ['lastCheckpointFullSize', 'Bytes of the whole last checkpoint'],
+    ['lastCompletedCheckpointId', 'Id of the last completed checkpoint'],
+  ];
+  for (const [name, help] of CHECKPOINT_GAUGES) jobGauge(name, help, (o) => o.jobFigures()[name]);
 
   const TASK_METRICS = [
     'numRecordsIn',
