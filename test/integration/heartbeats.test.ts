@@ -4,9 +4,10 @@
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SlotEvents } from '../../runtime/distributed/cluster.js';
-import type { FromTaskManager, SlotInit, ToTaskManager } from '../../runtime/distributed/protocol.js';
+import type { FromTaskManager, ToTaskManager } from '../../runtime/distributed/protocol.js';
 import { runTaskManager, TaskManagerPool } from '../../runtime/distributed/task-manager.js';
 import { acceptPeer, connectPeer, Link, WireError } from '../../runtime/distributed/wire.js';
+import { emptySlotInit } from '../helpers/slot-init.js';
 import { freePort } from '../setup/redis.js';
 
 const TOKEN = 'heartbeat-test-token';
@@ -52,23 +53,6 @@ async function poolWithFakeTaskManager(heartbeat: { intervalMs: number; timeoutM
   return { pool, tm, log, received, closed: () => closed };
 }
 
-function init(slot: number): SlotInit {
-  return {
-    slot,
-    slots: 2,
-    jobPath: 'job.mts',
-    overrides: {},
-    planHash: 'h',
-    tasks: [],
-    placement: {},
-    restore: [],
-    attemptNumber: 0,
-    runId: 'r',
-    checkpointMode: 'exactly-once',
-    fromSource: true,
-  };
-}
-
 function recordingEvents(): SlotEvents & { exits: [number, string][]; messages: number } {
   const e = {
     exits: [] as [number, string][],
@@ -97,7 +81,7 @@ describe('heartbeats: the job manager side', () => {
     };
     tm.on('message', answer);
     const events = recordingEvents();
-    pool.start([init(0), init(1)], events);
+    pool.start([emptySlotInit(0), emptySlotInit(1)], events);
     // Answering, it lives well past the timeout; each heartbeat says the timeout.
     await sleep(2000);
     expect(closed()).toBe(false);
@@ -125,10 +109,10 @@ describe('heartbeats: the job manager side', () => {
     });
     // Slot messages instead of heartbeat answers keep it alive.
     const first = recordingEvents();
-    pool.start([init(0)], first);
+    pool.start([emptySlotInit(0)], first);
     const second = recordingEvents();
     await until(() => received.some((m) => m.type === 'deploy'), 'the deployment');
-    pool.start([init(0)], second);
+    pool.start([emptySlotInit(0)], second);
     await until(() => received.filter((m) => m.type === 'deploy').length === 2, 'the second deployment');
     const deployments = received.flatMap((m) => (m.type === 'deploy' ? [m.deployment] : []));
     expect(deployments).toEqual([1, 2]);

@@ -1,9 +1,9 @@
 // A restart that lacks slots (a task manager left) waits for task managers to bring them, at most
 // the slot request timeout (runtime/distributed/task-manager.ts, TaskManagerPool.awaitSlots).
 import { afterEach, describe, expect, test } from 'vitest';
-import type { SlotInit } from '../../runtime/distributed/protocol.js';
 import { TaskManagerPool } from '../../runtime/distributed/task-manager.js';
 import { connectPeer, type Link } from '../../runtime/distributed/wire.js';
+import { emptySlotInit } from '../helpers/slot-init.js';
 import { freePort } from '../setup/redis.js';
 
 const TOKEN = 'slot-request-test-token';
@@ -11,23 +11,6 @@ const closers: (() => void)[] = [];
 afterEach(() => {
   for (const c of closers.splice(0)) c();
 });
-
-function init(slot: number): SlotInit {
-  return {
-    slot,
-    slots: 2,
-    jobPath: 'job.mts',
-    overrides: {},
-    planHash: 'h',
-    tasks: [],
-    placement: {},
-    restore: [],
-    attemptNumber: 0,
-    runId: 'r',
-    checkpointMode: 'exactly-once',
-    fromSource: true,
-  };
-}
 
 const events = { message: () => {}, exit: () => {} };
 
@@ -52,7 +35,7 @@ async function poolOfOne(slotRequestTimeoutMs: number, log: string[]) {
   const pool = await listening;
   closers.push(() => pool.close());
   // The first deployment uses both slots: what a restart waits for.
-  pool.start([init(0), init(1)], events);
+  pool.start([emptySlotInit(0), emptySlotInit(1)], events);
   return { pool, port, first };
 }
 
