@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, onTestFailed, test } from 'vitest';
 import { BIN, ROOT, runCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/jobs.js';
 import { freePort } from '../setup/redis.js';
 
 const TOKEN = 'high-availability-test-token';
@@ -78,16 +79,9 @@ function start(name: string, args: string[], env: Record<string, string>): Start
   return started;
 }
 
-async function until(
-  done: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  return waitFor(done, what, { timeoutMs, pollMs: 25 });
 }
 
 /** Resolves with the exit code, or fails after `timeoutMs` saying who did not exit. */

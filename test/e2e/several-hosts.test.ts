@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, onTestFailed, test } from 'vitest';
 import { BIN, ROOT } from '../helpers/cli.js';
+import { waitFor } from '../helpers/jobs.js';
 import { createTestNetwork, netnsUnavailable, type TestNetwork } from '../setup/netns.js';
 import { freePort, type RedisTestServer, startRedis } from '../setup/redis.js';
 
@@ -71,16 +72,9 @@ function start(command: string, args: string[], env: Record<string, string>): St
   return { child, stderr: () => err, exit: new Promise((r) => child.once('exit', (code) => r(code))) };
 }
 
-async function until(
-  done: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  return waitFor(done, what, { timeoutMs, pollMs: 25 });
 }
 
 /** The job manager's arguments: checkpoints to Redis every 300 ms, quick restarts. */

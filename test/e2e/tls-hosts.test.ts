@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encode } from '../../state/snapshot/format.js';
 import { BIN, ROOT, runCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/jobs.js';
 import { makeTestCa, type TestCertificate } from '../setup/certificates.js';
 import { freePort, opensslAvailable } from '../setup/redis.js';
 
@@ -59,12 +60,9 @@ function start(args: string[], env: Record<string, string> = {}): Started {
   return { child, stderr: () => err, exit: new Promise((r) => child.once('exit', (code) => r(code))) };
 }
 
-async function until(done: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  return waitFor(done, what, { timeoutMs, pollMs: 20 });
 }
 
 /** A TCP proxy to `port` that keeps every byte that passes, both ways. */

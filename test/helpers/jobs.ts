@@ -44,7 +44,7 @@ export function watched<C extends JobClient>(client: C): C {
  * error, if it failed), or after `timeoutMs`, saying what it waited for.
  */
 export async function waitFor(
-  done: () => boolean,
+  done: () => boolean | Promise<boolean>,
   what: string,
   options: { job?: JobClient; timeoutMs?: number; pollMs?: number } = {},
 ): Promise<void> {
@@ -53,7 +53,7 @@ export async function waitFor(
   const outcome = options.job === undefined ? undefined : outcomes.get(options.job);
   if (options.job !== undefined && outcome === undefined)
     throw new Error('waitFor: the job is not watched()');
-  while (!done()) {
+  while (!(await done())) {
     if (outcome?.done === true)
       throw new Error(
         `the job ended while waiting for ${what}${outcome.error === undefined ? '' : `: ${String((outcome.error as Error)?.message ?? outcome.error)}`}`,

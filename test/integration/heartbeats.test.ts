@@ -7,6 +7,7 @@ import type { SlotEvents } from '../../runtime/distributed/cluster.js';
 import type { FromTaskManager, ToTaskManager } from '../../runtime/distributed/protocol.js';
 import { runTaskManager, TaskManagerPool } from '../../runtime/distributed/task-manager.js';
 import { acceptPeer, connectPeer, Link, WireError } from '../../runtime/distributed/wire.js';
+import { waitFor } from '../helpers/jobs.js';
 import { emptySlotInit } from '../helpers/slot-init.js';
 import { freePort } from '../setup/redis.js';
 
@@ -18,12 +19,9 @@ afterEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(done: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  return waitFor(done, what, { timeoutMs, pollMs: 10 });
 }
 
 /** A job manager pool with one fake task manager (this test speaks for it). */

@@ -11,17 +11,15 @@ import { type CheckpointStorage, FencedError } from '../../state/storage/checkpo
 import type { LeaderRecord, LeaseStore } from '../../state/storage/leases.js';
 import { LeadershipError } from '../../state/storage/leases.js';
 import { RedisCheckpointStorage } from '../../state/storage/redis.js';
+import { waitFor } from '../helpers/jobs.js';
 import { startRedis } from '../setup/redis.js';
 import { createHarness, type StorageHarness } from '../setup/storages.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(done: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  return waitFor(done, what, { timeoutMs, pollMs: 10 });
 }
 
 function record(leaseMs: number, extra: Partial<LeaderRecord> = {}): LeaderRecord {

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { TaskManagerPool } from '../../runtime/distributed/task-manager.js';
 import { connectPeer, type Link } from '../../runtime/distributed/wire.js';
+import { waitFor } from '../helpers/jobs.js';
 import { emptySlotInit } from '../helpers/slot-init.js';
 import { freePort } from '../setup/redis.js';
 
@@ -39,12 +40,9 @@ async function poolOfOne(slotRequestTimeoutMs: number, log: string[]) {
   return { pool, port, first };
 }
 
-async function until(done: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean, what: string): Promise<void> {
+  return waitFor(done, what, { timeoutMs: 20_000, pollMs: 10 });
 }
 
 describe('a restart waits for the slots it lacks', () => {

@@ -14,6 +14,7 @@ import {
   listenPeers,
 } from '../../runtime/distributed/wire.js';
 import { encode } from '../../state/snapshot/format.js';
+import { waitFor } from '../helpers/jobs.js';
 import { makeTestCa, type TestCertificate } from '../setup/certificates.js';
 import { opensslAvailable } from '../setup/redis.js';
 
@@ -25,12 +26,9 @@ afterEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+/** Polls until `done()` holds (test/helpers/jobs.ts's waitFor, with this file's default timeout). */
+function until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  return waitFor(done, what, { timeoutMs, pollMs: 10 });
 }
 
 let jm: TestCertificate;
