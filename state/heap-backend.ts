@@ -160,6 +160,7 @@ export class HeapKeyedStateBackend {
 
   /** Entries (keys) of the largest table in a key group: what a whole snapshot would write. */
   keysInGroup(index: number): number {
+    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
     let n = 0;
     for (const table of this.tables.values()) n = Math.max(n, table.groups[index]?.size ?? 0);
     return n;
@@ -178,6 +179,7 @@ export class HeapKeyedStateBackend {
         `${this.owner}: key ${describeValue(key)} is in key group ${group}, which this subtask (key groups ${this.keyGroupRange}) does not own; is the key selector deterministic?`,
       );
     }
+    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
     this.key = key;
     this.groupIndex = index;
     this.mapKey = canonicalKey(key);
@@ -185,8 +187,10 @@ export class HeapKeyedStateBackend {
 
   /** Sets the current key when its key group is already known (timers, restore). */
   setCurrentKeyInGroup(key: Key, keyGroup: number, mapKey: MapKey = canonicalKey(key)): void {
+    const index = keyGroup - this.keyGroupRange.start;
+    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
     this.key = key;
-    this.groupIndex = keyGroup - this.keyGroupRange.start;
+    this.groupIndex = index;
     this.mapKey = mapKey;
   }
 
@@ -288,6 +292,7 @@ export class HeapKeyedStateBackend {
 
   /** Every key that has an entry in the given state (in any namespace). */
   *keys(stateName: string): IterableIterator<Key> {
+    this.installAllPending();
     const table = this.tables.get(stateName);
     if (table === undefined) return;
     for (const group of table.groups)
@@ -296,6 +301,7 @@ export class HeapKeyedStateBackend {
 
   /** Every key with state, with its key group, over all states (deduplicated). */
   *allKeys(): IterableIterator<[Key, number]> {
+    this.installAllPending();
     for (let i = 0; i < this.keyGroupRange.size; i++) {
       const seen = new Set<MapKey>();
       for (const table of this.tables.values()) {
@@ -312,6 +318,7 @@ export class HeapKeyedStateBackend {
 
   /** Number of entries (keys × namespaces) of a state, for tests and metrics. */
   size(stateName?: string): number {
+    this.installAllPending();
     let n = 0;
     for (const table of this.tables.values()) {
       if (stateName !== undefined && table.name !== stateName) continue;
@@ -330,6 +337,7 @@ export class HeapKeyedStateBackend {
    */
   snapshotKeyGroup(keyGroup: number): Tables {
     const index = keyGroup - this.keyGroupRange.start;
+    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
     const out: Tables = {};
     for (const table of this.tables.values()) {
       const group = table.groups[index];
@@ -398,6 +406,10 @@ export class HeapKeyedStateBackend {
   /** Loads one key group (replacing what it held). */
   restoreKeyGroup(keyGroup: number, data: Tables): void {
     const index = keyGroup - this.keyGroupRange.start;
+    if (this.pendingCount !== 0 && this.pending![index] === 1) {
+      this.pending![index] = 0;
+      this.pendingCount--;
+    }
     for (const [name, t] of Object.entries(data)) {
       let table = this.tables.get(name);
       if (table === undefined) {
@@ -428,6 +440,73 @@ export class HeapKeyedStateBackend {
     this.touchWhole(index);
   }
 
+  // ---- restored key groups installed when first needed ----
+
+  /** Per key group of the range: 1 while restored but not installed yet (see {@link deferRestore}). */
+  private pending: Uint8Array | undefined = undefined;
+  private pendingCount = 0;
+  private install: ((keyGroup: number) => void) | undefined = undefined;
+
+  /**
+   * Restores key groups later, each when first needed: `install(g)` must call
+   * {@link restoreKeyGroup} for `g` (and restore what else the group holds, such as its timers).
+   * A group is installed before a key of it is set (a record, a timer, a state query), before its
+   * state is snapshotted, and before anything lists keys or counts entries; the owner installs
+   * groups whose timers come due ({@link installPending}) and the rest with
+   * {@link installAllPending} before a checkpoint. The tables are declared now, with the kinds the
+   * snapshot gives, so that a job registering a state of another kind fails when it registers it,
+   * as after an eager restore.
+   */
+  deferRestore(groups: Iterable<[number, Tables]>, install: (keyGroup: number) => void): void {
+    const pending = (this.pending ??= new Uint8Array(this.keyGroupRange.size));
+    for (const [g, data] of groups) {
+      if (!this.keyGroupRange.contains(g)) continue;
+      for (const [name, t] of Object.entries(data)) {
+        const table = this.tables.get(name);
+        if (table === undefined)
+          this.tables.set(name, new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size));
+        else if (table.kind !== t.kind)
+          throw new StateError(
+            `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
+          );
+      }
+      const index = g - this.keyGroupRange.start;
+      if (pending[index] === 1) continue;
+      pending[index] = 1;
+      this.pendingCount++;
+    }
+    this.install = install;
+  }
+
+  /** Whether key group `keyGroup` is restored but not installed yet. */
+  isPending(keyGroup: number): boolean {
+    return this.pendingCount !== 0 && this.pending![keyGroup - this.keyGroupRange.start] === 1;
+  }
+
+  /** Key groups restored but not installed yet. */
+  get pendingGroups(): number {
+    return this.pendingCount;
+  }
+
+  /** Installs a pending key group (by index in the range) now. */
+  installPending(index: number): void {
+    if (this.pending?.[index] !== 1) return;
+    this.pending[index] = 0;
+    this.pendingCount--;
+    // NOTE: the current key is kept: installing runs in the middle of setting another one.
+    const { key, groupIndex, mapKey } = this;
+    this.install!(index + this.keyGroupRange.start);
+    this.key = key;
+    this.groupIndex = groupIndex;
+    this.mapKey = mapKey;
+  }
+
+  /** Installs every pending key group, in key-group order. */
+  installAllPending(): void {
+    if (this.pendingCount === 0) return;
+    for (let i = 0; i < this.keyGroupRange.size && this.pendingCount !== 0; i++) this.installPending(i);
+  }
+
   /** Marks every key group clean (after a snapshot). */
   clearDirty(): void {
     this.lastTouchedGroup = -1;
@@ -438,6 +517,8 @@ export class HeapKeyedStateBackend {
 
   /** Drops all state. */
   dispose(): void {
+    this.pending = undefined;
+    this.pendingCount = 0;
     this.tables.clear();
     this.handles.clear();
   }

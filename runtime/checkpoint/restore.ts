@@ -34,6 +34,9 @@ import {
 } from '../../state/storage/checkpoint-storage.js';
 import type { JobGraph } from '../graph/job-graph.js';
 
+/** Chunks a restore reads at the same time. */
+const CONCURRENT_CHUNK_READS = 8;
+
 /** Options of a restore. */
 export interface RestoreOptions {
   /** Allow state of operators that are no longer in the job (it is dropped); default false. */
@@ -95,6 +98,22 @@ export async function loadCheckpoint(
     }
     return entries;
   };
+
+  // Every chunk the restore reads, fetched a few at a time rather than one after another: a
+  // checkpoint of a large state is many chunks, and a round trip each adds up.
+  const names = new Set<string>();
+  for (const o of metadata.operators) {
+    if (!nodes.has(o.operatorId)) continue;
+    for (const ref of o.keyGroups) {
+      for (const c of ref.chunks) names.add(c);
+      for (const d of ref.deltas ?? []) for (const c of d) names.add(c);
+    }
+  }
+  const queue = [...names];
+  const fetchers = Array.from({ length: Math.min(CONCURRENT_CHUNK_READS, queue.length) }, async () => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await readChunk(name);
+  });
+  await Promise.all(fetchers);
 
   const perSubtask: Map<string, OperatorSubtaskState>[] = [];
   for (const o of metadata.operators) {

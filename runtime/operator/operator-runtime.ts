@@ -110,7 +110,7 @@ export class OperatorRuntime {
     this.deltaCounts = new Uint8Array(groups);
     const restoredGroups = restore?.keyGroups;
     if (this.keyed !== undefined && restoredGroups !== undefined)
-      this.keyed.restore([...restoredGroups].map(([g, kg]) => [g, kg.state] as const));
+      this.deferRestore(this.keyed, restoredGroups);
     this.operatorState = new OperatorStateStore(describe());
     if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
     const self = this;
@@ -150,15 +150,17 @@ export class OperatorRuntime {
           currentWatermark: () => self.watermark,
           wakeAt: (t) => host.wakeAt(t),
         });
+        // Timers of the key groups installed already (see deferRestore; the others come with them).
         if (restoredGroups !== undefined)
           for (const [g, kg] of restoredGroups) {
             const t = kg.timers[name];
-            if (t !== undefined && keyed.keyGroupRange.contains(g)) svc.restore(g, t);
+            if (t !== undefined && keyed.keyGroupRange.contains(g) && !keyed.isPending(g)) svc.restore(g, t);
           }
         self.timerServices.set(name, svc as unknown as TimerServiceImpl<unknown>);
         return svc;
       },
       advanceWatermark(watermark: number): void {
+        if (self.pendingEventTimers !== undefined) self.installDue(self.pendingEventTimers, watermark);
         self.watermark = watermark;
         for (const svc of self.timerServices.values()) svc.advanceWatermark(watermark);
       },
@@ -185,8 +187,83 @@ export class OperatorRuntime {
     };
   }
 
+  /**
+   * Restores key groups as they are needed rather than all before the first record (a restore of
+   * a large state then reaches its first record in the time it takes to read the checkpoint): a
+   * group is installed — its state into the backend, its timers into the timer services — when a
+   * key of it is first set, when its earliest event-time timer comes due with a watermark, or its
+   * earliest processing-time timer with the clock, and every group still pending before a snapshot
+   * or anything that lists keys. Results are those of an eager restore: nothing reads a group
+   * before it is installed, and no timer can come due before its group is. One difference: timers
+   * of different keys with the same timestamp fire in the order their groups were installed, not
+   * in key-group order (Flink promises no order among such timers either).
+   */
+  private deferRestore(keyed: HeapKeyedStateBackend, groups: ReadonlyMap<number, KeyGroupSnapshot>): void {
+    const owned = new Map<number, KeyGroupSnapshot>();
+    const event = new Map<number, number>();
+    const processing = new Map<number, number>();
+    const earliest = (flat: readonly unknown[]) => {
+      let min = Number.POSITIVE_INFINITY;
+      for (let i = 2; i < flat.length; i += 3) if ((flat[i] as number) < min) min = flat[i] as number;
+      return min;
+    };
+    for (const [g, kg] of groups) {
+      if (!keyed.keyGroupRange.contains(g)) continue;
+      owned.set(g, kg);
+      let e = Number.POSITIVE_INFINITY;
+      let p = Number.POSITIVE_INFINITY;
+      for (const t of Object.values(kg.timers)) {
+        e = Math.min(e, earliest(t.event));
+        p = Math.min(p, earliest(t.processing));
+      }
+      if (e !== Number.POSITIVE_INFINITY) event.set(g, e);
+      if (p !== Number.POSITIVE_INFINITY) processing.set(g, p);
+    }
+    if (owned.size === 0) return;
+    if (event.size > 0) this.pendingEventTimers = event;
+    if (processing.size > 0) {
+      this.pendingProcessingTimers = processing;
+      this.host.wakeAt(Math.min(...processing.values()));
+    }
+    keyed.deferRestore(
+      [...owned].map(([g, kg]) => [g, kg.state] as const),
+      (g) => {
+        const kg = owned.get(g)!;
+        owned.delete(g);
+        this.pendingEventTimers?.delete(g);
+        this.pendingProcessingTimers?.delete(g);
+        keyed.restoreKeyGroup(g, kg.state);
+        for (const [name, svc] of this.timerServices) {
+          const t = kg.timers[name];
+          if (t !== undefined) svc.restore(g, t);
+        }
+      },
+    );
+  }
+
+  /** Per pending key group: its earliest event-time timer (see {@link deferRestore}). */
+  private pendingEventTimers: Map<number, number> | undefined = undefined;
+  /** Per pending key group: its earliest processing-time timer. */
+  private pendingProcessingTimers: Map<number, number> | undefined = undefined;
+
+  /** Installs the pending key groups with a timer at or before `time`, in key-group order. */
+  private installDue(earliest: Map<number, number>, time: number): void {
+    if (earliest.size === 0) return;
+    const due = [...earliest].filter(([, t]) => t <= time).map(([g]) => g);
+    if (due.length === 0) return;
+    due.sort((a, b) => a - b);
+    const keyed = this.keyed!;
+    for (const g of due) keyed.installPending(g - keyed.keyGroupRange.start);
+  }
+
+  /** Installs every restored key group not installed yet (see {@link deferRestore}). */
+  installRestoredState(): void {
+    this.keyed?.installAllPending();
+  }
+
   /** Fires due processing-time callbacks and timers; returns the next time it needs, or +Infinity. */
   fireProcessingTime(now: number): number {
+    if (this.pendingProcessingTimers !== undefined) this.installDue(this.pendingProcessingTimers, now);
     while (this.callbacks.length > 0 && this.callbacks[0]!.time <= now) {
       const c = this.callbacks.shift()!;
       if (!c.cancelled) c.callback(c.time);
@@ -198,6 +275,8 @@ export class OperatorRuntime {
   /** The earliest pending processing-time callback or timer. */
   nextProcessingTime(): number {
     let next = this.callbacks.find((c) => !c.cancelled)?.time ?? Number.POSITIVE_INFINITY;
+    if (this.pendingProcessingTimers !== undefined)
+      for (const t of this.pendingProcessingTimers.values()) next = Math.min(next, t);
     for (const svc of this.timerServices.values()) next = Math.min(next, svc.nextProcessingTime());
     return next;
   }
@@ -213,6 +292,7 @@ export class OperatorRuntime {
    * copy, so later changes cannot leak into the checkpoint. Costs O(changed key groups).
    */
   snapshotIncremental(checkpointId: number): IncrementalSnapshot {
+    this.installRestoredState();
     this.op.snapshotState(checkpointId);
     const changed = new Map<number, Uint8Array>();
     const deltas: [number, number][] = [];
@@ -294,6 +374,7 @@ export class OperatorRuntime {
 
   /** Takes a full snapshot: the operator's own hook, then keyed state, timers and operator state. */
   snapshot(checkpointId: number): OperatorSubtaskState {
+    this.installRestoredState();
     this.op.snapshotState(checkpointId);
     const out: OperatorSubtaskState = {
       operatorId: this.spec.operatorId,

@@ -93,6 +93,47 @@ export class TimerHeap<N> {
     return true;
   }
 
+  /**
+   * Adds timers of one key group, flat `[key, namespace, timestamp, ...]` as a snapshot holds them
+   * (a restore): {@link add} for each, without a lookup per timer where the key has no timer yet
+   * and with the bucket of the previous timer reused (a window's timers share their timestamp).
+   */
+  addAll(flat: readonly unknown[], keyGroup: number): void {
+    let bucket: Bucket<N> | undefined;
+    let bucketTime = Number.NaN;
+    for (let i = 0; i < flat.length; i += 3) {
+      const key = flat[i] as Key;
+      const namespace = flat[i + 1] as N;
+      const timestamp = flat[i + 2] as number;
+      const mapKey = canonicalKey(key);
+      const head = this.byKey.get(mapKey);
+      if (head !== undefined && this.find(head, namespace, timestamp) !== undefined) continue;
+      const e: TimerEntry<N> = {
+        key,
+        mapKey,
+        keyGroup,
+        namespace,
+        nsKey: undefined,
+        timestamp,
+        seq: this.seq++,
+        deleted: false,
+        after: Number.NEGATIVE_INFINITY,
+        next: head,
+      };
+      this.byKey.set(mapKey, e);
+      this.live++;
+      if (timestamp !== bucketTime || bucket === undefined) {
+        bucketTime = timestamp;
+        bucket = this.buckets.get(timestamp);
+        if (bucket === undefined) {
+          this.buckets.set(timestamp, (bucket = { entries: [], pos: 0 }));
+          this.up(timestamp);
+        }
+      }
+      bucket.entries.push(e);
+    }
+  }
+
   /** Puts a live timer in its timestamp's bucket. */
   private enqueue(e: TimerEntry<N>): void {
     const b = this.buckets.get(e.timestamp);
@@ -368,9 +409,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     this.touch();
   }
   numEventTimeTimers(): number {
+    this.backend.installAllPending();
     return this.eventTimers.size;
   }
   numProcessingTimeTimers(): number {
+    this.backend.installAllPending();
     return this.processingTimers.size;
   }
 
@@ -416,6 +459,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * (by index in the backend's range).
    */
   snapshotByKeyGroup(only?: Uint8Array): Map<number, TimersSnapshot> {
+    this.backend.installAllPending();
     const start = this.backend.keyGroupRange.start;
     // NOTE: one walk over the buckets' arrays into per-group arrays (no generator, no map lookup
     // per timer): a checkpoint of whole key groups walks every timer.
@@ -494,17 +538,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   restore(keyGroup: number, timers: TimersSnapshot): void {
     this.changedSince[keyGroup - this.backend.keyGroupRange.start] = 1;
     const { event, processing } = timers;
-    for (let i = 0; i < event.length; i += 3) {
-      const ns = event[i + 1] as N;
-      const key = event[i] as Key;
-      this.eventTimers.add(key, canonicalKey(key), keyGroup, ns, event[i + 2] as number);
-    }
-    for (let i = 0; i < processing.length; i += 3) {
-      const ns = processing[i + 1] as N;
-      const t = processing[i + 2] as number;
-      const key = processing[i] as Key;
-      this.processingTimers.add(key, canonicalKey(key), keyGroup, ns, t);
-      this.host.wakeAt(t);
-    }
+    this.eventTimers.addAll(event, keyGroup);
+    if (processing.length === 0) return;
+    this.processingTimers.addAll(processing, keyGroup);
+    let earliest = Number.POSITIVE_INFINITY;
+    for (let i = 2; i < processing.length; i += 3) earliest = Math.min(earliest, processing[i] as number);
+    this.host.wakeAt(earliest);
   }
 }
