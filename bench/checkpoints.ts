@@ -52,6 +52,8 @@ export interface CheckpointBenchResult {
   setBytesPerSecond: number;
   /** From the start of the restored run to its first processed record. */
   restoreMs: number;
+  /** Heap the job's state takes per key (after a GC, every key in the state), bytes. */
+  heapPerKey: number;
 }
 
 interface Event {
@@ -180,6 +182,26 @@ async function restoreTime(
   return ms;
 }
 
+/**
+ * Heap per key of the job's state: the heap after a GC once every key has had two events, less
+ * the heap after a GC before the job started, over the number of keys. The job is cancelled then.
+ */
+async function heapPerKey(keys: number): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return Number.NaN;
+  const env = new StreamExecutionEnvironment({ parallelism: 1 });
+  buildJob(env, keys, 100 * keys);
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const client = env.executeAsync({ jobId: 'checkpoint-bench-heap' });
+  while (client.metrics().sourceRecords < 2 * keys) await new Promise((r) => setTimeout(r, 5));
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  client.cancel();
+  await client.result.catch(() => undefined);
+  return (after - before) / keys;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? Number.NaN : s[Math.floor(s.length / 2)]!;
@@ -224,6 +246,8 @@ export async function runCheckpointBench(
     const last = withCp.stats[withCp.stats.length - 1]!.checkpointId;
     const restoreMs = await restoreTime(keys, events, base, jobId, last);
     await base.close();
+    const perKey = await heapPerKey(keys);
+    log(`  heap per key: ${perKey.toFixed(0)} bytes`);
     return {
       keys,
       events,
@@ -239,6 +263,7 @@ export async function runCheckpointBench(
       writeBytesPerSecond,
       setBytesPerSecond,
       restoreMs,
+      heapPerKey: perKey,
     };
   } finally {
     await deleteKeys(redis.url, `tidemark-bench-cp-${process.pid}`);
@@ -258,6 +283,7 @@ export function formatCheckpointBench(r: CheckpointBenchResult | string): string
     `  checkpoint size                    ${mb(r.bytesWritten)} written each (median), ${mb(r.bytes)} referred to with the shared chunks`,
     `  Redis write bandwidth              ${mb(r.writeBytesPerSecond)}/s during checkpoints vs ${mb(r.setBytesPerSecond)}/s bulk SET (${((100 * r.writeBytesPerSecond) / r.setBytesPerSecond).toFixed(0)} %; target >= 50 %)`,
     `  restore of that state              ${r.restoreMs.toFixed(0)} ms to the first record`,
+    `  heap per key                       ${Number.isNaN(r.heapPerKey) ? 'not measured (run node with --expose-gc)' : `${r.heapPerKey.toFixed(0)} bytes`}`,
   ];
 }
 

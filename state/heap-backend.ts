@@ -59,6 +59,68 @@ export function worthWritingWhole(changed: number, keys: number): boolean {
   return 4 * changed > keys;
 }
 
+/**
+ * The entry of a key in a namespaced table while it has one namespace: most keys of a window
+ * operator have one window at a time, and a `Map` of one entry costs about four times this (a
+ * tumbling window's key measured 438 bytes of heap with a `Map`, see the checkpoint benchmark).
+ * A second namespace turns it into a `Map` ({@link NsEntries}).
+ */
+class OneNs {
+  constructor(
+    readonly ns: Namespace,
+    public v: unknown,
+  ) {}
+}
+
+/** A key's entries in a namespaced table: one namespace, or a `Map` of several. */
+type NsEntries = OneNs | Map<Namespace, unknown>;
+
+function nsGet(e: NsEntries, ns: Namespace): unknown {
+  if (e instanceof OneNs) return e.ns === ns ? e.v : undefined;
+  return e.get(ns);
+}
+
+function nsSize(e: NsEntries): number {
+  return e instanceof OneNs ? 1 : e.size;
+}
+
+/** Calls `f(value, namespace)` on each entry, as `Map.forEach` does. */
+function nsForEach(e: NsEntries, f: (v: unknown, ns: Namespace) => void): void {
+  if (e instanceof OneNs) f(e.v, e.ns);
+  else e.forEach(f);
+}
+
+/** Sets the entry of namespace `ns` of key `mk` in `g`, whose entries are `e` (undefined: none). */
+function nsSet(
+  g: Map<MapKey, unknown>,
+  mk: MapKey,
+  e: NsEntries | undefined,
+  ns: Namespace,
+  v: unknown,
+): void {
+  if (e === undefined) g.set(mk, new OneNs(ns, v));
+  else if (!(e instanceof OneNs)) e.set(ns, v);
+  else if (e.ns === ns) e.v = v;
+  else
+    g.set(
+      mk,
+      new Map<Namespace, unknown>([
+        [e.ns, e.v],
+        [ns, v],
+      ]),
+    );
+}
+
+/** Deletes the entry of namespace `ns` of key `mk`, and the key once it has none. */
+function nsDelete(g: Map<MapKey, unknown>, mk: MapKey, e: NsEntries, ns: Namespace): void {
+  if (e instanceof OneNs) {
+    if (e.ns === ns) g.delete(mk);
+    return;
+  }
+  e.delete(ns);
+  if (e.size === 0) g.delete(mk);
+}
+
 /** Raised when a key does not belong to the key groups of this backend. */
 export class KeyGroupMismatchError extends StateError {
   constructor(message: string) {
@@ -325,7 +387,7 @@ export class HeapKeyedStateBackend {
       for (const group of table.groups) {
         if (group === undefined) continue;
         if (!table.namespaced) n += group.size;
-        else for (const inner of group.values()) n += (inner as Map<Namespace, unknown>).size;
+        else for (const inner of group.values()) n += nsSize(inner as NsEntries);
       }
     }
     return n;
@@ -348,9 +410,9 @@ export class HeapKeyedStateBackend {
       const entry = entryPusher(data, table.kind);
       if (!table.namespaced) group.forEach(entry);
       else
-        (group as Map<MapKey, Map<Namespace, unknown>>).forEach((inner, k) => {
-          data.push(k, inner.size);
-          inner.forEach(entry);
+        (group as Map<MapKey, NsEntries>).forEach((inner, k) => {
+          data.push(k, nsSize(inner));
+          nsForEach(inner, entry);
         });
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
@@ -375,9 +437,9 @@ export class HeapKeyedStateBackend {
         if (v === undefined) continue;
         if (!table.namespaced) entry(v, k);
         else {
-          const inner = v as Map<Namespace, unknown>;
-          data.push(k, inner.size);
-          inner.forEach(entry);
+          const inner = v as NsEntries;
+          data.push(k, nsSize(inner));
+          nsForEach(inner, entry);
         }
       }
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
@@ -429,10 +491,13 @@ export class HeapKeyedStateBackend {
         for (let i = 0; i < data.length; ) {
           const k = data[i] as MapKey;
           const n = data[i + 1] as number;
-          const inner = new Map<Namespace, unknown>();
-          for (let j = 0; j < n; j++)
-            inner.set(data[i + 2 + 2 * j] as Namespace, restoreValue(t.kind, data[i + 3 + 2 * j]));
-          group.set(k, inner);
+          if (n === 1) group.set(k, new OneNs(data[i + 2] as Namespace, restoreValue(t.kind, data[i + 3])));
+          else {
+            const inner = new Map<Namespace, unknown>();
+            for (let j = 0; j < n; j++)
+              inner.set(data[i + 2 + 2 * j] as Namespace, restoreValue(t.kind, data[i + 3 + 2 * j]));
+            group.set(k, inner);
+          }
           i += 2 + 2 * n;
         }
       table.groups[index] = group;
@@ -583,7 +648,7 @@ abstract class BaseHandle {
     if (g === undefined) return undefined;
     const v = g.get(this.backend.mapKey);
     if (!this.table.namespaced || v === undefined) return v;
-    return (v as Map<Namespace, unknown>).get(this.nsKey());
+    return nsGet(v as NsEntries, this.nsKey());
   }
 
   protected setRaw(value: unknown): void {
@@ -592,9 +657,8 @@ abstract class BaseHandle {
       g.set(this.backend.mapKey, value);
       return;
     }
-    let inner = g.get(this.backend.mapKey) as Map<Namespace, unknown> | undefined;
-    if (inner === undefined) g.set(this.backend.mapKey, (inner = new Map()));
-    inner.set(this.nsKey(), value);
+    const mk = this.backend.mapKey;
+    nsSet(g, mk, g.get(mk) as NsEntries | undefined, this.nsKey(), value);
   }
 
   protected deleteRaw(): void {
@@ -605,10 +669,10 @@ abstract class BaseHandle {
       g.delete(this.backend.mapKey);
       return;
     }
-    const inner = g.get(this.backend.mapKey) as Map<Namespace, unknown> | undefined;
+    const mk = this.backend.mapKey;
+    const inner = g.get(mk) as NsEntries | undefined;
     if (inner === undefined) return;
-    inner.delete(this.nsKey());
-    if (inner.size === 0) g.delete(this.backend.mapKey);
+    nsDelete(g, mk, inner, this.nsKey());
   }
 
   protected nsKey(): Namespace {
@@ -635,12 +699,10 @@ abstract class BaseHandle {
     const backend = this.backend;
     const g = backend.group(this.table, true)!;
     const mk = backend.mapKey;
-    let inner = g.get(mk) as Map<Namespace, unknown> | undefined;
+    const inner = g.get(mk) as NsEntries | undefined;
     const ns = this.nsKey();
-    const current = inner?.get(ns) as V | undefined;
-    const v = next(value, current);
-    if (inner === undefined) g.set(mk, (inner = new Map()));
-    inner.set(ns, v);
+    const current = (inner === undefined ? undefined : nsGet(inner, ns)) as V | undefined;
+    nsSet(g, mk, inner, ns, next(value, current));
     return current === undefined;
   }
 

@@ -243,3 +243,74 @@ describe('namespaced state in snapshots', () => {
     expect(al.get()).toEqual([1]);
   });
 });
+
+describe('a key with one namespace, then several, then one again', () => {
+  // A key's entries are kept compactly while it has one namespace (state/heap-backend.ts, OneNs):
+  // random writes, adds and clears over a few keys and namespaces agree with a plain model, and
+  // so do snapshots (size, entries, and a restore of them) after every step.
+  test('reads, counts and snapshots agree with a model', async () => {
+    const fc = (await import('fast-check')).default;
+    const op = fc.record({
+      kind: fc.constantFrom('update', 'add', 'clear'),
+      key: fc.integer({ min: 0, max: 3 }),
+      ns: fc.integer({ min: 0, max: 3 }),
+      value: fc.integer({ min: 1, max: 9 }),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const b = backend();
+        const value = b.getNamespacedState<import('../../state/descriptors.js').ValueState<number>>(
+          new ValueStateDescriptor<number>('v'),
+        );
+        const sum = b.getNamespacedState<import('../../state/descriptors.js').ReducingState<number>>(
+          new ReducingStateDescriptor<number>('r', (x, y) => x + y),
+        );
+        const model = new Map<string, number>();
+        for (const o of ops) {
+          b.setCurrentKey(o.key);
+          value.setNamespace(o.ns);
+          sum.setNamespace(o.ns);
+          const id = `${o.key}/${o.ns}`;
+          if (o.kind === 'update') {
+            value.update(o.value);
+            model.set(`v${id}`, o.value);
+          } else if (o.kind === 'add') {
+            sum.add(o.value);
+            model.set(`r${id}`, (model.get(`r${id}`) ?? 0) + o.value);
+          } else {
+            value.clear();
+            sum.clear();
+            model.delete(`v${id}`);
+            model.delete(`r${id}`);
+          }
+          const restored = backend();
+          restored.restore(b.snapshot());
+          const rv = restored.getNamespacedState<import('../../state/descriptors.js').ValueState<number>>(
+            new ValueStateDescriptor<number>('v'),
+          );
+          const rr = restored.getNamespacedState<import('../../state/descriptors.js').ReducingState<number>>(
+            new ReducingStateDescriptor<number>('r', (x, y) => x + y),
+          );
+          for (const from of [b, restored]) {
+            expect(from.size('v')).toBe([...model.keys()].filter((k) => k.startsWith('v')).length);
+            expect(from.size('r')).toBe([...model.keys()].filter((k) => k.startsWith('r')).length);
+          }
+          for (let key = 0; key <= 3; key++)
+            for (let ns = 0; ns <= 3; ns++) {
+              for (const [from, v, r] of [
+                [b, value, sum],
+                [restored, rv, rr],
+              ] as const) {
+                from.setCurrentKey(key);
+                v.setNamespace(ns);
+                r.setNamespace(ns);
+                expect(v.value()).toBe(model.get(`v${key}/${ns}`));
+                expect(r.get()).toBe(model.get(`r${key}/${ns}`));
+              }
+            }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
