@@ -22,6 +22,7 @@ import {
   preAggregatedKey,
   preAggregationProblem,
 } from './pre-aggregate.js';
+import { SlicingWindowOperator, sliceShapeOf } from './slicing-window-operator.js';
 import { Trigger } from './triggers.js';
 import {
   type AllWindowFunction,
@@ -103,6 +104,7 @@ class WindowBuilder<T, K extends Key, W extends Window> {
   allowedLatenessMs = 0;
   lateDataTag: OutputTag<T> | undefined = undefined;
   preAggregate = false;
+  slicing = true;
 
   constructor(
     readonly input: KeyedStream<T, K>,
@@ -148,8 +150,20 @@ class WindowBuilder<T, K extends Key, W extends Window> {
     this.preAggregate = true;
   }
 
-  /** Adds the window operator to the job (two operators if pre-aggregated). */
-  build<R>(udfName: string, contents: WindowContentsSpec<T>, fn: FnFactory<K, W> | undefined): DataStream<R> {
+  disableSlicing(): void {
+    this.slicing = false;
+  }
+
+  /**
+   * Adds the window operator to the job (two operators if pre-aggregated). `orderSensitive`: the
+   * reduce depends on the order of elements (see sliceShapeOf).
+   */
+  build<R>(
+    udfName: string,
+    contents: WindowContentsSpec<T>,
+    fn: FnFactory<K, W> | undefined,
+    orderSensitive = false,
+  ): DataStream<R> {
     const { input, assigner, trigger, evictor, allowedLatenessMs, lateDataTag } = this;
     if (
       contents.kind === 'aggregate' &&
@@ -169,17 +183,38 @@ class WindowBuilder<T, K extends Key, W extends Window> {
     parts.push(udfName);
     const name = `${prefix}${this.nonParallel ? 'AllWindow' : 'Window'}(${parts.join(', ')})`;
     if (this.preAggregate) return this.buildPreAggregated<R>(name, contents, fn);
-    const factory = () =>
-      new WindowOperator<K, T, W>({
-        assigner,
-        trigger: copyFunction(trigger),
-        evictor: evictor === undefined ? undefined : copyFunction(evictor),
-        allowedLatenessMs,
-        lateDataTag,
-        keySelector,
-        contents: copyContents(contents),
-        fn: fn?.(),
-      }) as unknown as WindowOperator<Key, unknown, Window>;
+    const shape = this.slicing
+      ? sliceShapeOf(
+          assigner as unknown as WindowAssigner<unknown, Window>,
+          trigger as unknown as Trigger<unknown, Window>,
+          evictor as unknown as Evictor<unknown, Window> | undefined,
+          contents as WindowContentsSpec<unknown>,
+          orderSensitive,
+        )
+      : undefined;
+    const factory: () => OneInputStreamOperator<unknown, unknown> =
+      shape !== undefined
+        ? () =>
+            new SlicingWindowOperator<K, T>({
+              shape,
+              assigner: assigner as unknown as WindowAssigner<T, TimeWindow>,
+              allowedLatenessMs,
+              lateDataTag,
+              keySelector,
+              contents: copyContents(contents),
+              fn: fn?.() as ProcessWindowFunctionLike<unknown, unknown, K, TimeWindow> | undefined,
+            }) as unknown as OneInputStreamOperator<unknown, unknown>
+        : () =>
+            new WindowOperator<K, T, W>({
+              assigner,
+              trigger: copyFunction(trigger),
+              evictor: evictor === undefined ? undefined : copyFunction(evictor),
+              allowedLatenessMs,
+              lateDataTag,
+              keySelector,
+              contents: copyContents(contents),
+              fn: fn?.(),
+            }) as unknown as OneInputStreamOperator<unknown, unknown>;
     const t = env.addTransformation<OperatorTransformation>({
       type: 'operator',
       kind,
@@ -366,6 +401,17 @@ export class WindowedStream<T, K extends Key, W extends Window> {
     return this;
   }
 
+  /**
+   * Keeps the window operator (one accumulator per key and window) for a `reduce` or `aggregate`
+   * that would otherwise run sliced (one accumulator per key and slice, see the README's windows
+   * section): for a reduce or merge that depends on the order of elements, or to restore a
+   * savepoint of an earlier version, whose window state the sliced operator does not read.
+   */
+  disableSlicing(): this {
+    this.builder.disableSlicing();
+    return this;
+  }
+
   /** Reduces each window incrementally; emits the reduced value (or passes it to `windowFn`). */
   reduce(fn: ReduceFunction<T>): DataStream<T>;
   reduce<R>(fn: ReduceFunction<T>, windowFn: KeyedWindowFn<T, R, K, W>): DataStream<R>;
@@ -407,27 +453,27 @@ export class WindowedStream<T, K extends Key, W extends Window> {
 
   /** Per window, the first element with `field` replaced by the sum of `field`. */
   sum(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`sum(${field})`, reduceSpec(sumBy<T>(field)), undefined);
+    return this.builder.build(`sum(${field})`, reduceSpec(sumBy<T>(field)), undefined, true);
   }
 
   /** Per window, the first element with `field` replaced by the minimum of `field`. */
   min(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`min(${field})`, reduceSpec(minOf<T>(field)), undefined);
+    return this.builder.build(`min(${field})`, reduceSpec(minOf<T>(field)), undefined, true);
   }
 
   /** Per window, the first element with `field` replaced by the maximum of `field`. */
   max(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`max(${field})`, reduceSpec(maxOf<T>(field)), undefined);
+    return this.builder.build(`max(${field})`, reduceSpec(maxOf<T>(field)), undefined, true);
   }
 
   /** Per window, the (first) element with the smallest `field`. */
   minBy(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`minBy(${field})`, reduceSpec(minElementBy<T>(field)), undefined);
+    return this.builder.build(`minBy(${field})`, reduceSpec(minElementBy<T>(field)), undefined, true);
   }
 
   /** Per window, the (first) element with the largest `field`. */
   maxBy(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`maxBy(${field})`, reduceSpec(maxElementBy<T>(field)), undefined);
+    return this.builder.build(`maxBy(${field})`, reduceSpec(maxElementBy<T>(field)), undefined, true);
   }
 }
 
@@ -485,6 +531,17 @@ export class AllWindowedStream<T, W extends Window> {
     return this;
   }
 
+  /**
+   * Keeps the window operator (one accumulator per key and window) for a `reduce` or `aggregate`
+   * that would otherwise run sliced (one accumulator per key and slice, see the README's windows
+   * section): for a reduce or merge that depends on the order of elements, or to restore a
+   * savepoint of an earlier version, whose window state the sliced operator does not read.
+   */
+  disableSlicing(): this {
+    this.builder.disableSlicing();
+    return this;
+  }
+
   /** Reduces each window incrementally; emits the reduced value (or passes it to `windowFn`). */
   reduce(fn: ReduceFunction<T>): DataStream<T>;
   reduce<R>(fn: ReduceFunction<T>, windowFn: AllWindowFn<T, R, W>): DataStream<R>;
@@ -516,26 +573,26 @@ export class AllWindowedStream<T, W extends Window> {
 
   /** Per window, the first element with `field` replaced by the sum of `field`. */
   sum(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`sum(${field})`, reduceSpec(sumBy<T>(field)), undefined);
+    return this.builder.build(`sum(${field})`, reduceSpec(sumBy<T>(field)), undefined, true);
   }
 
   /** Per window, the first element with `field` replaced by the minimum of `field`. */
   min(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`min(${field})`, reduceSpec(minOf<T>(field)), undefined);
+    return this.builder.build(`min(${field})`, reduceSpec(minOf<T>(field)), undefined, true);
   }
 
   /** Per window, the first element with `field` replaced by the maximum of `field`. */
   max(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`max(${field})`, reduceSpec(maxOf<T>(field)), undefined);
+    return this.builder.build(`max(${field})`, reduceSpec(maxOf<T>(field)), undefined, true);
   }
 
   /** Per window, the (first) element with the smallest `field`. */
   minBy(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`minBy(${field})`, reduceSpec(minElementBy<T>(field)), undefined);
+    return this.builder.build(`minBy(${field})`, reduceSpec(minElementBy<T>(field)), undefined, true);
   }
 
   /** Per window, the (first) element with the largest `field`. */
   maxBy(field: NumericField<T>): DataStream<T> {
-    return this.builder.build(`maxBy(${field})`, reduceSpec(maxElementBy<T>(field)), undefined);
+    return this.builder.build(`maxBy(${field})`, reduceSpec(maxElementBy<T>(field)), undefined, true);
   }
 }

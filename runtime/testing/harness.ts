@@ -29,6 +29,7 @@ import type { OneInputStreamOperator, TwoInputStreamOperator } from '../../opera
 import type { OutputTag } from '../../operators/output-tag.js';
 import { freezeRecord } from '../../operators/records.js';
 import { isPhysical, type OperatorTransformation, operatorIdOf } from '../../operators/transformation.js';
+import { SlicingWindowOperator } from '../../operators/windows/slicing-window-operator.js';
 import { WindowOperator } from '../../operators/windows/window-operator.js';
 import type { Window } from '../../operators/windows/windows.js';
 import type {
@@ -569,20 +570,26 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   /** The windows of a window operator that hold contents for `key`, by start. */
   windows(key: Key): Window[] {
     const op = this.windowOperator('windows');
-    const namespaces = this.timers({ key }).map((t) => t.namespace);
-    return this.withKey(key, () => op.inspectWindows(namespaces)).sort(
+    const timers = this.timers({ key });
+    return this.withKey(key, () =>
+      op instanceof SlicingWindowOperator
+        ? op.inspectWindows(timers)
+        : op.inspectWindows(timers.map((t) => t.namespace)),
+    ).sort(
       (a, b) =>
         a.maxTimestamp() - b.maxTimestamp() ||
         a.namespace().toString().localeCompare(b.namespace().toString()),
     );
   }
 
-  private windowOperator(method: string): WindowOperator<Key, unknown, Window> {
-    if (!(this.op instanceof WindowOperator))
-      throw new InvalidArgumentError(
-        `${method}() reads a window operator's windows, but operator '${this.transformation.name}' is not one`,
-      );
-    return this.op as unknown as WindowOperator<Key, unknown, Window>;
+  private windowOperator(
+    method: string,
+  ): WindowOperator<Key, unknown, Window> | SlicingWindowOperator<Key, unknown> {
+    if (this.op instanceof WindowOperator) return this.op as unknown as WindowOperator<Key, unknown, Window>;
+    if (this.op instanceof SlicingWindowOperator) return this.op as SlicingWindowOperator<Key, unknown>;
+    throw new InvalidArgumentError(
+      `${method}() reads a window operator's windows, but operator '${this.transformation.name}' is not one`,
+    );
   }
 
   private keyedBackend() {

@@ -72,27 +72,31 @@ const cut = 6;
 
 describe('window operator state', () => {
   test('after cleanup no window state, merging window set or timer is left (Flink clears all state)', () => {
-    const sliding = (s: DataStream<Ev>) =>
-      s
+    const slidingOn = (s: DataStream<Ev>, sliced: boolean) => {
+      const w = s
         .keyBy((e) => e.key)
         .window(SlidingEventTimeWindows.of(20, 5))
-        .allowedLateness(7)
-        .aggregate(sum, {
-          process(
-            key: string,
-            ctx: ProcessWindowContext<TimeWindow>,
-            elements: Iterable<number>,
-            out: Collector<string>,
-          ) {
-            for (const n of elements) out.collect(`${key} ${ctx.window.start} ${n}`);
-          },
-        });
-    for (const build of [sessionJob, sliding]) {
+        .allowedLateness(7);
+      return (sliced ? w : w.disableSlicing()).aggregate(sum, {
+        process(
+          key: string,
+          ctx: ProcessWindowContext<TimeWindow>,
+          elements: Iterable<number>,
+          out: Collector<string>,
+        ) {
+          for (const n of elements) out.collect(`${key} ${ctx.window.start} ${n}`);
+        },
+      });
+    };
+    const sliding = (s: DataStream<Ev>) => slidingOn(s, true);
+    const slidingUnsliced = (s: DataStream<Ev>) => slidingOn(s, false);
+    for (const build of [sessionJob, sliding, slidingUnsliced]) {
       const h = OperatorHarness.forOneInput<Ev, string>(build);
       drive(h, steps);
       expect(h.output().length).toBeGreaterThan(0);
       expect(h.numEventTimeTimers()).toBe(0);
       expect(h.keys('window-contents')).toEqual([]);
+      expect(h.keys('slice-contents')).toEqual([]);
       expect(h.keys('merging-window-set')).toEqual([]);
       expect(h.keys('count')).toEqual([]);
     }

@@ -1,0 +1,581 @@
+/**
+ * Sliced window aggregation (Flink SQL's `SlicingWindowOperator` with its `SliceAssigners`): an
+ * event-time tumbling or sliding window aggregation with an incremental reduce or aggregate
+ * function keeps one accumulator per key and *slice*, a stretch of time of `gcd(size, slide)`, not
+ * one per key and window. An element is added once, to its slice; a window's result merges its
+ * slices when it fires. A sliding window of 10 s every 2 s thus adds each element to one
+ * accumulator instead of five.
+ *
+ * Everything a user sees is that of {@link WindowOperator} with the default `EventTimeTrigger`: a
+ * window fires when the watermark reaches its maxTimestamp, with that timestamp; its state is kept
+ * until `maxTimestamp + allowedLateness`; an element added to a window the watermark has already
+ * passed re-fires it at once (an updated result); an element for which every window is late (or
+ * that falls in no window) is skipped, and then, if it is late itself, sent to the late side
+ * output or counted in `numLateRecordsDropped`. Timers are those of the window operator too: per
+ * key and window that holds something, one at its maxTimestamp and, with allowed lateness, one at
+ * its cleanup time, registered when the window gets its first element (so windows of a watermark
+ * fire in the same order as there). A slice is dropped with the last window that holds it.
+ *
+ * Why merging slices gives the window's result: a window's slices hold exactly the elements added
+ * to the window, for an element goes to its slice only when one of its windows is not late, and a
+ * window that was late then has been cleaned up and is never evaluated again. The reduce (or the
+ * aggregate's `merge`) combines slices in time order, so it must be associative and commutative
+ * (as for merging windows); with one slice per window (tumbling windows) the result is computed
+ * exactly as the window operator computes it.
+ *
+ * Which windows take this path is decided in windowed-stream.ts (see {@link sliceShapeOf}); the
+ * rest keep the window operator. State: the slices in the keyed state `slice-contents` (namespace:
+ * the slice's end), timers in the timer service `slice-timers` (namespace: {@link FIRE} or
+ * {@link CLEANUP}); both per key group, so checkpoints restore at any parallelism. The window
+ * operator's layout (`window-contents` per window) is not read: a savepoint of it is refused with
+ * an error, as Flink refuses to restore DataStream window state into SQL's sliced windows.
+ */
+import {
+  type AggregatingState,
+  AggregatingStateDescriptor,
+  type ListState,
+  type ListStateDescriptor,
+  type MapState,
+  type MapStateDescriptor,
+  type ReducingState,
+  ReducingStateDescriptor,
+  type StateDescriptor,
+  type ValueState,
+  type ValueStateDescriptor,
+} from '../../state/descriptors.js';
+import { InvalidGraphError } from '../../state/errors.js';
+import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
+import type { Key } from '../../state/hash.js';
+import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
+import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
+import type { Counter, InternalTimerService, Timer, Triggerable } from '../contract.js';
+import { NO_TIMESTAMP } from '../contract.js';
+import type { Collector, KeySelector, RuntimeContext } from '../functions.js';
+import { closeFunction, OneInputStreamOperator, openFunction } from '../operator.js';
+import type { OutputTag } from '../output-tag.js';
+import { createRuntimeContext } from '../runtime-context.js';
+import {
+  SlidingEventTimeWindows,
+  TumblingEventTimeWindows,
+  type WindowAssigner,
+  type WindowAssignerContext,
+} from './assigners.js';
+import type { Evictor } from './evictors.js';
+import { EventTimeTrigger, type Trigger } from './triggers.js';
+import type { KeyedStateStore, ProcessWindowContext, ProcessWindowFunctionLike } from './window-functions.js';
+import type { WindowContentsSpec } from './window-operator.js';
+import { TimeWindow, type Window } from './windows.js';
+
+/** The windows of a sliced aggregation: size, slide (= size when tumbling), offset; slices of `gcd`. */
+export interface SliceShape {
+  readonly size: number;
+  readonly slide: number;
+  readonly offset: number;
+  /** Length of a slice: `gcd(size, slide)`. */
+  readonly slice: number;
+}
+
+/** Name of the slices' state. */
+export const SLICE_CONTENTS = 'slice-contents';
+/** Name of the timer service. */
+export const SLICE_TIMERS = 'slice-timers';
+/** Name of the window operator's contents state (what a savepoint of it holds). */
+const WINDOW_CONTENTS = 'window-contents';
+/** Timer namespace of a window's end (its timestamp is the window's maxTimestamp). */
+export const FIRE = 0;
+/** Timer namespace of a window's cleanup (its timestamp is `maxTimestamp + allowedLateness`). */
+export const CLEANUP = 1;
+
+/**
+ * NOTE: a window's firing looks up each of its slices; with a slice much shorter than the slide
+ * (size and slide nearly coprime: 10 s every 3.001 s has slices of 1 ms) that costs more than
+ * adding each element to its few windows, so such windows keep the window operator.
+ */
+const MAX_SLICES_PER_WINDOW = 64;
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) {
+    const t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/**
+ * The slices of a window aggregation, or `undefined` if it keeps the window operator: slicing
+ * takes event-time tumbling and sliding windows with the default trigger (`EventTimeTrigger`,
+ * given or not), no evictor, and `reduce` or `aggregate` (with `merge` when a window has several
+ * slices). `orderSensitive`: the reduce depends on the order of its elements (the built-in field
+ * aggregations keep the first element's other fields), so a window of several slices keeps the
+ * window operator, which reduces in arrival order.
+ */
+export function sliceShapeOf(
+  assigner: WindowAssigner<unknown, Window>,
+  trigger: Trigger<unknown, Window>,
+  evictor: Evictor<unknown, Window> | undefined,
+  contents: WindowContentsSpec<unknown>,
+  orderSensitive: boolean,
+): SliceShape | undefined {
+  if (evictor !== undefined || contents.kind === 'list' || !(trigger instanceof EventTimeTrigger))
+    return undefined;
+  let size: number;
+  let slide: number;
+  let offset: number;
+  if (assigner instanceof TumblingEventTimeWindows) {
+    size = slide = assigner.sizeMs;
+    offset = assigner.offsetMs;
+  } else if (assigner instanceof SlidingEventTimeWindows) {
+    size = assigner.sizeMs;
+    slide = assigner.slideMs;
+    offset = assigner.offsetMs;
+  } else return undefined;
+  const slice = gcd(size, slide);
+  const perWindow = size / slice;
+  if (perWindow > 1) {
+    if (perWindow > MAX_SLICES_PER_WINDOW || orderSensitive) return undefined;
+    if (contents.kind === 'aggregate' && typeof contents.aggregate.merge !== 'function') return undefined;
+  }
+  return { size, slide, offset, slice };
+}
+
+/** Everything a sliced window aggregation is built from (fresh copies per subtask). */
+export interface SlicingWindowOperatorSpec<IN, K extends Key> {
+  readonly shape: SliceShape;
+  /** The window assigner (checks timestamps as the window operator does, names windows). */
+  readonly assigner: WindowAssigner<IN, TimeWindow>;
+  readonly allowedLatenessMs: number;
+  readonly lateDataTag: OutputTag<IN> | undefined;
+  readonly keySelector: KeySelector<IN, K>;
+  readonly contents: WindowContentsSpec<IN>;
+  /** Evaluates a fired window with its one aggregated value; `undefined` emits the value itself. */
+  readonly fn: ProcessWindowFunctionLike<unknown, unknown, K, TimeWindow> | undefined;
+}
+
+/** The slice state: reducing, or aggregating with the accumulator as its result. */
+interface SliceState {
+  setNamespace(ns: Namespace): void;
+  add(value: unknown): void;
+  /** The reduced value or the accumulator. */
+  get(): unknown;
+  clear(): void;
+}
+
+/** Heap reducing and aggregating state: add, and say whether there was nothing before. */
+interface AddReportingNew {
+  addReportingNew(value: unknown): boolean;
+}
+
+/** A keyed state store scoped to the key and a window (namespace `start:end`, as the window operator's). */
+class PerWindowStateStore implements KeyedStateStore {
+  window!: TimeWindow;
+  private readonly handles = new Map<string, { kind: StateDescriptor['kind']; handle: unknown }>();
+  constructor(private readonly backend: () => HeapKeyedStateBackend) {}
+  private state<S>(d: StateDescriptor): S {
+    let cached = this.handles.get(d.name);
+    if (cached === undefined || cached.kind !== d.kind) {
+      cached = { kind: d.kind, handle: this.backend().getNamespacedState(d) };
+      this.handles.set(d.name, cached);
+    }
+    const h = cached.handle as { setNamespace(ns: Namespace): void };
+    h.setNamespace(this.window.namespace());
+    return h as S;
+  }
+  getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
+    return this.state(d);
+  }
+  getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
+    return this.state(d);
+  }
+  getMapState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV> {
+    return this.state(d);
+  }
+  getReducingState<T>(d: ReducingStateDescriptor<T>): ReducingState<T> {
+    return this.state(d);
+  }
+  getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
+    return this.state(d);
+  }
+}
+
+/** Keyed state of the current key (not scoped to a window). */
+class GlobalStateStore implements KeyedStateStore {
+  constructor(private readonly backend: () => HeapKeyedStateBackend) {}
+  getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
+    return this.backend().getState(d);
+  }
+  getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
+    return this.backend().getState(d);
+  }
+  getMapState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV> {
+    return this.backend().getState(d);
+  }
+  getReducingState<T>(d: ReducingStateDescriptor<T>): ReducingState<T> {
+    return this.backend().getState(d);
+  }
+  getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
+    return this.backend().getState(d);
+  }
+}
+
+/** The context of the window function. */
+class SliceProcessContext implements ProcessWindowContext<TimeWindow> {
+  window!: TimeWindow;
+  private readonly perWindow: PerWindowStateStore;
+  private readonly global: GlobalStateStore;
+  constructor(private readonly op: SlicingWindowOperator<Key, unknown>) {
+    this.perWindow = new PerWindowStateStore(() => op.backend);
+    this.global = new GlobalStateStore(() => op.backend);
+  }
+  currentProcessingTime(): number {
+    return this.op.timers.currentProcessingTime();
+  }
+  currentWatermark(): number {
+    return this.op.timers.currentWatermark();
+  }
+  windowState(): KeyedStateStore {
+    this.perWindow.window = this.window;
+    return this.perWindow;
+  }
+  globalState(): KeyedStateStore {
+    return this.global;
+  }
+  output<X>(tag: OutputTag<X>, value: X): void {
+    this.op.sideOutput(tag, value, this.window.maxTimestamp());
+  }
+}
+
+/** @internal the sliced window aggregation (see the module comment). */
+export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
+  extends OneInputStreamOperator<IN, OUT>
+  implements Triggerable<Key, number>, Collector<OUT>
+{
+  /** @internal */ backend!: HeapKeyedStateBackend;
+  /** @internal */ timers!: InternalTimerService<number>;
+
+  private readonly size: number;
+  private readonly slide: number;
+  private readonly offset: number;
+  /** Length of a slice. */
+  private readonly g: number;
+  /** Slices of a window. */
+  private readonly perWindow: number;
+  private readonly assigner: WindowAssigner<IN, TimeWindow>;
+  private readonly allowedLateness: number;
+  private readonly lateDataTag: OutputTag<IN> | undefined;
+  private readonly keySelector: KeySelector<IN, K>;
+  private readonly reduce: ReduceFunction<unknown> | undefined;
+  private readonly aggregate: AggregateFunction<IN, unknown, unknown> | undefined;
+  private readonly fn: ProcessWindowFunctionLike<unknown, unknown, K, TimeWindow> | undefined;
+  private readonly descriptor: StateDescriptor;
+
+  private slices!: SliceState;
+  /** The slice state's one-lookup add, when the backend has it. */
+  private adder: AddReportingNew | undefined;
+  private numLateRecordsDropped!: Counter;
+  private numLateRecordsToSideOutput!: Counter;
+  private runtimeContext!: RuntimeContext;
+  private processContext!: SliceProcessContext;
+  private readonly assignerContext: WindowAssignerContext = {
+    getCurrentProcessingTime: () => this.timers.currentProcessingTime(),
+  };
+
+  // The slice of the last element (most elements fall in the slice of the one before).
+  /** Start and end of the slice (an empty range at first). */
+  private sStart = Number.POSITIVE_INFINITY;
+  private sEnd = Number.NEGATIVE_INFINITY;
+  /** Start of the latest and of the earliest window holding the slice. */
+  private sLastWindow = 0;
+  private sFirstWindow = 0;
+  /** maxTimestamp of the earliest window holding the slice (-Infinity: in no window). */
+  private sFirstMax = Number.NEGATIVE_INFINITY;
+  /** Cleanup time of the latest window holding the slice (-Infinity: in no window). */
+  private sLastCleanup = Number.NEGATIVE_INFINITY;
+
+  /** Timestamp of what the window function emits (the window's maxTimestamp). */
+  private emitTimestamp = NO_TIMESTAMP;
+  /** What user code runs now, for error messages. */
+  private stage = 'window operator';
+
+  constructor(spec: SlicingWindowOperatorSpec<IN, K>) {
+    super();
+    const s = spec.shape;
+    this.size = s.size;
+    this.slide = s.slide;
+    this.offset = s.offset;
+    this.g = s.slice;
+    this.perWindow = s.size / s.slice;
+    this.assigner = spec.assigner;
+    this.allowedLateness = spec.allowedLatenessMs;
+    this.lateDataTag = spec.lateDataTag;
+    this.keySelector = spec.keySelector;
+    this.fn = spec.fn;
+    const c = spec.contents;
+    if (c.kind === 'list')
+      throw new InvalidGraphError('a sliced window aggregation needs reduce or aggregate');
+    if (c.kind === 'reduce') {
+      this.reduce = c.reduce as ReduceFunction<unknown>;
+      this.aggregate = undefined;
+      this.descriptor = new ReducingStateDescriptor(SLICE_CONTENTS, c.reduce);
+    } else {
+      const agg = c.aggregate as AggregateFunction<IN, unknown, unknown>;
+      this.reduce = undefined;
+      this.aggregate = agg;
+      // NOTE: the state's result is the accumulator itself: slices are merged as accumulators,
+      // and the window's result is computed from the merge.
+      this.descriptor = new AggregatingStateDescriptor<IN, unknown, unknown>(SLICE_CONTENTS, {
+        createAccumulator: () => agg.createAccumulator(),
+        add: (v, acc) => agg.add(v, acc),
+        getResult: (acc) => acc,
+      });
+    }
+  }
+
+  override open(): void {
+    const ctx = this.ctx;
+    if (ctx.keyedState === undefined)
+      throw new InvalidGraphError(
+        `${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`,
+      );
+    this.backend = ctx.keyedState;
+    if (ctx.restored && this.backend.size(WINDOW_CONTENTS) > 0)
+      throw new IncompatibleCheckpointError(
+        `${ctx.describe()}: the checkpoint holds window contents of the window operator of an earlier version ('${WINDOW_CONTENTS}' per window), which this sliced window aggregation does not read (it keeps one accumulator per slice). Restore it into the same job with .disableSlicing() on the window, which keeps the window operator and its state`,
+      );
+    this.slices = this.backend.getNamespacedState<SliceState>(this.descriptor);
+    const adding = this.slices as unknown as Partial<AddReportingNew>;
+    this.adder = typeof adding.addReportingNew === 'function' ? (adding as AddReportingNew) : undefined;
+    this.timers = ctx.getTimerService<number>(SLICE_TIMERS, this, (n) => n);
+    this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
+    this.numLateRecordsToSideOutput = ctx.metrics.counter('numLateRecordsToSideOutput');
+    this.processContext = new SliceProcessContext(this as unknown as SlicingWindowOperator<Key, unknown>);
+    this.runtimeContext = createRuntimeContext(ctx);
+    if (this.fn !== undefined)
+      openFunction(this.fn, this.runtimeContext, (e) => this.userError(e, undefined, 'open()'));
+  }
+
+  override close(): void {
+    if (this.fn !== undefined) closeFunction(this.fn);
+  }
+
+  /** @internal emits to a side output. */
+  sideOutput<X>(tag: OutputTag<X>, value: X, timestamp: number): void {
+    this.output.collectSide(tag, value, timestamp);
+  }
+
+  /** Collector of the window function. */
+  collect(value: OUT): void {
+    this.output.collect(value, this.emitTimestamp);
+  }
+
+  processElement(value: IN, timestamp: number): void {
+    try {
+      this.stage = 'key selector';
+      this.backend.setCurrentKey(this.keySelector(value));
+      if (!(timestamp >= this.sStart && timestamp < this.sEnd)) this.locate(value, timestamp);
+      const wm = this.timers.currentWatermark();
+      // NOTE: in no window (a gap between sliding windows), or every window late: skipped.
+      if (this.sLastCleanup <= wm) {
+        this.skipped(value, timestamp, wm);
+        return;
+      }
+      this.slices.setNamespace(this.sEnd);
+      this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
+      let wasEmpty: boolean;
+      if (this.adder !== undefined) wasEmpty = this.adder.addReportingNew(value);
+      else {
+        wasEmpty = this.slices.get() === undefined;
+        this.slices.add(value);
+      }
+      // NOTE: a slice that had contents already registered the timers of its windows (those not
+      // late then, so all not late now); only windows the watermark has passed need more.
+      if (wasEmpty || this.sFirstMax <= wm) this.afterAdd(wasEmpty, wm);
+    } catch (e) {
+      throw this.userError(e, value, this.stage);
+    }
+  }
+
+  /** Finds the slice of `timestamp` and its windows. */
+  private locate(value: IN, timestamp: number): void {
+    // NOTE: the assigner checks the timestamp (missing, not finite) with the window operator's words.
+    this.stage = 'window assigner';
+    this.assigner.assignWindows(value, timestamp, this.assignerContext);
+    const g = this.g;
+    const start = TimeWindow.getWindowStartWithOffset(timestamp, this.offset, g);
+    this.sStart = start;
+    this.sEnd = start + g;
+    const size = this.size;
+    const slide = this.slide;
+    const last = TimeWindow.getWindowStartWithOffset(start, this.offset, slide);
+    if (last <= start - size) {
+      this.sFirstMax = this.sLastCleanup = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    const first = last - Math.floor((last - (start - size) - 1) / slide) * slide;
+    this.sLastWindow = last;
+    this.sFirstWindow = first;
+    this.sFirstMax = first + size - 1;
+    this.sLastCleanup = this.cleanupTime(last + size - 1);
+  }
+
+  /** An element whose windows are all late, or that is in none: dropped if it is late itself. */
+  private skipped(value: IN, timestamp: number, wm: number): void {
+    if (timestamp + this.allowedLateness > wm) return;
+    if (this.lateDataTag !== undefined) {
+      this.numLateRecordsToSideOutput.inc();
+      this.output.collectSide(this.lateDataTag, value, timestamp);
+    } else this.numLateRecordsDropped.inc();
+  }
+
+  /**
+   * After an element was added to the current slice: registers the timers of its windows if the
+   * slice was empty, and fires at once the windows the watermark has passed but not cleaned up,
+   * latest first (as the window operator goes through an element's windows).
+   */
+  private afterAdd(wasEmpty: boolean, wm: number): void {
+    const size = this.size;
+    const first = this.sFirstWindow;
+    const lateness = this.allowedLateness;
+    const timers = this.timers;
+    for (let ws = this.sLastWindow; ws >= first; ws -= this.slide) {
+      const max = ws + size - 1;
+      const cleanup = this.cleanupTime(max);
+      if (cleanup <= wm) break;
+      if (max > wm) {
+        if (!wasEmpty) continue;
+        timers.registerEventTimeTimer(FIRE, max);
+      } else this.fire(ws);
+      if (lateness !== 0 && cleanup !== Number.POSITIVE_INFINITY)
+        timers.registerEventTimeTimer(CLEANUP, cleanup);
+    }
+  }
+
+  /** `maxTimestamp + allowedLateness` (+Infinity beyond safe integers, as the window operator). */
+  private cleanupTime(max: number): number {
+    const t = max + this.allowedLateness;
+    return t > Number.MAX_SAFE_INTEGER ? Number.POSITIVE_INFINITY : t;
+  }
+
+  onEventTime(timer: Timer<Key, number>): void {
+    try {
+      const t = timer.timestamp;
+      if (timer.namespace === FIRE) {
+        const ws = t + 1 - this.size;
+        this.fire(ws);
+        if (this.allowedLateness === 0) this.cleanup(ws);
+      } else this.cleanup(t - this.allowedLateness + 1 - this.size);
+    } catch (e) {
+      throw this.userError(
+        e,
+        { key: timer.key, timer: timer.timestamp, kind: timer.namespace === FIRE ? 'end' : 'cleanup' },
+        this.stage,
+      );
+    }
+  }
+
+  onProcessingTime(_timer: Timer<Key, number>): void {
+    // NOTE: event-time windows register no processing-time timers.
+  }
+
+  /**
+   * The window's result for the current key: its slices merged, oldest first, or `undefined` if
+   * it holds nothing.
+   */
+  private windowResult(ws: number): unknown {
+    const g = this.g;
+    const end = ws + this.size;
+    const slices = this.slices;
+    this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
+    if (this.perWindow === 1) {
+      slices.setNamespace(end);
+      const v = slices.get();
+      if (v === undefined || this.aggregate === undefined) return v;
+      return this.aggregate.getResult(v);
+    }
+    let acc: unknown;
+    let n = 0;
+    for (let e = ws + g; e <= end; e += g) {
+      slices.setNamespace(e);
+      const v = slices.get();
+      if (v === undefined) continue;
+      if (n === 0) acc = v;
+      else if (this.reduce !== undefined) acc = this.reduce(acc, v);
+      else {
+        const agg = this.aggregate!;
+        // NOTE: merged into a fresh accumulator: merge may modify its first argument, and the
+        // slices' accumulators are still needed by later windows.
+        if (n === 1) acc = agg.merge!(agg.createAccumulator(), acc);
+        acc = agg.merge!(acc, v);
+      }
+      n++;
+    }
+    if (n === 0 || this.aggregate === undefined) return acc;
+    return this.aggregate.getResult(acc);
+  }
+
+  /** Evaluates the window starting at `ws` for the current key; emits its result with its maxTimestamp. */
+  private fire(ws: number): void {
+    const result = this.windowResult(ws);
+    if (result === undefined) return;
+    const max = ws + this.size - 1;
+    this.stage = 'window function';
+    if (this.fn === undefined) {
+      this.output.collect(result as OUT, max);
+      return;
+    }
+    this.emitTimestamp = max;
+    const ctx = this.processContext;
+    ctx.window = new TimeWindow(ws, ws + this.size);
+    this.fn.process(
+      this.backend.getCurrentKey() as K,
+      ctx as unknown as ProcessWindowContext<TimeWindow>,
+      [result],
+      this as Collector<unknown>,
+    );
+  }
+
+  /**
+   * Removes the window starting at `ws` for the current key: the slices no later window holds
+   * (those of its first slide), and the window function's state (its `clear`).
+   */
+  private cleanup(ws: number): void {
+    const g = this.g;
+    const slices = this.slices;
+    const until = ws + Math.min(this.slide, this.size);
+    for (let e = ws + g; e <= until; e += g) {
+      slices.setNamespace(e);
+      slices.clear();
+    }
+    if (this.fn?.clear !== undefined) {
+      this.stage = 'window function clear()';
+      const ctx = this.processContext;
+      ctx.window = new TimeWindow(ws, ws + this.size);
+      this.fn.clear(ctx as unknown as ProcessWindowContext<TimeWindow>);
+    }
+  }
+
+  /**
+   * @internal (test harness) the contents of `window` for the current key, as the window function
+   * would get them (the reduced or aggregated value), or `undefined` if it holds nothing.
+   */
+  inspectContents(window: Window): unknown {
+    if (!(window instanceof TimeWindow) || window.end - window.start !== this.size) return undefined;
+    if (TimeWindow.getWindowStartWithOffset(window.start, this.offset, this.slide) !== window.start)
+      return undefined;
+    return this.windowResult(window.start);
+  }
+
+  /**
+   * @internal (test harness) the windows of the current key that hold contents, among those of
+   * the key's timers (every window with contents has its end or cleanup timer).
+   */
+  inspectWindows(timers: readonly { namespace: unknown; timestamp: number }[]): TimeWindow[] {
+    const found = new Map<number, TimeWindow>();
+    for (const t of timers) {
+      const max = t.namespace === FIRE ? t.timestamp : t.timestamp - this.allowedLateness;
+      const ws = max + 1 - this.size;
+      if (!found.has(ws)) found.set(ws, new TimeWindow(ws, ws + this.size));
+    }
+    return [...found.values()].filter((w) => this.windowResult(w.start) !== undefined);
+  }
+}
