@@ -55,6 +55,12 @@ export interface InternalTimerService<N = unknown> {
   deleteEventTimeTimer(namespace: N, timestamp: number): void;
   registerProcessingTimeTimer(namespace: N, timestamp: number): void;
   deleteProcessingTimeTimer(namespace: N, timestamp: number): void;
+  /**
+   * Moves the current key's timer at `from` in `namespace` to `to`: the same as deleting it and
+   * registering it at `to`, cheaper. Returns false (and changes nothing) if there is no such timer.
+   */
+  moveEventTimeTimer(namespace: N, from: number, to: number): boolean;
+  moveProcessingTimeTimer(namespace: N, from: number, to: number): boolean;
   /** Number of registered timers (for tests and metrics). */
   numEventTimeTimers(): number;
   numProcessingTimeTimers(): number;

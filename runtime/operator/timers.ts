@@ -16,8 +16,13 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   readonly mapKey: MapKey;
   /** The namespace's canonical form, computed when first needed (see `TimerHeap.find`). */
   nsKey: string | number | undefined;
-  readonly seq: number;
+  /** When it was registered (or moved), for the order of timers with equal timestamps. */
+  seq: number;
+  /** Its timestamp; changed only by `TimerHeap.move`. */
+  timestamp: number;
   deleted: boolean;
+  /** Put aside in the current firing round (see `TimerHeap.pollDue`): in no bucket until it ends. */
+  aside: boolean;
   /** Fires only when time advances past this (see `TimerHeap.pollDue`); -Infinity at first. */
   after: number;
   /** The next live timer of the same key. */
@@ -84,6 +89,7 @@ export class TimerHeap<N> {
       timestamp,
       seq: this.seq++,
       deleted: false,
+      aside: false,
       after: Number.NEGATIVE_INFINITY,
       next: head,
     };
@@ -144,6 +150,35 @@ export class TimerHeap<N> {
     }
   }
 
+  /**
+   * Moves the timer of a key at `from` in `namespace` to `to`, as if it were deleted and
+   * registered again at `to` (it fires after the timers registered at `to` before it), without a
+   * new entry when it moves later: it joins the bucket of `to`, and its place in the bucket of
+   * `from` is skipped (an entry whose timestamp is not its bucket's). A move to an earlier time
+   * deletes and registers. Returns false if there is no such timer (nothing changes). If a timer
+   * at `to` exists already, the moved one is deleted.
+   */
+  move(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, from: number, to: number): boolean {
+    const head = this.byKey.get(mapKey);
+    const e = this.find(head, namespace, from);
+    if (e === undefined) return false;
+    if (from === to) return true;
+    if (to < from || this.find(head, e.namespace, to) !== undefined) {
+      this.unlink(e);
+      e.deleted = true;
+      if (to > from) return true;
+      this.add(key, mapKey, keyGroup, e.namespace, to);
+      return true;
+    }
+    // NOTE: a timer only ever moves later in place, so it is in the bucket of each time at most
+    // once: its stale places are those of earlier times.
+    e.timestamp = to;
+    e.seq = this.seq++;
+    // A timer put aside in this round is queued at its (new) time when the round ends.
+    if (!e.aside) this.enqueue(e);
+    return true;
+  }
+
   remove(mapKey: MapKey, namespace: N, timestamp: number): void {
     const e = this.find(this.byKey.get(mapKey), namespace, timestamp);
     if (e === undefined) return;
@@ -174,7 +209,8 @@ export class TimerHeap<N> {
       const t = times[0]!;
       const b = this.buckets.get(t)!;
       const entries = b.entries;
-      while (b.pos < entries.length && entries[b.pos]!.deleted) b.pos++;
+      // Deleted timers, and the places timers moved away from (see move), are skipped.
+      while (b.pos < entries.length && (entries[b.pos]!.deleted || entries[b.pos]!.timestamp !== t)) b.pos++;
       if (b.pos < entries.length) return b;
       this.buckets.delete(t);
       this.popTime();
@@ -233,6 +269,7 @@ export class TimerHeap<N> {
         t.next = this.byKey.get(t.mapKey);
         this.byKey.set(t.mapKey, t);
         this.live++;
+        t.aside = true;
         this.aside.push(t);
         continue;
       }
@@ -248,7 +285,10 @@ export class TimerHeap<N> {
     this.fired.length = 0;
     this.firedByKey = undefined;
     if (this.aside.length === 0) return;
-    for (const e of this.aside) if (!e.deleted) this.enqueue(e);
+    for (const e of this.aside) {
+      e.aside = false;
+      if (!e.deleted) this.enqueue(e);
+    }
     this.aside.length = 0;
     this.deferredUntil = time;
   }
@@ -291,7 +331,7 @@ export class TimerHeap<N> {
       const entries = b.entries;
       for (let i = b.pos; i < entries.length; i++) {
         const e = entries[i]!;
-        if (!e.deleted) f(e);
+        if (!e.deleted && e.timestamp === t) f(e);
       }
     }
   }
@@ -394,6 +434,21 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
   deleteProcessingTimeTimer(namespace: N, timestamp: number): void {
     this.delete(this.processingTimers, namespace, timestamp);
+  }
+  moveEventTimeTimer(namespace: N, from: number, to: number): boolean {
+    return this.move(this.eventTimers, namespace, from, to);
+  }
+  moveProcessingTimeTimer(namespace: N, from: number, to: number): boolean {
+    if (!this.move(this.processingTimers, namespace, from, to)) return false;
+    if (to < from) this.host.wakeAt(to);
+    return true;
+  }
+  /** Moves a timer of the current key (see `TimerHeap.move`); false if there is none. */
+  private move(timers: TimerHeap<N>, namespace: N, from: number, to: number): boolean {
+    const b = this.backend;
+    const moved = timers.move(b.getCurrentKey(), b.mapKey, b.currentKeyGroup, namespace, from, to);
+    if (moved) this.touch();
+    return moved;
   }
   /** Adds a timer of the current key; true if it was not there yet. */
   private register(timers: TimerHeap<N>, namespace: N, timestamp: number): boolean {
