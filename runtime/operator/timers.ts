@@ -123,6 +123,7 @@ export class TimerHeap<N> {
         timestamp,
         seq: this.seq++,
         deleted: false,
+        aside: false,
         after: Number.NEGATIVE_INFINITY,
         next: head,
       };
