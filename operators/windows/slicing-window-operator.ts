@@ -338,7 +338,9 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
         `${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`,
       );
     this.backend = ctx.keyedState;
-    if (ctx.restored && this.backend.size(WINDOW_CONTENTS) > 0)
+    // NOTE: by the restored state's names, not its size: counting entries would install every
+    // restored key group now rather than when needed (see OperatorRuntime.deferRestore).
+    if (ctx.restored && this.backend.stateNames().includes(WINDOW_CONTENTS))
       throw new IncompatibleCheckpointError(
         `${ctx.describe()}: the checkpoint holds window contents of the window operator of an earlier version ('${WINDOW_CONTENTS}' per window), which this sliced window aggregation does not read (it keeps one accumulator per slice). Restore it into the same job with .disableSlicing() on the window, which keeps the window operator and its state`,
       );
