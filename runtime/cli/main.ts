@@ -179,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(
       new Option(
         '--state-backend <backend>',
-        "where keyed state (and window contents) lives: heap (in memory, the default) or lmdb (an embedded database on local disk, for state larger than memory); a job that calls env.setStateBackend keeps its own (default: TIDEMARK_STATE_BACKEND, else heap)",
+        'where keyed state (and window contents) lives: heap (in memory, the default) or lmdb (an embedded database on local disk, for state larger than memory); a job that calls env.setStateBackend keeps its own (default: TIDEMARK_STATE_BACKEND, else heap)',
       ).choices(['heap', 'lmdb']),
     )
     .option(

@@ -252,8 +252,7 @@ describe('the heap and the LMDB backend take the same snapshots', () => {
           } else {
             const n = t.data[i + 1] as number;
             const inner: [string, unknown][] = [];
-            for (let j = 0; j < n; j++)
-              inner.push([str(t.data[i + 2 + 2 * j]), t.data[i + 3 + 2 * j]]);
+            for (let j = 0; j < n; j++) inner.push([str(t.data[i + 2 + 2 * j]), t.data[i + 3 + 2 * j]]);
             entries.push([str(t.data[i]), inner.sort()]);
             i += 2 + 2 * n;
           }
