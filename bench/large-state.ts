@@ -65,7 +65,7 @@ function runJob(
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const child = spawn(process.execPath, [`--max-old-space-size=${heapMiB}`, BIN, 'run', JOB, ...args], {
-      env: { ...process.env, ...env, LARGE_STATE_MEMORY: '1', TIDEMARK_LOG_FORMAT: 'text' },
+      env: { ...process.env, ...env, LARGE_STATE_MEMORY: '1', TIDEMARK_LOG_LEVEL: 'debug' },
       stdio: ['ignore', 'inherit', 'pipe'],
     });
     const figures: RunFigures = {

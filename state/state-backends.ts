@@ -23,7 +23,7 @@ export interface StateBackendConfig {
   kind: StateBackendKind;
   /** lmdb: the state directory (default {@link DEFAULT_STATE_DIR}). */
   dir?: string;
-  /** lmdb: keys held in the heap cache (default 100 000). */
+  /** lmdb: keys held in the heap cache (default: an eighth of the heap limit at 512 bytes a key, see `defaultCacheEntries`). */
   cacheEntries?: number;
 }
 
