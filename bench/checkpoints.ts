@@ -4,7 +4,7 @@
  * duration and size of the checkpoints, the bandwidth of their writes next to a bulk `SET`
  * bandwidth measured against the same Redis, and the time to restore that state.
  *
- * Run alone: `node --expose-gc --import ./bench/register.mjs bench/checkpoints.ts [--events N] [--keys N] [--interval MS] [--quiet]`
+ * Run alone: `node --expose-gc --import ./bench/register.mjs bench/checkpoints.ts [--events N] [--keys N] [--interval MS] [--state-backend heap|lmdb] [--quiet]`
  * (`npm run bench` runs it after the queries, in a process of its own).
  */
 import { Redis } from 'ioredis';
@@ -356,6 +356,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(name);
     return i < 0 ? undefined : Number(process.argv[i + 1]);
   };
+  // --state-backend lmdb: the jobs keep their state in LMDB (TIDEMARK_STATE_BACKEND is the default
+  // of jobs that set none; a process started by bench/run.ts inherits it from there).
+  const backend = process.argv.indexOf('--state-backend');
+  if (backend >= 0) process.env.TIDEMARK_STATE_BACKEND = process.argv[backend + 1];
   const result = await runCheckpointBench({
     ...(arg('--keys') === undefined ? {} : { keys: arg('--keys')! }),
     ...(arg('--events') === undefined ? {} : { events: arg('--events')! }),

@@ -8,7 +8,7 @@
  *   node --expose-gc --import ./bench/register.mjs bench/run.ts [--quick] [--json FILE]
  *     [--events N] [--repeat N] [--queries q0,q5] [--checkpoint-interval MS] [--no-redis]
  *     [--no-latency] [--latency-ms MS] [--no-checkpoint-bench] [--no-channel-bench]
- *     [--no-hosts-bench] [--no-ha-bench]
+ *     [--no-hosts-bench] [--no-ha-bench] [--state-backend heap|lmdb]
  *
  * Each query runs in a fresh process (bench/nexmark/worker.ts); `--quick` runs everything in one
  * process with small counts (a few seconds in all; its figures are only a smoke test).
@@ -43,6 +43,7 @@ function parseOptions() {
       'no-channel-bench': { type: 'boolean', default: false },
       'no-hosts-bench': { type: 'boolean', default: false },
       'no-ha-bench': { type: 'boolean', default: false },
+      'state-backend': { type: 'string' },
     },
     strict: true,
   }).values;
@@ -64,6 +65,17 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
     process.exit(2);
   }
   return n;
+}
+
+// --state-backend: the keyed-state backend of every job the benchmark runs. NOTE: set as
+// TIDEMARK_STATE_BACKEND, the default of jobs that set none: the benchmark's worker processes
+// inherit it, and their slots get it with the job graph.
+if (args['state-backend'] !== undefined) {
+  if (args['state-backend'] !== 'heap' && args['state-backend'] !== 'lmdb') {
+    console.error(`--state-backend is heap or lmdb, got '${args['state-backend']}'`);
+    process.exit(2);
+  }
+  process.env.TIDEMARK_STATE_BACKEND = args['state-backend'];
 }
 
 const quick = args.quick === true;

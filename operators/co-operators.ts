@@ -8,8 +8,8 @@ import type {
 } from '../state/descriptors.js';
 import { StateError } from '../state/errors.js';
 import type { Key } from '../state/hash.js';
-import type { HeapKeyedStateBackend } from '../state/heap-backend.js';
 import { canonicalKey, decodeKey, type MapKey } from '../state/key-codec.js';
+import type { KeyedStateBackend } from '../state/keyed-backend.js';
 import type {
   BroadcastProcessFunctionLike,
   BroadcastState,
@@ -397,7 +397,7 @@ export class BroadcastProcessOperator<K extends Key, IN1, IN2, OUT> extends TwoI
   }
 
   private applyToKeyedState(d: StateDescriptor, fn: (key: Key, state: unknown) => void): void {
-    const backend: HeapKeyedStateBackend | undefined = this.ctx.keyedState;
+    const backend: KeyedStateBackend | undefined = this.ctx.keyedState;
     if (backend === undefined) throw new StateError('applyToKeyedState() needs a keyed stream');
     const state = backend.getState(d as ValueStateDescriptor<unknown> | ListStateDescriptor<unknown>);
     for (const key of [...backend.keys(d.name)]) {

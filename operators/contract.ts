@@ -5,7 +5,7 @@
  */
 
 import type { Key } from '../state/hash.js';
-import type { HeapKeyedStateBackend } from '../state/heap-backend.js';
+import type { KeyedStateBackend } from '../state/keyed-backend.js';
 import type { OperatorStateStore } from '../state/operator-state.js';
 import type { OutputTag } from './output-tag.js';
 
@@ -116,7 +116,7 @@ export interface OperatorContext<OUT = unknown> {
   readonly output: Output<OUT>;
   readonly clock: Clock;
   /** Keyed state of this subtask's key groups; `undefined` for a non-keyed operator. */
-  readonly keyedState: HeapKeyedStateBackend | undefined;
+  readonly keyedState: KeyedStateBackend | undefined;
   readonly operatorState: OperatorStateStore;
   /** True if this subtask started from a checkpoint or savepoint. */
   readonly restored: boolean;

@@ -4,6 +4,11 @@
  */
 import { InvalidArgumentError } from '../state/errors.js';
 import { checkParallelism, UPPER_BOUND_MAX_PARALLELISM } from '../state/key-groups.js';
+import {
+  type StateBackendConfig,
+  type StateBackendKind,
+  stateBackendConfig,
+} from '../state/state-backends.js';
 import { type CollectedStream, DataStream } from './data-stream.js';
 import { AsyncIterableSource } from './sources/async-iterable.js';
 import { CollectionSource } from './sources/collection.js';
@@ -25,6 +30,8 @@ export interface EnvironmentOptions {
   bufferCapacity?: number;
   /** Processing-time interval of periodic watermark generation in ms (default 200; 0 disables). */
   autoWatermarkIntervalMs?: number;
+  /** Keyed-state backend (default: TIDEMARK_STATE_BACKEND if set, else the heap); see {@link StreamEnvironment.setStateBackend}. */
+  stateBackend?: StateBackendConfig;
 }
 
 /** Resolved configuration of an environment. */
@@ -34,6 +41,7 @@ export interface EnvironmentConfig {
   maxParallelism: number | undefined;
   bufferCapacity: number;
   autoWatermarkIntervalMs: number;
+  stateBackend: StateBackendConfig | undefined;
 }
 
 type NewTransformation<T extends Transformation> = Omit<
@@ -58,6 +66,7 @@ export class StreamEnvironment {
       maxParallelism: options.maxParallelism,
       bufferCapacity: options.bufferCapacity ?? 1024,
       autoWatermarkIntervalMs: options.autoWatermarkIntervalMs ?? 200,
+      stateBackend: options.stateBackend === undefined ? undefined : stateBackendConfig(options.stateBackend),
     };
     this.setParallelism(this.config.parallelism);
     if (this.config.maxParallelism !== undefined) this.setMaxParallelism(this.config.maxParallelism);
@@ -90,6 +99,26 @@ export class StreamEnvironment {
 
   getMaxParallelism(): number | undefined {
     return this.config.maxParallelism;
+  }
+
+  /**
+   * Where keyed state (every state kind, and window contents) lives: `'heap'` (the default, in
+   * JavaScript Maps) or `'lmdb'` (an embedded LMDB database on local disk under `dir`, for state
+   * larger than memory; default directory: `tidemark-state` in the system's temporary directory).
+   * Timers stay on the heap with either. Checkpoints have the same format with both: a job can
+   * switch backends across a restore. Flink's `setStateBackend`.
+   */
+  setStateBackend(
+    backend: StateBackendKind | StateBackendConfig,
+    options: Omit<StateBackendConfig, 'kind'> = {},
+  ): this {
+    this.config.stateBackend = stateBackendConfig(backend, options);
+    return this;
+  }
+
+  /** The state backend set on this environment (undefined: the default). */
+  getStateBackend(): StateBackendConfig | undefined {
+    return this.config.stateBackend;
   }
 
   /** Sets the job name. */

@@ -7,13 +7,13 @@ import type {
 } from '../state/descriptors.js';
 import { StateError } from '../state/errors.js';
 import type { Key } from '../state/hash.js';
-import type { HeapKeyedStateBackend } from '../state/heap-backend.js';
+import type { KeyedStateBackend } from '../state/keyed-backend.js';
 import type { OperatorContext } from './contract.js';
 import type { RuntimeContext } from './functions.js';
 
 /** The {@link RuntimeContext} user functions of an operator see. */
 export function createRuntimeContext(ctx: OperatorContext<unknown>): RuntimeContext {
-  const keyed = (what: string): HeapKeyedStateBackend => {
+  const keyed = (what: string): KeyedStateBackend => {
     if (ctx.keyedState === undefined)
       throw new StateError(
         `${ctx.describe()}: ${what} is keyed state, which can only be used on a keyed stream, i.e. after keyBy()`,

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, LineWriter } from '../operators/contract.js';
 import { describeErrorChain, InvalidArgumentError, JobFailedError, TidemarkError } from '../state/errors.js';
 import { IncompatibleCheckpointError } from '../state/snapshot/format.js';
+import type { StateBackendConfig } from '../state/state-backends.js';
 import {
   CheckpointNotFoundError,
   type CheckpointStorage,
@@ -65,7 +66,9 @@ export interface DistributedSettings {
   /** A job module: its default export is `job(...)`; every slot imports it. */
   jobPath: string;
   /** Job name, parallelism and max parallelism set from outside the module (as the CLI does). */
-  overrides?: { jobName?: string; parallelism?: number; maxParallelism?: number } | undefined;
+  overrides?:
+    | { jobName?: string; parallelism?: number; maxParallelism?: number; stateBackend?: StateBackendConfig }
+    | undefined;
 }
 
 /** What a caller of a run sets (the options of `execute`, see `ExecuteOptions`). */

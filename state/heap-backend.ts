@@ -25,10 +25,10 @@ import { InvalidArgumentError, InvalidRecordError, registerErrorClass, StateErro
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
+import type { KeyedStateBackend, Namespace } from './keyed-backend.js';
 import type { KeyGroupSnapshot } from './snapshot/types.js';
 
-/** A namespace key (e.g. a window's canonical form); `undefined` is the default (void) namespace. */
-export type Namespace = string | number;
+export type { Namespace } from './keyed-backend.js';
 
 /** The state tables of one key group, by state name (a {@link KeyGroupSnapshot}'s `state`). */
 type Tables = KeyGroupSnapshot['state'];
@@ -73,7 +73,7 @@ class OneNs {
 }
 
 /** A key's entries in a namespaced table: one namespace, or a `Map` of several. */
-type NsEntries = OneNs | Map<Namespace, unknown>;
+export type NsEntries = OneNs | Map<Namespace, unknown>;
 
 function nsGet(e: NsEntries, ns: Namespace): unknown {
   if (e instanceof OneNs) return e.ns === ns ? e.v : undefined;
@@ -85,19 +85,13 @@ function nsSize(e: NsEntries): number {
 }
 
 /** Calls `f(value, namespace)` on each entry, as `Map.forEach` does. */
-function nsForEach(e: NsEntries, f: (v: unknown, ns: Namespace) => void): void {
+export function nsForEach(e: NsEntries, f: (v: unknown, ns: Namespace) => void): void {
   if (e instanceof OneNs) f(e.v, e.ns);
   else e.forEach(f);
 }
 
 /** Sets the entry of namespace `ns` of key `mk` in `g`, whose entries are `e` (undefined: none). */
-function nsSet(
-  g: Map<MapKey, unknown>,
-  mk: MapKey,
-  e: NsEntries | undefined,
-  ns: Namespace,
-  v: unknown,
-): void {
+function nsSet(g: EntryStore, mk: MapKey, e: NsEntries | undefined, ns: Namespace, v: unknown): void {
   if (e === undefined) g.set(mk, new OneNs(ns, v));
   else if (!(e instanceof OneNs)) e.set(ns, v);
   else if (e.ns === ns) e.v = v;
@@ -111,8 +105,24 @@ function nsSet(
     );
 }
 
+/**
+ * A key's entries from `n` flat pairs `[namespace, value, ...]` of `flat` from `at` (a snapshot's
+ * or a stored value's), each value passed through `value`.
+ */
+export function nsFromFlat(
+  flat: readonly unknown[],
+  at: number,
+  n: number,
+  value: (v: unknown) => unknown,
+): NsEntries {
+  if (n === 1) return new OneNs(flat[at] as Namespace, value(flat[at + 1]));
+  const inner = new Map<Namespace, unknown>();
+  for (let j = 0; j < n; j++) inner.set(flat[at + 2 * j] as Namespace, value(flat[at + 1 + 2 * j]));
+  return inner;
+}
+
 /** Deletes the entry of namespace `ns` of key `mk`, and the key once it has none. */
-function nsDelete(g: Map<MapKey, unknown>, mk: MapKey, e: NsEntries, ns: Namespace): void {
+function nsDelete(g: EntryStore, mk: MapKey, e: NsEntries, ns: Namespace): void {
   if (e instanceof OneNs) {
     if (e.ns === ns) g.delete(mk);
     return;
@@ -130,14 +140,27 @@ export class KeyGroupMismatchError extends StateError {
 }
 registerErrorClass('KeyGroupMismatchError', KeyGroupMismatchError);
 
-/** One registered state: per key group, canonical key → value (or namespace → value). */
-class StateTable {
+/**
+ * Where the state handles read and write the entries of a table in the current key group: a `Map`
+ * on the heap, a view of the cache and LMDB in {@link LmdbKeyedStateBackend}. Handles only ever
+ * pass the current key (`backend.mapKey`).
+ */
+export interface EntryStore {
+  get(key: MapKey): unknown;
+  set(key: MapKey, value: unknown): unknown;
+  delete(key: MapKey): boolean;
+}
+
+/** @internal one registered state: per key group, canonical key → value (or namespace → value). */
+export class StateTable {
   readonly groups: (Map<MapKey, unknown> | undefined)[];
   constructor(
     readonly name: string,
     readonly kind: StateKind,
     readonly namespaced: boolean,
     size: number,
+    /** Its number in this backend (registration order): the LMDB backend's keys use it. */
+    readonly id: number,
   ) {
     this.groups = new Array(size).fill(undefined);
   }
@@ -147,7 +170,9 @@ class StateTable {
  * The heap backend for one subtask of one keyed operator. The runtime sets the current key before
  * each record or timer; state handles read and write the entry of that key.
  */
-export class HeapKeyedStateBackend {
+export class HeapKeyedStateBackend implements KeyedStateBackend {
+  /** Which backend this is. */
+  readonly kind: 'heap' | 'lmdb' = 'heap';
   readonly maxParallelism: number;
   readonly keyGroupRange: KeyGroupRange;
   readonly now: () => number;
@@ -162,7 +187,7 @@ export class HeapKeyedStateBackend {
   /** Per key group: the whole group must be written next time (restored, or a write was lost). */
   readonly whole: Uint8Array;
 
-  private readonly tables = new Map<string, StateTable>();
+  protected readonly tables = new Map<string, StateTable>();
   private readonly handles = new Map<string, unknown>();
   private key: Key | undefined = undefined;
   /** Canonical form of the current key. */
@@ -309,7 +334,7 @@ export class HeapKeyedStateBackend {
     }
     let table = this.tables.get(d.name);
     if (table === undefined) {
-      table = new StateTable(d.name, d.kind, namespaced, this.keyGroupRange.size);
+      table = new StateTable(d.name, d.kind, namespaced, this.keyGroupRange.size, this.tables.size);
       this.tables.set(d.name, table);
     } else if (table.kind !== d.kind) {
       throw this.kindMismatch(d, table.kind);
@@ -461,7 +486,7 @@ export class HeapKeyedStateBackend {
    * Loads key groups (of one or more earlier subtasks, taken with this maxParallelism). Key groups
    * outside this backend's range are ignored, so every subtask can be given the whole snapshot.
    */
-  restore(groups: Iterable<[number, Tables]>): void {
+  restore(groups: Iterable<readonly [number, Tables]>): void {
     for (const [g, data] of groups) if (this.keyGroupRange.contains(g)) this.restoreKeyGroup(g, data);
   }
 
@@ -473,15 +498,7 @@ export class HeapKeyedStateBackend {
       this.pendingCount--;
     }
     for (const [name, t] of Object.entries(data)) {
-      let table = this.tables.get(name);
-      if (table === undefined) {
-        table = new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size);
-        this.tables.set(name, table);
-      } else if (table.kind !== t.kind) {
-        throw new StateError(
-          `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
-        );
-      }
+      const table = this.restoredTable(name, t);
       const group = new Map<MapKey, unknown>();
       const data = t.data;
       if (!t.namespaced)
@@ -491,18 +508,29 @@ export class HeapKeyedStateBackend {
         for (let i = 0; i < data.length; ) {
           const k = data[i] as MapKey;
           const n = data[i + 1] as number;
-          if (n === 1) group.set(k, new OneNs(data[i + 2] as Namespace, restoreValue(t.kind, data[i + 3])));
-          else {
-            const inner = new Map<Namespace, unknown>();
-            for (let j = 0; j < n; j++)
-              inner.set(data[i + 2 + 2 * j] as Namespace, restoreValue(t.kind, data[i + 3 + 2 * j]));
-            group.set(k, inner);
-          }
+          group.set(
+            k,
+            nsFromFlat(data, i + 2, n, (v) => restoreValue(t.kind, v)),
+          );
           i += 2 + 2 * n;
         }
       table.groups[index] = group;
     }
     this.touchWhole(index);
+  }
+
+  /** @internal the table a restored state goes to (registered here if it is not yet). */
+  protected restoredTable(name: string, t: Tables[string]): StateTable {
+    let table = this.tables.get(name);
+    if (table === undefined) {
+      table = new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size, this.tables.size);
+      this.tables.set(name, table);
+    } else if (table.kind !== t.kind) {
+      throw new StateError(
+        `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
+      );
+    }
+    return table;
   }
 
   // ---- restored key groups installed when first needed ----
@@ -526,15 +554,7 @@ export class HeapKeyedStateBackend {
     const pending = (this.pending ??= new Uint8Array(this.keyGroupRange.size));
     for (const [g, data] of groups) {
       if (!this.keyGroupRange.contains(g)) continue;
-      for (const [name, t] of Object.entries(data)) {
-        const table = this.tables.get(name);
-        if (table === undefined)
-          this.tables.set(name, new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size));
-        else if (table.kind !== t.kind)
-          throw new StateError(
-            `${this.owner}: restored state '${name}' is ${t.kind} state, but the job registers it as ${table.kind} state`,
-          );
-      }
+      for (const [name, t] of Object.entries(data)) this.restoredTable(name, t);
       const index = g - this.keyGroupRange.start;
       if (pending[index] === 1) continue;
       pending[index] = 1;
@@ -591,7 +611,7 @@ export class HeapKeyedStateBackend {
   // ---- used by state handles ----
 
   /** @internal the current key's group map of a table, created on demand. */
-  group(table: StateTable, create: boolean): Map<MapKey, unknown> | undefined {
+  group(table: StateTable, create: boolean): EntryStore | undefined {
     const i = this.groupIndex;
     if (i < 0) this.getCurrentKey();
     let g = table.groups[i];
@@ -602,20 +622,22 @@ export class HeapKeyedStateBackend {
 }
 
 /** A `forEach` callback that appends `key, value` to a snapshot's flat data. */
-function entryPusher(data: unknown[], kind: StateKind): (v: unknown, k: unknown) => void {
+export function entryPusher(data: unknown[], kind: StateKind): (v: unknown, k: unknown) => void {
   return (v, k) => {
     data.push(k, snapshotValue(kind, v));
   };
 }
 
-function snapshotValue(kind: StateKind, v: unknown): unknown {
+/** @internal a stored value in its snapshot form (maps as entry arrays, lists copied). */
+export function snapshotValue(kind: StateKind, v: unknown): unknown {
   // NOTE: maps are stored as entry arrays; lists are copied so later appends do not leak in.
   if (kind === 'map') return [...(v as Map<MapKey, unknown>)];
   if (kind === 'list') return (v as unknown[]).slice();
   return v;
 }
 
-function restoreValue(kind: StateKind, v: unknown): unknown {
+/** @internal a value in its snapshot form back in its stored form. */
+export function restoreValue(kind: StateKind, v: unknown): unknown {
   if (kind === 'map') return new Map(v as [MapKey, unknown][]);
   if (kind === 'list') return (v as unknown[]).slice();
   return v;
@@ -718,7 +740,12 @@ abstract class BaseHandle {
     const w = u as TtlValue<V>;
     const now = this.backend.now();
     if (w.t + this.ttl.ttlMs <= now && !this.returnExpired) return EXPIRED;
-    if (this.refreshOnRead) w.t = now;
+    if (this.refreshOnRead && w.t !== now) {
+      // NOTE: a refreshed timestamp is a change: the next checkpoint (and the LMDB backend's
+      // cache) must write it.
+      w.t = now;
+      this.backend.touch();
+    }
     return w.v;
   }
 

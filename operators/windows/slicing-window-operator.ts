@@ -46,7 +46,7 @@ import {
 import { InvalidGraphError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import type { Key } from '../../state/hash.js';
-import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
+import type { KeyedStateBackend, Namespace } from '../../state/keyed-backend.js';
 import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
 import type { Counter, InternalTimerService, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
@@ -170,7 +170,7 @@ interface AddReportingNew {
 class PerWindowStateStore implements KeyedStateStore {
   window!: TimeWindow;
   private readonly handles = new Map<string, { kind: StateDescriptor['kind']; handle: unknown }>();
-  constructor(private readonly backend: () => HeapKeyedStateBackend) {}
+  constructor(private readonly backend: () => KeyedStateBackend) {}
   private state<S>(d: StateDescriptor): S {
     let cached = this.handles.get(d.name);
     if (cached === undefined || cached.kind !== d.kind) {
@@ -200,7 +200,7 @@ class PerWindowStateStore implements KeyedStateStore {
 
 /** Keyed state of the current key (not scoped to a window). */
 class GlobalStateStore implements KeyedStateStore {
-  constructor(private readonly backend: () => HeapKeyedStateBackend) {}
+  constructor(private readonly backend: () => KeyedStateBackend) {}
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
     return this.backend().getState(d);
   }
@@ -250,7 +250,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   extends OneInputStreamOperator<IN, OUT>
   implements Triggerable<Key, number>, Collector<OUT>
 {
-  /** @internal */ backend!: HeapKeyedStateBackend;
+  /** @internal */ backend!: KeyedStateBackend;
   /** @internal */ timers!: InternalTimerService<number>;
 
   private readonly size: number;

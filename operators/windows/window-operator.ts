@@ -25,7 +25,7 @@ import {
 import { InvalidArgumentError, InvalidGraphError, StateError, TidemarkError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import { describeValue, type Key } from '../../state/hash.js';
-import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
+import type { KeyedStateBackend, Namespace } from '../../state/keyed-backend.js';
 import type { Counter, InternalTimerService, MetricGroup, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
 import type { Collector, KeySelector, RuntimeContext } from '../functions.js';
@@ -126,7 +126,7 @@ class PerWindowStateStore implements KeyedStateStore {
 
 /** Keyed state of the current key (not scoped to a window). */
 class GlobalStateStore implements KeyedStateStore {
-  constructor(private readonly backend: () => HeapKeyedStateBackend) {}
+  constructor(private readonly backend: () => KeyedStateBackend) {}
   getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
     return this.backend().getState(d);
   }
@@ -230,7 +230,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   extends OneInputStreamOperator<IN, OUT>
   implements Triggerable<Key, W>, Collector<OUT>
 {
-  /** @internal */ backend!: HeapKeyedStateBackend;
+  /** @internal */ backend!: KeyedStateBackend;
   /** @internal */ timers!: InternalTimerService<W>;
   /** @internal set for merging (session) assigners. */
   readonly merging: MergingWindowAssigner<IN, W> | undefined;

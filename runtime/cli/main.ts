@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import { describeErrorChain } from '../../state/errors.js';
+import { DEFAULT_STATE_DIR } from '../../state/state-backends.js';
 import { openLeaseStorage } from '../../state/storage/open-storage.js';
 import { leaderAddress } from '../distributed/leader-election.js';
 import { runTaskManager } from '../distributed/task-manager.js';
@@ -174,6 +175,16 @@ export async function main(argv: string[]): Promise<number> {
       '--heartbeat-timeout <duration>',
       'with --listen: give up a task manager not heard from for this long, and restart the job without it; a task manager stops its slots when the job manager is silent this long (default 50s)',
       duration,
+    )
+    .addOption(
+      new Option(
+        '--state-backend <backend>',
+        'where keyed state (and window contents) lives: heap (in memory, the default) or lmdb (an embedded database on local disk, for state larger than memory); a job that calls env.setStateBackend keeps its own (default: TIDEMARK_STATE_BACKEND, else heap)',
+      ).choices(['heap', 'lmdb']),
+    )
+    .option(
+      '--state-dir <dir>',
+      `with --state-backend lmdb: the local directory of the state databases, one fresh subdirectory per keyed subtask, deleted when it ends (default: TIDEMARK_STATE_DIR, else ${DEFAULT_STATE_DIR})`,
     )
     .option('--checkpoint-interval <duration>', 'take a checkpoint every interval (e.g. 1s, 500ms)', duration)
     .option(

@@ -1,7 +1,9 @@
 /** `tidemark run`: runs a job module, with checkpoints, restore and restarts. */
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { describeErrorChain } from '../../state/errors.js';
+import { DEFAULT_STATE_DIR, stateBackendFromEnv } from '../../state/state-backends.js';
 import {
   CheckpointNotFoundError,
   type CheckpointStorage,
@@ -69,6 +71,8 @@ export interface RunFlags {
   webToken?: string;
   webTokenFile?: string;
   webStallThreshold?: number;
+  stateBackend?: 'heap' | 'lmdb';
+  stateDir?: string;
 }
 
 /** Options of `run` that mean something only with `--listen`. */
@@ -119,6 +123,10 @@ export function checkRunFlags(flags: RunFlags): void {
     );
   if (flags.allowNonRestoredState === true && flags.restore === undefined)
     throw new UsageError('--allow-non-restored-state needs --restore');
+  if (flags.stateDir !== undefined && flags.stateBackend !== 'lmdb')
+    throw new UsageError(
+      '--state-dir is the directory of the lmdb state backend: it needs --state-backend lmdb',
+    );
   const intervalMs = flags.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
   const timeoutMs = flags.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
   if (timeoutMs <= intervalMs)
@@ -184,6 +192,20 @@ function flagName(key: string): string {
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
+/** Fails early, naming the directory, when the lmdb state backend cannot write its state directory. */
+function checkStateDir(backend: { kind: string; dir?: string } | undefined): void {
+  if (backend?.kind !== 'lmdb') return;
+  const dir = backend.dir ?? DEFAULT_STATE_DIR;
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(
+      `the lmdb state backend cannot use the state directory '${dir}' (--state-dir): ${(e as Error).message}`,
+    );
+  }
+}
+
 /** Runs the job; returns the exit code. */
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
   checkRunFlags(flags);
@@ -230,12 +252,25 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       } else if (r.value.status !== 'FINISHED' && code === 0) code = 130;
     return code;
   }
+  // NOTE: --state-backend is an environment option, as -p is: a job whose code calls
+  // env.setStateBackend keeps its own (the job's code wins, see "Configuration"). The choice
+  // travels to the slots and task managers with the job graph.
+  const stateDir = flags.stateDir ?? (process.env.TIDEMARK_STATE_DIR || undefined);
   const overrides = {
     jobName: loaded.name,
     ...(flags.parallelism === undefined ? {} : { parallelism: flags.parallelism }),
     ...(flags.maxParallelism === undefined ? {} : { maxParallelism: flags.maxParallelism }),
+    ...(flags.stateBackend === undefined
+      ? {}
+      : {
+          stateBackend: {
+            kind: flags.stateBackend,
+            ...(flags.stateBackend === 'lmdb' && stateDir !== undefined ? { dir: stateDir } : {}),
+          },
+        }),
   };
   const env = await buildJob(loaded.definition, overrides);
+  checkStateDir(env.getStateBackend() ?? stateBackendFromEnv());
   let storage: CheckpointStorage | undefined = env.getCheckpointStorage();
   const url = storageUrl(flags.checkpointStorage);
   if (

@@ -344,7 +344,10 @@ export class ClusterExecutor {
         slots,
         jobPath,
         ...(this.options.jobId === undefined ? {} : { jobId: this.options.jobId }),
-        overrides: this.options.overrides,
+        overrides:
+          this.graph.stateBackend === undefined
+            ? this.options.overrides
+            : { ...this.options.overrides, stateBackend: this.graph.stateBackend },
         planHash: hash,
         tasks: [...this.tasks.values()].filter((t) => t.slot === slot).map((t) => t.ref),
         placement,

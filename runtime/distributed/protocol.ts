@@ -13,6 +13,7 @@
  */
 import type { SerializedError } from '../../state/errors.js';
 import type { IncrementalSnapshot, OperatorSubtaskState } from '../../state/snapshot/types.js';
+import type { StateBackendConfig } from '../../state/state-backends.js';
 import type { StorageSpec } from '../../state/storage/checkpoint-storage.js';
 import type { DirtyGroups, WrittenSnapshot } from '../checkpoint/snapshot-writer.js';
 import type { SubtaskMetrics } from '../metrics.js';
@@ -33,8 +34,16 @@ export interface SlotInit {
   jobId?: string;
   /** Absolute path of the job module every slot imports. */
   jobPath: string;
-  /** Environment settings that override the job's (job name, parallelism, max parallelism). */
-  overrides: { jobName?: string; parallelism?: number; maxParallelism?: number };
+  /**
+   * Environment settings that override the job's (job name, parallelism, max parallelism, and
+   * the state backend the job manager resolved, so that every slot keeps state where it does).
+   */
+  overrides: {
+    jobName?: string;
+    parallelism?: number;
+    maxParallelism?: number;
+    stateBackend?: StateBackendConfig;
+  };
   /** Hash of the execution plan the job manager built: every slot must build the same. */
   planHash: string;
   /** The subtasks this slot runs. */

@@ -16,6 +16,7 @@ import {
 } from '../../operators/transformation.js';
 import { InvalidGraphError } from '../../state/errors.js';
 import { defaultMaxParallelism } from '../../state/key-groups.js';
+import { type StateBackendConfig, stateBackendFromEnv } from '../../state/state-backends.js';
 
 /** One operator of the job, with its resolved parallelism. */
 export interface StreamNode {
@@ -32,6 +33,8 @@ export interface StreamNode {
   readonly isSink: boolean;
   /** True if the operator keeps keyed state (its input is partitioned by key). */
   readonly keyed: boolean;
+  /** Keyed operators: the state backend of the job (undefined: the heap). */
+  readonly stateBackend: StateBackendConfig | undefined;
   readonly inEdges: StreamEdge[];
   readonly outEdges: StreamEdge[];
 }
@@ -74,12 +77,16 @@ export interface JobGraph {
   readonly vertices: JobVertex[];
   /** Channel capacity (records) between subtasks. */
   readonly bufferCapacity: number;
+  /** The keyed-state backend of the job's keyed operators (undefined: the heap). */
+  readonly stateBackend: StateBackendConfig | undefined;
 }
 
 /** Options that override the environment when building the graph. */
 export interface JobGraphOptions {
   parallelism?: number;
   maxParallelism?: number;
+  /** The keyed-state backend (default: the environment's, else TIDEMARK_STATE_BACKEND's, else the heap). */
+  stateBackend?: StateBackendConfig | undefined;
 }
 
 interface Resolved {
@@ -93,6 +100,7 @@ export function buildJobGraph(env: StreamEnvironment, options: JobGraphOptions =
   const jobName = env.config.jobName;
   const defaultParallelism = options.parallelism ?? env.config.parallelism;
   const envMaxParallelism = options.maxParallelism ?? env.config.maxParallelism;
+  const stateBackend = options.stateBackend ?? env.config.stateBackend ?? stateBackendFromEnv();
   const fail = (msg: string, operator?: PhysicalTransformation): never => {
     throw new InvalidGraphError(`job '${jobName}': ${msg}`, {
       jobName,
@@ -162,6 +170,7 @@ export function buildJobGraph(env: StreamEnvironment, options: JobGraphOptions =
       isSource,
       isSink: t.type === 'operator' && t.isSink,
       keyed: t.type === 'operator' && t.keySelectors.some((k) => k !== undefined),
+      stateBackend,
       inEdges: [],
       outEdges: [],
     });
@@ -209,7 +218,14 @@ export function buildJobGraph(env: StreamEnvironment, options: JobGraphOptions =
   // Chains.
   for (const e of edges) e.chained = isChainable(e);
   const vertices = buildVertices([...nodes.values()], edges);
-  return { jobName, nodes: [...nodes.values()], edges, vertices, bufferCapacity: env.config.bufferCapacity };
+  return {
+    jobName,
+    nodes: [...nodes.values()],
+    edges,
+    vertices,
+    bufferCapacity: env.config.bufferCapacity,
+    stateBackend,
+  };
 }
 
 /** The largest parallelism of an operator's (already resolved) inputs. */

@@ -18,8 +18,9 @@ import type {
 import type { AbstractStreamOperator } from '../../operators/operator.js';
 import { TidemarkError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
-import { HeapKeyedStateBackend, worthWritingWhole } from '../../state/heap-backend.js';
+import { worthWritingWhole } from '../../state/heap-backend.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
+import type { KeyedStateBackend } from '../../state/keyed-backend.js';
 
 import { OperatorStateStore } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot/format.js';
@@ -30,6 +31,7 @@ import {
   MAX_DELTAS_PER_KEY_GROUP,
   type OperatorSubtaskState,
 } from '../../state/snapshot/types.js';
+import { createKeyedStateBackend, type StateBackendConfig } from '../../state/state-backends.js';
 import type { OperatorMetrics } from './metrics.js';
 import { TimerServiceImpl } from './timers.js';
 
@@ -40,6 +42,8 @@ export interface OperatorSpec {
   readonly parallelism: number;
   readonly maxParallelism: number;
   readonly keyed: boolean;
+  /** Keyed operators: where their state lives (undefined: the heap). */
+  readonly stateBackend?: StateBackendConfig | undefined;
   readonly factory: () => AbstractStreamOperator<unknown>;
 }
 
@@ -66,7 +70,7 @@ export interface OperatorHost {
 export class OperatorRuntime {
   readonly op: AbstractStreamOperator<unknown>;
   readonly ctx: OperatorContext<unknown>;
-  readonly keyed: HeapKeyedStateBackend | undefined;
+  readonly keyed: KeyedStateBackend | undefined;
   readonly operatorState: OperatorStateStore;
   readonly timerServices = new Map<string, TimerServiceImpl<unknown>>();
   /** Per key group of the range: the checkpoint that last wrote it (-1: none yet). */
@@ -98,7 +102,7 @@ export class OperatorRuntime {
     const describe = () =>
       `operator '${spec.name}' (${spec.operatorId}) subtask ${subtaskIndex + 1}/${spec.parallelism} of job '${host.jobName}'`;
     this.keyed = spec.keyed
-      ? new HeapKeyedStateBackend({
+      ? createKeyedStateBackend(spec.stateBackend, {
           maxParallelism: spec.maxParallelism,
           keyGroupRange: KeyGroupRange.forSubtask(subtaskIndex, spec.parallelism, spec.maxParallelism),
           now: () => host.clock.now(),
@@ -198,7 +202,7 @@ export class OperatorRuntime {
    * of different keys with the same timestamp fire in the order their groups were installed, not
    * in key-group order (Flink promises no order among such timers either).
    */
-  private deferRestore(keyed: HeapKeyedStateBackend, groups: ReadonlyMap<number, KeyGroupSnapshot>): void {
+  private deferRestore(keyed: KeyedStateBackend, groups: ReadonlyMap<number, KeyGroupSnapshot>): void {
     const owned = new Map<number, KeyGroupSnapshot>();
     const event = new Map<number, number>();
     const processing = new Map<number, number>();

@@ -5,8 +5,8 @@
  */
 import type { InternalTimerService, NamespaceKeyFn, Timer, Triggerable } from '../../operators/contract.js';
 import type { Key } from '../../state/hash.js';
-import type { HeapKeyedStateBackend } from '../../state/heap-backend.js';
 import { canonicalKey, type MapKey } from '../../state/key-codec.js';
+import type { KeyedStateBackend } from '../../state/keyed-backend.js';
 import type { TimersSnapshot } from '../../state/snapshot/types.js';
 
 /** A registered timer with what is needed to fire and snapshot it. */
@@ -401,7 +401,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
 
   constructor(
     readonly name: string,
-    private readonly backend: HeapKeyedStateBackend,
+    private readonly backend: KeyedStateBackend,
     readonly target: Triggerable<Key, N>,
     nsKey: NamespaceKeyFn<N>,
     private readonly host: TimerHost,

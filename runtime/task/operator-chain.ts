@@ -234,6 +234,7 @@ export class OperatorChain {
         parallelism: node.parallelism,
         maxParallelism: node.maxParallelism,
         keyed: node.keyed,
+        stateBackend: node.stateBackend,
         factory: node.transformation.factory,
       };
       const output = new NodeOutput(main, side, all, metrics);
@@ -302,6 +303,11 @@ export class OperatorChain {
     for (const m of this.members) {
       try {
         m.op.close();
+      } catch (e) {
+        errors.push(e);
+      }
+      try {
+        m.keyed?.dispose();
       } catch (e) {
         errors.push(e);
       }

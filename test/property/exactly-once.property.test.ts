@@ -25,6 +25,7 @@ import {
 } from 'tidemark';
 import { checkExactlyOnce, type FailureInjector } from 'tidemark/testing';
 import { afterAll, describe, expect, inject, test } from 'vitest';
+import { testStateDir } from '../helpers/backends.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -135,7 +136,23 @@ const eventsAndFailures = events.chain((evs) =>
 
 const calls = (max: number) => fc.uniqueArray(fc.integer({ min: 1, max }), { maxLength: 3 });
 
-describe.each(['memory', 'file', 'redis'] as const)('exactly once with %s storage', (kind) => {
+/** The job on a state backend: the heap (the default), or LMDB with a small cache (see BACKENDS). */
+function on(backend: 'heap' | 'lmdb', build: ReturnType<typeof job>): ReturnType<typeof job> {
+  if (backend === 'heap') return build;
+  return (env, injector) => {
+    env.setStateBackend('lmdb', { dir: testStateDir(), cacheEntries: 4 });
+    return build(env, injector);
+  };
+}
+
+// NOTE: the LMDB backend runs with file storage only and fewer runs (the shared suite's time).
+describe.each([
+  ['memory', 'heap'],
+  ['file', 'heap'],
+  ['redis', 'heap'],
+  ['file', 'lmdb'],
+] as const)('exactly once with %s storage on the %s state backend', (kind, backend) => {
+  const numRuns = backend === 'lmdb' ? 8 : kind === 'memory' ? 25 : 10;
   // The properties must actually exercise failures and restores from checkpoints.
   const stats = { injected: 0, checkpoints: 0 };
   afterAll(() => {
@@ -150,7 +167,7 @@ describe.each(['memory', 'file', 'redis'] as const)('exactly once with %s storag
         fc.integer({ min: 1, max: 1000 }),
         fc.integer({ min: 1, max: 3 }),
         async ([evs, failAt], seed, p) => {
-          const report = await checkExactlyOnce(job(evs), {
+          const report = await checkExactlyOnce(on(backend, job(evs)), {
             failAtCalls: failAt,
             storage: storageFactory(kind),
             seed,
@@ -162,7 +179,7 @@ describe.each(['memory', 'file', 'redis'] as const)('exactly once with %s storag
           stats.checkpoints += report.completedCheckpoints;
         },
       ),
-      { numRuns: kind === 'memory' ? 25 : 10 },
+      { numRuns },
     );
   });
 
@@ -175,7 +192,7 @@ describe.each(['memory', 'file', 'redis'] as const)('exactly once with %s storag
         calls(8),
         fc.integer({ min: 1, max: 1000 }),
         async (evs, writeChunk, commitBefore, commitAfter, seed) => {
-          const report = await checkExactlyOnce(job(evs), {
+          const report = await checkExactlyOnce(on(backend, job(evs)), {
             storageFaults: { writeChunk, commitBefore, commitAfter },
             storage: storageFactory(kind),
             seed,
@@ -186,7 +203,7 @@ describe.each(['memory', 'file', 'redis'] as const)('exactly once with %s storag
           stats.checkpoints += report.completedCheckpoints;
         },
       ),
-      { numRuns: kind === 'memory' ? 25 : 10 },
+      { numRuns },
     );
   });
 });

@@ -14,6 +14,7 @@ import {
 } from 'tidemark';
 import { checkJobRescaling, KeySequenceChecker } from 'tidemark/testing';
 import { afterAll, describe, expect, inject, test } from 'vitest';
+import { testStateDir } from '../helpers/backends.js';
 
 interface Ev {
   k: string;
@@ -64,7 +65,27 @@ const events = fc
     return xs.map((x) => ({ k: x.k, t: (t += x.d) }));
   });
 
-describe.each(['memory', 'redis'] as const)('rescaling with %s storage', (kind) => {
+/**
+ * The job on a state backend: the heap (the default), LMDB, or `switch`: each run on the other
+ * backend than the one before, so that every restore switches backends (heap → LMDB and back).
+ */
+function on(backend: 'heap' | 'lmdb' | 'switch', build: ReturnType<typeof job>): ReturnType<typeof job> {
+  if (backend === 'heap') return build;
+  let runs = 0;
+  return (env) => {
+    if (backend === 'lmdb' || runs++ % 2 === 1)
+      env.setStateBackend('lmdb', { dir: testStateDir(), cacheEntries: 4 });
+    return build(env);
+  };
+}
+
+describe.each([
+  ['memory', 'heap'],
+  ['redis', 'heap'],
+  ['memory', 'lmdb'],
+  ['memory', 'switch'],
+] as const)('rescaling with %s storage on the %s state backend', (kind, backend) => {
+  const numRuns = backend !== 'heap' ? 12 : kind === 'memory' ? 40 : 12;
   const storage = (): CheckpointStorage => {
     if (kind === 'memory') return new MemoryCheckpointStorage();
     const prefix = `test-${randomUUID()}`;
@@ -82,7 +103,7 @@ describe.each(['memory', 'redis'] as const)('rescaling with %s storage', (kind) 
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 500 }),
         async (evs, p, q, stopAfter, seed) => {
-          const r = await checkJobRescaling(job(evs), {
+          const r = await checkJobRescaling(on(backend, job(evs)), {
             from: p,
             to: q,
             stopAfterCheckpoints: stopAfter,
@@ -93,9 +114,9 @@ describe.each(['memory', 'redis'] as const)('rescaling with %s storage', (kind) 
           if (r.restoredFrom !== undefined) restored++;
         },
       ),
-      { numRuns: kind === 'memory' ? 40 : 12 },
+      { numRuns },
     );
-    expect(restored).toBeGreaterThan(kind === 'memory' ? 20 : 5);
+    expect(restored).toBeGreaterThan(numRuns === 40 ? 20 : 5);
   });
 });
 
