@@ -543,6 +543,17 @@ abstract class BaseHandle {
   }
 
   /**
+   * @internal the current key's stored entries by namespace (namespaced state), or `undefined` if
+   * it has none: one lookup for an operator that reads several namespaces of a key (sliced windows
+   * read a window's slices). Read only; entries are wrapped when the state has a TTL.
+   */
+  namespacesOfCurrentKey(): ReadonlyMap<Namespace, unknown> | undefined {
+    if (!this.table.namespaced) return undefined;
+    const g = this.backend.group(this.table, false);
+    return g === undefined ? undefined : (g.get(this.backend.mapKey) as Map<Namespace, unknown> | undefined);
+  }
+
+  /**
    * For namespaced state without TTL: replaces the current namespace's entry with
    * `next(current)` with one lookup of the key's namespaces (instead of a read, then a write).
    * Returns true when there was no entry.

@@ -25,7 +25,7 @@
  *
  * Which windows take this path is decided in windowed-stream.ts (see {@link sliceShapeOf}); the
  * rest keep the window operator. State: the slices in the keyed state `slice-contents` (namespace:
- * the slice's end), timers in the timer service `slice-timers` (namespace: {@link FIRE} or
+ * the slice's index, `(end - offset) / slice`), timers in the timer service `slice-timers` (namespace: {@link FIRE} or
  * {@link CLEANUP}); both per key group, so checkpoints restore at any parallelism. The window
  * operator's layout (`window-contents` per window) is not read: a savepoint of it is refused with
  * an error, as Flink refuses to restore DataStream window state into SQL's sliced windows.
@@ -166,6 +166,11 @@ interface AddReportingNew {
   addReportingNew(value: unknown): boolean;
 }
 
+/** Heap namespaced state: the current key's values by namespace, in one lookup. */
+interface NamespacesOfCurrentKey {
+  namespacesOfCurrentKey(): ReadonlyMap<Namespace, unknown> | undefined;
+}
+
 /** A keyed state store scoped to the key and a window (namespace `start:end`, as the window operator's). */
 class PerWindowStateStore implements KeyedStateStore {
   window!: TimeWindow;
@@ -272,6 +277,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   private slices!: SliceState;
   /** The slice state's one-lookup add, when the backend has it. */
   private adder: AddReportingNew | undefined;
+  /** The slice state's values of the current key in one lookup, when the backend has it. */
+  private reader: NamespacesOfCurrentKey | undefined;
   private numLateRecordsDropped!: Counter;
   private numLateRecordsToSideOutput!: Counter;
   private runtimeContext!: RuntimeContext;
@@ -284,6 +291,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   /** Start and end of the slice (an empty range at first). */
   private sStart = Number.POSITIVE_INFINITY;
   private sEnd = Number.NEGATIVE_INFINITY;
+  /** Its index (namespace of its state). */
+  private sIndex = 0;
   /** Start of the latest and of the earliest window holding the slice. */
   private sLastWindow = 0;
   private sFirstWindow = 0;
@@ -345,6 +354,9 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     this.slices = this.backend.getNamespacedState<SliceState>(this.descriptor);
     const adding = this.slices as unknown as Partial<AddReportingNew>;
     this.adder = typeof adding.addReportingNew === 'function' ? (adding as AddReportingNew) : undefined;
+    const reading = this.slices as unknown as Partial<NamespacesOfCurrentKey>;
+    this.reader =
+      typeof reading.namespacesOfCurrentKey === 'function' ? (reading as NamespacesOfCurrentKey) : undefined;
     this.timers = ctx.getTimerService<number>(SLICE_TIMERS, this, (n) => n);
     this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
     this.numLateRecordsToSideOutput = ctx.metrics.counter('numLateRecordsToSideOutput');
@@ -379,7 +391,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
         this.skipped(value, timestamp, wm);
         return;
       }
-      this.slices.setNamespace(this.sEnd);
+      this.slices.setNamespace(this.sIndex);
       this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
       let wasEmpty: boolean;
       if (this.adder !== undefined) wasEmpty = this.adder.addReportingNew(value);
@@ -404,6 +416,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     const start = TimeWindow.getWindowStartWithOffset(timestamp, this.offset, g);
     this.sStart = start;
     this.sEnd = start + g;
+    this.sIndex = this.indexOf(start + g);
     const size = this.size;
     const slide = this.slide;
     const last = TimeWindow.getWindowStartWithOffset(start, this.offset, slide);
@@ -450,6 +463,17 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     }
   }
 
+  /**
+   * The index of the slice ending at `end`: `(end - offset) / slice`, the namespace of its state.
+   *
+   * NOTE: a small integer for epoch-millisecond times and slices of a second or more (a 2 s slice
+   * of today is about 9e8), which V8 keeps unboxed: no number is allocated per lookup, and maps
+   * hash it fast.
+   */
+  private indexOf(end: number): number {
+    return (end - this.offset) / this.g;
+  }
+
   /** `maxTimestamp + allowedLateness` (+Infinity beyond safe integers, as the window operator). */
   private cleanupTime(max: number): number {
     const t = max + this.allowedLateness;
@@ -482,21 +506,27 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
    * it holds nothing.
    */
   private windowResult(ws: number): unknown {
-    const g = this.g;
-    const end = ws + this.size;
+    const last = this.indexOf(ws + this.size);
     const slices = this.slices;
     this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
     if (this.perWindow === 1) {
-      slices.setNamespace(end);
+      slices.setNamespace(last);
       const v = slices.get();
       if (v === undefined || this.aggregate === undefined) return v;
       return this.aggregate.getResult(v);
     }
+    // NOTE: the key's slices in one lookup, then one small-integer lookup each.
+    const byIndex = this.reader?.namespacesOfCurrentKey();
+    if (this.reader !== undefined && byIndex === undefined) return undefined;
     let acc: unknown;
     let n = 0;
-    for (let e = ws + g; e <= end; e += g) {
-      slices.setNamespace(e);
-      const v = slices.get();
+    for (let i = last - this.perWindow + 1; i <= last; i++) {
+      let v: unknown;
+      if (byIndex !== undefined) v = byIndex.get(i);
+      else {
+        slices.setNamespace(i);
+        v = slices.get();
+      }
       if (v === undefined) continue;
       if (n === 0) acc = v;
       else if (this.reduce !== undefined) acc = this.reduce(acc, v);
@@ -539,13 +569,16 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
    * (those of its first slide), and the window function's state (its `clear`).
    */
   private cleanup(ws: number): void {
-    const g = this.g;
     const slices = this.slices;
-    const until = ws + Math.min(this.slide, this.size);
-    for (let e = ws + g; e <= until; e += g) {
-      slices.setNamespace(e);
-      slices.clear();
-    }
+    const first = this.indexOf(ws + this.g);
+    const until = this.indexOf(ws + Math.min(this.slide, this.size));
+    const byIndex = this.reader?.namespacesOfCurrentKey();
+    if (this.reader === undefined || byIndex !== undefined)
+      for (let i = first; i <= until; i++) {
+        if (byIndex !== undefined && !byIndex.has(i)) continue;
+        slices.setNamespace(i);
+        slices.clear();
+      }
     if (this.fn?.clear !== undefined) {
       this.stage = 'window function clear()';
       const ctx = this.processContext;
