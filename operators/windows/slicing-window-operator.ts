@@ -75,6 +75,21 @@ export interface SliceShape {
   readonly slice: number;
 }
 
+/**
+ * Refuses, in the window operator's `open()`, a checkpoint whose state this sliced window
+ * aggregation wrote (`slice-contents`): the window operator would not read it, and its windows
+ * would be lost without a word.
+ */
+export function refuseSlicedState(
+  ctx: { restored: boolean; describe(): string },
+  backend: HeapKeyedStateBackend,
+): void {
+  if (ctx.restored && backend.size(SLICE_CONTENTS) > 0)
+    throw new IncompatibleCheckpointError(
+      `${ctx.describe()}: the checkpoint holds the slices of a sliced window aggregation ('${SLICE_CONTENTS}'), which the window operator does not read (it keeps one accumulator per window). Restore it into the same job without disableSlicing() or preAggregate() on the window`,
+    );
+}
+
 /** Name of the slices' state. */
 export const SLICE_CONTENTS = 'slice-contents';
 /** Name of the timer service. */
@@ -122,13 +137,17 @@ export function sliceShapeOf(
   let size: number;
   let slide: number;
   let offset: number;
-  if (assigner instanceof TumblingEventTimeWindows) {
-    size = slide = assigner.sizeMs;
-    offset = assigner.offsetMs;
-  } else if (assigner instanceof SlidingEventTimeWindows) {
-    size = assigner.sizeMs;
-    slide = assigner.slideMs;
-    offset = assigner.offsetMs;
+  // NOTE: these very classes: a subclass could assign windows its own way.
+  const proto = Object.getPrototypeOf(assigner) as unknown;
+  if (proto === TumblingEventTimeWindows.prototype) {
+    const tumbling = assigner as TumblingEventTimeWindows;
+    size = slide = tumbling.sizeMs;
+    offset = tumbling.offsetMs;
+  } else if (proto === SlidingEventTimeWindows.prototype) {
+    const sliding = assigner as SlidingEventTimeWindows;
+    size = sliding.sizeMs;
+    slide = sliding.slideMs;
+    offset = sliding.offsetMs;
   } else return undefined;
   const slice = gcd(size, slide);
   const perWindow = size / slice;
@@ -301,6 +320,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   /** Cleanup time of the latest window holding the slice (-Infinity: in no window). */
   private sLastCleanup = Number.NEGATIVE_INFINITY;
 
+  /** The window last given to the window function. */
+  private lastWindow: TimeWindow | undefined = undefined;
   /** Timestamp of what the window function emits (the window's maxTimestamp). */
   private emitTimestamp = NO_TIMESTAMP;
   /** What user code runs now, for error messages. */
@@ -555,13 +576,23 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     }
     this.emitTimestamp = max;
     const ctx = this.processContext;
-    ctx.window = new TimeWindow(ws, ws + this.size);
+    ctx.window = this.windowAt(ws);
     this.fn.process(
       this.backend.getCurrentKey() as K,
       ctx as unknown as ProcessWindowContext<TimeWindow>,
       [result],
       this as Collector<unknown>,
     );
+  }
+
+  /**
+   * The window starting at `ws`. NOTE: the keys of a window fire one after the other, and windows
+   * are immutable: they share one object.
+   */
+  private windowAt(ws: number): TimeWindow {
+    const w = this.lastWindow;
+    if (w !== undefined && w.start === ws) return w;
+    return (this.lastWindow = new TimeWindow(ws, ws + this.size));
   }
 
   /**
@@ -582,7 +613,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     if (this.fn?.clear !== undefined) {
       this.stage = 'window function clear()';
       const ctx = this.processContext;
-      ctx.window = new TimeWindow(ws, ws + this.size);
+      ctx.window = this.windowAt(ws);
       this.fn.clear(ctx as unknown as ProcessWindowContext<TimeWindow>);
     }
   }

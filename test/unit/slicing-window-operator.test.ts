@@ -122,6 +122,18 @@ describe('sliced window aggregation', () => {
     expect(h.output()).toEqual(['a [-8, 2) 1']);
   });
 
+  test('and the other way: a checkpoint of sliced windows is refused by the window operator', () => {
+    const sliced = OperatorHarness.forOneInput<Ev, string>(sliding(true));
+    sliced.processElement({ key: 'a', v: 1 }, 1);
+    const snap = sliced.snapshot();
+    expect(() => OperatorHarness.forOneInput<Ev, string>(sliding(false), { restoreFrom: [snap] })).toThrow(
+      /slice-contents.*without disableSlicing\(\) or preAggregate\(\)/,
+    );
+    const h = OperatorHarness.forOneInput<Ev, string>(sliding(true), { restoreFrom: [snap] });
+    h.processWatermark(1);
+    expect(h.output()).toEqual(['a [-8, 2) 1']);
+  });
+
   test('tumbling windows: the slice is the window', () => {
     const h = OperatorHarness.forOneInput<Ev, number>((s) =>
       s
