@@ -47,6 +47,7 @@ import { InvalidGraphError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import type { Key } from '../../state/hash.js';
 import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
+import type { MapKey } from '../../state/key-codec.js';
 import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
 import type { Counter, InternalTimerService, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
@@ -100,6 +101,12 @@ const WINDOW_CONTENTS = 'window-contents';
 export const FIRE = 0;
 /** Timer namespace of a window's cleanup (its timestamp is `maxTimestamp + allowedLateness`). */
 export const CLEANUP = 1;
+/**
+ * Timer namespace of a key's next firing or cleanup (with a backend that lists a key's slices):
+ * when it fires, every firing and cleanup of the key up to the watermark is done, in time order,
+ * and one timer is registered for the key's next. See {@link SlicingWindowOperator.processKey}.
+ */
+export const NEXT = 2;
 
 /**
  * NOTE: a window's firing looks up each of its slices; with a slice much shorter than the slide
@@ -107,6 +114,8 @@ export const CLEANUP = 1;
  * adding each element to its few windows, so such windows keep the window operator.
  */
 const MAX_SLICES_PER_WINDOW = 64;
+
+const ascending = (a: number, b: number): number => a - b;
 
 function gcd(a: number, b: number): number {
   while (b !== 0) {
@@ -298,6 +307,16 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   private adder: AddReportingNew | undefined;
   /** The slice state's values of the current key in one lookup, when the backend has it. */
   private reader: NamespacesOfCurrentKey | undefined;
+  /** The watermark of the keys in {@link processed}. */
+  private processedAt = Number.NaN;
+  /** The keys whose firings and cleanups up to the watermark are done (see processKey). */
+  private readonly processed = new Set<MapKey>();
+  /** The current key's slice indices, ascending, and their first and last window ends (see processKey). */
+  private readonly indices: number[] = [];
+  private readonly firstEnds: number[] = [];
+  private readonly lastEnds: number[] = [];
+  /** The current key's slices while processKey runs (read and cleared through it). */
+  private keySlices: ReadonlyMap<Namespace, unknown> | undefined = undefined;
   private numLateRecordsDropped!: Counter;
   private numLateRecordsToSideOutput!: Counter;
   private runtimeContext!: RuntimeContext;
@@ -471,17 +490,25 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     const first = this.sFirstWindow;
     const lateness = this.allowedLateness;
     const timers = this.timers;
+    // NOTE: with a backend that lists a key's slices, one timer for the key's earliest new
+    // firing or cleanup; the key's later ones follow from its slices (see processKey).
+    const batched = this.reader !== undefined;
+    let next = Number.POSITIVE_INFINITY;
     for (let ws = this.sLastWindow; ws >= first; ws -= this.slide) {
       const max = ws + size - 1;
       const cleanup = this.cleanupTime(max);
       if (cleanup <= wm) break;
       if (max > wm) {
         if (!wasEmpty) continue;
-        timers.registerEventTimeTimer(FIRE, max);
+        if (batched) next = Math.min(next, max);
+        else timers.registerEventTimeTimer(FIRE, max);
       } else this.fire(ws);
-      if (lateness !== 0 && cleanup !== Number.POSITIVE_INFINITY)
-        timers.registerEventTimeTimer(CLEANUP, cleanup);
+      if (lateness !== 0 && cleanup !== Number.POSITIVE_INFINITY) {
+        if (!batched) timers.registerEventTimeTimer(CLEANUP, cleanup);
+        else if (wasEmpty && cleanup < next) next = cleanup;
+      }
     }
+    if (next !== Number.POSITIVE_INFINITY) timers.registerEventTimeTimer(NEXT, next);
   }
 
   /**
@@ -504,7 +531,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   onEventTime(timer: Timer<Key, number>): void {
     try {
       const t = timer.timestamp;
-      if (timer.namespace === FIRE) {
+      if (timer.namespace === NEXT) this.processKey(t);
+      else if (timer.namespace === FIRE) {
         const ws = t + 1 - this.size;
         this.fire(ws);
         if (this.allowedLateness === 0) this.cleanup(ws);
@@ -512,10 +540,123 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     } catch (e) {
       throw this.userError(
         e,
-        { key: timer.key, timer: timer.timestamp, kind: timer.namespace === FIRE ? 'end' : 'cleanup' },
+        {
+          key: timer.key,
+          timer: timer.timestamp,
+          kind: timer.namespace === FIRE ? 'end' : timer.namespace === CLEANUP ? 'cleanup' : 'next',
+        },
         this.stage,
       );
     }
+  }
+
+  /**
+   * The current key's firings (window ends) and cleanups from `from` up to the watermark, in time
+   * order (a firing before a cleanup at the same time), then one timer for its next.
+   *
+   * NOTE: one timer per key and advance of the watermark instead of one per key and window: a
+   * watermark often passes several window ends. Why every firing and cleanup happens exactly once:
+   * a timer is registered (after the watermark) for the earliest firing or cleanup that new
+   * contents bring, and after processing for the key's next one; so when a timer of the key fires,
+   * everything of the key before its time is done, and everything from it up to the watermark is
+   * done now. The key's later timers in the same advance (left from earlier registrations) find
+   * it in `processed`; those of a later advance find nothing due before their time. The key's
+   * results come in the window operator's order; those of different keys in one advance of the
+   * watermark come key by key (the window operator's come window by window).
+   */
+  private processKey(from: number): void {
+    const wm = this.timers.currentWatermark();
+    if (wm !== this.processedAt) {
+      this.processed.clear();
+      this.processedAt = wm;
+    }
+    const mk = this.backend.mapKey;
+    if (this.processed.has(mk)) return;
+    this.processed.add(mk);
+    try {
+      if (!this.loadIndices()) return;
+      const size = this.size;
+      const slide = this.slide;
+      const lateness = this.allowedLateness;
+      const inf = Number.POSITIVE_INFINITY;
+      // The next window ends with contents for a firing and for a cleanup.
+      let f = this.nextWindowEnd(this.windowEndFrom(from + 1));
+      let c = lateness === 0 ? inf : this.nextWindowEnd(this.windowEndFrom(from + 1 - lateness));
+      for (;;) {
+        const fireAt = f - 1;
+        const cleanAt = c === inf ? inf : this.cleanupTime(c - 1);
+        const due = Math.min(fireAt, cleanAt);
+        if (due === inf || due > wm) {
+          if (due !== inf) this.timers.registerEventTimeTimer(NEXT, due);
+          return;
+        }
+        if (fireAt <= cleanAt) {
+          this.fire(f - size);
+          if (lateness === 0) this.cleanup(f - size);
+          f = this.nextWindowEnd(f + slide);
+        } else {
+          this.cleanup(c - size);
+          c = this.nextWindowEnd(c + slide);
+        }
+      }
+    } finally {
+      this.keySlices = undefined;
+    }
+  }
+
+  /** Loads the current key's slice indices, ascending, into `indices`; false if it has none. */
+  private loadIndices(): boolean {
+    const byIndex = this.reader!.namespacesOfCurrentKey();
+    this.keySlices = byIndex;
+    const idx = this.indices;
+    idx.length = 0;
+    if (byIndex === undefined) return false;
+    byIndex.forEach(this.pushIndex);
+    if (idx.length > 1) idx.sort(ascending);
+    // The first and last window end of each slice (-Infinity: in no window).
+    const { size, slide, g, offset } = this;
+    const firstEnds = this.firstEnds;
+    const lastEnds = this.lastEnds;
+    firstEnds.length = lastEnds.length = idx.length;
+    for (let k = 0; k < idx.length; k++) {
+      const start = idx[k]! * g + offset - g;
+      // NOTE: with the slide as the slice (a common case), every slice starts a window.
+      const last = slide === g ? start : TimeWindow.getWindowStartWithOffset(start, offset, slide);
+      if (last <= start - size) {
+        firstEnds[k] = lastEnds[k] = Number.NEGATIVE_INFINITY;
+        continue;
+      }
+      firstEnds[k] =
+        slide === g
+          ? start - size + g + size
+          : last - Math.floor((last - (start - size) - 1) / slide) * slide + size;
+      lastEnds[k] = last + size;
+    }
+    return idx.length > 0;
+  }
+  private readonly pushIndex = (_v: unknown, i: Namespace): void => {
+    this.indices.push(i as number);
+  };
+
+  /** The smallest window end `>= t` (window ends are `offset + size` apart from multiples of the slide). */
+  private windowEndFrom(t: number): number {
+    const slide = this.slide;
+    return t + ((((this.offset + this.size - t) % slide) + slide) % slide);
+  }
+
+  /**
+   * The smallest window end `>= from` (itself a window end) whose window holds one of the slices
+   * in `indices`, or +Infinity. NOTE: a later slice's windows end later, so the first slice whose
+   * last window ends at `from` or after gives it.
+   */
+  private nextWindowEnd(from: number): number {
+    const lastEnds = this.lastEnds;
+    for (let k = 0; k < lastEnds.length; k++) {
+      if (lastEnds[k]! < from) continue;
+      const first = this.firstEnds[k]!;
+      return Math.max(first, from);
+    }
+    return Number.POSITIVE_INFINITY;
   }
 
   onProcessingTime(_timer: Timer<Key, number>): void {
@@ -530,14 +671,19 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     const last = this.indexOf(ws + this.size);
     const slices = this.slices;
     this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
+    const keySlices = this.keySlices;
     if (this.perWindow === 1) {
-      slices.setNamespace(last);
-      const v = slices.get();
+      let v: unknown;
+      if (keySlices !== undefined) v = keySlices.get(last);
+      else {
+        slices.setNamespace(last);
+        v = slices.get();
+      }
       if (v === undefined || this.aggregate === undefined) return v;
       return this.aggregate.getResult(v);
     }
     // NOTE: the key's slices in one lookup, then one small-integer lookup each.
-    const byIndex = this.reader?.namespacesOfCurrentKey();
+    const byIndex = keySlices ?? this.reader?.namespacesOfCurrentKey();
     if (this.reader !== undefined && byIndex === undefined) return undefined;
     let acc: unknown;
     let n = 0;
@@ -603,7 +749,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     const slices = this.slices;
     const first = this.indexOf(ws + this.g);
     const until = this.indexOf(ws + Math.min(this.slide, this.size));
-    const byIndex = this.reader?.namespacesOfCurrentKey();
+    const byIndex = this.keySlices ?? this.reader?.namespacesOfCurrentKey();
     if (this.reader === undefined || byIndex !== undefined)
       for (let i = first; i <= until; i++) {
         if (byIndex !== undefined && !byIndex.has(i)) continue;
@@ -634,6 +780,21 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
    * the key's timers (every window with contents has its end or cleanup timer).
    */
   inspectWindows(timers: readonly { namespace: unknown; timestamp: number }[]): TimeWindow[] {
+    if (this.reader !== undefined) {
+      // The windows of the key's slices that are not cleaned up.
+      const out: TimeWindow[] = [];
+      if (!this.loadIndices()) return out;
+      const wm = this.timers.currentWatermark();
+      const size = this.size;
+      for (
+        let e = this.nextWindowEnd(this.windowEndFrom(-Number.MAX_SAFE_INTEGER));
+        e !== Number.POSITIVE_INFINITY;
+        e = this.nextWindowEnd(e + this.slide)
+      )
+        if (this.cleanupTime(e - 1) > wm && this.windowResult(e - size) !== undefined)
+          out.push(new TimeWindow(e - size, e));
+      return out;
+    }
     const found = new Map<number, TimeWindow>();
     for (const t of timers) {
       const max = t.namespace === FIRE ? t.timestamp : t.timestamp - this.allowedLateness;
