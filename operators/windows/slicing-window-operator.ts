@@ -11,10 +11,16 @@
  * until `maxTimestamp + allowedLateness`; an element added to a window the watermark has already
  * passed re-fires it at once (an updated result); an element for which every window is late (or
  * that falls in no window) is skipped, and then, if it is late itself, sent to the late side
- * output or counted in `numLateRecordsDropped`. Timers are those of the window operator too: per
- * key and window that holds something, one at its maxTimestamp and, with allowed lateness, one at
- * its cleanup time, registered when the window gets its first element (so windows of a watermark
- * fire in the same order as there). A slice is dropped with the last window that holds it.
+ * output or counted in `numLateRecordsDropped`. Each key's results come in the window operator's
+ * order; a slice is dropped with the last window that holds it.
+ *
+ * Timers: one per key for its next window end or cleanup (namespace {@link NEXT}), registered for
+ * the earliest one that a new slice brings; when it fires, the key's windows are fired and
+ * cleaned up up to the watermark and one timer is registered for what comes next (see
+ * processKey). A watermark often passes several window ends, so this is a fraction of the window
+ * operator's timer per key and window (and per cleanup). With a keyed backend that cannot list a
+ * key's slices, the window operator's timers are used instead: one per key and window end
+ * ({@link FIRE}) and one per key and cleanup time ({@link CLEANUP}).
  *
  * Why merging slices gives the window's result: a window's slices hold exactly the elements added
  * to the window, for an element goes to its slice only when one of its windows is not late, and a
@@ -25,8 +31,8 @@
  *
  * Which windows take this path is decided in windowed-stream.ts (see {@link sliceShapeOf}); the
  * rest keep the window operator. State: the slices in the keyed state `slice-contents` (namespace:
- * the slice's index, `(end - offset) / slice`), timers in the timer service `slice-timers` (namespace: {@link FIRE} or
- * {@link CLEANUP}); both per key group, so checkpoints restore at any parallelism. The window
+ * the slice's index, `(end - offset) / slice`), timers in the timer service `slice-timers`; both
+ * per key group, so checkpoints restore at any parallelism. The window
  * operator's layout (`window-contents` per window) is not read: a savepoint of it is refused with
  * an error, as Flink refuses to restore DataStream window state into SQL's sliced windows.
  */
@@ -285,6 +291,11 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
 {
   /** @internal */ backend!: HeapKeyedStateBackend;
   /** @internal */ timers!: InternalTimerService<number>;
+  /**
+   * @internal (tests) false: operators opened from now on do as with a backend that cannot list a
+   * key's slices (a timer per key and window end, one lookup per slice).
+   */
+  static listKeySlices = true;
 
   private readonly size: number;
   private readonly slide: number;
@@ -396,7 +407,9 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     this.adder = typeof adding.addReportingNew === 'function' ? (adding as AddReportingNew) : undefined;
     const reading = this.slices as unknown as Partial<NamespacesOfCurrentKey>;
     this.reader =
-      typeof reading.namespacesOfCurrentKey === 'function' ? (reading as NamespacesOfCurrentKey) : undefined;
+      SlicingWindowOperator.listKeySlices && typeof reading.namespacesOfCurrentKey === 'function'
+        ? (reading as NamespacesOfCurrentKey)
+        : undefined;
     this.timers = ctx.getTimerService<number>(SLICE_TIMERS, this, (n) => n);
     this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
     this.numLateRecordsToSideOutput = ctx.metrics.counter('numLateRecordsToSideOutput');

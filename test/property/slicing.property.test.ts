@@ -4,7 +4,7 @@
 // size too: gaps) and offset, negative timestamps, keyed and windowAll, reduce and aggregate, with
 // and without a window function (one that reads the watermark and keeps per-window and global
 // state), the sliced operator gives exactly what the window operator gives (`disableSlicing()`):
-// every firing with its timestamp in the order emitted, the late side output and
+// each key's firings with their timestamps in the order emitted, the late side output and
 // numLateRecordsDropped. And its committed output is the same across injected failures and across
 // a stop and a restore at another parallelism.
 //
@@ -154,6 +154,8 @@ interface Scenario {
   keyed: boolean;
   fn: Fn;
   explicitTrigger: boolean;
+  /** As with a keyed backend that cannot list a key's slices (a timer per key and window end). */
+  perWindowTimers: boolean;
 }
 
 const phaseArb: fc.Arbitrary<Phase> = fc.record({
@@ -194,6 +196,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
     keyed: fc.boolean(),
     fn: fc.constantFrom<Fn>('reduce', 'aggregate', 'mutating', 'reduce+process', 'aggregate+process'),
     explicitTrigger: fc.boolean(),
+    perWindowTimers: fc.boolean(),
   })
   .map(({ shape, ...s }) => ({ ...s, ...shape }));
 
@@ -318,7 +321,13 @@ describe('sliced windows give what the window operator gives', () => {
         const input = fromTestStream(env, [scriptOf(s)]).setParallelism(1);
         const plain = windowed(s, input, false, 'plain');
         const sliced = windowed(s, input, true, 'sliced');
-        const result = await env.execute({ clock: new ManualClock(0) });
+        SlicingWindowOperator.listKeySlices = !s.perWindowTimers;
+        let result: JobResult;
+        try {
+          result = await env.execute({ clock: new ManualClock(0) });
+        } finally {
+          SlicingWindowOperator.listKeySlices = true;
+        }
         expect(perKey(sliced.firings.values)).toEqual(perKey(plain.firings.values));
         expect(sliced.firings.values.length).toBe(plain.firings.values.length);
         expect(sliced.late?.values ?? []).toEqual(plain.late?.values ?? []);
@@ -349,9 +358,15 @@ describe('sliced windows leave nothing behind', () => {
   test('after the final watermark no slice, no window-function state and no timer is left', () => {
     fc.assert(
       fc.property(scenarioArb, (s) => {
-        const harness = OperatorHarness.forOneInput<Ev, unknown>((input) =>
-          windowStream({ ...s, keyed: true }, input, true, new OutputTag<Ev>('late')),
-        );
+        SlicingWindowOperator.listKeySlices = !s.perWindowTimers;
+        let harness: OperatorHarness<Ev, unknown>;
+        try {
+          harness = OperatorHarness.forOneInput<Ev, unknown>((input) =>
+            windowStream({ ...s, keyed: true }, input, true, new OutputTag<Ev>('late')),
+          );
+        } finally {
+          SlicingWindowOperator.listKeySlices = true;
+        }
         let watermark = s.start;
         let id = 0;
         harness.processWatermark(watermark);
