@@ -25,7 +25,7 @@ import { InvalidArgumentError, InvalidRecordError, registerErrorClass, StateErro
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
-import type { KeyedStateBackend, Namespace } from './keyed-backend.js';
+import type { KeyedStateBackend, Namespace, NamespaceEntries } from './keyed-backend.js';
 import type { KeyGroupSnapshot } from './snapshot/types.js';
 
 export type { Namespace } from './keyed-backend.js';
@@ -65,11 +65,23 @@ export function worthWritingWhole(changed: number, keys: number): boolean {
  * tumbling window's key measured 438 bytes of heap with a `Map`, see the checkpoint benchmark).
  * A second namespace turns it into a `Map` ({@link NsEntries}).
  */
-class OneNs {
+class OneNs implements NamespaceEntries {
   constructor(
     readonly ns: Namespace,
     public v: unknown,
   ) {}
+  get size(): number {
+    return 1;
+  }
+  get(ns: Namespace): unknown {
+    return ns === this.ns ? this.v : undefined;
+  }
+  has(ns: Namespace): boolean {
+    return ns === this.ns;
+  }
+  forEach(f: (value: unknown, ns: Namespace) => void): void {
+    f(this.v, this.ns);
+  }
 }
 
 /** A key's entries in a namespaced table: one namespace, or a `Map` of several. */
@@ -707,6 +719,17 @@ abstract class BaseHandle {
 
   clear(): void {
     this.deleteRaw();
+  }
+
+  /**
+   * @internal the current key's stored entries by namespace (namespaced state), or `undefined` if
+   * it has none: one lookup for an operator that reads several namespaces of a key (sliced windows
+   * read a window's slices). Read only; entries are wrapped when the state has a TTL.
+   */
+  namespacesOfCurrentKey(): NamespaceEntries | undefined {
+    if (!this.table.namespaced) return undefined;
+    const g = this.backend.group(this.table, false);
+    return g === undefined ? undefined : (g.get(this.backend.mapKey) as NsEntries | undefined);
   }
 
   /**

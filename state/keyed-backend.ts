@@ -31,6 +31,17 @@ import type { KeyGroupSnapshot } from './snapshot/types.js';
 /** A namespace key (e.g. a window's canonical form); `undefined` is the default (void) namespace. */
 export type Namespace = string | number;
 
+/**
+ * A key's entries of a namespaced state, by namespace (read only): what a heap state handle's
+ * `namespacesOfCurrentKey` gives (a `Map`, or a small object while the key has one namespace).
+ */
+export interface NamespaceEntries {
+  readonly size: number;
+  get(ns: Namespace): unknown;
+  has(ns: Namespace): boolean;
+  forEach(f: (value: unknown, ns: Namespace) => void): void;
+}
+
 /** The state tables of one key group, by state name (a {@link KeyGroupSnapshot}'s `state`). */
 export type KeyGroupTables = KeyGroupSnapshot['state'];
 

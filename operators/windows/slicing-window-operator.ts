@@ -11,10 +11,16 @@
  * until `maxTimestamp + allowedLateness`; an element added to a window the watermark has already
  * passed re-fires it at once (an updated result); an element for which every window is late (or
  * that falls in no window) is skipped, and then, if it is late itself, sent to the late side
- * output or counted in `numLateRecordsDropped`. Timers are those of the window operator too: per
- * key and window that holds something, one at its maxTimestamp and, with allowed lateness, one at
- * its cleanup time, registered when the window gets its first element (so windows of a watermark
- * fire in the same order as there). A slice is dropped with the last window that holds it.
+ * output or counted in `numLateRecordsDropped`. Each key's results come in the window operator's
+ * order; a slice is dropped with the last window that holds it.
+ *
+ * Timers: one per key for its next window end or cleanup (namespace {@link NEXT}), registered for
+ * the earliest one that a new slice brings; when it fires, the key's windows are fired and
+ * cleaned up up to the watermark and one timer is registered for what comes next (see
+ * processKey). A watermark often passes several window ends, so this is a fraction of the window
+ * operator's timer per key and window (and per cleanup). With a keyed backend that cannot list a
+ * key's slices, the window operator's timers are used instead: one per key and window end
+ * ({@link FIRE}) and one per key and cleanup time ({@link CLEANUP}).
  *
  * Why merging slices gives the window's result: a window's slices hold exactly the elements added
  * to the window, for an element goes to its slice only when one of its windows is not late, and a
@@ -25,8 +31,8 @@
  *
  * Which windows take this path is decided in windowed-stream.ts (see {@link sliceShapeOf}); the
  * rest keep the window operator. State: the slices in the keyed state `slice-contents` (namespace:
- * the slice's end), timers in the timer service `slice-timers` (namespace: {@link FIRE} or
- * {@link CLEANUP}); both per key group, so checkpoints restore at any parallelism. The window
+ * the slice's index, `(end - offset) / slice`), timers in the timer service `slice-timers`; both
+ * per key group, so checkpoints restore at any parallelism. The window
  * operator's layout (`window-contents` per window) is not read: a savepoint of it is refused with
  * an error, as Flink refuses to restore DataStream window state into SQL's sliced windows.
  */
@@ -46,7 +52,8 @@ import {
 import { InvalidGraphError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import type { Key } from '../../state/hash.js';
-import type { KeyedStateBackend, Namespace } from '../../state/keyed-backend.js';
+import type { MapKey } from '../../state/key-codec.js';
+import type { KeyedStateBackend, Namespace, NamespaceEntries } from '../../state/keyed-backend.js';
 import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
 import type { Counter, InternalTimerService, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
@@ -75,6 +82,21 @@ export interface SliceShape {
   readonly slice: number;
 }
 
+/**
+ * Refuses, in the window operator's `open()`, a checkpoint whose state this sliced window
+ * aggregation wrote (`slice-contents`): the window operator would not read it, and its windows
+ * would be lost without a word.
+ */
+export function refuseSlicedState(
+  ctx: { restored: boolean; describe(): string },
+  backend: KeyedStateBackend,
+): void {
+  if (ctx.restored && backend.size(SLICE_CONTENTS) > 0)
+    throw new IncompatibleCheckpointError(
+      `${ctx.describe()}: the checkpoint holds the slices of a sliced window aggregation ('${SLICE_CONTENTS}'), which the window operator does not read (it keeps one accumulator per window). Restore it into the same job without disableSlicing() or preAggregate() on the window`,
+    );
+}
+
 /** Name of the slices' state. */
 export const SLICE_CONTENTS = 'slice-contents';
 /** Name of the timer service. */
@@ -85,6 +107,12 @@ const WINDOW_CONTENTS = 'window-contents';
 export const FIRE = 0;
 /** Timer namespace of a window's cleanup (its timestamp is `maxTimestamp + allowedLateness`). */
 export const CLEANUP = 1;
+/**
+ * Timer namespace of a key's next firing or cleanup (with a backend that lists a key's slices):
+ * when it fires, every firing and cleanup of the key up to the watermark is done, in time order,
+ * and one timer is registered for the key's next. See {@link SlicingWindowOperator.processKey}.
+ */
+export const NEXT = 2;
 
 /**
  * NOTE: a window's firing looks up each of its slices; with a slice much shorter than the slide
@@ -92,6 +120,8 @@ export const CLEANUP = 1;
  * adding each element to its few windows, so such windows keep the window operator.
  */
 const MAX_SLICES_PER_WINDOW = 64;
+
+const ascending = (a: number, b: number): number => a - b;
 
 function gcd(a: number, b: number): number {
   while (b !== 0) {
@@ -122,13 +152,17 @@ export function sliceShapeOf(
   let size: number;
   let slide: number;
   let offset: number;
-  if (assigner instanceof TumblingEventTimeWindows) {
-    size = slide = assigner.sizeMs;
-    offset = assigner.offsetMs;
-  } else if (assigner instanceof SlidingEventTimeWindows) {
-    size = assigner.sizeMs;
-    slide = assigner.slideMs;
-    offset = assigner.offsetMs;
+  // NOTE: these very classes: a subclass could assign windows its own way.
+  const proto = Object.getPrototypeOf(assigner) as unknown;
+  if (proto === TumblingEventTimeWindows.prototype) {
+    const tumbling = assigner as TumblingEventTimeWindows;
+    size = slide = tumbling.sizeMs;
+    offset = tumbling.offsetMs;
+  } else if (proto === SlidingEventTimeWindows.prototype) {
+    const sliding = assigner as SlidingEventTimeWindows;
+    size = sliding.sizeMs;
+    slide = sliding.slideMs;
+    offset = sliding.offsetMs;
   } else return undefined;
   const slice = gcd(size, slide);
   const perWindow = size / slice;
@@ -164,6 +198,11 @@ interface SliceState {
 /** Heap reducing and aggregating state: add, and say whether there was nothing before. */
 interface AddReportingNew {
   addReportingNew(value: unknown): boolean;
+}
+
+/** Heap namespaced state: the current key's values by namespace, in one lookup. */
+interface NamespacesOfCurrentKey {
+  namespacesOfCurrentKey(): NamespaceEntries | undefined;
 }
 
 /** A keyed state store scoped to the key and a window (namespace `start:end`, as the window operator's). */
@@ -252,6 +291,11 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
 {
   /** @internal */ backend!: KeyedStateBackend;
   /** @internal */ timers!: InternalTimerService<number>;
+  /**
+   * @internal (tests) false: operators opened from now on do as with a backend that cannot list a
+   * key's slices (a timer per key and window end, one lookup per slice).
+   */
+  static listKeySlices = true;
 
   private readonly size: number;
   private readonly slide: number;
@@ -272,6 +316,18 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   private slices!: SliceState;
   /** The slice state's one-lookup add, when the backend has it. */
   private adder: AddReportingNew | undefined;
+  /** The slice state's values of the current key in one lookup, when the backend has it. */
+  private reader: NamespacesOfCurrentKey | undefined;
+  /** The watermark of the keys in {@link processed}. */
+  private processedAt = Number.NaN;
+  /** The keys whose firings and cleanups up to the watermark are done (see processKey). */
+  private readonly processed = new Set<MapKey>();
+  /** The current key's slice indices, ascending, and their first and last window ends (see processKey). */
+  private readonly indices: number[] = [];
+  private readonly firstEnds: number[] = [];
+  private readonly lastEnds: number[] = [];
+  /** The current key's slices while processKey runs (read and cleared through it). */
+  private keySlices: NamespaceEntries | undefined = undefined;
   private numLateRecordsDropped!: Counter;
   private numLateRecordsToSideOutput!: Counter;
   private runtimeContext!: RuntimeContext;
@@ -284,6 +340,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   /** Start and end of the slice (an empty range at first). */
   private sStart = Number.POSITIVE_INFINITY;
   private sEnd = Number.NEGATIVE_INFINITY;
+  /** Its index (namespace of its state). */
+  private sIndex = 0;
   /** Start of the latest and of the earliest window holding the slice. */
   private sLastWindow = 0;
   private sFirstWindow = 0;
@@ -292,6 +350,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   /** Cleanup time of the latest window holding the slice (-Infinity: in no window). */
   private sLastCleanup = Number.NEGATIVE_INFINITY;
 
+  /** The window last given to the window function. */
+  private lastWindow: TimeWindow | undefined = undefined;
   /** Timestamp of what the window function emits (the window's maxTimestamp). */
   private emitTimestamp = NO_TIMESTAMP;
   /** What user code runs now, for error messages. */
@@ -347,6 +407,11 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     this.slices = this.backend.getNamespacedState<SliceState>(this.descriptor);
     const adding = this.slices as unknown as Partial<AddReportingNew>;
     this.adder = typeof adding.addReportingNew === 'function' ? (adding as AddReportingNew) : undefined;
+    const reading = this.slices as unknown as Partial<NamespacesOfCurrentKey>;
+    this.reader =
+      SlicingWindowOperator.listKeySlices && typeof reading.namespacesOfCurrentKey === 'function'
+        ? (reading as NamespacesOfCurrentKey)
+        : undefined;
     this.timers = ctx.getTimerService<number>(SLICE_TIMERS, this, (n) => n);
     this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
     this.numLateRecordsToSideOutput = ctx.metrics.counter('numLateRecordsToSideOutput');
@@ -381,7 +446,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
         this.skipped(value, timestamp, wm);
         return;
       }
-      this.slices.setNamespace(this.sEnd);
+      this.slices.setNamespace(this.sIndex);
       this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
       let wasEmpty: boolean;
       if (this.adder !== undefined) wasEmpty = this.adder.addReportingNew(value);
@@ -406,6 +471,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     const start = TimeWindow.getWindowStartWithOffset(timestamp, this.offset, g);
     this.sStart = start;
     this.sEnd = start + g;
+    this.sIndex = this.indexOf(start + g);
     const size = this.size;
     const slide = this.slide;
     const last = TimeWindow.getWindowStartWithOffset(start, this.offset, slide);
@@ -439,17 +505,36 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     const first = this.sFirstWindow;
     const lateness = this.allowedLateness;
     const timers = this.timers;
+    // NOTE: with a backend that lists a key's slices, one timer for the key's earliest new
+    // firing or cleanup; the key's later ones follow from its slices (see processKey).
+    const batched = this.reader !== undefined;
+    let next = Number.POSITIVE_INFINITY;
     for (let ws = this.sLastWindow; ws >= first; ws -= this.slide) {
       const max = ws + size - 1;
       const cleanup = this.cleanupTime(max);
       if (cleanup <= wm) break;
       if (max > wm) {
         if (!wasEmpty) continue;
-        timers.registerEventTimeTimer(FIRE, max);
+        if (batched) next = Math.min(next, max);
+        else timers.registerEventTimeTimer(FIRE, max);
       } else this.fire(ws);
-      if (lateness !== 0 && cleanup !== Number.POSITIVE_INFINITY)
-        timers.registerEventTimeTimer(CLEANUP, cleanup);
+      if (lateness !== 0 && cleanup !== Number.POSITIVE_INFINITY) {
+        if (!batched) timers.registerEventTimeTimer(CLEANUP, cleanup);
+        else if (wasEmpty && cleanup < next) next = cleanup;
+      }
     }
+    if (next !== Number.POSITIVE_INFINITY) timers.registerEventTimeTimer(NEXT, next);
+  }
+
+  /**
+   * The index of the slice ending at `end`: `(end - offset) / slice`, the namespace of its state.
+   *
+   * NOTE: a small integer for epoch-millisecond times and slices of a second or more (a 2 s slice
+   * of today is about 9e8), which V8 keeps unboxed: no number is allocated per lookup, and maps
+   * hash it fast.
+   */
+  private indexOf(end: number): number {
+    return (end - this.offset) / this.g;
   }
 
   /** `maxTimestamp + allowedLateness` (+Infinity beyond safe integers, as the window operator). */
@@ -461,7 +546,8 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   onEventTime(timer: Timer<Key, number>): void {
     try {
       const t = timer.timestamp;
-      if (timer.namespace === FIRE) {
+      if (timer.namespace === NEXT) this.processKey(t);
+      else if (timer.namespace === FIRE) {
         const ws = t + 1 - this.size;
         this.fire(ws);
         if (this.allowedLateness === 0) this.cleanup(ws);
@@ -469,10 +555,123 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     } catch (e) {
       throw this.userError(
         e,
-        { key: timer.key, timer: timer.timestamp, kind: timer.namespace === FIRE ? 'end' : 'cleanup' },
+        {
+          key: timer.key,
+          timer: timer.timestamp,
+          kind: timer.namespace === FIRE ? 'end' : timer.namespace === CLEANUP ? 'cleanup' : 'next',
+        },
         this.stage,
       );
     }
+  }
+
+  /**
+   * The current key's firings (window ends) and cleanups from `from` up to the watermark, in time
+   * order (a firing before a cleanup at the same time), then one timer for its next.
+   *
+   * NOTE: one timer per key and advance of the watermark instead of one per key and window: a
+   * watermark often passes several window ends. Why every firing and cleanup happens exactly once:
+   * a timer is registered (after the watermark) for the earliest firing or cleanup that new
+   * contents bring, and after processing for the key's next one; so when a timer of the key fires,
+   * everything of the key before its time is done, and everything from it up to the watermark is
+   * done now. The key's later timers in the same advance (left from earlier registrations) find
+   * it in `processed`; those of a later advance find nothing due before their time. The key's
+   * results come in the window operator's order; those of different keys in one advance of the
+   * watermark come key by key (the window operator's come window by window).
+   */
+  private processKey(from: number): void {
+    const wm = this.timers.currentWatermark();
+    if (wm !== this.processedAt) {
+      this.processed.clear();
+      this.processedAt = wm;
+    }
+    const mk = this.backend.mapKey;
+    if (this.processed.has(mk)) return;
+    this.processed.add(mk);
+    try {
+      if (!this.loadIndices()) return;
+      const size = this.size;
+      const slide = this.slide;
+      const lateness = this.allowedLateness;
+      const inf = Number.POSITIVE_INFINITY;
+      // The next window ends with contents for a firing and for a cleanup.
+      let f = this.nextWindowEnd(this.windowEndFrom(from + 1));
+      let c = lateness === 0 ? inf : this.nextWindowEnd(this.windowEndFrom(from + 1 - lateness));
+      for (;;) {
+        const fireAt = f - 1;
+        const cleanAt = c === inf ? inf : this.cleanupTime(c - 1);
+        const due = Math.min(fireAt, cleanAt);
+        if (due === inf || due > wm) {
+          if (due !== inf) this.timers.registerEventTimeTimer(NEXT, due);
+          return;
+        }
+        if (fireAt <= cleanAt) {
+          this.fire(f - size);
+          if (lateness === 0) this.cleanup(f - size);
+          f = this.nextWindowEnd(f + slide);
+        } else {
+          this.cleanup(c - size);
+          c = this.nextWindowEnd(c + slide);
+        }
+      }
+    } finally {
+      this.keySlices = undefined;
+    }
+  }
+
+  /** Loads the current key's slice indices, ascending, into `indices`; false if it has none. */
+  private loadIndices(): boolean {
+    const byIndex = this.reader!.namespacesOfCurrentKey();
+    this.keySlices = byIndex;
+    const idx = this.indices;
+    idx.length = 0;
+    if (byIndex === undefined) return false;
+    byIndex.forEach(this.pushIndex);
+    if (idx.length > 1) idx.sort(ascending);
+    // The first and last window end of each slice (-Infinity: in no window).
+    const { size, slide, g, offset } = this;
+    const firstEnds = this.firstEnds;
+    const lastEnds = this.lastEnds;
+    firstEnds.length = lastEnds.length = idx.length;
+    for (let k = 0; k < idx.length; k++) {
+      const start = idx[k]! * g + offset - g;
+      // NOTE: with the slide as the slice (a common case), every slice starts a window.
+      const last = slide === g ? start : TimeWindow.getWindowStartWithOffset(start, offset, slide);
+      if (last <= start - size) {
+        firstEnds[k] = lastEnds[k] = Number.NEGATIVE_INFINITY;
+        continue;
+      }
+      firstEnds[k] =
+        slide === g
+          ? start - size + g + size
+          : last - Math.floor((last - (start - size) - 1) / slide) * slide + size;
+      lastEnds[k] = last + size;
+    }
+    return idx.length > 0;
+  }
+  private readonly pushIndex = (_v: unknown, i: Namespace): void => {
+    this.indices.push(i as number);
+  };
+
+  /** The smallest window end `>= t` (window ends are `offset + size` apart from multiples of the slide). */
+  private windowEndFrom(t: number): number {
+    const slide = this.slide;
+    return t + ((((this.offset + this.size - t) % slide) + slide) % slide);
+  }
+
+  /**
+   * The smallest window end `>= from` (itself a window end) whose window holds one of the slices
+   * in `indices`, or +Infinity. NOTE: a later slice's windows end later, so the first slice whose
+   * last window ends at `from` or after gives it.
+   */
+  private nextWindowEnd(from: number): number {
+    const lastEnds = this.lastEnds;
+    for (let k = 0; k < lastEnds.length; k++) {
+      if (lastEnds[k]! < from) continue;
+      const first = this.firstEnds[k]!;
+      return Math.max(first, from);
+    }
+    return Number.POSITIVE_INFINITY;
   }
 
   onProcessingTime(_timer: Timer<Key, number>): void {
@@ -484,21 +683,32 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
    * it holds nothing.
    */
   private windowResult(ws: number): unknown {
-    const g = this.g;
-    const end = ws + this.size;
+    const last = this.indexOf(ws + this.size);
     const slices = this.slices;
     this.stage = this.reduce === undefined ? 'aggregate function' : 'reduce function';
+    const keySlices = this.keySlices;
     if (this.perWindow === 1) {
-      slices.setNamespace(end);
-      const v = slices.get();
+      let v: unknown;
+      if (keySlices !== undefined) v = keySlices.get(last);
+      else {
+        slices.setNamespace(last);
+        v = slices.get();
+      }
       if (v === undefined || this.aggregate === undefined) return v;
       return this.aggregate.getResult(v);
     }
+    // NOTE: the key's slices in one lookup, then one small-integer lookup each.
+    const byIndex = keySlices ?? this.reader?.namespacesOfCurrentKey();
+    if (this.reader !== undefined && byIndex === undefined) return undefined;
     let acc: unknown;
     let n = 0;
-    for (let e = ws + g; e <= end; e += g) {
-      slices.setNamespace(e);
-      const v = slices.get();
+    for (let i = last - this.perWindow + 1; i <= last; i++) {
+      let v: unknown;
+      if (byIndex !== undefined) v = byIndex.get(i);
+      else {
+        slices.setNamespace(i);
+        v = slices.get();
+      }
       if (v === undefined) continue;
       if (n === 0) acc = v;
       else if (this.reduce !== undefined) acc = this.reduce(acc, v);
@@ -527,7 +737,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     }
     this.emitTimestamp = max;
     const ctx = this.processContext;
-    ctx.window = new TimeWindow(ws, ws + this.size);
+    ctx.window = this.windowAt(ws);
     this.fn.process(
       this.backend.getCurrentKey() as K,
       ctx as unknown as ProcessWindowContext<TimeWindow>,
@@ -537,21 +747,34 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   }
 
   /**
+   * The window starting at `ws`. NOTE: the keys of a window fire one after the other, and windows
+   * are immutable: they share one object.
+   */
+  private windowAt(ws: number): TimeWindow {
+    const w = this.lastWindow;
+    if (w !== undefined && w.start === ws) return w;
+    return (this.lastWindow = new TimeWindow(ws, ws + this.size));
+  }
+
+  /**
    * Removes the window starting at `ws` for the current key: the slices no later window holds
    * (those of its first slide), and the window function's state (its `clear`).
    */
   private cleanup(ws: number): void {
-    const g = this.g;
     const slices = this.slices;
-    const until = ws + Math.min(this.slide, this.size);
-    for (let e = ws + g; e <= until; e += g) {
-      slices.setNamespace(e);
-      slices.clear();
-    }
+    const first = this.indexOf(ws + this.g);
+    const until = this.indexOf(ws + Math.min(this.slide, this.size));
+    const byIndex = this.keySlices ?? this.reader?.namespacesOfCurrentKey();
+    if (this.reader === undefined || byIndex !== undefined)
+      for (let i = first; i <= until; i++) {
+        if (byIndex !== undefined && !byIndex.has(i)) continue;
+        slices.setNamespace(i);
+        slices.clear();
+      }
     if (this.fn?.clear !== undefined) {
       this.stage = 'window function clear()';
       const ctx = this.processContext;
-      ctx.window = new TimeWindow(ws, ws + this.size);
+      ctx.window = this.windowAt(ws);
       this.fn.clear(ctx as unknown as ProcessWindowContext<TimeWindow>);
     }
   }
@@ -572,6 +795,21 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
    * the key's timers (every window with contents has its end or cleanup timer).
    */
   inspectWindows(timers: readonly { namespace: unknown; timestamp: number }[]): TimeWindow[] {
+    if (this.reader !== undefined) {
+      // The windows of the key's slices that are not cleaned up.
+      const out: TimeWindow[] = [];
+      if (!this.loadIndices()) return out;
+      const wm = this.timers.currentWatermark();
+      const size = this.size;
+      for (
+        let e = this.nextWindowEnd(this.windowEndFrom(-Number.MAX_SAFE_INTEGER));
+        e !== Number.POSITIVE_INFINITY;
+        e = this.nextWindowEnd(e + this.slide)
+      )
+        if (this.cleanupTime(e - 1) > wm && this.windowResult(e - size) !== undefined)
+          out.push(new TimeWindow(e - size, e));
+      return out;
+    }
     const found = new Map<number, TimeWindow>();
     for (const t of timers) {
       const max = t.namespace === FIRE ? t.timestamp : t.timestamp - this.allowedLateness;

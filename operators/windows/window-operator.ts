@@ -40,6 +40,7 @@ import {
 } from './assigners.js';
 import type { Evictor, EvictorContext, TimestampedValue } from './evictors.js';
 import { MergingWindowSet, type MergingWindowSetState } from './merging-window-set.js';
+import { refuseSlicedState } from './slicing-window-operator.js';
 import {
   EventTimeTrigger,
   isFire,
@@ -311,6 +312,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
         `${ctx.describe()}: a window operator needs a keyed input (keyBy() or windowAll())`,
       );
     this.backend = ctx.keyedState;
+    refuseSlicedState(ctx, this.backend);
     this.contents = this.backend.getNamespacedState<ContentsState>(this.contentsDescriptor);
     const adding = this.contents as unknown as Partial<AddReportingNew>;
     this.addReportingNew =

@@ -4,7 +4,7 @@
 // size too: gaps) and offset, negative timestamps, keyed and windowAll, reduce and aggregate, with
 // and without a window function (one that reads the watermark and keeps per-window and global
 // state), the sliced operator gives exactly what the window operator gives (`disableSlicing()`):
-// every firing with its timestamp in the order emitted, the late side output and
+// each key's firings with their timestamps in the order emitted, the late side output and
 // numLateRecordsDropped. And its committed output is the same across injected failures and across
 // a stop and a restore at another parallelism.
 //
@@ -154,6 +154,8 @@ interface Scenario {
   keyed: boolean;
   fn: Fn;
   explicitTrigger: boolean;
+  /** As with a keyed backend that cannot list a key's slices (a timer per key and window end). */
+  perWindowTimers: boolean;
 }
 
 const phaseArb: fc.Arbitrary<Phase> = fc.record({
@@ -194,6 +196,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
     keyed: fc.boolean(),
     fn: fc.constantFrom<Fn>('reduce', 'aggregate', 'mutating', 'reduce+process', 'aggregate+process'),
     explicitTrigger: fc.boolean(),
+    perWindowTimers: fc.boolean(),
   })
   .map(({ shape, ...s }) => ({ ...s, ...shape }));
 
@@ -219,10 +222,24 @@ interface Observed {
 }
 
 function windowed(s: Scenario, input: DataStream<Ev>, sliced: boolean, uid: string): Observed {
+  const tag = new OutputTag<Ev>(`late-${uid}`);
+  const op = windowStream(s, input, sliced, tag).uid(uid);
+  return {
+    firings: withTimestamps(op).collect(),
+    late: s.sideOutput ? withTimestamps(op.getSideOutput(tag)).collect() : undefined,
+  };
+}
+
+/** The window of a scenario (its results, the late elements to `tag`). */
+function windowStream(
+  s: Scenario,
+  input: DataStream<Ev>,
+  sliced: boolean,
+  tag: OutputTag<Ev>,
+): DataStream<unknown> {
   const assigner = s.sliding
     ? SlidingEventTimeWindows.of(s.size, s.slide, s.offset)
     : TumblingEventTimeWindows.of(s.size, s.offset);
-  const tag = new OutputTag<Ev>(`late-${uid}`);
   const label = (key: string, w: TimeWindow, x: unknown) => ({ key, start: w.start, end: w.end, x });
   let results: DataStream<unknown>;
   if (s.keyed) {
@@ -265,23 +282,19 @@ function windowed(s: Scenario, input: DataStream<Ev>, sliced: boolean, uid: stri
             for (const x of xs) out.collect(label('all', win, x));
           });
   }
-  const op = results.uid(uid);
-  return {
-    firings: withTimestamps(op).collect(),
-    late: s.sideOutput ? withTimestamps(op.getSideOutput(tag)).collect() : undefined,
-  };
+  return results;
 }
 
 function dropped(result: JobResult, uid: string): number {
   return result.metrics.operators.find((o) => o.operatorId === uid)?.metrics.numLateRecordsDropped ?? 0;
 }
 
-/** The firings of each key (or all of them, at parallelism 1), in the order emitted. */
-function perKey(values: unknown[], parallelism: number): Map<string, string[]> {
+/** The firings of each key, in the order emitted. */
+function perKey(values: unknown[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (const v of values) {
     const r = (v as [{ key?: string; x?: { key?: string } }, number])[0];
-    const k = parallelism === 1 ? '' : String(r.key ?? r.x?.key);
+    const k = String(r.key ?? r.x?.key);
     const list = m.get(k) ?? [];
     list.push(JSON.stringify(v));
     m.set(k, list);
@@ -308,10 +321,14 @@ describe('sliced windows give what the window operator gives', () => {
         const input = fromTestStream(env, [scriptOf(s)]).setParallelism(1);
         const plain = windowed(s, input, false, 'plain');
         const sliced = windowed(s, input, true, 'sliced');
-        const result = await env.execute({ clock: new ManualClock(0) });
-        expect(perKey(sliced.firings.values, s.parallelism)).toEqual(
-          perKey(plain.firings.values, s.parallelism),
-        );
+        SlicingWindowOperator.listKeySlices = !s.perWindowTimers;
+        let result: JobResult;
+        try {
+          result = await env.execute({ clock: new ManualClock(0) });
+        } finally {
+          SlicingWindowOperator.listKeySlices = true;
+        }
+        expect(perKey(sliced.firings.values)).toEqual(perKey(plain.firings.values));
         expect(sliced.firings.values.length).toBe(plain.firings.values.length);
         expect(sliced.late?.values ?? []).toEqual(plain.late?.values ?? []);
         expect(dropped(result, 'sliced')).toBe(dropped(result, 'plain'));
@@ -336,6 +353,38 @@ interface R {
   k: string;
   n: number;
 }
+
+describe('sliced windows leave nothing behind', () => {
+  test('after the final watermark no slice, no window-function state and no timer is left', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        SlicingWindowOperator.listKeySlices = !s.perWindowTimers;
+        let harness: OperatorHarness<Ev, unknown>;
+        try {
+          harness = OperatorHarness.forOneInput<Ev, unknown>((input) =>
+            windowStream({ ...s, keyed: true }, input, true, new OutputTag<Ev>('late')),
+          );
+        } finally {
+          SlicingWindowOperator.listKeySlices = true;
+        }
+        let watermark = s.start;
+        let id = 0;
+        harness.processWatermark(watermark);
+        for (const phase of s.phases) {
+          for (const e of phase.elements)
+            harness.processElement({ id: id++, key: e.key, v: e.v }, watermark + e.offset);
+          watermark += phase.advance;
+          harness.processWatermark(watermark);
+        }
+        harness.processWatermark(Number.POSITIVE_INFINITY);
+        expect(harness.keys('slice-contents')).toEqual([]);
+        expect(harness.keys('fired')).toEqual([]);
+        expect(harness.numEventTimeTimers()).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
 
 describe('which windows are sliced', () => {
   // biome-ignore lint/suspicious/noExplicitAny: any result type

@@ -41,7 +41,7 @@ const sliding =
   };
 
 describe('sliced window aggregation', () => {
-  test('one accumulator per key and slice, one timer per key and window end; nothing left after cleanup', () => {
+  test('one accumulator per key and slice, a timer per key and new slice; nothing left after cleanup', () => {
     const h = OperatorHarness.forOneInput<Ev, string>(sliding(true));
     h.processElement({ key: 'a', v: 1 }, 1);
     h.processElement({ key: 'a', v: 2 }, 1);
@@ -49,14 +49,25 @@ describe('sliced window aggregation', () => {
     h.processElement({ key: 'b', v: 8 }, 3);
     // a: slices [0, 2) and [4, 6); b: [2, 4). Windows ending 2..14 (a) and 4..12 (b).
     expect(h.keys('slice-contents').sort()).toEqual(['a', 'b']);
-    expect(h.numEventTimeTimers()).toBe(7 + 5);
+    // One timer per new slice of a key, at its first window's end (the window operator: 7 + 5).
+    expect(h.timers().map((t) => [t.key, t.timestamp])).toEqual([
+      ['a', 1],
+      ['b', 3],
+      ['a', 5],
+    ]);
     expect(h.windows('a')).toEqual([2, 4, 6, 8, 10, 12, 14].map((e) => new TimeWindow(e - 10, e)));
     expect(h.windowContents('a', new TimeWindow(-4, 6))).toBe(7);
     expect(h.windowContents('a', new TimeWindow(0, 10))).toBe(7);
     expect(h.windowContents('a', new TimeWindow(2, 12))).toBe(4);
     expect(h.windowContents('a', new TimeWindow(1, 11))).toBeUndefined();
     h.processWatermark(5);
-    expect(h.output()).toEqual(['a [-8, 2) 3', 'a [-6, 4) 3', 'b [-6, 4) 8', 'a [-4, 6) 7', 'b [-4, 6) 8']);
+    // Key by key (the window operator: window by window), each key's in order.
+    expect(h.output()).toEqual(['a [-8, 2) 3', 'a [-6, 4) 3', 'a [-4, 6) 7', 'b [-6, 4) 8', 'b [-4, 6) 8']);
+    // One timer per key for its next window end.
+    expect(h.timers().map((t) => [t.key, t.timestamp])).toEqual([
+      ['a', 7],
+      ['b', 7],
+    ]);
     h.processWatermark(100);
     expect(h.numEventTimeTimers()).toBe(0);
     expect(h.keys('slice-contents')).toEqual([]);
@@ -118,6 +129,18 @@ describe('sliced window aggregation', () => {
       /window-contents.*disableSlicing\(\)/,
     );
     const h = OperatorHarness.forOneInput<Ev, string>(sliding(false), { restoreFrom: [snap] });
+    h.processWatermark(1);
+    expect(h.output()).toEqual(['a [-8, 2) 1']);
+  });
+
+  test('and the other way: a checkpoint of sliced windows is refused by the window operator', () => {
+    const sliced = OperatorHarness.forOneInput<Ev, string>(sliding(true));
+    sliced.processElement({ key: 'a', v: 1 }, 1);
+    const snap = sliced.snapshot();
+    expect(() => OperatorHarness.forOneInput<Ev, string>(sliding(false), { restoreFrom: [snap] })).toThrow(
+      /slice-contents.*without disableSlicing\(\) or preAggregate\(\)/,
+    );
+    const h = OperatorHarness.forOneInput<Ev, string>(sliding(true), { restoreFrom: [snap] });
     h.processWatermark(1);
     expect(h.output()).toEqual(['a [-8, 2) 1']);
   });
