@@ -113,16 +113,15 @@ export class TimerHeap<N> {
    * Moves the timer of a key at `from` in `namespace` to `to`, as if it were deleted and
    * registered again at `to` (it fires after the timers registered at `to` before it), without a
    * new entry when it moves later: it joins the bucket of `to`, and its place in the bucket of
-   * `from` is skipped (an entry whose timestamp is not its bucket's). A move to an earlier time
-   * deletes and registers. Returns false if there is no such timer (nothing changes). If a timer
+   * `from` is skipped (an entry whose timestamp is not its bucket's). A move to an earlier time, or
+   * to the same time (after the timers registered there since), deletes and registers. Returns false if there is no such timer (nothing changes). If a timer
    * at `to` exists already, the moved one is deleted.
    */
   move(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, from: number, to: number): boolean {
     const head = this.byKey.get(mapKey);
     const e = this.find(head, namespace, from);
     if (e === undefined) return false;
-    if (from === to) return true;
-    if (to < from || this.find(head, e.namespace, to) !== undefined) {
+    if (to <= from || this.find(head, e.namespace, to) !== undefined) {
       this.unlink(e);
       e.deleted = true;
       if (to > from) return true;
