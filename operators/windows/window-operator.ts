@@ -25,7 +25,7 @@ import {
 import { InvalidArgumentError, InvalidGraphError, StateError, TidemarkError } from '../../state/errors.js';
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import { describeValue, type Key } from '../../state/hash.js';
-import type { HeapKeyedStateBackend, Namespace } from '../../state/heap-backend.js';
+import { HeapKeyedStateBackend, type Namespace } from '../../state/heap-backend.js';
 import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
 import type { Counter, InternalTimerService, MetricGroup, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
@@ -373,8 +373,13 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     const restoredSessions = this.ctx.restored && SessionWindows.hasState(backend);
     const restoredGeneral =
       this.ctx.restored && (hasKeys(backend, MERGING_SET) || hasKeys(backend, CONTENTS));
+    // NOTE: the fast path changes session records in place, which needs a backend that keeps
+    // values by reference (the heap backend; one that copies values in and out would lose the changes).
     const fast =
-      params !== undefined && !restoredGeneral && (sessionWindowSettings.fastPath || restoredSessions);
+      params !== undefined &&
+      backend instanceof HeapKeyedStateBackend &&
+      !restoredGeneral &&
+      (sessionWindowSettings.fastPath || restoredSessions);
     if (!fast) {
       if (restoredSessions)
         throw new IncompatibleCheckpointError(
