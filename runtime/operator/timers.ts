@@ -21,8 +21,6 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   /** Its timestamp; changed only by `TimerHeap.move`. */
   timestamp: number;
   deleted: boolean;
-  /** Put aside in the current firing round (see `TimerHeap.pollDue`): in no bucket until it ends. */
-  aside: boolean;
   /** Fires only when time advances past this (see `TimerHeap.pollDue`); -Infinity at first. */
   after: number;
   /** The next live timer of the same key. */
@@ -91,7 +89,6 @@ export class TimerHeap<N> {
       timestamp,
       seq: this.seq++,
       deleted: false,
-      aside: false,
       after: Number.NEGATIVE_INFINITY,
       next: head,
     };
@@ -256,7 +253,6 @@ export class TimerHeap<N> {
         t.next = this.byKey.get(t.mapKey);
         this.byKey.set(t.mapKey, t);
         this.live++;
-        t.aside = true;
         this.aside.push(t);
         continue;
       }
@@ -272,10 +268,7 @@ export class TimerHeap<N> {
     this.fired.length = 0;
     this.firedByKey = undefined;
     if (this.aside.length === 0) return;
-    for (const e of this.aside) {
-      e.aside = false;
-      if (!e.deleted) this.enqueue(e);
-    }
+    for (const e of this.aside) if (!e.deleted) this.enqueue(e);
     this.aside.length = 0;
     this.deferredUntil = time;
   }
