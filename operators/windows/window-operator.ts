@@ -26,6 +26,7 @@ import { InvalidArgumentError, InvalidGraphError, StateError, TidemarkError } fr
 import type { AggregateFunction, ReduceFunction } from '../../state/functions.js';
 import { describeValue, type Key } from '../../state/hash.js';
 import type { KeyedStateBackend, Namespace } from '../../state/keyed-backend.js';
+import { IncompatibleCheckpointError } from '../../state/snapshot/format.js';
 import type { Counter, InternalTimerService, MetricGroup, Timer, Triggerable } from '../contract.js';
 import { NO_TIMESTAMP } from '../contract.js';
 import type { Collector, KeySelector, RuntimeContext } from '../functions.js';
@@ -40,6 +41,13 @@ import {
 } from './assigners.js';
 import type { Evictor, EvictorContext, TimestampedValue } from './evictors.js';
 import { MergingWindowSet, type MergingWindowSetState } from './merging-window-set.js';
+import {
+  hasKeys,
+  type SessionHost,
+  SessionWindows,
+  sessionFastPathFor,
+  sessionWindowSettings,
+} from './session-windows.js';
 import { refuseSlicedState } from './slicing-window-operator.js';
 import {
   EventTimeTrigger,
@@ -50,7 +58,7 @@ import {
   type TriggerResult,
 } from './triggers.js';
 import type { KeyedStateStore, ProcessWindowContext, ProcessWindowFunctionLike } from './window-functions.js';
-import { GlobalWindow, Window } from './windows.js';
+import { GlobalWindow, type TimeWindow, Window } from './windows.js';
 
 /** How window contents are kept: reduced, aggregated, or as the list of elements. */
 export type WindowContentsSpec<IN> =
@@ -229,7 +237,7 @@ class WindowProcessContext implements ProcessWindowContext<Window> {
 /** @internal the window operator; with an evictor it keeps every element (Flink's EvictingWindowOperator). */
 export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   extends OneInputStreamOperator<IN, OUT>
-  implements Triggerable<Key, W>, Collector<OUT>
+  implements Triggerable<Key, W>, Collector<OUT>, SessionHost
 {
   /** @internal */ backend!: KeyedStateBackend;
   /** @internal */ timers!: InternalTimerService<W>;
@@ -257,8 +265,10 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   private addReportingNew: AddReportingNew | undefined;
 
   private contents!: ContentsState;
-  /** The merging window set, loaded per key (merging assigners only). */
+  /** The merging window set, loaded per key (merging assigners only, not on the session fast path). */
   private mergingSet: MergingWindowSet<W> | undefined;
+  /** The sessions, on the session fast path (see session-windows.ts). */
+  private sessions: SessionWindows | undefined;
   private numLateRecordsDropped!: Counter;
   private numLateRecordsToSideOutput!: Counter;
   private runtimeContext!: RuntimeContext;
@@ -281,8 +291,8 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   ): void => this.onWindowsMerged(mergeResult, mergedWindows, stateWindowResult, mergedStateWindows);
   /** Timestamp of what the window function emits (the window's maxTimestamp). */
   private emitTimestamp = NO_TIMESTAMP;
-  /** What user code runs now, for error messages. */
-  private stage = 'window operator';
+  /** @internal what user code runs now, for error messages. */
+  stage = 'window operator';
 
   constructor(spec: WindowOperatorSpec<IN, K, W>) {
     super();
@@ -313,6 +323,14 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       );
     this.backend = ctx.keyedState;
     refuseSlicedState(ctx, this.backend);
+    if (this.openSessions()) {
+      this.numLateRecordsDropped = ctx.metrics.counter('numLateRecordsDropped');
+      this.numLateRecordsToSideOutput = ctx.metrics.counter('numLateRecordsToSideOutput');
+      this.runtimeContext = createRuntimeContext(ctx);
+      if (this.fn !== undefined)
+        openFunction(this.fn, this.runtimeContext, (e) => this.userError(e, undefined, 'open()'));
+      return;
+    }
     this.contents = this.backend.getNamespacedState<ContentsState>(this.contentsDescriptor);
     const adding = this.contents as unknown as Partial<AddReportingNew>;
     this.addReportingNew =
@@ -339,6 +357,78 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     if (this.fn !== undefined) closeFunction(this.fn);
   }
 
+  /**
+   * Opens the session fast path if this operator can take it (see session-windows.ts); true if it
+   * did. A restore keeps the path its state was written by: state of the general merging path
+   * (an earlier version's, or written with the fast path off) stays on the general path, and state
+   * of the fast path cannot be read by the general path.
+   */
+  private openSessions(): boolean {
+    if (this.merging === undefined) return false;
+    const backend = this.backend;
+    const params = sessionFastPathFor(
+      this.assigner as unknown as WindowAssigner<unknown, Window>,
+      this.trigger as unknown as Trigger<unknown, Window>,
+      this.evictor !== undefined,
+      this.spec as WindowContentsSpec<unknown>,
+    );
+    const restoredSessions = this.ctx.restored && SessionWindows.hasState(backend);
+    const restoredGeneral =
+      this.ctx.restored && (hasKeys(backend, MERGING_SET) || hasKeys(backend, CONTENTS));
+    // NOTE: the fast path changes session records in place, which needs a backend that keeps
+    // values by reference (the heap backend; one that copies values in and out would lose the changes).
+    const fast =
+      params !== undefined &&
+      backend.kind === 'heap' &&
+      !restoredGeneral &&
+      (sessionWindowSettings.fastPath || restoredSessions);
+    if (!fast) {
+      if (restoredSessions)
+        throw new IncompatibleCheckpointError(
+          `${this.ctx.describe()}: the restored session windows were kept by the session fast path (event-time session windows with the default trigger, no evictor, reduce or aggregate), which this operator no longer takes (${String(this.assigner)}, ${String(this.trigger)}${this.evictor === undefined ? '' : `, ${String(this.evictor)}`}, ${this.spec.kind})`,
+        );
+      return false;
+    }
+    const ctx = this.ctx;
+    const sessions = new SessionWindows(
+      this,
+      backend,
+      (target) => ctx.getTimerService<number>('session-timers', target, (ns) => ns),
+      params,
+      this.assigner as unknown as WindowAssigner<unknown, Window>,
+      this.assignerContext,
+      this.spec as WindowContentsSpec<unknown>,
+      this.allowedLateness,
+    );
+    this.sessions = sessions;
+    // NOTE: the operator's own uses of its timer service (watermark, processing time, for the
+    // window function's context) go to the sessions' service.
+    this.timers = sessions.timers as unknown as InternalTimerService<W>;
+    return true;
+  }
+
+  /** @internal (session fast path) evaluates a fired session and emits the results. */
+  emitSession(window: TimeWindow, contents: unknown): void {
+    this.emitWindowContents(window as unknown as W, contents);
+  }
+
+  /** @internal (session fast path) the window function's clear() for a session cleaned up. */
+  clearSession(window: TimeWindow): void {
+    if (this.fn?.clear === undefined) return;
+    this.stage = 'window function clear()';
+    this.processContext.window = window;
+    this.fn.clear(this.processContext as unknown as ProcessWindowContext<W>);
+  }
+
+  /** @internal (session fast path) wraps an error of a timer's firing. */
+  timerError(e: unknown, timer: Timer<Key, unknown>): Error {
+    return this.userError(
+      e,
+      { key: timer.key, window: `session ${String(timer.namespace)}`, timer: timer.timestamp },
+      this.stage,
+    );
+  }
+
   /** @internal the metric group (for trigger contexts). */
   metricGroup(): MetricGroup {
     return this.ctx.metrics;
@@ -359,6 +449,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
    * would get them (reduced or aggregated value, or the list of elements), or `undefined` if none.
    */
   inspectContents(window: W): unknown {
+    if (this.sessions !== undefined) return this.sessions.contents(window);
     let ns = window.namespace();
     if (this.merging !== undefined) {
       const stateWindow = this.mergingWindowSet().getStateWindow(window);
@@ -377,6 +468,7 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
    * window timers: every window with contents has its cleanup timer) and the global window.
    */
   inspectWindows(timerNamespaces: readonly unknown[]): W[] {
+    if (this.sessions !== undefined) return this.sessions.windows() as unknown as W[];
     const candidates = new Map<string | number, W>();
     if (this.merging !== undefined)
       for (const w of this.mergingWindowSet().windows()) candidates.set(w.namespace(), w);
@@ -409,11 +501,15 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       this.stage = 'key selector';
       this.backend.setCurrentKey(this.keySelector(value));
       this.stage = 'window assigner';
-      const windows = this.assigner.assignWindows(value, timestamp, this.assignerContext);
-      const skipped =
-        this.merging === undefined
-          ? this.addToWindows(value, timestamp, windows)
-          : this.addToMergingWindows(value, timestamp, windows);
+      let skipped: boolean;
+      if (this.sessions !== undefined) skipped = this.sessions.add(value, timestamp);
+      else {
+        const windows = this.assigner.assignWindows(value, timestamp, this.assignerContext);
+        skipped =
+          this.merging === undefined
+            ? this.addToWindows(value, timestamp, windows)
+            : this.addToMergingWindows(value, timestamp, windows);
+      }
       // NOTE: as in Flink, an element is dropped only if none of its windows took it and it is
       // late itself; it then goes to the late side output if one is set, else it is counted.
       if (skipped && this.isElementLate(timestamp)) {

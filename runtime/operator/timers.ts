@@ -21,8 +21,6 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   /** Its timestamp; changed only by `TimerHeap.move`. */
   timestamp: number;
   deleted: boolean;
-  /** Put aside in the current firing round (see `TimerHeap.pollDue`): in no bucket until it ends. */
-  aside: boolean;
   /** Fires only when time advances past this (see `TimerHeap.pollDue`); -Infinity at first. */
   after: number;
   /** The next live timer of the same key. */
@@ -53,6 +51,8 @@ export class TimerHeap<N> {
   private readonly byKey = new Map<MapKey, TimerEntry<N>>();
   private live = 0;
   private seq = 0;
+  /** Moves in place since the last walk found no entry out of its bucket (see {@link forEach}). */
+  private moved = 0;
 
   constructor(private readonly nsKeyOf: NamespaceKeyFn<N>) {}
 
@@ -89,7 +89,6 @@ export class TimerHeap<N> {
       timestamp,
       seq: this.seq++,
       deleted: false,
-      aside: false,
       after: Number.NEGATIVE_INFINITY,
       next: head,
     };
@@ -123,7 +122,6 @@ export class TimerHeap<N> {
         timestamp,
         seq: this.seq++,
         deleted: false,
-        aside: false,
         after: Number.NEGATIVE_INFINITY,
         next: head,
       };
@@ -141,6 +139,24 @@ export class TimerHeap<N> {
     }
   }
 
+  /**
+   * Puts a timer that moved later (see {@link move}) in its timestamp's bucket, after the entries
+   * registered (or moved) before it: the place deleting and registering it would have given it.
+   */
+  private requeue(e: TimerEntry<N>): void {
+    const b = this.buckets.get(e.timestamp);
+    if (b === undefined) {
+      this.buckets.set(e.timestamp, { entries: [e], pos: 0 });
+      this.up(e.timestamp);
+      return;
+    }
+    const entries = b.entries;
+    let i = entries.length;
+    while (i > b.pos && entries[i - 1]!.seq > e.seq) i--;
+    if (i === entries.length) entries.push(e);
+    else entries.splice(i, 0, e);
+  }
+
   /** Puts a live timer in its timestamp's bucket. */
   private enqueue(e: TimerEntry<N>): void {
     const b = this.buckets.get(e.timestamp);
@@ -153,9 +169,12 @@ export class TimerHeap<N> {
 
   /**
    * Moves the timer of a key at `from` in `namespace` to `to`, as if it were deleted and
-   * registered again at `to` (it fires after the timers registered at `to` before it), without a
-   * new entry when it moves later: it joins the bucket of `to`, and its place in the bucket of
-   * `from` is skipped (an entry whose timestamp is not its bucket's). A move to an earlier time
+   * registered again at `to` (it fires after the timers registered at `to` before it). A move to a
+   * later time changes the entry's timestamp and order (`seq`) and leaves it where it is: when its
+   * bucket comes due, an entry whose timestamp is not its bucket's goes to the bucket of its
+   * timestamp, in `seq` order (see {@link first}), so a timer that moves on every element (a
+   * session's end) costs a lookup per move and one bucket insertion per time its old time comes.
+   * A move to an earlier time, or to the same time (after the timers registered there since),
    * deletes and registers. Returns false if there is no such timer (nothing changes). If a timer
    * at `to` exists already, the moved one is deleted.
    */
@@ -163,20 +182,18 @@ export class TimerHeap<N> {
     const head = this.byKey.get(mapKey);
     const e = this.find(head, namespace, from);
     if (e === undefined) return false;
-    if (from === to) return true;
-    if (to < from || this.find(head, e.namespace, to) !== undefined) {
+    if (to <= from || this.find(head, e.namespace, to) !== undefined) {
       this.unlink(e);
       e.deleted = true;
       if (to > from) return true;
       this.add(key, mapKey, keyGroup, e.namespace, to);
       return true;
     }
-    // NOTE: a timer only ever moves later in place, so it is in the bucket of each time at most
-    // once: its stale places are those of earlier times.
+    // NOTE: a timer moves later in place only, so the bucket it is in is never later than its
+    // timestamp. One put aside in this round is queued at its (new) time when the round ends.
     e.timestamp = to;
     e.seq = this.seq++;
-    // A timer put aside in this round is queued at its (new) time when the round ends.
-    if (!e.aside) this.enqueue(e);
+    this.moved++;
     return true;
   }
 
@@ -210,8 +227,15 @@ export class TimerHeap<N> {
       const t = times[0]!;
       const b = this.buckets.get(t)!;
       const entries = b.entries;
-      // Deleted timers, and the places timers moved away from (see move), are skipped.
-      while (b.pos < entries.length && (entries[b.pos]!.deleted || entries[b.pos]!.timestamp !== t)) b.pos++;
+      // Deleted timers are skipped; timers that moved later (see move) go to their time's bucket.
+      while (b.pos < entries.length) {
+        const e = entries[b.pos]!;
+        if (e.deleted) b.pos++;
+        else if (e.timestamp !== t) {
+          b.pos++;
+          this.requeue(e);
+        } else break;
+      }
       if (b.pos < entries.length) return b;
       this.buckets.delete(t);
       this.popTime();
@@ -270,7 +294,6 @@ export class TimerHeap<N> {
         t.next = this.byKey.get(t.mapKey);
         this.byKey.set(t.mapKey, t);
         this.live++;
-        t.aside = true;
         this.aside.push(t);
         continue;
       }
@@ -286,10 +309,7 @@ export class TimerHeap<N> {
     this.fired.length = 0;
     this.firedByKey = undefined;
     if (this.aside.length === 0) return;
-    for (const e of this.aside) {
-      e.aside = false;
-      if (!e.deleted) this.enqueue(e);
-    }
+    for (const e of this.aside) if (!e.deleted) this.enqueue(e);
     this.aside.length = 0;
     this.deferredUntil = time;
   }
@@ -324,20 +344,42 @@ export class TimerHeap<N> {
     return this.byKey.get(mapKey);
   }
 
-  /** Calls `f` on every live timer, by timestamp and in registration order within a timestamp. */
+  /**
+   * Calls `f` on every live timer, by timestamp and in registration order within a timestamp
+   * (timers moved in place and not yet in their time's bucket included, where they belong).
+   */
   forEach(f: (e: TimerEntry<N>) => void): void {
     const times = [...this.buckets.keys()].sort((a, b) => a - b);
+    if (this.moved > 0) {
+      const all: TimerEntry<N>[] = [];
+      let out = false;
+      for (const t of times) {
+        const b = this.buckets.get(t)!;
+        const entries = b.entries;
+        for (let i = b.pos; i < entries.length; i++) {
+          const e = entries[i]!;
+          if (e.deleted) continue;
+          if (e.timestamp !== t) out = true;
+          all.push(e);
+        }
+      }
+      if (out) all.sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq);
+      else this.moved = 0;
+      for (const e of all) f(e);
+      return;
+    }
     for (const t of times) {
       const b = this.buckets.get(t)!;
       const entries = b.entries;
       for (let i = b.pos; i < entries.length; i++) {
         const e = entries[i]!;
-        if (!e.deleted && e.timestamp === t) f(e);
+        if (!e.deleted) f(e);
       }
     }
   }
 
   clear(): void {
+    this.moved = 0;
     this.times.length = 0;
     this.buckets.clear();
     this.byKey.clear();
