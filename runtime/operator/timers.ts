@@ -16,16 +16,19 @@ export interface TimerEntry<N = unknown> extends Timer<Key, N> {
   readonly mapKey: MapKey;
   /** The namespace's canonical form, computed when first needed (see `TimerHeap.find`). */
   nsKey: string | number | undefined;
-  /** When it was registered (or moved), for the order of timers with equal timestamps. */
+  /**
+   * When it was registered (or moved), for the order of timers with equal timestamps; -1 once
+   * deleted (a field less per timer than a flag: a window operator keeps a timer per key).
+   */
   seq: number;
   /** Its timestamp; changed only by `TimerHeap.move`. */
   timestamp: number;
-  deleted: boolean;
-  /** Fires only when time advances past this (see `TimerHeap.pollDue`); -Infinity at first. */
-  after: number;
   /** The next live timer of the same key. */
   next: TimerEntry<N> | undefined;
 }
+
+/** `seq` of a deleted timer. */
+const DELETED = -1;
 
 /** The timers of one timestamp, in registration order; `pos` is where polling goes on. */
 interface Bucket<N> {
@@ -88,8 +91,6 @@ export class TimerHeap<N> {
       nsKey: undefined,
       timestamp,
       seq: this.seq++,
-      deleted: false,
-      after: Number.NEGATIVE_INFINITY,
       next: head,
     };
     this.byKey.set(mapKey, e);
@@ -121,8 +122,6 @@ export class TimerHeap<N> {
         nsKey: undefined,
         timestamp,
         seq: this.seq++,
-        deleted: false,
-        after: Number.NEGATIVE_INFINITY,
         next: head,
       };
       this.byKey.set(mapKey, e);
@@ -184,7 +183,7 @@ export class TimerHeap<N> {
     if (e === undefined) return false;
     if (to <= from || this.find(head, e.namespace, to) !== undefined) {
       this.unlink(e);
-      e.deleted = true;
+      this.deleted(e);
       if (to > from) return true;
       this.add(key, mapKey, keyGroup, e.namespace, to);
       return true;
@@ -201,7 +200,13 @@ export class TimerHeap<N> {
     const e = this.find(this.byKey.get(mapKey), namespace, timestamp);
     if (e === undefined) return;
     this.unlink(e);
-    e.deleted = true;
+    this.deleted(e);
+  }
+
+  /** Marks an unlinked timer deleted (its bucket skips it). */
+  private deleted(e: TimerEntry<N>): void {
+    e.seq = DELETED;
+    if (this.after.size !== 0) this.after.delete(e);
   }
 
   private unlink(e: TimerEntry<N>): void {
@@ -230,7 +235,7 @@ export class TimerHeap<N> {
       // Deleted timers are skipped; timers that moved later (see move) go to their time's bucket.
       while (b.pos < entries.length) {
         const e = entries[b.pos]!;
-        if (e.deleted) b.pos++;
+        if (e.seq === DELETED) b.pos++;
         else if (e.timestamp !== t) {
           b.pos++;
           this.requeue(e);
@@ -275,6 +280,11 @@ export class TimerHeap<N> {
   private firedByKey: Map<MapKey, TimerEntry<N>[]> | undefined;
   /** Timers put aside in the current round: live, but back in their buckets only at its end. */
   private readonly aside: TimerEntry<N>[] = [];
+  /**
+   * Timers put aside by a round, with the time they fire only after (see {@link pollDue}); kept
+   * here rather than in a field of every timer, as few timers are ever put aside.
+   */
+  private readonly after = new Map<TimerEntry<N>, number>();
   /** The time of the last round that put a timer aside (they are due after it), or -Infinity. */
   deferredUntil = Number.NEGATIVE_INFINITY;
 
@@ -288,8 +298,10 @@ export class TimerHeap<N> {
     for (;;) {
       const t = this.pollUpTo(time);
       if (t === undefined) return undefined;
-      if (t.after >= time || (t.seq >= this.roundSeq && this.firedInRound(t))) {
-        if (t.after < time) t.after = time;
+      const after =
+        this.after.size === 0 ? Number.NEGATIVE_INFINITY : (this.after.get(t) ?? Number.NEGATIVE_INFINITY);
+      if (after >= time || (t.seq >= this.roundSeq && this.firedInRound(t))) {
+        if (after < time) this.after.set(t, time);
         // Live and findable (a delete or an equal registration sees it), not yet due.
         t.next = this.byKey.get(t.mapKey);
         this.byKey.set(t.mapKey, t);
@@ -297,6 +309,7 @@ export class TimerHeap<N> {
         this.aside.push(t);
         continue;
       }
+      if (after !== Number.NEGATIVE_INFINITY) this.after.delete(t);
       this.fired.push(t);
       if (this.firedByKey !== undefined) this.addFired(this.firedByKey, t);
       return t;
@@ -309,7 +322,7 @@ export class TimerHeap<N> {
     this.fired.length = 0;
     this.firedByKey = undefined;
     if (this.aside.length === 0) return;
-    for (const e of this.aside) if (!e.deleted) this.enqueue(e);
+    for (const e of this.aside) if (e.seq !== DELETED) this.enqueue(e);
     this.aside.length = 0;
     this.deferredUntil = time;
   }
@@ -358,7 +371,7 @@ export class TimerHeap<N> {
         const entries = b.entries;
         for (let i = b.pos; i < entries.length; i++) {
           const e = entries[i]!;
-          if (e.deleted) continue;
+          if (e.seq === DELETED) continue;
           if (e.timestamp !== t) out = true;
           all.push(e);
         }
@@ -373,13 +386,14 @@ export class TimerHeap<N> {
       const entries = b.entries;
       for (let i = b.pos; i < entries.length; i++) {
         const e = entries[i]!;
-        if (!e.deleted) f(e);
+        if (e.seq !== DELETED) f(e);
       }
     }
   }
 
   clear(): void {
     this.moved = 0;
+    this.after.clear();
     this.times.length = 0;
     this.buckets.clear();
     this.byKey.clear();
