@@ -803,17 +803,21 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     if (this.reader !== undefined) {
       // The windows of the key's slices that are not cleaned up.
       const out: TimeWindow[] = [];
-      if (!this.loadIndices()) return out;
-      const wm = this.timers.currentWatermark();
-      const size = this.size;
-      for (
-        let e = this.nextWindowEnd(this.windowEndFrom(-Number.MAX_SAFE_INTEGER));
-        e !== Number.POSITIVE_INFINITY;
-        e = this.nextWindowEnd(e + this.slide)
-      )
-        if (this.cleanupTime(e - 1) > wm && this.windowResult(e - size) !== undefined)
-          out.push(new TimeWindow(e - size, e));
-      return out;
+      try {
+        if (!this.loadIndices()) return out;
+        const wm = this.timers.currentWatermark();
+        const size = this.size;
+        for (
+          let e = this.nextWindowEnd(this.windowEndFrom(-Number.MAX_SAFE_INTEGER));
+          e !== Number.POSITIVE_INFINITY;
+          e = this.nextWindowEnd(e + this.slide)
+        )
+          if (this.cleanupTime(e - 1) > wm && this.windowResult(e - size) !== undefined)
+            out.push(new TimeWindow(e - size, e));
+        return out;
+      } finally {
+        this.keySlices = undefined;
+      }
     }
     const found = new Map<number, TimeWindow>();
     for (const t of timers) {
