@@ -350,8 +350,9 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   /** Cleanup time of the latest window holding the slice (-Infinity: in no window). */
   private sLastCleanup = Number.NEGATIVE_INFINITY;
 
-  /** The window last given to the window function. */
+  /** The window last given to the window function, and recent ones by start. */
   private lastWindow: TimeWindow | undefined = undefined;
+  private readonly windowRing: (TimeWindow | undefined)[] = new Array(64).fill(undefined);
   /** Timestamp of what the window function emits (the window's maxTimestamp). */
   private emitTimestamp = NO_TIMESTAMP;
   /** What user code runs now, for error messages. */
@@ -747,13 +748,19 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   }
 
   /**
-   * The window starting at `ws`. NOTE: the keys of a window fire one after the other, and windows
-   * are immutable: they share one object.
+   * The window starting at `ws`. NOTE: windows are immutable: the keys that fire a window share
+   * one object.
    */
   private windowAt(ws: number): TimeWindow {
     const w = this.lastWindow;
     if (w !== undefined && w.start === ws) return w;
-    return (this.lastWindow = new TimeWindow(ws, ws + this.size));
+    // NOTE: keys fire one after the other, each its windows of the watermark: a ring of recent
+    // windows by their index (consecutive windows never share a slot).
+    const slot = ((((ws - this.offset) / this.slide) % 64) + 64) % 64;
+    let cached = this.windowRing[slot];
+    if (cached === undefined || cached.start !== ws)
+      this.windowRing[slot] = cached = new TimeWindow(ws, ws + this.size);
+    return (this.lastWindow = cached);
   }
 
   /**
@@ -798,17 +805,21 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
     if (this.reader !== undefined) {
       // The windows of the key's slices that are not cleaned up.
       const out: TimeWindow[] = [];
-      if (!this.loadIndices()) return out;
-      const wm = this.timers.currentWatermark();
-      const size = this.size;
-      for (
-        let e = this.nextWindowEnd(this.windowEndFrom(-Number.MAX_SAFE_INTEGER));
-        e !== Number.POSITIVE_INFINITY;
-        e = this.nextWindowEnd(e + this.slide)
-      )
-        if (this.cleanupTime(e - 1) > wm && this.windowResult(e - size) !== undefined)
-          out.push(new TimeWindow(e - size, e));
-      return out;
+      try {
+        if (!this.loadIndices()) return out;
+        const wm = this.timers.currentWatermark();
+        const size = this.size;
+        for (
+          let e = this.nextWindowEnd(this.windowEndFrom(-Number.MAX_SAFE_INTEGER));
+          e !== Number.POSITIVE_INFINITY;
+          e = this.nextWindowEnd(e + this.slide)
+        )
+          if (this.cleanupTime(e - 1) > wm && this.windowResult(e - size) !== undefined)
+            out.push(new TimeWindow(e - size, e));
+        return out;
+      } finally {
+        this.keySlices = undefined;
+      }
     }
     const found = new Map<number, TimeWindow>();
     for (const t of timers) {
