@@ -402,6 +402,18 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     return groups;
   }
 
+  /** The heap backend snapshots whole key groups in the synchronous part of a checkpoint. */
+  readonly readsLater: boolean = false;
+
+  /** See {@link KeyedStateBackend.snapshotKeyGroupsLater}: here at once, from the tables. */
+  snapshotKeyGroupsLater(
+    keyGroups: readonly number[],
+    each: (keyGroup: number, tables: Tables) => void,
+  ): Promise<void> {
+    for (const g of keyGroups) each(g, this.snapshotKeyGroup(g));
+    return Promise.resolve();
+  }
+
   /**
    * Loads key groups (of one or more earlier subtasks, taken with this maxParallelism). Key groups
    * outside this backend's range are ignored, so every subtask can be given the whole snapshot.

@@ -103,6 +103,21 @@ export interface KeyedStateBackend {
   snapshotKeys(keyGroup: number, keys: readonly MapKey[]): KeyGroupTables;
   /** The state of every key group that holds state. */
   snapshot(): Map<number, KeyGroupTables>;
+  /**
+   * True when whole key groups are read for a checkpoint after its synchronous part, with
+   * {@link snapshotKeyGroupsLater} (the LMDB backend: from a read transaction, while processing
+   * goes on); false when {@link snapshotKeyGroup} is cheap enough to call in it (the heap).
+   */
+  readonly readsLater: boolean;
+  /**
+   * Takes a consistent view of the state now, then reads the given key groups from it, one at a
+   * time, each in an event-loop turn of its own, giving each to `each`; resolves when all were.
+   * Writes after the call are not seen. Only where {@link readsLater}.
+   */
+  snapshotKeyGroupsLater(
+    keyGroups: readonly number[],
+    each: (keyGroup: number, tables: KeyGroupTables) => void,
+  ): Promise<void>;
   /** Loads key groups; groups outside the range are ignored. */
   restore(groups: Iterable<readonly [number, KeyGroupTables]>): void;
   /** Loads one key group (replacing what it held). */

@@ -221,6 +221,8 @@ export class OperatorRuntime {
     const changed = new Map<number, Uint8Array>();
     const deltas: [number, number][] = [];
     const keyed = this.keyed;
+    let later: number[] | undefined;
+    let pending: Promise<void> | undefined;
     if (keyed !== undefined) {
       const start = keyed.keyGroupRange.start;
       const dirty = keyed.dirty;
@@ -254,6 +256,13 @@ export class OperatorRuntime {
         if (dirty[i] !== 1) continue;
         const g = start + i;
         let kg: KeyGroupSnapshot;
+        if (whole[i] === 1 && keyed.readsLater) {
+          (later ??= []).push(g);
+          this.deltaCounts[i] = 0;
+          this.lastWrite[i] = checkpointId;
+          keyed.markClean(i);
+          continue;
+        }
         if (whole[i] === 1) {
           kg = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
           this.deltaCounts[i] = 0;
@@ -272,8 +281,16 @@ export class OperatorRuntime {
         this.lastWrite[i] = checkpointId;
         keyed.markClean(i);
       }
+      // NOTE: whole key groups of a backend that reads them later (LMDB) are read from a read
+      // transaction opened now, each encoded in an event-loop turn of its own; the timers were
+      // collected above (collections nobody mutates).
+      if (later !== undefined)
+        pending = keyed.snapshotKeyGroupsLater(later, (g, state) => {
+          changed.set(g, encodeKeyGroupSnapshot({ state, timers: timersByGroup.get(g) ?? {} }));
+        });
     }
     return {
+      ...(pending === undefined ? {} : { pending, pendingKeyGroups: later! }),
       operatorId: this.spec.operatorId,
       subtaskIndex: this.subtaskIndex,
       parallelism: this.spec.parallelism,
