@@ -25,6 +25,7 @@ import type { KeyedStateBackend } from '../../state/keyed-backend.js';
 import { OperatorStateStore } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot/format.js';
 import { encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
+import { RELEASABLE_RESTORES } from '../../state/snapshot/redistribute.js';
 import {
   type IncrementalSnapshot,
   type KeyGroupSnapshot,
@@ -113,8 +114,12 @@ export class OperatorRuntime {
     this.lastWrite = new Float64Array(groups).fill(-1);
     this.deltaCounts = new Uint8Array(groups);
     const restoredGroups = restore?.keyGroups;
-    if (this.keyed !== undefined && restoredGroups !== undefined)
+    if (this.keyed !== undefined && restoredGroups !== undefined) {
       this.keyed.restore([...restoredGroups].map(([g, kg]) => [g, kg.state] as const));
+      // NOTE: the backend has copied the tables (into Maps, or into LMDB): a restore decoded for
+      // this run alone drops them, keeping the timers, which timer services restore later.
+      if (RELEASABLE_RESTORES.has(restore!)) for (const kg of restoredGroups.values()) kg.state = {};
+    }
     this.operatorState = new OperatorStateStore(describe());
     if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
     const self = this;
