@@ -25,7 +25,7 @@ import { InvalidArgumentError, InvalidRecordError, registerErrorClass, StateErro
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
-import type { KeyedStateBackend, Namespace } from './keyed-backend.js';
+import type { KeyedStateBackend, Namespace, SnapshotPart } from './keyed-backend.js';
 import type { KeyGroupSnapshot } from './snapshot/types.js';
 
 export type { Namespace } from './keyed-backend.js';
@@ -407,10 +407,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
 
   /** See {@link KeyedStateBackend.snapshotKeyGroupsLater}: here at once, from the tables. */
   snapshotKeyGroupsLater(
-    keyGroups: readonly number[],
+    parts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: Tables) => void,
   ): Promise<void> {
-    for (const g of keyGroups) each(g, this.snapshotKeyGroup(g));
+    for (const p of parts)
+      each(
+        p.keyGroup,
+        p.keys === undefined ? this.snapshotKeyGroup(p.keyGroup) : this.snapshotKeys(p.keyGroup, p.keys),
+      );
     return Promise.resolve();
   }
 

@@ -34,6 +34,12 @@ export type Namespace = string | number;
 /** The state tables of one key group, by state name (a {@link KeyGroupSnapshot}'s `state`). */
 export type KeyGroupTables = KeyGroupSnapshot['state'];
 
+/** A key group to snapshot: whole, or only some keys (canonical forms) of it (a delta). */
+export interface SnapshotPart {
+  keyGroup: number;
+  keys?: readonly MapKey[];
+}
+
 /** The keyed state of one subtask of one keyed operator, per key group of its range. */
 export interface KeyedStateBackend {
   /** Which backend this is. */
@@ -110,12 +116,13 @@ export interface KeyedStateBackend {
    */
   readonly readsLater: boolean;
   /**
-   * Takes a consistent view of the state now, then reads the given key groups from it, one at a
-   * time, each in an event-loop turn of its own, giving each to `each`; resolves when all were.
-   * Writes after the call are not seen. Only where {@link readsLater}.
+   * Takes a consistent view of the state now, then reads from it the given key groups, whole or
+   * (with `keys`) only those keys, as {@link snapshotKeyGroup} and {@link snapshotKeys} would,
+   * over event-loop turns, giving each to `each`; resolves when all were. Writes after the call
+   * are not seen.
    */
   snapshotKeyGroupsLater(
-    keyGroups: readonly number[],
+    parts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: KeyGroupTables) => void,
   ): Promise<void>;
   /** Loads key groups; groups outside the range are ignored. */

@@ -49,7 +49,7 @@ import {
   snapshotValue,
 } from './heap-backend.js';
 import { decodeKey, type MapKey } from './key-codec.js';
-import type { KeyGroupTables, Namespace } from './keyed-backend.js';
+import type { KeyGroupTables, Namespace, SnapshotPart } from './keyed-backend.js';
 
 /** Options of an {@link LmdbKeyedStateBackend}. */
 export interface LmdbKeyedStateBackendOptions extends HeapKeyedStateBackendOptions {
@@ -362,26 +362,48 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
    * 150 000 keys.
    */
   override snapshotKeyGroupsLater(
-    keyGroups: readonly number[],
+    parts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: KeyGroupTables) => void,
   ): Promise<void> {
     this.flush();
     const txn = this.db.useReadTransaction();
+    // NOTE: lmdb reads from a given transaction with `{ transaction }` (its typings leave it out).
+    const getFast = this.db.getBinaryFast.bind(this.db) as (
+      key: LmdbKey,
+      options: object,
+    ) => Buffer | undefined;
+    const getInTxn = (key: LmdbKey) => getFast(key, { transaction: txn });
     const tables: StateTable[] = [];
     for (const t of this.tables.values()) tables[t.id] = t;
     const read = async (): Promise<void> => {
       try {
         let slice = Number.NEGATIVE_INFINITY;
-        for (const keyGroup of keyGroups) {
-          // NOTE: key groups are read in slices of about 10 ms, each in an event-loop turn of its
-          // own: one group a turn would pace a checkpoint by the task's turns (128 groups, 100 ms
-          // turns: 13 s), and all at once would stall the task.
-          if (performance.now() - slice > SLICE_MS) {
-            await new Promise<void>((resolve) => setImmediate(resolve));
-            slice = performance.now();
-          }
+        const yieldTurn = async (): Promise<void> => {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          slice = performance.now();
           if (this.disposed)
             throw new StateError(`${this.owner}: the state backend was closed during a snapshot`);
+        };
+        for (const { keyGroup, keys } of parts) {
+          if (performance.now() - slice > SLICE_MS) await yieldTurn();
+          if (keys !== undefined) {
+            // A delta: the keys that changed, each looked up in the read transaction.
+            const index = keyGroup - this.keyGroupRange.start;
+            const out: KeyGroupTables = {};
+            for (const table of tables) {
+              if (table === undefined) continue;
+              const data: unknown[] = [];
+              for (let i = 0; i < keys.length; i++) {
+                if ((i & 1023) === 1023 && performance.now() - slice > SLICE_MS) await yieldTurn();
+                const k = keys[i]!;
+                const bytes = getInTxn(this.lmdbKey(index, table.id, k));
+                if (bytes !== undefined) pushStored(data, table, k, decode(bytes));
+              }
+              if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
+            }
+            each(keyGroup, out);
+            continue;
+          }
           const out: KeyGroupTables = {};
           for (const { key, value } of this.db.getRange({
             start: [keyGroup],

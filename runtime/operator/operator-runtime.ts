@@ -19,8 +19,9 @@ import type { AbstractStreamOperator } from '../../operators/operator.js';
 import { TidemarkError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import { worthWritingWhole } from '../../state/heap-backend.js';
+import type { MapKey } from '../../state/key-codec.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
-import type { KeyedStateBackend } from '../../state/keyed-backend.js';
+import type { KeyedStateBackend, SnapshotPart } from '../../state/keyed-backend.js';
 
 import { OperatorStateStore } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot/format.js';
@@ -226,7 +227,8 @@ export class OperatorRuntime {
     const changed = new Map<number, Uint8Array>();
     const deltas: [number, number][] = [];
     const keyed = this.keyed;
-    let later: number[] | undefined;
+    let later: SnapshotPart[] | undefined;
+    const deltaTimers = new Map<number, KeyGroupSnapshot['timers']>();
     let pending: Promise<void> | undefined;
     if (keyed !== undefined) {
       const start = keyed.keyGroupRange.start;
@@ -261,9 +263,23 @@ export class OperatorRuntime {
         if (dirty[i] !== 1) continue;
         const g = start + i;
         let kg: KeyGroupSnapshot;
-        if (whole[i] === 1 && keyed.readsLater) {
-          (later ??= []).push(g);
-          this.deltaCounts[i] = 0;
+        if (keyed.readsLater) {
+          // NOTE: read later (LMDB), whole or as a delta; the timers are collected now.
+          if (whole[i] === 1) {
+            (later ??= []).push({ keyGroup: g });
+            this.deltaCounts[i] = 0;
+          } else {
+            const keys = [...keyed.changedKeys[i]!];
+            const timers: KeyGroupSnapshot['timers'] = {};
+            for (const [name, svc] of this.timerServices) {
+              const t = svc.snapshotKeys(keys);
+              if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
+            }
+            (later ??= []).push({ keyGroup: g, keys });
+            deltaTimers.set(g, timers);
+            deltas.push([g, this.lastWrite[i]!]);
+            this.deltaCounts[i]!++;
+          }
           this.lastWrite[i] = checkpointId;
           keyed.markClean(i);
           continue;
@@ -289,13 +305,24 @@ export class OperatorRuntime {
       // NOTE: whole key groups of a backend that reads them later (LMDB) are read from a read
       // transaction opened now, each encoded in an event-loop turn of its own; the timers were
       // collected above (collections nobody mutates).
-      if (later !== undefined)
+      if (later !== undefined) {
+        const replaces = new Map<number, MapKey[]>();
+        for (const p of later) if (p.keys !== undefined) replaces.set(p.keyGroup, p.keys as MapKey[]);
         pending = keyed.snapshotKeyGroupsLater(later, (g, state) => {
-          changed.set(g, encodeKeyGroupSnapshot({ state, timers: timersByGroup.get(g) ?? {} }));
+          const keys = replaces.get(g);
+          changed.set(
+            g,
+            encodeKeyGroupSnapshot(
+              keys === undefined
+                ? { state, timers: timersByGroup.get(g) ?? {} }
+                : { state, timers: deltaTimers.get(g) ?? {}, replaces: keys },
+            ),
+          );
         });
+      }
     }
     return {
-      ...(pending === undefined ? {} : { pending, pendingKeyGroups: later! }),
+      ...(pending === undefined ? {} : { pending, pendingKeyGroups: later!.map((p) => p.keyGroup) }),
       operatorId: this.spec.operatorId,
       subtaskIndex: this.subtaskIndex,
       parallelism: this.spec.parallelism,
