@@ -409,13 +409,13 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   snapshotKeyGroupsLater(
     parts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: Tables) => void,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     for (const p of parts)
       each(
         p.keyGroup,
         p.keys === undefined ? this.snapshotKeyGroup(p.keyGroup) : this.snapshotKeys(p.keyGroup, p.keys),
       );
-    return Promise.resolve();
+    return undefined;
   }
 
   /**

@@ -119,12 +119,12 @@ export interface KeyedStateBackend {
    * Takes a consistent view of the state now, then reads from it the given key groups, whole or
    * (with `keys`) only those keys, as {@link snapshotKeyGroup} and {@link snapshotKeys} would,
    * over event-loop turns, giving each to `each`; resolves when all were. Writes after the call
-   * are not seen.
+   * are not seen. Returns undefined when every part was given to `each` before it returned.
    */
   snapshotKeyGroupsLater(
     parts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: KeyGroupTables) => void,
-  ): Promise<void>;
+  ): Promise<void> | undefined;
   /** Loads key groups; groups outside the range are ignored. */
   restore(groups: Iterable<readonly [number, KeyGroupTables]>): void;
   /** Loads one key group (replacing what it held). */

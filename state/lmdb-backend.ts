@@ -157,11 +157,18 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
   /** Per state id, per key group of the range: entries in LMDB. */
   private readonly counts: Float64Array[] = [];
   private disposed = false;
+  /**
+   * Per key group of the range: 1 while every key of the group with state is in the cache (from
+   * the start, until the cache is first emptied or the group restored): its snapshot is taken
+   * from the cache, as the heap backend takes it from its tables, without reading LMDB.
+   */
+  private readonly inCache: Uint8Array;
 
   constructor(options: LmdbKeyedStateBackendOptions) {
     super(options);
     this.cacheLimit = Math.max(1, options.cacheEntries ?? defaultCacheEntries());
     this.caches = new Array(this.keyGroupRange.size).fill(undefined);
+    this.inCache = new Uint8Array(this.keyGroupRange.size).fill(1);
     const safe = (options.owner.match(/\(([^)]*)\)/)?.[1] ?? 'op').replace(/[^A-Za-z0-9_.-]/g, '_');
     this.path = join(options.dir, `p${process.pid}-${randomBytes(4).toString('hex')}-${safe}`);
     try {
@@ -321,6 +328,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
   /** Writes the dirty entries and empties the cache. */
   private evict(): void {
     this.flush();
+    this.inCache.fill(0);
     this.caches.fill(undefined);
     this.cached = 0;
     this.current = undefined;
@@ -362,9 +370,16 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
    * 150 000 keys.
    */
   override snapshotKeyGroupsLater(
-    parts: readonly SnapshotPart[],
+    allParts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: KeyGroupTables) => void,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
+    // Key groups whose keys are all in the cache: taken from it now (the heap's cost).
+    const parts: SnapshotPart[] = [];
+    for (const p of allParts)
+      if (this.inCache[p.keyGroup - this.keyGroupRange.start] === 1)
+        each(p.keyGroup, this.snapshotFromCache(p.keyGroup, p.keys));
+      else parts.push(p);
+    if (parts.length === 0) return undefined;
     this.flush();
     const txn = this.db.useReadTransaction();
     // NOTE: lmdb reads from a given transaction with `{ transaction }` (its typings leave it out).
@@ -426,6 +441,29 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     return read();
   }
 
+  /** A key group (or some keys of it) whose keys are all in the cache, from the cache. */
+  private snapshotFromCache(keyGroup: number, keys: readonly MapKey[] | undefined): KeyGroupTables {
+    const m = this.caches[keyGroup - this.keyGroupRange.start];
+    const out: KeyGroupTables = {};
+    if (m === undefined) return out;
+    for (const table of this.tables.values()) {
+      const data: unknown[] = [];
+      const id = table.id;
+      if (keys !== undefined)
+        for (let i = 0; i < keys.length; i++) {
+          const v = m.get(keys[i]!)?.slots[id];
+          if (v !== undefined && v !== ABSENT) pushStored(data, table, keys[i]!, toStored(table, v));
+        }
+      else
+        m.forEach((e, k) => {
+          const v = e.slots[id];
+          if (v !== undefined && v !== ABSENT) pushStored(data, table, k, toStored(table, v));
+        });
+      if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
+    }
+    return out;
+  }
+
   override snapshotKeys(keyGroup: number, keys: readonly MapKey[]): KeyGroupTables {
     this.flush();
     const index = keyGroup - this.keyGroupRange.start;
@@ -458,6 +496,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
       this.caches[index] = undefined;
       this.current = undefined;
     }
+    this.inCache[index] = 0;
     const db = this.db;
     const entries: [StateTable, KeyGroupTables[string]][] = Object.entries(data).map(([name, t]) => [
       this.restoredTable(name, t),

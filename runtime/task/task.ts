@@ -403,7 +403,7 @@ export class Task {
   private remember(id: number, snapshots: readonly IncrementalSnapshot[]): void {
     const groups: DirtyGroups[] = [];
     for (const s of snapshots) {
-      const changed = [...s.changed.keys(), ...(s.pendingKeyGroups ?? [])];
+      const changed = [...new Set([...s.changed.keys(), ...(s.pendingKeyGroups ?? [])])];
       if (changed.length > 0) groups.push({ operatorId: s.operatorId, changed });
     }
     if (groups.length > 0) this.unconfirmed.set(id, groups);
