@@ -80,11 +80,16 @@ function runJob(
       figures.peakRssBytes = Math.max(figures.peakRssBytes, rssOf(child.pid!));
     }, 200);
     let tail: string[] = [];
+    let samples = 0;
     createInterface({ input: child.stderr! }).on('line', (line) => {
       const mem = /^MEMORY heap=(\d+) rss=(\d+)/.exec(line);
       if (mem !== null) {
         figures.peakHeapBytes = Math.max(figures.peakHeapBytes, Number(mem[1]));
         figures.peakRssBytes = Math.max(figures.peakRssBytes, Number(mem[2]));
+        if (++samples % 15 === 0)
+          process.stderr.write(
+            `large-state: heap ${(Number(mem[1]) / 2 ** 20).toFixed(0)} MiB, RSS ${(Number(mem[2]) / 2 ** 20).toFixed(0)} MiB\n`,
+          );
         return;
       }
       tail = [...tail.slice(-30), line];
@@ -145,6 +150,7 @@ export async function runLargeState(options: {
   killAfter: number;
   stateBackend: string;
   dir: string;
+  leaseDuration?: string;
 }): Promise<LargeStateResult> {
   const { keys, heapMiB, dir } = options;
   rmSync(dir, { recursive: true, force: true });
@@ -163,6 +169,12 @@ export async function runLargeState(options: {
     '2',
     '--job-id',
     'large-state',
+    // NOTE: in a run on one process the task shares the job manager's thread, and a restore of
+    // millions of keys is synchronous on it (each key group decoded and written to LMDB): the
+    // leader lease (renewed every third of it) must outlast it. Measured: 10 M keys blocked the
+    // thread longer than the default 15 s, and the job manager lost its lease.
+    '--lease-duration',
+    options.leaseDuration ?? '120s',
   ];
   process.stderr.write(
     `large-state: ${keys.toLocaleString('en')} keys, ${Math.floor(keys * 1.25).toLocaleString('en')} events, ${options.stateBackend} backend, --max-old-space-size=${heapMiB}, a checkpoint every ${options.interval}; killed (SIGKILL) after ${options.killAfter} checkpoints, then --restore latest\n`,

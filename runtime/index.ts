@@ -205,6 +205,7 @@ export type { Key } from '../state/hash.js';
 export { KeyGroupMismatchError } from '../state/heap-backend.js';
 export { KeyGroupRange, keyGroupFor, subtaskForKey, subtaskForKeyGroup } from '../state/key-groups.js';
 export { IncompatibleCheckpointError } from '../state/snapshot/format.js';
+export type { StateBackendConfig, StateBackendKind } from '../state/state-backends.js';
 export type {
   CheckpointInfo,
   CheckpointStorage,

@@ -25,7 +25,7 @@ import { InvalidArgumentError, InvalidRecordError, registerErrorClass, StateErro
 import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
-import type { KeyedStateBackend, Namespace, NamespaceEntries } from './keyed-backend.js';
+import type { KeyedStateBackend, Namespace, NamespaceEntries, SnapshotPart } from './keyed-backend.js';
 import type { KeyGroupSnapshot } from './snapshot/types.js';
 
 export type { Namespace } from './keyed-backend.js';
@@ -492,6 +492,22 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (Object.keys(s).length > 0) groups.set(g, s);
     }
     return groups;
+  }
+
+  /** The heap backend snapshots whole key groups in the synchronous part of a checkpoint. */
+  readonly readsLater: boolean = false;
+
+  /** See {@link KeyedStateBackend.snapshotKeyGroupsLater}: here at once, from the tables. */
+  snapshotKeyGroupsLater(
+    parts: readonly SnapshotPart[],
+    each: (keyGroup: number, tables: Tables) => void,
+  ): Promise<void> | undefined {
+    for (const p of parts)
+      each(
+        p.keyGroup,
+        p.keys === undefined ? this.snapshotKeyGroup(p.keyGroup) : this.snapshotKeys(p.keyGroup, p.keys),
+      );
+    return undefined;
   }
 
   /**

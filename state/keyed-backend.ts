@@ -45,6 +45,12 @@ export interface NamespaceEntries {
 /** The state tables of one key group, by state name (a {@link KeyGroupSnapshot}'s `state`). */
 export type KeyGroupTables = KeyGroupSnapshot['state'];
 
+/** A key group to snapshot: whole, or only some keys (canonical forms) of it (a delta). */
+export interface SnapshotPart {
+  keyGroup: number;
+  keys?: readonly MapKey[];
+}
+
 /** The keyed state of one subtask of one keyed operator, per key group of its range. */
 export interface KeyedStateBackend {
   /** Which backend this is. */
@@ -114,6 +120,22 @@ export interface KeyedStateBackend {
   snapshotKeys(keyGroup: number, keys: readonly MapKey[]): KeyGroupTables;
   /** The state of every key group that holds state. */
   snapshot(): Map<number, KeyGroupTables>;
+  /**
+   * True when whole key groups are read for a checkpoint after its synchronous part, with
+   * {@link snapshotKeyGroupsLater} (the LMDB backend: from a read transaction, while processing
+   * goes on); false when {@link snapshotKeyGroup} is cheap enough to call in it (the heap).
+   */
+  readonly readsLater: boolean;
+  /**
+   * Takes a consistent view of the state now, then reads from it the given key groups, whole or
+   * (with `keys`) only those keys, as {@link snapshotKeyGroup} and {@link snapshotKeys} would,
+   * over event-loop turns, giving each to `each`; resolves when all were. Writes after the call
+   * are not seen. Returns undefined when every part was given to `each` before it returned.
+   */
+  snapshotKeyGroupsLater(
+    parts: readonly SnapshotPart[],
+    each: (keyGroup: number, tables: KeyGroupTables) => void,
+  ): Promise<void> | undefined;
   /** Loads key groups; groups outside the range are ignored. */
   restore(groups: Iterable<readonly [number, KeyGroupTables]>): void;
   /** Loads one key group (replacing what it held). */

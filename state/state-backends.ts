@@ -54,17 +54,20 @@ export function stateBackendConfig(
 }
 
 /**
- * The state backend TIDEMARK_STATE_BACKEND and TIDEMARK_STATE_DIR ask for, if any: the default of
- * a job that sets none (so a whole test suite can run on the LMDB backend).
+ * The state backend TIDEMARK_STATE_BACKEND (with TIDEMARK_STATE_DIR and
+ * TIDEMARK_STATE_CACHE_ENTRIES for lmdb) asks for, if any: the default of a job that sets none (so
+ * a whole test suite can run on the LMDB backend).
  */
 export function stateBackendFromEnv(env: NodeJS.ProcessEnv = process.env): StateBackendConfig | undefined {
   const kind = env.TIDEMARK_STATE_BACKEND;
   if (kind === undefined || kind === '') return undefined;
+  if (kind !== 'lmdb') return stateBackendConfig(kind as StateBackendKind);
   const dir = env.TIDEMARK_STATE_DIR;
-  return stateBackendConfig(
-    kind as StateBackendKind,
-    kind === 'lmdb' && dir !== undefined && dir !== '' ? { dir } : {},
-  );
+  const cache = env.TIDEMARK_STATE_CACHE_ENTRIES;
+  return stateBackendConfig('lmdb', {
+    ...(dir !== undefined && dir !== '' ? { dir } : {}),
+    ...(cache !== undefined && cache !== '' ? { cacheEntries: Number(cache) } : {}),
+  });
 }
 
 /** Creates the keyed-state backend of one operator subtask. */

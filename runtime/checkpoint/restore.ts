@@ -21,7 +21,11 @@ import {
   type KeyGroupRef,
 } from '../../state/snapshot/format.js';
 import { decodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
-import { applyKeyGroupDeltas, restoreForSubtask } from '../../state/snapshot/redistribute.js';
+import {
+  applyKeyGroupDeltas,
+  RELEASABLE_RESTORES,
+  restoreForSubtask,
+} from '../../state/snapshot/redistribute.js';
 import type {
   KeyGroupSnapshot,
   OperatorStateSnapshot,
@@ -160,6 +164,7 @@ export async function loadCheckpoint(
     }
     for (let i = 0; i < node.parallelism; i++) {
       const r = restoreForSubtask(previous, i, node.parallelism, node.maxParallelism);
+      RELEASABLE_RESTORES.add(r);
       (perSubtask[i] ??= new Map()).set(o.operatorId, r);
     }
   }

@@ -19,12 +19,14 @@ import type { AbstractStreamOperator } from '../../operators/operator.js';
 import { TidemarkError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import { worthWritingWhole } from '../../state/heap-backend.js';
+import type { MapKey } from '../../state/key-codec.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
-import type { KeyedStateBackend } from '../../state/keyed-backend.js';
+import type { KeyedStateBackend, SnapshotPart } from '../../state/keyed-backend.js';
 
 import { OperatorStateStore } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot/format.js';
 import { encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
+import { RELEASABLE_RESTORES } from '../../state/snapshot/redistribute.js';
 import {
   type IncrementalSnapshot,
   type KeyGroupSnapshot,
@@ -114,7 +116,7 @@ export class OperatorRuntime {
     this.deltaCounts = new Uint8Array(groups);
     const restoredGroups = restore?.keyGroups;
     if (this.keyed !== undefined && restoredGroups !== undefined)
-      this.deferRestore(this.keyed, restoredGroups);
+      this.deferRestore(this.keyed, restoredGroups, RELEASABLE_RESTORES.has(restore!));
     this.operatorState = new OperatorStateStore(describe());
     if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
     const self = this;
@@ -202,7 +204,11 @@ export class OperatorRuntime {
    * of different keys with the same timestamp fire in the order their groups were installed, not
    * in key-group order (Flink promises no order among such timers either).
    */
-  private deferRestore(keyed: KeyedStateBackend, groups: ReadonlyMap<number, KeyGroupSnapshot>): void {
+  private deferRestore(
+    keyed: KeyedStateBackend,
+    groups: ReadonlyMap<number, KeyGroupSnapshot>,
+    releasable: boolean,
+  ): void {
     const owned = new Map<number, KeyGroupSnapshot>();
     const event = new Map<number, number>();
     const processing = new Map<number, number>();
@@ -237,6 +243,9 @@ export class OperatorRuntime {
         this.pendingEventTimers?.delete(g);
         this.pendingProcessingTimers?.delete(g);
         keyed.restoreKeyGroup(g, kg.state);
+        // NOTE: the backend has copied the tables (into Maps, or into LMDB): a restore decoded
+        // for this run alone drops them, keeping the timers, which timer services restore later.
+        if (releasable) kg.state = {};
         for (const [name, svc] of this.timerServices) {
           const t = kg.timers[name];
           if (t !== undefined) svc.restore(g, t);
@@ -301,6 +310,9 @@ export class OperatorRuntime {
     const changed = new Map<number, Uint8Array>();
     const deltas: [number, number][] = [];
     const keyed = this.keyed;
+    let later: SnapshotPart[] | undefined;
+    const deltaTimers = new Map<number, KeyGroupSnapshot['timers']>();
+    let pending: Promise<void> | undefined;
     if (keyed !== undefined) {
       const start = keyed.keyGroupRange.start;
       const dirty = keyed.dirty;
@@ -334,6 +346,27 @@ export class OperatorRuntime {
         if (dirty[i] !== 1) continue;
         const g = start + i;
         let kg: KeyGroupSnapshot;
+        if (keyed.readsLater) {
+          // NOTE: read later (LMDB), whole or as a delta; the timers are collected now.
+          if (whole[i] === 1) {
+            (later ??= []).push({ keyGroup: g });
+            this.deltaCounts[i] = 0;
+          } else {
+            const keys = [...keyed.changedKeys[i]!];
+            const timers: KeyGroupSnapshot['timers'] = {};
+            for (const [name, svc] of this.timerServices) {
+              const t = svc.snapshotKeys(keys);
+              if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
+            }
+            (later ??= []).push({ keyGroup: g, keys });
+            deltaTimers.set(g, timers);
+            deltas.push([g, this.lastWrite[i]!]);
+            this.deltaCounts[i]!++;
+          }
+          this.lastWrite[i] = checkpointId;
+          keyed.markClean(i);
+          continue;
+        }
         if (whole[i] === 1) {
           kg = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
           this.deltaCounts[i] = 0;
@@ -352,8 +385,27 @@ export class OperatorRuntime {
         this.lastWrite[i] = checkpointId;
         keyed.markClean(i);
       }
+      // NOTE: whole key groups of a backend that reads them later (LMDB) are read from a read
+      // transaction opened now, each encoded in an event-loop turn of its own; the timers were
+      // collected above (collections nobody mutates).
+      if (later !== undefined) {
+        const replaces = new Map<number, MapKey[]>();
+        for (const p of later) if (p.keys !== undefined) replaces.set(p.keyGroup, p.keys as MapKey[]);
+        pending = keyed.snapshotKeyGroupsLater(later, (g, state) => {
+          const keys = replaces.get(g);
+          changed.set(
+            g,
+            encodeKeyGroupSnapshot(
+              keys === undefined
+                ? { state, timers: timersByGroup.get(g) ?? {} }
+                : { state, timers: deltaTimers.get(g) ?? {}, replaces: keys },
+            ),
+          );
+        });
+      }
     }
     return {
+      ...(pending === undefined ? {} : { pending, pendingKeyGroups: later!.map((p) => p.keyGroup) }),
       operatorId: this.spec.operatorId,
       subtaskIndex: this.subtaskIndex,
       parallelism: this.spec.parallelism,

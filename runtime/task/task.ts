@@ -359,7 +359,7 @@ export class Task {
     const snapshots = this.chain.snapshot(id);
     this.remember(id, snapshots);
     for (const w of this.writers.values()) w.broadcastEvent(BARRIER, id, 0);
-    this.host.acknowledgeCheckpoint(this, id, snapshots, {
+    this.acknowledge(id, snapshots, {
       barrierAt,
       alignmentMs: Math.max(0, startWall - barrierAt),
       syncMs: performance.now() - syncStart,
@@ -367,10 +367,45 @@ export class Task {
     });
   }
 
+  /** Acknowledgements still waiting for key groups being read (see `IncrementalSnapshot.pending`). */
+  private acknowledging: Promise<void> | undefined;
+
+  /**
+   * Acknowledges a checkpoint's snapshots: at once, or, when some of them are still being read
+   * (whole key groups of the LMDB backend), once they are, and in checkpoint order.
+   */
+  private acknowledge(id: number, snapshots: IncrementalSnapshot[], timing: CheckpointTiming): void {
+    const pending = snapshots.filter((s) => s.pending !== undefined).map((s) => s.pending!);
+    if (pending.length === 0 && this.acknowledging === undefined) {
+      this.host.acknowledgeCheckpoint(this, id, snapshots, timing);
+      return;
+    }
+    const done = (this.acknowledging ?? Promise.resolve())
+      .then(() => Promise.all(pending))
+      .then(
+        () => {
+          for (const s of snapshots) {
+            delete s.pending;
+            delete s.pendingKeyGroups;
+          }
+          this.host.acknowledgeCheckpoint(this, id, snapshots, timing);
+        },
+        // NOTE: the backend closed (the run ended) or a read failed: no acknowledgement, so the
+        // checkpoint expires and fails, and its key groups are written whole next time.
+        () => {},
+      )
+      .finally(() => {
+        if (this.acknowledging === done) this.acknowledging = undefined;
+      });
+    this.acknowledging = done;
+  }
+
   private remember(id: number, snapshots: readonly IncrementalSnapshot[]): void {
     const groups: DirtyGroups[] = [];
-    for (const s of snapshots)
-      if (s.changed.size > 0) groups.push({ operatorId: s.operatorId, changed: [...s.changed.keys()] });
+    for (const s of snapshots) {
+      const changed = [...new Set([...s.changed.keys(), ...(s.pendingKeyGroups ?? [])])];
+      if (changed.length > 0) groups.push({ operatorId: s.operatorId, changed });
+    }
     if (groups.length > 0) this.unconfirmed.set(id, groups);
   }
 
@@ -392,7 +427,7 @@ export class Task {
     const snapshots = this.chain.snapshot(id);
     this.remember(id, snapshots);
     for (const s of snapshots) s.finished = true;
-    this.host.acknowledgeCheckpoint(this, id, snapshots, {
+    this.acknowledge(id, snapshots, {
       barrierAt: this.triggeredAt || Date.now(),
       alignmentMs: 0,
       syncMs: performance.now() - syncStart,

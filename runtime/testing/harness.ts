@@ -46,6 +46,7 @@ import { canonicalKey } from '../../state/key-codec.js';
 import { DEFAULT_MAX_PARALLELISM, KeyGroupRange, keyGroupFor } from '../../state/key-groups.js';
 import { restoreForSubtask } from '../../state/snapshot/redistribute.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
+import { type StateBackendConfig, stateBackendFromEnv } from '../../state/state-backends.js';
 import { ManualClock } from '../clock.js';
 import { StreamExecutionEnvironment } from '../environment.js';
 import { OperatorMetrics } from '../operator/metrics.js';
@@ -76,6 +77,8 @@ export interface HarnessOptions {
    * deeply frozen, so that an operator that changes a record in place throws where it does.
    */
   strictRecords?: boolean;
+  /** The keyed-state backend of the operator (default: TIDEMARK_STATE_BACKEND's, else the heap). */
+  stateBackend?: StateBackendConfig;
 }
 
 /** A watermark status (Flink's `WatermarkStatus`): an input or output is idle or active. */
@@ -178,6 +181,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
       parallelism,
       maxParallelism,
       keyed: transformation.keySelectors.some((k) => k !== undefined),
+      stateBackend: options.stateBackend ?? stateBackendFromEnv(),
       factory: transformation.factory,
     };
     const restore =
@@ -642,7 +646,11 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.op.close();
+    try {
+      this.op.close();
+    } finally {
+      this.runtime.keyed?.dispose();
+    }
   }
 }
 

@@ -103,3 +103,10 @@ export function restoreForSubtask(
   if (keyGroups !== undefined) out.keyGroups = keyGroups;
   return out;
 }
+
+/**
+ * Subtask states decoded from a checkpoint for one run: nothing else refers to their key groups,
+ * so the subtask that restores one may drop its state tables once its backend has loaded them
+ * (a restore of a state larger than memory must not keep a decoded copy of it for the whole run).
+ */
+export const RELEASABLE_RESTORES = new WeakSet<OperatorSubtaskState>();

@@ -99,6 +99,14 @@ export interface IncrementalSnapshot {
   keyGroupEnd: number;
   /** Taken after the subtask finished (its end state): it reads nothing more. */
   finished?: boolean;
+  /**
+   * Set when some of `changed` is still being read (whole key groups of the LMDB backend, read
+   * from a read transaction after the synchronous part): `changed` is complete once it resolves.
+   * The task awaits it, and removes it, before it acknowledges the checkpoint.
+   */
+  pending?: Promise<void>;
+  /** With `pending`: the key groups it adds to `changed`. */
+  pendingKeyGroups?: number[];
 }
 
 /** Deltas on a key group before it is written whole again (bounds the work of a restore). */

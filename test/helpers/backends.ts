@@ -1,7 +1,7 @@
 /**
  * The keyed-state backends the shared semantic suite runs against: the heap backend and the LMDB
  * backend. The LMDB one gets a cache of 2 keys, so that nearly every access goes through LMDB
- * (eviction, write-back, reload) rather than the heap cache.
+ * (eviction, write-back, reload) rather than the heap cache; `lmdb-cached` one that holds every key.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import type { StateBackendConfig } from '../../state/state-backends.js';
 
 /** A backend to test: its name and how to make one. */
 export interface BackendCase {
-  name: 'heap' | 'lmdb';
+  name: 'heap' | 'lmdb' | 'lmdb-cached';
   make(options: HeapKeyedStateBackendOptions): KeyedStateBackend;
   /** The job-level setting for `env.setStateBackend`. */
   config(): StateBackendConfig;
@@ -52,5 +52,16 @@ export const BACKENDS: BackendCase[] = [
       return b;
     },
     config: () => ({ kind: 'lmdb', dir: testStateDir(), cacheEntries: 2 }),
+  },
+  {
+    // NOTE: a cache that holds every key: snapshots come from the cache, LMDB is written only
+    // by snapshots that need it.
+    name: 'lmdb-cached',
+    make: (options) => {
+      const b = new LmdbKeyedStateBackend({ ...options, dir: testStateDir(), cacheEntries: 1_000_000 });
+      open.push(b);
+      return b;
+    },
+    config: () => ({ kind: 'lmdb', dir: testStateDir(), cacheEntries: 1_000_000 }),
   },
 ];

@@ -17,6 +17,7 @@ import {
 import { checkExactlyOnce, checkJobRescaling, type FailureInjector } from 'tidemark/testing';
 import { afterAll, describe, expect, inject, test } from 'vitest';
 import { decodeMetadata } from '../../state/snapshot/format.js';
+import { testStateDir } from '../helpers/backends.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -121,7 +122,22 @@ const events = fc
     return evs;
   });
 
-describe.each(['memory', 'redis'] as const)('incremental checkpoints with %s storage', (kind) => {
+/** The job on a state backend: the heap (the default), or LMDB with a small cache (see BACKENDS). */
+function on(backend: 'heap' | 'lmdb' | 'lmdb-cached', build: ReturnType<typeof job>): ReturnType<typeof job> {
+  if (backend === 'heap') return build;
+  return (env, injector) => {
+    // lmdb-cached: a cache that holds every key (snapshots from the cache).
+    env.setStateBackend('lmdb', { dir: testStateDir(), cacheEntries: backend === 'lmdb' ? 8 : 1_000_000 });
+    return build(env, injector);
+  };
+}
+
+describe.each([
+  ['memory', 'heap'],
+  ['redis', 'heap'],
+  ['memory', 'lmdb'],
+  ['memory', 'lmdb-cached'],
+] as const)('incremental checkpoints with %s storage on the %s state backend', (kind, backend) => {
   afterAll(() => {
     // The properties must have exercised deltas, chains of them, and whole key groups.
     expect(seen.deltas).toBeGreaterThan(20);
@@ -139,7 +155,7 @@ describe.each(['memory', 'redis'] as const)('incremental checkpoints with %s sto
         fc.integer({ min: 1, max: 1000 }),
         fc.integer({ min: 1, max: 3 }),
         async (evs, failAtCalls, writeChunk, seed, parallelism) => {
-          const report = await checkExactlyOnce(job(evs), {
+          const report = await checkExactlyOnce(on(backend, job(evs)), {
             failAtCalls,
             storageFaults: { writeChunk },
             storage: storageFactory(kind),
@@ -150,7 +166,7 @@ describe.each(['memory', 'redis'] as const)('incremental checkpoints with %s sto
           seen.restarts += report.restarts;
         },
       ),
-      { numRuns: kind === 'memory' ? 25 : 10 },
+      { numRuns: backend !== 'heap' ? 10 : kind === 'memory' ? 25 : 10 },
     );
   });
 
@@ -163,7 +179,7 @@ describe.each(['memory', 'redis'] as const)('incremental checkpoints with %s sto
         fc.integer({ min: 2, max: 6 }),
         fc.integer({ min: 1, max: 1000 }),
         async (evs, from, to, stopAfterCheckpoints, seed) => {
-          await checkJobRescaling((env) => job(evs)(env), {
+          await checkJobRescaling((env) => on(backend, job(evs))(env), {
             from,
             to,
             stopAfterCheckpoints,
@@ -173,7 +189,7 @@ describe.each(['memory', 'redis'] as const)('incremental checkpoints with %s sto
           });
         },
       ),
-      { numRuns: kind === 'memory' ? 20 : 8 },
+      { numRuns: backend !== 'heap' ? 8 : kind === 'memory' ? 20 : 8 },
     );
   });
 });
