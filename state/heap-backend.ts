@@ -199,6 +199,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   /** Per key group: the whole group must be written next time (restored, or a write was lost). */
   readonly whole: Uint8Array;
 
+  /** @internal the registered states, by name. */
   protected readonly tables = new Map<string, StateTable>();
   private readonly handles = new Map<string, unknown>();
   private key: Key | undefined = undefined;

@@ -218,6 +218,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     }
   }
 
+  /** @internal */
   override group(table: StateTable, create: boolean): EntryStore | undefined {
     if (this.groupIndex < 0) this.getCurrentKey();
     if (create) this.touch();
