@@ -16,6 +16,7 @@ import type {
   ValueStateDescriptor,
 } from '../../state/descriptors.js';
 import type { Key } from '../../state/hash.js';
+import type { KeyedStateBackend } from '../../state/keyed-backend.js';
 import {
   AbstractRichFunction,
   type Collector,
@@ -34,6 +35,26 @@ export interface KeyedStateStore {
   getAggregatingState<IN, ACC, OUT>(
     descriptor: AggregatingStateDescriptor<IN, ACC, OUT>,
   ): AggregatingState<IN, OUT>;
+}
+
+/** @internal keyed state of the current key, not scoped to a window (a window function's `globalState`). */
+export class GlobalStateStore implements KeyedStateStore {
+  constructor(private readonly backend: () => KeyedStateBackend) {}
+  getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
+    return this.backend().getState(d);
+  }
+  getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
+    return this.backend().getState(d);
+  }
+  getMapState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV> {
+    return this.backend().getState(d);
+  }
+  getReducingState<T>(d: ReducingStateDescriptor<T>): ReducingState<T> {
+    return this.backend().getState(d);
+  }
+  getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
+    return this.backend().getState(d);
+  }
 }
 
 /** What a {@link ProcessWindowFunction} sees of the window being evaluated. */

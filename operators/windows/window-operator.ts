@@ -57,7 +57,12 @@ import {
   type Trigger,
   type TriggerResult,
 } from './triggers.js';
-import type { KeyedStateStore, ProcessWindowContext, ProcessWindowFunctionLike } from './window-functions.js';
+import {
+  GlobalStateStore,
+  type KeyedStateStore,
+  type ProcessWindowContext,
+  type ProcessWindowFunctionLike,
+} from './window-functions.js';
 import { GlobalWindow, type TimeWindow, Window } from './windows.js';
 
 /** How window contents are kept: reduced, aggregated, or as the list of elements. */
@@ -130,26 +135,6 @@ class PerWindowStateStore implements KeyedStateStore {
   }
   getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
     return this.state(d);
-  }
-}
-
-/** Keyed state of the current key (not scoped to a window). */
-class GlobalStateStore implements KeyedStateStore {
-  constructor(private readonly backend: () => KeyedStateBackend) {}
-  getState<T>(d: ValueStateDescriptor<T>): ValueState<T> {
-    return this.backend().getState(d);
-  }
-  getListState<T>(d: ListStateDescriptor<T>): ListState<T> {
-    return this.backend().getState(d);
-  }
-  getMapState<UK extends Key, UV>(d: MapStateDescriptor<UK, UV>): MapState<UK, UV> {
-    return this.backend().getState(d);
-  }
-  getReducingState<T>(d: ReducingStateDescriptor<T>): ReducingState<T> {
-    return this.backend().getState(d);
-  }
-  getAggregatingState<IN, ACC, OUT>(d: AggregatingStateDescriptor<IN, ACC, OUT>): AggregatingState<IN, OUT> {
-    return this.backend().getState(d);
   }
 }
 

@@ -353,13 +353,8 @@ export class OperatorRuntime {
             this.deltaCounts[i] = 0;
           } else {
             const keys = [...keyed.changedKeys[i]!];
-            const timers: KeyGroupSnapshot['timers'] = {};
-            for (const [name, svc] of this.timerServices) {
-              const t = svc.snapshotKeys(keys);
-              if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
-            }
             (later ??= []).push({ keyGroup: g, keys });
-            deltaTimers.set(g, timers);
+            deltaTimers.set(g, this.timersOfKeys(keys));
             deltas.push([g, this.lastWrite[i]!]);
             this.deltaCounts[i]!++;
           }
@@ -372,12 +367,7 @@ export class OperatorRuntime {
           this.deltaCounts[i] = 0;
         } else {
           const keys = [...keyed.changedKeys[i]!];
-          const timers: KeyGroupSnapshot['timers'] = {};
-          for (const [name, svc] of this.timerServices) {
-            const t = svc.snapshotKeys(keys);
-            if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
-          }
-          kg = { state: keyed.snapshotKeys(g, keys), timers, replaces: keys };
+          kg = { state: keyed.snapshotKeys(g, keys), timers: this.timersOfKeys(keys), replaces: keys };
           deltas.push([g, this.lastWrite[i]!]);
           this.deltaCounts[i]!++;
         }
@@ -418,6 +408,16 @@ export class OperatorRuntime {
       keyGroupStart: keyed?.keyGroupRange.start ?? 0,
       keyGroupEnd: keyed?.keyGroupRange.end ?? -1,
     };
+  }
+
+  /** The timers of some keys (canonical forms), by timer service: a delta's timers. */
+  private timersOfKeys(keys: readonly MapKey[]): KeyGroupSnapshot['timers'] {
+    const timers: KeyGroupSnapshot['timers'] = {};
+    for (const [name, svc] of this.timerServices) {
+      const t = svc.snapshotKeys(keys);
+      if (t.event.length > 0 || t.processing.length > 0) timers[name] = t;
+    }
+    return timers;
   }
 
   /** Marks key groups changed again (their part of a failed checkpoint must be written next time). */

@@ -83,6 +83,19 @@ export class TimerHeap<N> {
   add(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, timestamp: number): boolean {
     const head = this.byKey.get(mapKey);
     if (this.find(head, namespace, timestamp) !== undefined) return false;
+    this.enqueue(this.link(key, mapKey, keyGroup, namespace, timestamp, head));
+    return true;
+  }
+
+  /** A new live timer at the head of its key's chain (`head`: the chain so far), not yet queued. */
+  private link(
+    key: Key,
+    mapKey: MapKey,
+    keyGroup: number,
+    namespace: N,
+    timestamp: number,
+    head: TimerEntry<N> | undefined,
+  ): TimerEntry<N> {
     const e: TimerEntry<N> = {
       key,
       mapKey,
@@ -95,8 +108,7 @@ export class TimerHeap<N> {
     };
     this.byKey.set(mapKey, e);
     this.live++;
-    this.enqueue(e);
-    return true;
+    return e;
   }
 
   /**
@@ -114,18 +126,7 @@ export class TimerHeap<N> {
       const mapKey = canonicalKey(key);
       const head = this.byKey.get(mapKey);
       if (head !== undefined && this.find(head, namespace, timestamp) !== undefined) continue;
-      const e: TimerEntry<N> = {
-        key,
-        mapKey,
-        keyGroup,
-        namespace,
-        nsKey: undefined,
-        timestamp,
-        seq: this.seq++,
-        next: head,
-      };
-      this.byKey.set(mapKey, e);
-      this.live++;
+      const e = this.link(key, mapKey, keyGroup, namespace, timestamp, head);
       if (timestamp !== bucketTime || bucket === undefined) {
         bucketTime = timestamp;
         bucket = this.buckets.get(timestamp);
