@@ -174,23 +174,28 @@ export class TimerHeap<N> {
    * bucket comes due, an entry whose timestamp is not its bucket's goes to the bucket of its
    * timestamp, in `seq` order (see {@link first}), so a timer that moves on every element (a
    * session's end) costs a lookup per move and one bucket insertion per time its old time comes.
-   * A move to an earlier time, or to the same time (after the timers registered there since),
-   * deletes and registers. Returns false if there is no such timer (nothing changes). If a timer
-   * at `to` exists already, the moved one is deleted.
+   * A move to an earlier time, or to the same time (after the timers registered there since), or
+   * of a timer a firing round put aside (see {@link pollDue}: the moved timer is a new
+   * registration, due at `to` like any other), deletes and registers. Returns false if there is no
+   * such timer (nothing changes). If a timer at `to` exists already, the moved one is deleted.
    */
   move(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, from: number, to: number): boolean {
     const head = this.byKey.get(mapKey);
     const e = this.find(head, namespace, from);
     if (e === undefined) return false;
-    if (to <= from || this.find(head, e.namespace, to) !== undefined) {
+    if (this.find(head, e.namespace, to) !== undefined && to !== from) {
       this.unlink(e);
       this.deleted(e);
-      if (to > from) return true;
+      return true;
+    }
+    if (to <= from || (this.after.size !== 0 && this.after.has(e))) {
+      this.unlink(e);
+      this.deleted(e);
       this.add(key, mapKey, keyGroup, e.namespace, to);
       return true;
     }
     // NOTE: a timer moves later in place only, so the bucket it is in is never later than its
-    // timestamp. One put aside in this round is queued at its (new) time when the round ends.
+    // timestamp.
     e.timestamp = to;
     e.seq = this.seq++;
     this.moved++;
