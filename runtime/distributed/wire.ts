@@ -219,6 +219,18 @@ export class Link extends EventEmitter {
     this.stopWatchingPartial();
     this.socket.destroy();
   }
+
+  /**
+   * Closes the connection after what was sent is flushed (a refusal must reach the peer: `close`
+   * drops writes still queued, and a close with unread input resets the connection); destroyed
+   * anyway after `graceMs`.
+   */
+  end(graceMs = 2000): void {
+    this.closed = true;
+    this.stopWatchingPartial();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), graceMs).unref();
+  }
 }
 
 /** What the first bytes of a connection say when they are no frame of ours, if they say something. */
@@ -369,7 +381,8 @@ export async function acceptPeer(
     link.send({ proof: proof(token, String(reply.nonce), 'server') } satisfies HelloAnswer);
     return reply as unknown as Hello;
   } catch (e) {
-    link.close();
+    // NOTE: flushed first: the peer must read the refusal, not a reset (it would try again).
+    link.end();
     throw e;
   }
 }
