@@ -231,6 +231,11 @@ export class JobRunner {
         if (loaded !== undefined) {
           this.lastCompletedId = loaded.checkpointId;
           this.emit({ type: 'restored', checkpointId: loaded.checkpointId });
+          // NOTE: the new checkpoints go to the storage the restore read, for the same job: they
+          // refer to the restored chunks of the key groups the run leaves as they were restored.
+          if (o.checkpointing !== undefined)
+            for (const states of loaded.restore)
+              for (const s of states?.values() ?? []) s.sharedBase = loaded.checkpointId;
         }
         const {
           checkpointing: _cp,
@@ -253,6 +258,7 @@ export class JobRunner {
                 jobId: this.jobId,
                 epoch,
                 lastCheckpointId: this.lastCheckpointId,
+                restoredFrom: loaded?.metadata,
                 onComplete: (stats: CheckpointStats) => {
                   if (!stats.savepoint) {
                     this.lastCompletedId = stats.checkpointId;

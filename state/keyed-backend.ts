@@ -147,6 +147,8 @@ export interface KeyedStateBackend {
   deferRestore(groups: Iterable<[number, KeyGroupTables]>, install: (keyGroup: number) => void): void;
   /** Whether key group `keyGroup` is restored but not installed yet. */
   isPending(keyGroup: number): boolean;
+  /** Key groups restored but not installed yet. */
+  readonly pendingGroups: number;
   /** Installs a pending key group (by index in the range) now. */
   installPending(index: number): void;
   /** Installs every pending key group. */

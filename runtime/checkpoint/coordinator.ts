@@ -18,6 +18,7 @@
  */
 import { InvalidArgumentError, TidemarkError } from '../../state/errors.js';
 import {
+  type CheckpointMetadata,
   encodeMetadata,
   type KeyGroupRef,
   type OperatorMeta,
@@ -200,8 +201,29 @@ export class CheckpointCoordinator {
     private readonly epoch: number,
     /** The last checkpoint id used before (restored or previous attempt); new ids are larger. */
     lastCheckpointId: number,
+    /**
+     * The checkpoint the run restored from (in the same storage, of the same job): the incremental
+     * base to start from, so that key groups still as restored are referred to, not written again
+     * (the tasks know it from `OperatorSubtaskState.sharedBase`). The storage counts references to
+     * chunks, so sharing them with an older checkpoint is safe.
+     */
+    restoredFrom?: CheckpointMetadata,
   ) {
     this.nextId = lastCheckpointId + 1;
+    if (restoredFrom !== undefined) {
+      const operators = new Set(host.graph.nodes.map((n) => n.operatorId));
+      for (const o of restoredFrom.operators) {
+        if (!o.keyed || !operators.has(o.operatorId)) continue;
+        const groups = new Map<number, GroupChunks>();
+        for (const ref of o.keyGroups)
+          groups.set(ref.keyGroup, {
+            chunks: ref.chunks,
+            deltas: ref.deltas ?? [],
+            writtenBy: restoredFrom.checkpointId,
+          });
+        this.base.set(o.operatorId, groups);
+      }
+    }
     this.writer = new SnapshotWriter(options.storage, host.jobId, options.chunkBytes);
     this.mode = options.mode ?? 'exactly-once';
     this.nextTrigger = host.now() + options.intervalMs;

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { deserializeError, registerErrorClass, TidemarkError } from '../../state/errors.js';
+import type { CheckpointMetadata } from '../../state/snapshot/format.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
@@ -71,6 +72,8 @@ export interface ClusterOptions {
         jobId: string;
         epoch: number;
         lastCheckpointId: number;
+        /** The checkpoint the run restored from, whose chunks the first checkpoints may refer to. */
+        restoredFrom?: CheckpointMetadata | undefined;
         onComplete?: (s: CheckpointStats) => void;
         onFailure?: (failure: CheckpointFailure) => void;
         listener?: CheckpointListener | undefined;
@@ -286,6 +289,7 @@ export class ClusterExecutor {
             },
             cp.epoch,
             cp.lastCheckpointId,
+            cp.restoredFrom,
           );
   }
 

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock, LineWriter } from '../../operators/contract.js';
+import type { CheckpointMetadata } from '../../state/snapshot/format.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
 import {
   CheckpointCoordinator,
@@ -51,6 +52,8 @@ export interface ExecutionOptions {
     epoch: number;
     /** Ids of new checkpoints start after this one. */
     lastCheckpointId: number;
+    /** The checkpoint the run restored from, whose chunks the first checkpoints may refer to. */
+    restoredFrom?: CheckpointMetadata | undefined;
     onComplete?: (stats: CheckpointStats) => void;
     onFailure?: (failure: CheckpointFailure) => void;
     listener?: CheckpointListener | undefined;
@@ -113,6 +116,7 @@ export class LocalExecutor {
             },
             cp.epoch,
             cp.lastCheckpointId,
+            cp.restoredFrom,
           );
     this.runner = new SubtaskRunner(graph, {
       lifecycle: this.lifecycle,

@@ -115,8 +115,10 @@ export class OperatorRuntime {
     this.lastWrite = new Float64Array(groups).fill(-1);
     this.deltaCounts = new Uint8Array(groups);
     const restoredGroups = restore?.keyGroups;
-    if (this.keyed !== undefined && restoredGroups !== undefined)
+    if (this.keyed !== undefined && restoredGroups !== undefined) {
       this.deferRestore(this.keyed, restoredGroups, RELEASABLE_RESTORES.has(restore!));
+      this.restoredShared = restore?.sharedBase !== undefined;
+    }
     this.operatorState = new OperatorStateStore(describe());
     if (restore?.operatorState !== undefined) this.operatorState.restore(restore.operatorState);
     const self = this;
@@ -254,6 +256,13 @@ export class OperatorRuntime {
     );
   }
 
+  /**
+   * The checkpoints refer to the restored chunks of key groups not installed yet (see
+   * `OperatorSubtaskState.sharedBase`): a checkpoint leaves them pending, and writes only the
+   * groups installed and changed since. Otherwise the first checkpoint installs and writes them.
+   */
+  private restoredShared = false;
+
   /** Per pending key group: its earliest event-time timer (see {@link deferRestore}). */
   private pendingEventTimers: Map<number, number> | undefined = undefined;
   /** Per pending key group: its earliest processing-time timer. */
@@ -305,7 +314,7 @@ export class OperatorRuntime {
    * copy, so later changes cannot leak into the checkpoint. Costs O(changed key groups).
    */
   snapshotIncremental(checkpointId: number): IncrementalSnapshot {
-    this.installRestoredState();
+    if (!this.restoredShared) this.installRestoredState();
     this.op.snapshotState(checkpointId);
     const changed = new Map<number, Uint8Array>();
     const deltas: [number, number][] = [];

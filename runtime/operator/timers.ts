@@ -577,7 +577,10 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * (by index in the backend's range).
    */
   snapshotByKeyGroup(only?: Uint8Array): Map<number, TimersSnapshot> {
-    this.backend.installAllPending();
+    const backend = this.backend;
+    if (only === undefined) backend.installAllPending();
+    else if (backend.pendingGroups !== 0)
+      for (let i = 0; i < only.length; i++) if (only[i] === 1) backend.installPending(i);
     const start = this.backend.keyGroupRange.start;
     // NOTE: one walk over the buckets' arrays into per-group arrays (no generator, no map lookup
     // per timer): a checkpoint of whole key groups walks every timer.

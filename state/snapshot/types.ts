@@ -71,6 +71,14 @@ export interface OperatorSubtaskState {
    * operators, FLIP-147).
    */
   finished?: boolean;
+  /**
+   * The checkpoint this state was restored from, when the coming checkpoints refer to its chunks
+   * for the key groups left as restored (the checkpoint coordinator starts from it as its
+   * incremental base): a key group not installed yet is then not written again (see
+   * `OperatorRuntime.deferRestore`). Unset, every restored key group is written by the first
+   * checkpoint.
+   */
+  sharedBase?: number;
 }
 
 /**

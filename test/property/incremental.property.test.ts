@@ -24,9 +24,15 @@ afterAll(async () => {
   for (const c of cleanups) await c();
 });
 
-/** Counts the key groups stored as deltas in every committed checkpoint. */
-const seen = { deltas: 0, deltaChains: 0, wholeGroups: 0, restarts: 0 };
+/**
+ * Counts the key groups stored as deltas in every committed checkpoint, and those a restored run's
+ * checkpoint refers to as they were restored (chunks written in an earlier epoch: key groups the
+ * run did not change since its restore).
+ */
+const seen = { deltas: 0, deltaChains: 0, wholeGroups: 0, restarts: 0, sharedAfterRestore: 0 };
 function counting(storage: CheckpointStorage): CheckpointStorage {
+  // Chunk names start with the id of the checkpoint that wrote them; per epoch, its first id.
+  const firstOfEpoch = new Map<number, number>();
   return new Proxy(storage, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
@@ -35,8 +41,11 @@ function counting(storage: CheckpointStorage): CheckpointStorage {
       return async (...args: Parameters<CheckpointStorage['commit']>) => {
         const result = await (v as CheckpointStorage['commit']).apply(target, args);
         const meta = decodeMetadata(args[3], { jobId: args[0], checkpointId: args[2] });
+        if (!firstOfEpoch.has(args[1])) firstOfEpoch.set(args[1], args[2]);
+        const first = firstOfEpoch.get(args[1])!;
         for (const op of meta.operators)
           for (const ref of op.keyGroups) {
+            if (args[1] > 1 && Number(ref.chunks[0]!.split('-')[0]) < first) seen.sharedAfterRestore++;
             const n = ref.deltas?.length ?? 0;
             if (n > 0) seen.deltas++;
             else seen.wholeGroups++;
@@ -144,6 +153,7 @@ describe.each([
     expect(seen.deltaChains).toBeGreaterThan(5);
     expect(seen.wholeGroups).toBeGreaterThan(20);
     expect(seen.restarts).toBeGreaterThan(5);
+    expect(seen.sharedAfterRestore).toBeGreaterThan(5);
   });
 
   test('failures in user functions and in the storage lose nothing and count nothing twice', async () => {
