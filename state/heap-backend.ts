@@ -449,8 +449,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (!table.namespaced) group.forEach(entry);
       else
         (group as Map<MapKey, NsEntries>).forEach((inner, k) => {
-          data.push(k, nsSize(inner));
-          nsForEach(inner, entry);
+          pushNamespaced(data, entry, k, inner);
         });
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
@@ -474,11 +473,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
         const v = group.get(k);
         if (v === undefined) continue;
         if (!table.namespaced) entry(v, k);
-        else {
-          const inner = v as NsEntries;
-          data.push(k, nsSize(inner));
-          nsForEach(inner, entry);
-        }
+        else pushNamespaced(data, entry, k, v as NsEntries);
       }
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
@@ -648,6 +643,20 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     if (create) this.touch();
     return g;
   }
+}
+
+/**
+ * @internal Appends a key's entries of a namespaced table to a snapshot's flat data
+ * (`key, count, ns, value, ...`); `entry` is the table's {@link entryPusher}.
+ */
+export function pushNamespaced(
+  data: unknown[],
+  entry: (v: unknown, ns: Namespace) => void,
+  k: MapKey,
+  inner: NsEntries,
+): void {
+  data.push(k, nsSize(inner));
+  nsForEach(inner, entry);
 }
 
 /** A `forEach` callback that appends `key, value` to a snapshot's flat data. */

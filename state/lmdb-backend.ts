@@ -42,11 +42,13 @@ import { StateError } from './errors.js';
 import type { Key } from './hash.js';
 import {
   type EntryStore,
+  entryPusher,
   HeapKeyedStateBackend,
   type HeapKeyedStateBackendOptions,
   type NsEntries,
   nsForEach,
   nsFromFlat,
+  pushNamespaced,
   restoreValue,
   type StateTable,
   snapshotValue,
@@ -341,6 +343,9 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
   // ---- key groups: counts, snapshots, restores ----
 
   override keysInGroup(index: number): number {
+    // NOTE: a group whose keys are all in the cache may not have been flushed (a checkpoint takes
+    // it from the cache): its cache has every key (some possibly deleted: an upper bound).
+    if (this.inCache[index] === 1) return this.caches[index]?.size ?? 0;
     let n = 0;
     for (const c of this.counts) if (c !== undefined) n = Math.max(n, c[index]!);
     return n;
@@ -453,15 +458,20 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     for (const table of this.tables.values()) {
       const data: unknown[] = [];
       const id = table.id;
+      // NOTE: as the heap backend's snapshot: into the flat data directly, no stored form per key.
+      const entry = entryPusher(data, table.kind);
+      const push = table.namespaced
+        ? (v: unknown, k: MapKey) => pushNamespaced(data, entry, k, v as NsEntries)
+        : entry;
       if (keys !== undefined)
         for (let i = 0; i < keys.length; i++) {
           const v = m.get(keys[i]!)?.slots[id];
-          if (v !== undefined && v !== ABSENT) pushStored(data, table, keys[i]!, toStored(table, v));
+          if (v !== undefined && v !== ABSENT) push(v, keys[i]!);
         }
       else
         m.forEach((e, k) => {
           const v = e.slots[id];
-          if (v !== undefined && v !== ABSENT) pushStored(data, table, k, toStored(table, v));
+          if (v !== undefined && v !== ABSENT) push(v, k);
         });
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
