@@ -270,18 +270,25 @@ export class Leadership {
     try {
       let held = await this.store.renew(this.jobId, this.record.token, this.record.leaseMs);
       if (this.stopped) return;
-      if (!held && lapsed) {
-        // NOTE: the lease ran out while the store was unreachable; unless another job manager took
-        // it meanwhile (its new epoch then fences this one's commits), it is taken back.
+      if (!held && this.outlastingOutage()) {
+        // NOTE: the lease ran out while the store was unreachable, or while this renewal waited
+        // (sent in time, it reached a slow store, or waited behind the process's own file I/O,
+        // after the lease ran out); unless another job manager took it meanwhile (its new epoch
+        // then fences this one's commits), it is taken back. Without outlastOutages, a renewal
+        // sent in time that finds the lease gone is refused below: a standby may be taking over.
         held = (await this.store.acquire(this.jobId, { ...this.record, since: Date.now() })).acquired;
         if (this.stopped) return;
         if (held)
           this.log(
-            `took the lease of job '${this.jobId}' back: ${this.store.description} can be reached again`,
+            lapsed
+              ? `took the lease of job '${this.jobId}' back: ${this.store.description} can be reached again`
+              : `took the lease of job '${this.jobId}' back: it ran out before its renewal reached ${this.store.description}`,
           );
       }
       if (!held) {
-        this.lose(`another job manager took the lease of job '${this.jobId}' in ${this.store.description}`);
+        this.lose(
+          `another job manager took the lease of job '${this.jobId}' in ${this.store.description}, or it ran out before its renewal reached the store`,
+        );
         return;
       }
       this.validUntil = sentAt + this.record.leaseMs;

@@ -170,6 +170,48 @@ describe.each(['redis', 'file'] as const)('leader leases in a %s storage', (kind
     expect(await other.holder(job)).toEqual(taken);
   });
 
+  test('a leader that outlasts outages keeps a lease whose renewal reached the store after it ran out, unless another took it', async () => {
+    // The renewals wait (as behind a slow store, or the process's own file I/O) past the lease:
+    // sent in time, they find it run out.
+    let delayMs = 0;
+    const slow: LeaseStore = {
+      ...store,
+      renew: async (...args) => {
+        if (delayMs > 0) await sleep(delayMs);
+        return store.renew(...args);
+      },
+    };
+    const lines: string[] = [];
+    const leader = leading(
+      await electLeader({
+        store: slow,
+        jobId: job,
+        leaseMs: 600,
+        standby: false,
+        outlastOutages: true,
+        log: (l) => lines.push(l),
+      }),
+    );
+    const mine = (await other.holder(job))!;
+    delayMs = 900;
+    await until(
+      () => lines.some((l) => l.includes('ran out before its renewal reached')),
+      'the lease taken back',
+    );
+    expect(leader.lost).toBeUndefined();
+    expect((await other.holder(job))?.token).toBe(mine.token);
+    await leader.writeRun({ state: 'running' });
+    // Another job manager takes the lease while a renewal waits: that one is lost.
+    const reasons: string[] = [];
+    leader.onLost((r) => reasons.push(r));
+    delayMs = 1500;
+    await sleep(100);
+    await until(async () => (await other.acquire(job, record(60_000))).acquired, 'another to take the lease');
+    await until(() => reasons.length > 0, 'the leader to notice');
+    expect(reasons[0]).toMatch(new RegExp(`another job manager took the lease of job '${job}'`));
+    await expect(leader.writeRun({ state: 'ended', status: 'FINISHED' })).rejects.toThrow(LeadershipError);
+  });
+
   test('a lease left by a process of this host that is gone is released at once', async () => {
     const child = spawn(process.execPath, ['-e', '0']);
     const pid = child.pid!;
