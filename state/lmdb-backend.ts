@@ -98,11 +98,17 @@ const ABSENT: unique symbol = Symbol('absent');
 /** Marks a bigint key in an LMDB key (ordered-binary would read it back as a number). */
 const BIGINT = '\u0000bigint';
 
-/** The cached state of one key: a slot per state id (undefined: not loaded). */
+/**
+ * The cached state of one key: a slot per state id (undefined: not loaded), the first in `s0`,
+ * the others in `rest` (see {@link slotOf}).
+ */
 interface CacheEntry {
   readonly index: number;
   readonly mapKey: MapKey;
-  readonly slots: unknown[];
+  /** The slot of state id 0 (most keyed operators have one state: no array per key). */
+  s0: unknown;
+  /** The slots of state ids 1 and up (index id − 1), once one was set. */
+  rest: unknown[] | undefined;
   dirty: boolean;
   /**
    * Per state id, a bit: whether LMDB holds an entry, when `known` says so (it was read, or
@@ -240,12 +246,11 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     const mapKey = this.mapKey;
     e = m.get(mapKey);
     if (e === undefined) {
-      // NOTE: a slot array of the tables' number: an empty literal grows to 17 slots at its first
-      // write (184 bytes a key with one table, against 56).
       e = {
         index,
         mapKey,
-        slots: new Array(Math.max(1, this.tables.size)),
+        s0: undefined,
+        rest: undefined,
         dirty: false,
         stored: 0,
         known: 0,
@@ -257,10 +262,22 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     return e;
   }
 
+  /** Sets a slot of a cache entry (see {@link slotOf}). */
+  private setSlot(e: CacheEntry, id: number, v: unknown): void {
+    if (id === 0) {
+      e.s0 = v;
+      return;
+    }
+    // NOTE: an array of the other tables' number: an empty literal would grow to 17 slots at its
+    // first write.
+    const rest = (e.rest ??= new Array(Math.max(1, this.tables.size - 1)));
+    rest[id - 1] = v;
+  }
+
   /** @internal the current key's value of a state (undefined: none). */
   load(table: StateTable): unknown {
     const e = this.entry();
-    let v = e.slots[table.id];
+    let v = slotOf(e, table.id);
     if (v === undefined) {
       const bytes = this.db.getBinaryFast(this.lmdbKey(e.index, table.id, e.mapKey));
       const bit = table.id < 31 ? 1 << table.id : 0;
@@ -270,7 +287,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
         v = fromStored(table, decode(bytes));
         e.stored |= bit;
       }
-      e.slots[table.id] = v;
+      this.setSlot(e, table.id, v);
     }
     return v === ABSENT ? undefined : v;
   }
@@ -278,7 +295,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
   /** @internal sets the current key's value of a state (undefined: deletes it). */
   store(table: StateTable, value: unknown): void {
     const e = this.entry();
-    e.slots[table.id] = value === undefined ? ABSENT : value;
+    this.setSlot(e, table.id, value === undefined ? ABSENT : value);
     if (!e.dirty) {
       e.dirty = true;
       this.dirtyEntries.push(e);
@@ -310,9 +327,9 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
       db.transactionSync(() => {
         for (const e of entries) {
           e.dirty = false;
-          const slots = e.slots;
-          for (let id = 0; id < slots.length; id++) {
-            const v = slots[id];
+          const n = 1 + (e.rest?.length ?? 0);
+          for (let id = 0; id < n; id++) {
+            const v = slotOf(e, id);
             if (v === undefined) continue;
             const key = this.lmdbKey(e.index, id, e.mapKey);
             const bit = 1 << id;
@@ -474,12 +491,13 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
         : entry;
       if (keys !== undefined)
         for (let i = 0; i < keys.length; i++) {
-          const v = m.get(keys[i]!)?.slots[id];
+          const e = m.get(keys[i]!);
+          const v = e === undefined ? undefined : slotOf(e, id);
           if (v !== undefined && v !== ABSENT) push(v, keys[i]!);
         }
       else
         m.forEach((e, k) => {
-          const v = e.slots[id];
+          const v = slotOf(e, id);
           if (v !== undefined && v !== ABSENT) push(v, k);
         });
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
@@ -497,7 +515,8 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!;
         // NOTE: a key still in the cache (flushed above) is taken from there, without a read.
-        const v = cache?.get(k)?.slots[table.id];
+        const e = cache?.get(k);
+        const v = e === undefined ? undefined : slotOf(e, table.id);
         if (v === ABSENT) continue;
         if (v !== undefined) pushStored(data, table, k, toStored(table, v));
         else {
@@ -623,6 +642,11 @@ class LmdbTableView implements EntryStore {
     this.backend.store(this.table, undefined);
     return true;
   }
+}
+
+/** A slot of a cache entry: the value of state `id` for its key (undefined: not loaded). */
+function slotOf(e: CacheEntry, id: number): unknown {
+  return id === 0 ? e.s0 : e.rest?.[id - 1];
 }
 
 /** The canonical key of an LMDB key. */
