@@ -484,11 +484,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     for (const table of this.tables.values()) {
       const data: unknown[] = [];
       const id = table.id;
-      // NOTE: as the heap backend's snapshot: into the flat data directly, no stored form per key.
-      const entry = entryPusher(data, table.kind);
-      const push = table.namespaced
-        ? (v: unknown, k: MapKey) => pushNamespaced(data, entry, k, v as NsEntries)
-        : entry;
+      const push = cachedPusher(data, table);
       if (keys !== undefined)
         for (let i = 0; i < keys.length; i++) {
           const e = m.get(keys[i]!);
@@ -512,13 +508,14 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     for (const table of this.tables.values()) {
       const data: unknown[] = [];
       const cache = this.caches[index];
+      const push = cachedPusher(data, table);
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!;
         // NOTE: a key still in the cache (flushed above) is taken from there, without a read.
         const e = cache?.get(k);
         const v = e === undefined ? undefined : slotOf(e, table.id);
         if (v === ABSENT) continue;
-        if (v !== undefined) pushStored(data, table, k, toStored(table, v));
+        if (v !== undefined) push(v, k);
         else {
           const bytes = this.db.getBinaryFast(this.lmdbKey(index, table.id, k));
           if (bytes !== undefined) pushStored(data, table, k, decode(bytes));
@@ -642,6 +639,15 @@ class LmdbTableView implements EntryStore {
     this.backend.store(this.table, undefined);
     return true;
   }
+}
+
+/**
+ * Appends a cached value of `table` (the form the state handles use) and its key to a snapshot's
+ * flat data, as the heap backend's snapshot does: directly, without its stored form.
+ */
+function cachedPusher(data: unknown[], table: StateTable): (v: unknown, k: MapKey) => void {
+  const entry = entryPusher(data, table.kind);
+  return table.namespaced ? (v, k) => pushNamespaced(data, entry, k, v as NsEntries) : entry;
 }
 
 /** A slot of a cache entry: the value of state `id` for its key (undefined: not loaded). */
