@@ -259,8 +259,11 @@ describe('several hosts: task managers on loopback', () => {
       const during = await written(client, prefix);
       expect(await jm.exit).toBe(0);
       expect(during).toBeLessThan(COUNT);
+      // The first to report the loss names it: the job manager seeing the connection close, or the
+      // survivor's slot failing to reach slot 0's task manager for its channels (a race: both name
+      // slot 0; CI saw each).
       expect(jm.stderr()).toMatch(
-        /restarting \(attempt 1\) in 200 ms from checkpoint \d+ after: .*task manager \d .* disconnected \(slot 0\)/,
+        /restarting \(attempt 1\) in 200 ms from checkpoint \d+ after: .*(task manager \d .* disconnected \(slot 0\)|cannot reach the task manager of slot 0 at )/,
       );
       expect(jm.stderr()).not.toMatch(/attempt 2/);
       expect(jm.stderr()).toMatch(/no more slots came within 1000 ms: running on 1 of 2 slots/);
