@@ -9,30 +9,26 @@ import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 import type { KeyedStateBackend } from '../../state/keyed-backend.js';
 import type { TimersSnapshot } from '../../state/snapshot/types.js';
 
-/** A registered timer with what is needed to fire and snapshot it. */
-export interface TimerEntry<N = unknown> extends Timer<Key, N> {
-  readonly keyGroup: number;
-  /** Canonical form of the key. */
-  readonly mapKey: MapKey;
-  /** The namespace's canonical form, computed when first needed (see `TimerHeap.find`). */
-  nsKey: string | number | undefined;
-  /**
-   * When it was registered (or moved), for the order of timers with equal timestamps; -1 once
-   * deleted (a field less per timer than a flag: a window operator keeps a timer per key).
-   */
-  seq: number;
-  /** Its timestamp; changed only by `TimerHeap.move`. */
-  timestamp: number;
-  /** The next live timer of the same key. */
-  next: TimerEntry<N> | undefined;
+/** A live timer's key when it is an array: the key and its canonical form (a string). */
+class ArrayKey {
+  constructor(
+    readonly key: Key,
+    readonly mapKey: MapKey,
+  ) {}
 }
+
+/** No timer (the end of a chain, an empty free list). */
+const NONE = -1;
 
 /** `seq` of a deleted timer. */
 const DELETED = -1;
 
-/** The timers of one timestamp, in registration order; `pos` is where polling goes on. */
-interface Bucket<N> {
-  readonly entries: TimerEntry<N>[];
+/** Flag: a bucket or the round's put-aside list refers to the timer (its slot is not reused yet). */
+const REFERENCED = 1;
+
+/** The timers of one timestamp (slots), in registration order; `pos` is where polling goes on. */
+interface Bucket {
+  readonly entries: number[];
   pos: number;
 }
 
@@ -45,17 +41,45 @@ interface Bucket<N> {
  * no id string. Namespaces are the same when they are the same object, or else when their
  * canonical forms (`nsKeyOf`) are equal: a window merged anew each element (sessions) is
  * registered and deleted by the same object, so its canonical string is never built.
+ *
+ * NOTE: columnar (issue 16, a compact heap layout): a timer is a slot, a number, and its fields
+ * are columns, typed arrays for the numbers (timestamp, order, key group, chain) and arrays for
+ * the key and namespace, so a timer costs about 50 bytes of heap rather than an object of eight
+ * fields and a boxed timestamp (about 110). A slot is reused once nothing refers to it: a deleted
+ * timer's when its bucket passes it, a fired one's when its firing round ends.
  */
 export class TimerHeap<N> {
   /** Distinct timestamps that have a bucket, as a binary min-heap. */
   private readonly times: number[] = [];
-  private readonly buckets = new Map<number, Bucket<N>>();
-  /** The live timers of each key (canonical form). */
-  private readonly byKey = new Map<MapKey, TimerEntry<N>>();
+  private readonly buckets = new Map<number, Bucket>();
+  /** The live timers of each key (canonical form): the most recent one's slot. */
+  private readonly byKey = new Map<MapKey, number>();
   private live = 0;
   private seq = 0;
   /** Moves in place since the last walk found no entry out of its bucket (see {@link forEach}). */
   private moved = 0;
+
+  // ---- the columns, by slot ----
+  /** Slots the columns hold. */
+  private capacity = 0;
+  /** Slots ever used (the free ones below it are chained from `free` through `nexts`). */
+  private used = 0;
+  private free = NONE;
+  /** The key, or an {@link ArrayKey} for an array key. */
+  private keys: unknown[] = [];
+  private namespaces: N[] = [];
+  private stamps = new Float64Array(0);
+  /**
+   * When it was registered (or moved), for the order of timers with equal timestamps; -1 once
+   * deleted.
+   */
+  private seqs = new Float64Array(0);
+  private groups = new Int32Array(0);
+  /** The next live timer of the same key ({@link NONE}: none); the next free slot of a free one. */
+  private nexts = new Int32Array(0);
+  private flags = new Uint8Array(0);
+  /** The namespaces' canonical forms, computed when first needed (see {@link find}); made then. */
+  private nsKeys: (string | number | undefined)[] | undefined;
 
   constructor(private readonly nsKeyOf: NamespaceKeyFn<N>) {}
 
@@ -63,26 +87,107 @@ export class TimerHeap<N> {
     return this.live;
   }
 
+  /** The key of the timer in `slot`. */
+  keyOf(slot: number): Key {
+    const k = this.keys[slot];
+    return k instanceof ArrayKey ? k.key : (k as Key);
+  }
+  /** The canonical form of the key of the timer in `slot`. */
+  mapKeyOf(slot: number): MapKey {
+    const k = this.keys[slot];
+    return k instanceof ArrayKey ? k.mapKey : (k as MapKey);
+  }
+  namespaceOf(slot: number): N {
+    return this.namespaces[slot]!;
+  }
+  timestampOf(slot: number): number {
+    return this.stamps[slot]!;
+  }
+  keyGroupOf(slot: number): number {
+    return this.groups[slot]!;
+  }
+  /** Registration order of the timer in `slot` (-1 once deleted). */
+  seqOf(slot: number): number {
+    return this.seqs[slot]!;
+  }
+  /** The next live timer of the same key as the one in `slot`, or -1. */
+  nextOf(slot: number): number {
+    return this.nexts[slot]!;
+  }
+
+  /** The most recent live timer of one key (canonical form), or -1; {@link nextOf} leads to the others. */
+  head(mapKey: MapKey): number {
+    return this.byKey.get(mapKey) ?? NONE;
+  }
+
+  /** A slot for a new timer. */
+  private allocate(): number {
+    const f = this.free;
+    if (f !== NONE) {
+      this.free = this.nexts[f]!;
+      return f;
+    }
+    if (this.used === this.capacity) this.grow();
+    return this.used++;
+  }
+
+  private grow(): void {
+    const cap = Math.max(64, this.capacity * 2);
+    const widen = <T extends Float64Array | Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(cap);
+      b.set(a);
+      return b;
+    };
+    this.stamps = widen(this.stamps, (n) => new Float64Array(n));
+    this.seqs = widen(this.seqs, (n) => new Float64Array(n));
+    this.groups = widen(this.groups, (n) => new Int32Array(n));
+    this.nexts = widen(this.nexts, (n) => new Int32Array(n));
+    this.flags = widen(this.flags, (n) => new Uint8Array(n));
+    this.capacity = cap;
+  }
+
+  /** Gives back the slot of a timer nothing refers to any more. */
+  private release(slot: number): void {
+    this.keys[slot] = undefined;
+    this.namespaces[slot] = undefined as N;
+    if (this.nsKeys !== undefined) this.nsKeys[slot] = undefined;
+    this.flags[slot] = 0;
+    this.nexts[slot] = this.free;
+    this.free = slot;
+  }
+
+  /** The canonical form of the namespace of the timer in `slot`, cached. */
+  private nsKeyAt(slot: number): string | number {
+    let cache = this.nsKeys;
+    if (cache === undefined) this.nsKeys = cache = [];
+    let k = cache[slot];
+    if (k === undefined) {
+      // NOTE: filled up to `slot` so the array stays packed (holes make every access slower).
+      while (cache.length < slot) cache.push(undefined);
+      cache[slot] = k = this.nsKeyOf(this.namespaces[slot]!);
+    }
+    return k;
+  }
+
   /**
-   * The timer of the chain from `head` at `timestamp` in `namespace`, if any. The namespace's key
+   * The timer of the chain from `head` at `timestamp` in `namespace`, or -1. The namespace's key
    * is computed only if a timer at that time has another namespace object, and then once.
    */
-  private find(head: TimerEntry<N> | undefined, namespace: N, timestamp: number): TimerEntry<N> | undefined {
+  private find(head: number, namespace: N, timestamp: number): number {
     let sought: string | number | undefined;
-    for (let e = head; e !== undefined; e = e.next) {
-      if (e.timestamp !== timestamp) continue;
-      if (e.namespace === namespace) return e;
-      let k = e.nsKey;
-      if (k === undefined) e.nsKey = k = this.nsKeyOf(e.namespace);
+    const stamps = this.stamps;
+    for (let e = head; e !== NONE; e = this.nexts[e]!) {
+      if (stamps[e] !== timestamp) continue;
+      if (this.namespaces[e] === namespace) return e;
       if (sought === undefined) sought = this.nsKeyOf(namespace);
-      if (k === sought) return e;
+      if (this.nsKeyAt(e) === sought) return e;
     }
-    return undefined;
+    return NONE;
   }
 
   add(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, timestamp: number): boolean {
-    const head = this.byKey.get(mapKey);
-    if (this.find(head, namespace, timestamp) !== undefined) return false;
+    const head = this.byKey.get(mapKey) ?? NONE;
+    if (this.find(head, namespace, timestamp) !== NONE) return false;
     this.enqueue(this.link(key, mapKey, keyGroup, namespace, timestamp, head));
     return true;
   }
@@ -94,18 +199,21 @@ export class TimerHeap<N> {
     keyGroup: number,
     namespace: N,
     timestamp: number,
-    head: TimerEntry<N> | undefined,
-  ): TimerEntry<N> {
-    const e: TimerEntry<N> = {
-      key,
-      mapKey,
-      keyGroup,
-      namespace,
-      nsKey: undefined,
-      timestamp,
-      seq: this.seq++,
-      next: head,
-    };
+    head: number,
+  ): number {
+    const e = this.allocate();
+    const k = key === mapKey ? key : new ArrayKey(key, mapKey);
+    if (e === this.keys.length) {
+      this.keys.push(k);
+      this.namespaces.push(namespace);
+    } else {
+      this.keys[e] = k;
+      this.namespaces[e] = namespace;
+    }
+    this.stamps[e] = timestamp;
+    this.seqs[e] = this.seq++;
+    this.groups[e] = keyGroup;
+    this.nexts[e] = head;
     this.byKey.set(mapKey, e);
     this.live++;
     return e;
@@ -117,15 +225,15 @@ export class TimerHeap<N> {
    * and with the bucket of the previous timer reused (a window's timers share their timestamp).
    */
   addAll(flat: readonly unknown[], keyGroup: number): void {
-    let bucket: Bucket<N> | undefined;
+    let bucket: Bucket | undefined;
     let bucketTime = Number.NaN;
     for (let i = 0; i < flat.length; i += 3) {
       const key = flat[i] as Key;
       const namespace = flat[i + 1] as N;
       const timestamp = flat[i + 2] as number;
       const mapKey = canonicalKey(key);
-      const head = this.byKey.get(mapKey);
-      if (head !== undefined && this.find(head, namespace, timestamp) !== undefined) continue;
+      const head = this.byKey.get(mapKey) ?? NONE;
+      if (head !== NONE && this.find(head, namespace, timestamp) !== NONE) continue;
       const e = this.link(key, mapKey, keyGroup, namespace, timestamp, head);
       if (timestamp !== bucketTime || bucket === undefined) {
         bucketTime = timestamp;
@@ -136,6 +244,7 @@ export class TimerHeap<N> {
         }
       }
       bucket.entries.push(e);
+      this.flags[e] = REFERENCED;
     }
   }
 
@@ -143,27 +252,32 @@ export class TimerHeap<N> {
    * Puts a timer that moved later (see {@link move}) in its timestamp's bucket, after the entries
    * registered (or moved) before it: the place deleting and registering it would have given it.
    */
-  private requeue(e: TimerEntry<N>): void {
-    const b = this.buckets.get(e.timestamp);
+  private requeue(e: number): void {
+    const t = this.stamps[e]!;
+    const b = this.buckets.get(t);
     if (b === undefined) {
-      this.buckets.set(e.timestamp, { entries: [e], pos: 0 });
-      this.up(e.timestamp);
+      this.buckets.set(t, { entries: [e], pos: 0 });
+      this.up(t);
       return;
     }
     const entries = b.entries;
+    const seqs = this.seqs;
+    const seq = seqs[e]!;
     let i = entries.length;
-    while (i > b.pos && entries[i - 1]!.seq > e.seq) i--;
+    while (i > b.pos && seqs[entries[i - 1]!]! > seq) i--;
     if (i === entries.length) entries.push(e);
     else entries.splice(i, 0, e);
   }
 
   /** Puts a live timer in its timestamp's bucket. */
-  private enqueue(e: TimerEntry<N>): void {
-    const b = this.buckets.get(e.timestamp);
+  private enqueue(e: number): void {
+    const t = this.stamps[e]!;
+    this.flags[e] = REFERENCED;
+    const b = this.buckets.get(t);
     if (b !== undefined) b.entries.push(e);
     else {
-      this.buckets.set(e.timestamp, { entries: [e], pos: 0 });
-      this.up(e.timestamp);
+      this.buckets.set(t, { entries: [e], pos: 0 });
+      this.up(t);
     }
   }
 
@@ -180,10 +294,11 @@ export class TimerHeap<N> {
    * such timer (nothing changes). If a timer at `to` exists already, the moved one is deleted.
    */
   move(key: Key, mapKey: MapKey, keyGroup: number, namespace: N, from: number, to: number): boolean {
-    const head = this.byKey.get(mapKey);
+    const head = this.byKey.get(mapKey) ?? NONE;
     const e = this.find(head, namespace, from);
-    if (e === undefined) return false;
-    if (this.find(head, e.namespace, to) !== undefined && to !== from) {
+    if (e === NONE) return false;
+    const ns = this.namespaces[e]!;
+    if (to !== from && this.find(head, ns, to) !== NONE) {
       this.unlink(e);
       this.deleted(e);
       return true;
@@ -191,49 +306,54 @@ export class TimerHeap<N> {
     if (to <= from || (this.after.size !== 0 && this.after.has(e))) {
       this.unlink(e);
       this.deleted(e);
-      this.add(key, mapKey, keyGroup, e.namespace, to);
+      this.add(key, mapKey, keyGroup, ns, to);
       return true;
     }
     // NOTE: a timer moves later in place only, so the bucket it is in is never later than its
     // timestamp.
-    e.timestamp = to;
-    e.seq = this.seq++;
+    this.stamps[e] = to;
+    this.seqs[e] = this.seq++;
     this.moved++;
     return true;
   }
 
   remove(mapKey: MapKey, namespace: N, timestamp: number): void {
-    const e = this.find(this.byKey.get(mapKey), namespace, timestamp);
-    if (e === undefined) return;
+    const e = this.find(this.byKey.get(mapKey) ?? NONE, namespace, timestamp);
+    if (e === NONE) return;
     this.unlink(e);
     this.deleted(e);
   }
 
-  /** Marks an unlinked timer deleted (its bucket skips it). */
-  private deleted(e: TimerEntry<N>): void {
-    e.seq = DELETED;
+  /** Marks an unlinked timer deleted (its bucket skips it); its slot is free once nothing refers to it. */
+  private deleted(e: number): void {
+    this.seqs[e] = DELETED;
     if (this.after.size !== 0) this.after.delete(e);
+    if (this.flags[e] !== REFERENCED) this.release(e);
   }
 
-  private unlink(e: TimerEntry<N>): void {
+  private unlink(e: number): void {
     this.live--;
-    const head = this.byKey.get(e.mapKey)!;
+    const mapKey = this.mapKeyOf(e);
+    const head = this.byKey.get(mapKey)!;
+    const nexts = this.nexts;
     if (head === e) {
-      if (e.next === undefined) this.byKey.delete(e.mapKey);
-      else this.byKey.set(e.mapKey, e.next);
+      if (nexts[e] === NONE) this.byKey.delete(mapKey);
+      else this.byKey.set(mapKey, nexts[e]!);
       return;
     }
     let prev = head;
-    while (prev.next !== e) prev = prev.next!;
-    prev.next = e.next;
+    while (nexts[prev] !== e) prev = nexts[prev]!;
+    nexts[prev] = nexts[e]!;
   }
 
   /**
    * The bucket of the earliest timestamp with a live timer, its `pos` at that timer; drops the
    * buckets that hold only deleted timers.
    */
-  private first(): Bucket<N> | undefined {
+  private first(): Bucket | undefined {
     const times = this.times;
+    const seqs = this.seqs;
+    const stamps = this.stamps;
     while (times.length > 0) {
       const t = times[0]!;
       const b = this.buckets.get(t)!;
@@ -241,8 +361,10 @@ export class TimerHeap<N> {
       // Deleted timers are skipped; timers that moved later (see move) go to their time's bucket.
       while (b.pos < entries.length) {
         const e = entries[b.pos]!;
-        if (e.seq === DELETED) b.pos++;
-        else if (e.timestamp !== t) {
+        if (seqs[e] === DELETED) {
+          b.pos++;
+          this.release(e);
+        } else if (stamps[e] !== t) {
           b.pos++;
           this.requeue(e);
         } else break;
@@ -259,15 +381,19 @@ export class TimerHeap<N> {
     return this.first() === undefined ? Number.POSITIVE_INFINITY : this.times[0]!;
   }
 
-  /** Removes and returns the earliest live timer if its timestamp is <= `time`. */
-  pollUpTo(time: number): TimerEntry<N> | undefined {
+  /**
+   * Removes the earliest live timer if its timestamp is <= `time` and returns its slot (or -1).
+   * The slot stays the caller's until it gives it back ({@link pollDue}'s round does).
+   */
+  pollUpTo(time: number): number {
     // NOTE: a timer registered while a bucket is polled joins its bucket (same timestamp, later
     // registration: after the others) or a new bucket, which comes first if it is earlier.
-    if (this.times.length === 0 || this.times[0]! > time) return undefined;
+    if (this.times.length === 0 || this.times[0]! > time) return NONE;
     const b = this.first();
-    if (b === undefined || this.times[0]! > time) return undefined;
+    if (b === undefined || this.times[0]! > time) return NONE;
     const top = b.entries[b.pos++]!;
     this.unlink(top);
+    this.flags[top] = 0;
     return top;
   }
 
@@ -281,37 +407,42 @@ export class TimerHeap<N> {
 
   /** `seq` when the current round began (timers registered since were registered during it). */
   private roundSeq = Number.POSITIVE_INFINITY;
-  /** The timers fired in the current round, and by key once a check needs that. */
-  private readonly fired: TimerEntry<N>[] = [];
-  private firedByKey: Map<MapKey, TimerEntry<N>[]> | undefined;
+  /** The timers fired in the current round (their slots, given back when it ends), and by key once a check needs that. */
+  private readonly fired: number[] = [];
+  private firedByKey: Map<MapKey, number[]> | undefined;
   /** Timers put aside in the current round: live, but back in their buckets only at its end. */
-  private readonly aside: TimerEntry<N>[] = [];
+  private readonly aside: number[] = [];
   /**
    * Timers put aside by a round, with the time they fire only after (see {@link pollDue}); kept
-   * here rather than in a field of every timer, as few timers are ever put aside.
+   * here rather than in a column, as few timers are ever put aside.
    */
-  private readonly after = new Map<TimerEntry<N>, number>();
+  private readonly after = new Map<number, number>();
   /** The time of the last round that put a timer aside (they are due after it), or -Infinity. */
   deferredUntil = Number.NEGATIVE_INFINITY;
 
-  /** Starts firing the timers due at `time` (then {@link pollDue} until undefined, then {@link endRound}). */
+  /** Starts firing the timers due at `time` (then {@link pollDue} until -1, then {@link endRound}). */
   beginRound(): void {
     this.roundSeq = this.seq;
   }
 
-  /** The next timer to fire in this round, if any; timers that must wait are put aside. */
-  pollDue(time: number): TimerEntry<N> | undefined {
+  /**
+   * The slot of the next timer to fire in this round, or -1; timers that must wait are put aside.
+   * The slot's fields can be read until the round ends.
+   */
+  pollDue(time: number): number {
     for (;;) {
       const t = this.pollUpTo(time);
-      if (t === undefined) return undefined;
+      if (t === NONE) return NONE;
       const after =
         this.after.size === 0 ? Number.NEGATIVE_INFINITY : (this.after.get(t) ?? Number.NEGATIVE_INFINITY);
-      if (after >= time || (t.seq >= this.roundSeq && this.firedInRound(t))) {
+      if (after >= time || (this.seqs[t]! >= this.roundSeq && this.firedInRound(t))) {
         if (after < time) this.after.set(t, time);
         // Live and findable (a delete or an equal registration sees it), not yet due.
-        t.next = this.byKey.get(t.mapKey);
-        this.byKey.set(t.mapKey, t);
+        const mapKey = this.mapKeyOf(t);
+        this.nexts[t] = this.byKey.get(mapKey) ?? NONE;
+        this.byKey.set(mapKey, t);
         this.live++;
+        this.flags[t] = REFERENCED;
         this.aside.push(t);
         continue;
       }
@@ -322,67 +453,73 @@ export class TimerHeap<N> {
     }
   }
 
-  /** Ends the round: timers put aside are queued again, due after `time`. */
+  /** Ends the round: timers put aside are queued again, due after `time`; fired timers' slots are given back. */
   endRound(time: number): void {
     this.roundSeq = Number.POSITIVE_INFINITY;
-    this.fired.length = 0;
+    const fired = this.fired;
+    for (let i = 0; i < fired.length; i++) this.release(fired[i]!);
+    fired.length = 0;
     this.firedByKey = undefined;
     if (this.aside.length === 0) return;
-    for (const e of this.aside) if (e.seq !== DELETED) this.enqueue(e);
+    for (const e of this.aside) {
+      if (this.seqs[e] !== DELETED) this.enqueue(e);
+      else this.release(e);
+    }
     this.aside.length = 0;
     this.deferredUntil = time;
   }
 
   /** True if a timer equal to `t` (key, namespace, timestamp) fired earlier in this round. */
-  private firedInRound(t: TimerEntry<N>): boolean {
+  private firedInRound(t: number): boolean {
     let byKey = this.firedByKey;
     if (byKey === undefined) {
       byKey = this.firedByKey = new Map();
       for (const f of this.fired) this.addFired(byKey, f);
     }
-    const same = byKey.get(t.mapKey);
+    const same = byKey.get(this.mapKeyOf(t));
     if (same === undefined) return false;
+    const ts = this.stamps[t]!;
+    const ns = this.namespaces[t];
     let k: string | number | undefined;
     for (const f of same) {
-      if (f.timestamp !== t.timestamp) continue;
-      if (f.namespace === t.namespace) return true;
-      k ??= this.nsKeyOf(t.namespace);
-      if (this.nsKeyOf(f.namespace) === k) return true;
+      if (this.stamps[f] !== ts) continue;
+      if (this.namespaces[f] === ns) return true;
+      k ??= this.nsKeyAt(t);
+      if (this.nsKeyAt(f) === k) return true;
     }
     return false;
   }
 
-  private addFired(byKey: Map<MapKey, TimerEntry<N>[]>, f: TimerEntry<N>): void {
-    const list = byKey.get(f.mapKey);
-    if (list === undefined) byKey.set(f.mapKey, [f]);
+  private addFired(byKey: Map<MapKey, number[]>, f: number): void {
+    const mapKey = this.mapKeyOf(f);
+    const list = byKey.get(mapKey);
+    if (list === undefined) byKey.set(mapKey, [f]);
     else list.push(f);
   }
 
-  /** The most recent live timer of one key (canonical form); `next` leads to the others. */
-  head(mapKey: MapKey): TimerEntry<N> | undefined {
-    return this.byKey.get(mapKey);
-  }
-
   /**
-   * Calls `f` on every live timer, by timestamp and in registration order within a timestamp
-   * (timers moved in place and not yet in their time's bucket included, where they belong).
+   * Calls `f` on every live timer's slot, by timestamp and in registration order within a
+   * timestamp (timers moved in place and not yet in their time's bucket included, where they
+   * belong).
    */
-  forEach(f: (e: TimerEntry<N>) => void): void {
+  forEach(f: (slot: number) => void): void {
     const times = [...this.buckets.keys()].sort((a, b) => a - b);
+    const seqs = this.seqs;
+    const stamps = this.stamps;
     if (this.moved > 0) {
-      const all: TimerEntry<N>[] = [];
+      const all: number[] = [];
       let out = false;
       for (const t of times) {
         const b = this.buckets.get(t)!;
         const entries = b.entries;
         for (let i = b.pos; i < entries.length; i++) {
           const e = entries[i]!;
-          if (e.seq === DELETED) continue;
-          if (e.timestamp !== t) out = true;
+          if (seqs[e] === DELETED) continue;
+          if (stamps[e] !== t) out = true;
           all.push(e);
         }
       }
-      if (out) all.sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq);
+      if (out) all.sort((a, b) => stamps[a]! - stamps[b]! || seqs[a]! - seqs[b]!);
       else this.moved = 0;
       for (const e of all) f(e);
       return;
@@ -392,7 +529,7 @@ export class TimerHeap<N> {
       const entries = b.entries;
       for (let i = b.pos; i < entries.length; i++) {
         const e = entries[i]!;
-        if (e.seq !== DELETED) f(e);
+        if (seqs[e] !== DELETED) f(e);
       }
     }
   }
@@ -404,6 +541,19 @@ export class TimerHeap<N> {
     this.buckets.clear();
     this.byKey.clear();
     this.live = 0;
+    this.fired.length = 0;
+    this.firedByKey = undefined;
+    this.aside.length = 0;
+    this.capacity = this.used = 0;
+    this.free = NONE;
+    this.keys = [];
+    this.namespaces = [];
+    this.nsKeys = undefined;
+    this.stamps = new Float64Array(0);
+    this.seqs = new Float64Array(0);
+    this.groups = new Int32Array(0);
+    this.nexts = new Int32Array(0);
+    this.flags = new Uint8Array(0);
   }
 
   private up(t: number): void {
@@ -436,6 +586,15 @@ export class TimerHeap<N> {
     }
     h[i] = last;
   }
+}
+
+/** A timer as its target gets it when it fires (its own object: the target may keep it). */
+class FiredTimer<N> implements Timer<Key, N> {
+  constructor(
+    readonly key: Key,
+    readonly namespace: N,
+    readonly timestamp: number,
+  ) {}
 }
 
 /** A key group without timers, as a checkpoint collected it. */
@@ -549,10 +708,12 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     timers.beginRound();
     try {
       for (;;) {
-        const t = timers.pollDue(time);
-        if (t === undefined) return;
-        this.backend.setCurrentKeyInGroup(t.key, t.keyGroup, t.mapKey);
+        const s = timers.pollDue(time);
+        if (s === -1) return;
+        const key = timers.keyOf(s);
+        this.backend.setCurrentKeyInGroup(key, timers.keyGroupOf(s), timers.mapKeyOf(s));
         this.touch();
+        const t = new FiredTimer<N>(key, timers.namespaceOf(s), timers.timestampOf(s));
         if (eventTime) this.target.onEventTime(t);
         else this.target.onProcessingTime(t);
       }
@@ -589,14 +750,14 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     const order: number[] = [];
     const add = (h: TimerHeap<N>, kind: 'event' | 'processing') =>
       h.forEach((e) => {
-        const i = e.keyGroup - start;
+        const i = h.keyGroupOf(e) - start;
         if (only !== undefined && only[i] !== 1) return;
         let g = byIndex[i];
         if (g === undefined) {
           byIndex[i] = g = { event: [], processing: [] };
           order.push(i);
         }
-        g[kind].push(e.key, e.namespace, e.timestamp);
+        g[kind].push(h.keyOf(e), h.namespaceOf(e), h.timestampOf(e));
       });
     add(this.eventTimers, 'event');
     add(this.processingTimers, 'processing');
@@ -641,13 +802,13 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       const flat: unknown[] = [];
       for (const k of keys) {
         const head = h.head(k);
-        if (head === undefined) continue;
-        if (head.next === undefined) flat.push(head.key, head.namespace, head.timestamp);
+        if (head === -1) continue;
+        if (h.nextOf(head) === -1) flat.push(h.keyOf(head), h.namespaceOf(head), h.timestampOf(head));
         else {
-          const chain: TimerEntry<N>[] = [];
-          for (let e: TimerEntry<N> | undefined = head; e !== undefined; e = e.next) chain.push(e);
-          chain.sort((a, b) => a.seq - b.seq);
-          for (const e of chain) flat.push(e.key, e.namespace, e.timestamp);
+          const chain: number[] = [];
+          for (let e = head; e !== -1; e = h.nextOf(e)) chain.push(e);
+          chain.sort((a, b) => h.seqOf(a) - h.seqOf(b));
+          for (const e of chain) flat.push(h.keyOf(e), h.namespaceOf(e), h.timestampOf(e));
         }
       }
       return flat;

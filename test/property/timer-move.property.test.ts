@@ -79,8 +79,8 @@ function service(moves: boolean) {
   let svc!: TimerServiceImpl<string>;
   const exists = (event: boolean, key: number, ns: string, time: number): boolean => {
     const heap = event ? svc.eventTimers : svc.processingTimers;
-    for (let e = heap.head(canonicalKey(key)); e !== undefined; e = e.next)
-      if (e.namespace === ns && e.timestamp === time) return true;
+    for (let e = heap.head(canonicalKey(key)); e !== -1; e = heap.nextOf(e))
+      if (heap.namespaceOf(e) === ns && heap.timestampOf(e) === time) return true;
     return false;
   };
   const move = (event: boolean, key: number, ns: string, from: number, to: number): boolean => {
