@@ -26,6 +26,7 @@ import { describeValue, type Key } from './hash.js';
 import { canonicalKey, decodeKey, isKey, type MapKey } from './key-codec.js';
 import { type KeyGroupRange, keyGroupFor } from './key-groups.js';
 import type { KeyedStateBackend, Namespace, NamespaceEntries, SnapshotPart } from './keyed-backend.js';
+import { type EncodableTables, TableColumnsBuilder } from './snapshot/key-group-codec.js';
 import type { KeyGroupSnapshot } from './snapshot/types.js';
 
 export type { Namespace } from './keyed-backend.js';
@@ -452,6 +453,42 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
           pushNamespaced(data, entry, k, inner);
         });
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
+    }
+    return out;
+  }
+
+  /**
+   * {@link snapshotKeyGroup} for a checkpoint: the same entries in the same order, split into the
+   * columns the checkpoint writes while walking them (no flat array split again by the encoder):
+   * 1 M window entries walk and encode in 65-109 ms rather than 123-192 ms (`bench/snapshot-encoding.ts`).
+   */
+  snapshotKeyGroupForCheckpoint(keyGroup: number): EncodableTables {
+    const index = keyGroup - this.keyGroupRange.start;
+    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
+    const out: EncodableTables = {};
+    for (const table of this.tables.values()) {
+      const group = table.groups[index];
+      if (group === undefined || group.size === 0) continue;
+      const kind = table.kind;
+      const b = new TableColumnsBuilder(kind, table.namespaced);
+      // NOTE: forEach, not for-of (see snapshotKeyGroup); a key's one namespace read off its entry.
+      if (!table.namespaced)
+        group.forEach((v, k) => {
+          b.plain(k, snapshotValue(kind, v));
+        });
+      else
+        (group as Map<MapKey, NsEntries>).forEach((inner, k) => {
+          if (inner instanceof OneNs) {
+            b.key(k, 1);
+            b.entry(inner.ns, snapshotValue(kind, inner.v));
+          } else {
+            b.key(k, inner.size);
+            inner.forEach((v, ns) => {
+              b.entry(ns, snapshotValue(kind, v));
+            });
+          }
+        });
+      out[table.name] = b.build();
     }
     return out;
   }

@@ -26,6 +26,7 @@ import type {
 import type { Key } from './hash.js';
 import type { MapKey } from './key-codec.js';
 import type { KeyGroupRange } from './key-groups.js';
+import type { EncodableTables } from './snapshot/key-group-codec.js';
 import type { KeyGroupSnapshot } from './snapshot/types.js';
 
 /** A namespace key (e.g. a window's canonical form); `undefined` is the default (void) namespace. */
@@ -116,6 +117,11 @@ export interface KeyedStateBackend {
 
   /** The state of one key group, as plain data (empty tables left out). */
   snapshotKeyGroup(keyGroup: number): KeyGroupTables;
+  /**
+   * The state of one key group as {@link snapshotKeyGroup} gives it, in the form a checkpoint
+   * encodes fastest (the heap: already split into columns by the walk of its entries).
+   */
+  snapshotKeyGroupForCheckpoint(keyGroup: number): EncodableTables;
   /** The state of some keys (canonical forms) of one key group: an incremental checkpoint's delta. */
   snapshotKeys(keyGroup: number, keys: readonly MapKey[]): KeyGroupTables;
   /** The state of every key group that holds state. */

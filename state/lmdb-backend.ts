@@ -55,6 +55,7 @@ import {
 } from './heap-backend.js';
 import { decodeKey, type MapKey } from './key-codec.js';
 import type { KeyGroupTables, SnapshotPart } from './keyed-backend.js';
+import type { EncodableTables } from './snapshot/key-group-codec.js';
 
 /** Options of an {@link LmdbKeyedStateBackend}. */
 export interface LmdbKeyedStateBackendOptions extends HeapKeyedStateBackendOptions {
@@ -375,6 +376,11 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
     let n = 0;
     for (const c of this.counts) if (c !== undefined) n = Math.max(n, c[index]!);
     return n;
+  }
+
+  /** Flat, as {@link snapshotKeyGroup} (a checkpoint reads whole key groups later, see readsLater). */
+  override snapshotKeyGroupForCheckpoint(keyGroup: number): EncodableTables {
+    return this.snapshotKeyGroup(keyGroup);
   }
 
   override snapshotKeyGroup(keyGroup: number): KeyGroupTables {

@@ -25,7 +25,7 @@ import type { KeyedStateBackend, SnapshotPart } from '../../state/keyed-backend.
 
 import { OperatorStateStore } from '../../state/operator-state.js';
 import { encode } from '../../state/snapshot/format.js';
-import { encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
+import { type EncodableKeyGroup, encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
 import { RELEASABLE_RESTORES } from '../../state/snapshot/redistribute.js';
 import {
   type IncrementalSnapshot,
@@ -354,7 +354,7 @@ export class OperatorRuntime {
       for (let i = 0; i < dirty.length; i++) {
         if (dirty[i] !== 1) continue;
         const g = start + i;
-        let kg: KeyGroupSnapshot;
+        let kg: EncodableKeyGroup;
         if (keyed.readsLater) {
           // NOTE: read later (LMDB), whole or as a delta; the timers are collected now.
           if (whole[i] === 1) {
@@ -372,7 +372,7 @@ export class OperatorRuntime {
           continue;
         }
         if (whole[i] === 1) {
-          kg = { state: keyed.snapshotKeyGroup(g), timers: timersByGroup.get(g) ?? {} };
+          kg = { state: keyed.snapshotKeyGroupForCheckpoint(g), timers: timersByGroup.get(g) ?? {} };
           this.deltaCounts[i] = 0;
         } else {
           const keys = [...keyed.changedKeys[i]!];

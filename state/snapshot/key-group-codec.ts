@@ -45,11 +45,75 @@ interface EncodedKeyGroup {
   replaces?: KeyGroupSnapshot['replaces'];
 }
 
+/**
+ * A state table already split into the columns it is written as, by a backend's walk of its
+ * entries ({@link TableColumnsBuilder}): written without building the flat `data` of a
+ * {@link TableSnapshot} first and splitting it again (the synchronous part of a checkpoint that
+ * writes a key group whole).
+ */
+export interface TableColumns {
+  readonly columns: true;
+  kind: TableSnapshot['kind'];
+  namespaced: boolean;
+  k: unknown[];
+  c?: unknown[];
+  s?: unknown[];
+  ns?: unknown[];
+  v: unknown[];
+}
+
+/** A key group's state tables as the encoder takes them: flat, or already in columns. */
+export type EncodableTables = Record<string, TableSnapshot | TableColumns>;
+
+/** A key group as {@link encodeKeyGroupSnapshot} takes it. */
+export interface EncodableKeyGroup {
+  state: EncodableTables;
+  timers: KeyGroupSnapshot['timers'];
+  replaces?: KeyGroupSnapshot['replaces'];
+}
+
+/**
+ * Builds a {@link TableColumns} from a walk of a table's entries: {@link plain} per key of a table
+ * without namespaces; {@link key} then {@link entry} per namespace for a namespaced one.
+ */
+export class TableColumnsBuilder {
+  private readonly k: unknown[] = [];
+  private readonly c: unknown[] = [];
+  private readonly s: unknown[] = [];
+  private readonly v: unknown[] = [];
+  private readonly dictionary = new Dictionary();
+  constructor(
+    private readonly kind: TableSnapshot['kind'],
+    private readonly namespaced: boolean,
+  ) {}
+  plain(key: unknown, value: unknown): void {
+    this.k.push(key);
+    this.v.push(value);
+  }
+  /** A key with `n` namespaces: `n` calls of {@link entry} follow. */
+  key(key: unknown, n: number): void {
+    this.k.push(key);
+    this.c.push(n);
+  }
+  entry(namespace: unknown, value: unknown): void {
+    this.s.push(this.dictionary.index(namespace, namespace));
+    this.v.push(value);
+  }
+  get size(): number {
+    return this.k.length;
+  }
+  build(): TableColumns {
+    const { kind, namespaced, k, v } = this;
+    if (!namespaced) return { columns: true, kind, namespaced, k, v };
+    return { columns: true, kind, namespaced, k, c: this.c, s: this.s, ns: this.dictionary.values, v };
+  }
+}
+
 /** Timers already encoded, by the collection they were encoded from. */
 const encodedTimers = new WeakMap<TimersSnapshot, EncodedTimers>();
 
 /** Encodes one key group's state and timers for a checkpoint. */
-export function encodeKeyGroupSnapshot(kg: KeyGroupSnapshot): Uint8Array {
+export function encodeKeyGroupSnapshot(kg: EncodableKeyGroup): Uint8Array {
   const state: Record<string, EncodedTable> = {};
   for (const [name, t] of Object.entries(kg.state)) state[name] = encodeTable(t);
   const timers: Record<string, EncodedTimers> = {};
@@ -78,7 +142,20 @@ export function decodeKeyGroupSnapshot(bytes: Uint8Array): KeyGroupSnapshot {
   return out;
 }
 
-function encodeTable(t: TableSnapshot): EncodedTable {
+function encodeTable(t: TableSnapshot | TableColumns): EncodedTable {
+  if ('columns' in t) {
+    // NOTE: the fields in the order of the flat path's, so both write the same bytes.
+    if (!t.namespaced) return { kind: t.kind, namespaced: false, k: toColumn(t.k), v: toColumn(t.v) };
+    return {
+      kind: t.kind,
+      namespaced: true,
+      k: toColumn(t.k),
+      c: toColumn(t.c ?? []),
+      s: toColumn(t.s ?? []),
+      ns: t.ns ?? [],
+      v: toColumn(t.v),
+    };
+  }
   const d = t.data;
   if (!t.namespaced) {
     const n = d.length / 2;

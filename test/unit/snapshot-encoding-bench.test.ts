@@ -9,6 +9,9 @@ test('bench/snapshot-encoding.ts measures both formats on the same snapshot', ()
   expect(r.keys).toBe(3000);
   expect(r.format2.bytes).toBeGreaterThan(0);
   expect(r.format3.bytes).toBeLessThan(r.format2.bytes);
+  // Both walks of the heap backend write the same bytes (see the snapshot-columns property).
+  expect(r.heapWalk.bytes).toBeGreaterThan(3000);
+  expect(r.heapWalk.bytes).toBe(r.heapWalk.flatBytes);
   const snapshot = windowSnapshot(3000);
   expect(snapshot.reduce((n, kg) => n + kg.state.contents!.data.length / 4, 0)).toBe(3000);
   for (const kg of snapshot.slice(0, 3)) {
