@@ -90,12 +90,13 @@ export class TimerHeap<N> {
   /** The key of the timer in `slot`. */
   keyOf(slot: number): Key {
     const k = this.keys[slot];
-    return k instanceof ArrayKey ? k.key : (k as Key);
+    // NOTE: keys are primitives, so an object is an ArrayKey (cheaper to test than instanceof).
+    return typeof k === 'object' ? (k as ArrayKey).key : (k as Key);
   }
   /** The canonical form of the key of the timer in `slot`. */
   mapKeyOf(slot: number): MapKey {
     const k = this.keys[slot];
-    return k instanceof ArrayKey ? k.mapKey : (k as MapKey);
+    return typeof k === 'object' ? (k as ArrayKey).mapKey : (k as MapKey);
   }
   namespaceOf(slot: number): N {
     return this.namespaces[slot]!;
