@@ -122,6 +122,8 @@ interface Pending {
   /** Tasks asked to take it without a barrier (triggered, or asked again once they finished). */
   asked: Set<CheckpointTask>;
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
+  /** Every task's snapshot is written: it completes once every older checkpoint has (see completeInOrder). */
+  ready?: boolean;
 }
 
 /** A subtask's part of a checkpoint, once acknowledged (written). */
@@ -542,10 +544,41 @@ export class CheckpointCoordinator {
     for (const w of written) for (const [name, size] of w.chunks) this.chunkSizes.set(name, size);
     p.written.push(...written);
     p.waiting.delete(task);
-    if (p.waiting.size === 0) void this.complete(p);
+    if (p.waiting.size === 0) {
+      p.ready = true;
+      this.completeInOrder();
+    }
+  }
+
+  /** A checkpoint's metadata being computed and committed now (one at a time). */
+  private completing = false;
+
+  /**
+   * Completes checkpoints one at a time and in id order: the oldest pending one once its snapshots
+   * are written, then the next.
+   *
+   * NOTE: a task's snapshot leaves out the key groups unchanged since its previous snapshot, and
+   * the metadata refers them to the chunks the last completed checkpoint has (`base`). So a
+   * checkpoint can only be completed after every older one is committed (else it would refer to
+   * chunks older than the task's last write, which the commit of the older one may even remove:
+   * seen as a savepoint refused for a missing chunk while the checkpoint before it was still
+   * committing), and not at all if an older one is abandoned (see abandon).
+   */
+  private completeInOrder(): void {
+    if (this.completing) return;
+    let oldest: Pending | undefined;
+    for (const p of this.pending.values())
+      if (!p.failed && (oldest === undefined || p.id < oldest.id)) oldest = p;
+    if (oldest?.ready !== true) return;
+    this.completing = true;
+    void this.complete(oldest).finally(() => {
+      this.completing = false;
+      this.completeInOrder();
+    });
   }
 
   private async complete(p: Pending): Promise<void> {
+    if (p.failed) return;
     const operators = new Map<string, OperatorMeta>();
     const allChunks = new Set<string>();
     const newBase = new Map<string, Map<number, GroupChunks>>();
@@ -678,6 +711,16 @@ export class CheckpointCoordinator {
     this.host.onAbort?.(p.id);
     this.host.listener?.failed(p.id, reason);
     this.lastEnd = this.host.now();
+    // NOTE: newer checkpoints' snapshots left out the key groups this one wrote (unchanged since):
+    // without this one, they cannot be restored either (see completeInOrder).
+    for (const newer of [...this.pending.values()])
+      if (newer.id > p.id && !newer.failed)
+        this.abandon(
+          newer,
+          `checkpoint ${newer.id}: taken after checkpoint ${p.id}, which did not complete`,
+          false,
+        );
+    this.completeInOrder();
     if (!countAsFailure) return;
     this.failures.push(reason);
     this.consecutiveFailures++;

@@ -1,6 +1,6 @@
 import {
   type RuntimeContext,
-  type StreamExecutionEnvironment,
+  StreamExecutionEnvironment,
   type ValueState,
   ValueStateDescriptor,
 } from 'tidemark';
@@ -44,4 +44,123 @@ describe('checkpoints and exactly-once recovery', () => {
 
     expect(report.completedCheckpoints).toBeGreaterThan(0);
   });
+});
+
+/**
+ * Keys 0-63 once each, then key 0 for a while (the other keys' key groups stay unchanged), then
+ * keys 1-63 once more: with its state restored, each of keys 1-63 ends at a count of 2.
+ */
+function slowJob(env: StreamExecutionEnvironment, counts: Map<number, number>) {
+  env
+    .fromGenerator((i) => (i < 64 ? i : i < 1064 ? 0 : i - 1063), { count: 1127, ratePerSecond: 1000 })
+    .keyBy((k) => k)
+    .map({
+      open(ctx: RuntimeContext) {
+        (this as unknown as { n: ValueState<number> }).n = ctx.getState(
+          new ValueStateDescriptor<number>('n'),
+        );
+      },
+      map(k: number) {
+        const s = (this as unknown as { n: ValueState<number> }).n;
+        s.update((s.value() ?? 0) + 1);
+        return [k, s.value()!] as const;
+      },
+    })
+    .addSink(([k, n]) => {
+      counts.set(k, n);
+    });
+}
+
+describe('checkpoints complete in order', () => {
+  test('a savepoint taken while the one before it is committing refers to what that one wrote', async () => {
+    // The first commit waits until the second savepoint's snapshots are written (about 300 ms).
+    const storage = new MemoryCheckpointStorage();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let commits = 0;
+    const slow = new Proxy(storage, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop !== 'commit') return v.bind(target);
+        return async (...args: unknown[]) => {
+          if (++commits === 1) await gate;
+          return (v as (...a: unknown[]) => Promise<void>).apply(target, args);
+        };
+      },
+    });
+    const env = new StreamExecutionEnvironment({ parallelism: 1, maxParallelism: 128 });
+    env.enableCheckpointing(3_600_000);
+    env.setCheckpointStorage(slow);
+    slowJob(env, new Map());
+    const client = env.executeAsync({ jobId: 'in-order' });
+    while (client.metrics().sourceRecords < 200) await new Promise((r) => setTimeout(r, 10));
+    // Keys 1-63 are written by the first savepoint and unchanged in the second (only key 0 moves).
+    const first = client.triggerSavepoint();
+    await new Promise((r) => setTimeout(r, 100));
+    const second = client.triggerSavepoint();
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    first.catch(() => undefined); // checked below, after the restore
+    const b = await second;
+    client.cancel();
+    await client.result.catch(() => undefined);
+
+    const counts = new Map<number, number>();
+    const restored = new StreamExecutionEnvironment({ parallelism: 2, maxParallelism: 128 });
+    slowJob(restored, counts);
+    await restored.executeAsync({ jobId: 'in-order', restore: b, storage }).result;
+    for (let k = 1; k < 64; k++) expect(counts.get(k), `key ${k}`).toBe(2);
+    // Completed one after the other, not the first given up for the second.
+    expect(await first).toBeLessThan(b);
+  }, 30_000);
+
+  test('a savepoint taken after one whose commit fails fails too; the next one has everything', async () => {
+    // The first commit fails once the second savepoint's snapshots are written (about 300 ms).
+    const storage = new MemoryCheckpointStorage();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let commits = 0;
+    const failing = new Proxy(storage, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop !== 'commit') return v.bind(target);
+        return async (...args: unknown[]) => {
+          if (++commits === 1) {
+            await gate;
+            throw new Error('injected commit failure');
+          }
+          return (v as (...a: unknown[]) => Promise<void>).apply(target, args);
+        };
+      },
+    });
+    const env = new StreamExecutionEnvironment({ parallelism: 1, maxParallelism: 128 });
+    env.enableCheckpointing(3_600_000, { tolerableFailures: 10 });
+    env.setCheckpointStorage(failing);
+    slowJob(env, new Map());
+    const client = env.executeAsync({ jobId: 'after-failed' });
+    while (client.metrics().sourceRecords < 200) await new Promise((r) => setTimeout(r, 10));
+    const first = client.triggerSavepoint();
+    await new Promise((r) => setTimeout(r, 100));
+    const second = client.triggerSavepoint();
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    await expect(first).rejects.toThrow(/injected commit failure/);
+    // Its snapshot left out keys 1-63 (written by the first, unchanged since): it cannot stand.
+    await expect(second).rejects.toThrow(/which did not complete/);
+    const third = await client.triggerSavepoint();
+    client.cancel();
+    await client.result.catch(() => undefined);
+
+    const counts = new Map<number, number>();
+    const restored = new StreamExecutionEnvironment({ parallelism: 2, maxParallelism: 128 });
+    slowJob(restored, counts);
+    await restored.executeAsync({ jobId: 'after-failed', restore: third, storage }).result;
+    for (let k = 1; k < 64; k++) expect(counts.get(k), `key ${k}`).toBe(2);
+  }, 30_000);
 });
