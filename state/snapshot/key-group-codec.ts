@@ -99,9 +99,6 @@ export class TableColumnsBuilder {
     this.s.push(this.dictionary.index(namespace, namespace));
     this.v.push(value);
   }
-  get size(): number {
-    return this.k.length;
-  }
   build(): TableColumns {
     const { kind, namespaced, k, v } = this;
     if (!namespaced) return { columns: true, kind, namespaced, k, v };
