@@ -569,12 +569,30 @@ export class CheckpointCoordinator {
     let oldest: Pending | undefined;
     for (const p of this.pending.values())
       if (!p.failed && (oldest === undefined || p.id < oldest.id)) oldest = p;
-    if (oldest?.ready !== true) return;
+    if (oldest === undefined) return;
+    if (oldest.ready !== true) {
+      const by = this.skippedBy(oldest);
+      if (by !== undefined) this.abandon(oldest, `subsumed by checkpoint ${by}`, false);
+      return;
+    }
     this.completing = true;
     void this.complete(oldest).finally(() => {
       this.completing = false;
       this.completeInOrder();
     });
+  }
+
+  /**
+   * A newer checkpoint that a task took while `p` still waits for it: a task takes checkpoints in
+   * order and never an older one after a newer (a task that finished takes only the newest it was
+   * asked), so `p` can never complete. Undefined if there is none.
+   */
+  private skippedBy(p: Pending): number | undefined {
+    for (const newer of this.pending.values()) {
+      if (newer.id <= p.id || newer.failed) continue;
+      for (const { task } of newer.snapshots) if (p.waiting.has(task)) return newer.id;
+    }
+    return undefined;
   }
 
   private async complete(p: Pending): Promise<void> {
@@ -711,15 +729,17 @@ export class CheckpointCoordinator {
     this.host.onAbort?.(p.id);
     this.host.listener?.failed(p.id, reason);
     this.lastEnd = this.host.now();
-    // NOTE: newer checkpoints' snapshots left out the key groups this one wrote (unchanged since):
-    // without this one, they cannot be restored either (see completeInOrder).
-    for (const newer of [...this.pending.values()])
-      if (newer.id > p.id && !newer.failed)
-        this.abandon(
-          newer,
-          `checkpoint ${newer.id}: taken after checkpoint ${p.id}, which did not complete`,
-          false,
-        );
+    // NOTE: newer checkpoints' snapshots left out the key groups this one's snapshots wrote
+    // (unchanged since): without this one, they cannot be restored either (see completeInOrder).
+    // If no task took this one, nothing depends on it.
+    if (p.snapshots.length > 0)
+      for (const newer of [...this.pending.values()])
+        if (newer.id > p.id && !newer.failed)
+          this.abandon(
+            newer,
+            `checkpoint ${newer.id}: taken after checkpoint ${p.id}, which did not complete`,
+            false,
+          );
     this.completeInOrder();
     if (!countAsFailure) return;
     this.failures.push(reason);

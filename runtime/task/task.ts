@@ -110,6 +110,12 @@ export class Task {
   wakeTime = Number.POSITIVE_INFINITY;
   /** Sources: a checkpoint to take before the next record. */
   pendingTrigger: number | undefined;
+  /**
+   * Sources: checkpoints triggered while `pendingTrigger` waited (a savepoint right after a
+   * periodic trigger, a source blocked meanwhile), taken after it, in order. Every trigger is taken:
+   * the coordinator completes checkpoints in order, so one skipped would hold back those after it.
+   */
+  private laterTriggers: number[] = [];
   /** A checkpoint to take once the task has finished (it was asked while finishing). */
   private finishedTrigger: number | undefined;
   /** The newest checkpoint this task took (a trigger or barrier of it, or an older one, is ignored). */
@@ -287,8 +293,9 @@ export class Task {
     if (this.status !== 'running' || this.blocked) return;
     if (this.pendingTrigger !== undefined) {
       const id = this.pendingTrigger;
-      this.pendingTrigger = undefined;
+      this.pendingTrigger = this.laterTriggers.shift();
       this.checkpoint(id);
+      if (this.pendingTrigger !== undefined) return; // the next one in the next step
     }
     if (this.isSource) this.pollSource(budget);
     else this.input!.processInput(budget);
@@ -334,8 +341,11 @@ export class Task {
     this.triggeredAt = Date.now();
     switch (this.status) {
       case 'running':
-        if (this.isSource) this.pendingTrigger = checkpointId;
-        else if (this.barriers !== undefined) this.barriers.triggerAtEndOfInput(checkpointId);
+        if (this.isSource) {
+          if (this.pendingTrigger === undefined) this.pendingTrigger = checkpointId;
+          else if (checkpointId > (this.laterTriggers.at(-1) ?? this.pendingTrigger))
+            this.laterTriggers.push(checkpointId);
+        } else if (this.barriers !== undefined) this.barriers.triggerAtEndOfInput(checkpointId);
         else this.finishedTrigger = checkpointId; // no input: it finishes at once
         break;
       case 'finishing':
@@ -461,7 +471,10 @@ export class Task {
       this.chain.redirty(groups);
     }
     this.barriers?.abort(id);
-    if (this.pendingTrigger !== undefined && this.pendingTrigger <= id) this.pendingTrigger = undefined;
+    if (this.pendingTrigger !== undefined && this.pendingTrigger <= id) {
+      this.laterTriggers = this.laterTriggers.filter((t) => t > id);
+      this.pendingTrigger = this.laterTriggers.shift();
+    }
     if (this.finishedTrigger !== undefined && this.finishedTrigger <= id) this.finishedTrigger = undefined;
     if (this.deferredFinished !== undefined && this.deferredFinished <= id) this.deferredFinished = undefined;
     for (const m of this.chain.members) m.op.notifyCheckpointAborted(id);
@@ -519,8 +532,9 @@ export class Task {
     this.chain.clearCallbacks();
     this.wakeTime = Number.POSITIVE_INFINITY;
     // A checkpoint asked of the task while it was finishing is taken now, of its end state.
-    const asked = Math.max(this.finishedTrigger ?? 0, this.pendingTrigger ?? 0);
+    const asked = Math.max(this.finishedTrigger ?? 0, this.pendingTrigger ?? 0, ...this.laterTriggers);
     this.pendingTrigger = undefined;
+    this.laterTriggers = [];
     this.finishedTrigger = undefined;
     this.setStatus('finished');
     if (asked > 0) this.checkpointFinished(asked);

@@ -117,6 +117,26 @@ describe('checkpoints complete in order', () => {
     expect(await first).toBeLessThan(b);
   }, 30_000);
 
+  test('two savepoints triggered at once are both taken, in order', async () => {
+    const storage = new MemoryCheckpointStorage();
+    const env = new StreamExecutionEnvironment({ parallelism: 2, maxParallelism: 128 });
+    env.enableCheckpointing(3_600_000);
+    env.setCheckpointStorage(storage);
+    slowJob(env, new Map());
+    const client = env.executeAsync({ jobId: 'both' });
+    while (client.metrics().sourceRecords < 200) await new Promise((r) => setTimeout(r, 10));
+    // The sources get both triggers before they take the first.
+    const [a, b] = await Promise.all([client.triggerSavepoint(), client.triggerSavepoint()]);
+    expect(b).toBeGreaterThan(a);
+    client.cancel();
+    await client.result.catch(() => undefined);
+    const counts = new Map<number, number>();
+    const restored = new StreamExecutionEnvironment({ parallelism: 1, maxParallelism: 128 });
+    slowJob(restored, counts);
+    await restored.executeAsync({ jobId: 'both', restore: b, storage }).result;
+    for (let k = 1; k < 64; k++) expect(counts.get(k), `key ${k}`).toBe(2);
+  }, 30_000);
+
   test('a savepoint taken after one whose commit fails fails too; the next one has everything', async () => {
     // The first commit fails once the second savepoint's snapshots are written (about 300 ms).
     const storage = new MemoryCheckpointStorage();
