@@ -167,13 +167,14 @@ describe('timer service against a model', () => {
         let onTimer: OnTimer = 'none';
         const firedBySvc: unknown[] = [];
         let svc!: TimerServiceImpl<string>;
-        const svcReact = reactions(
-          () => onTimer,
-          (e, ns, ts) => (e ? svc.registerEventTimeTimer(ns, ts) : svc.registerProcessingTimeTimer(ns, ts)),
-          (e, ns, ts) => (e ? svc.deleteEventTimeTimer(ns, ts) : svc.deleteProcessingTimeTimer(ns, ts)),
-          (e, ns, from, to) =>
-            e ? svc.moveEventTimeTimer(ns, from, to) : svc.moveProcessingTimeTimer(ns, from, to),
-        );
+        // The service's calls for the current key, by time domain (onTimer's and the ops').
+        const register = (e: boolean, ns: string, ts: number) =>
+          e ? svc.registerEventTimeTimer(ns, ts) : svc.registerProcessingTimeTimer(ns, ts);
+        const del = (e: boolean, ns: string, ts: number) =>
+          e ? svc.deleteEventTimeTimer(ns, ts) : svc.deleteProcessingTimeTimer(ns, ts);
+        const move = (e: boolean, ns: string, from: number, to: number) =>
+          e ? svc.moveEventTimeTimer(ns, from, to) : svc.moveProcessingTimeTimer(ns, from, to);
+        const svcReact = reactions(() => onTimer, register, del, move);
         const target = (event: boolean) => (t: Timer<unknown, string>) => {
           firedBySvc.push([event, t.key, t.namespace, t.timestamp]);
           svcReact(event, t.namespace, t.timestamp);
@@ -206,26 +207,20 @@ describe('timer service against a model', () => {
           switch (op.kind) {
             case 'register':
               backend.setCurrentKey(keyOf(op.key));
-              op.event
-                ? svc.registerEventTimeTimer(op.ns, op.time)
-                : svc.registerProcessingTimeTimer(op.ns, op.time);
+              register(op.event, op.ns, op.time);
               model.register(op.event, op.key, op.ns, op.time);
               break;
             case 'delete':
               backend.setCurrentKey(keyOf(op.key));
-              op.event
-                ? svc.deleteEventTimeTimer(op.ns, op.time)
-                : svc.deleteProcessingTimeTimer(op.ns, op.time);
+              del(op.event, op.ns, op.time);
               model.delete(op.event, op.key, op.ns, op.time);
               break;
-            case 'move': {
+            case 'move':
               backend.setCurrentKey(keyOf(op.key));
-              const moved = op.event
-                ? svc.moveEventTimeTimer(op.ns, op.from, op.to)
-                : svc.moveProcessingTimeTimer(op.ns, op.from, op.to);
-              expect(moved).toBe(model.move(op.event, op.key, op.ns, op.from, op.to));
+              expect(move(op.event, op.ns, op.from, op.to)).toBe(
+                model.move(op.event, op.key, op.ns, op.from, op.to),
+              );
               break;
-            }
             case 'fire':
               onTimer = op.onTimer;
               op.event ? svc.advanceWatermark(op.upTo) : svc.advanceProcessingTime(op.upTo);
