@@ -122,8 +122,6 @@ interface Pending {
   /** Tasks asked to take it without a barrier (triggered, or asked again once they finished). */
   asked: Set<CheckpointTask>;
   waiters: { resolve(id: number): void; reject(e: Error): void }[];
-  /** Every task's snapshot is written: it completes once every older checkpoint has (see completeInOrder). */
-  ready?: boolean;
 }
 
 /** A subtask's part of a checkpoint, once acknowledged (written). */
@@ -544,10 +542,7 @@ export class CheckpointCoordinator {
     for (const w of written) for (const [name, size] of w.chunks) this.chunkSizes.set(name, size);
     p.written.push(...written);
     p.waiting.delete(task);
-    if (p.waiting.size === 0) {
-      p.ready = true;
-      this.completeInOrder();
-    }
+    if (p.waiting.size === 0) this.completeInOrder();
   }
 
   /** A checkpoint's metadata being computed and committed now (one at a time). */
@@ -570,7 +565,8 @@ export class CheckpointCoordinator {
     for (const p of this.pending.values())
       if (!p.failed && (oldest === undefined || p.id < oldest.id)) oldest = p;
     if (oldest === undefined) return;
-    if (oldest.ready !== true) {
+    // Every task's snapshot written (none waited for) is ready to complete.
+    if (oldest.waiting.size !== 0) {
       const by = this.skippedBy(oldest);
       if (by !== undefined) this.abandon(oldest, `subsumed by checkpoint ${by}`, false);
       return;
