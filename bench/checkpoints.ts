@@ -51,7 +51,11 @@ export interface CheckpointBenchResult {
   writeBytesPerSecond: number;
   /** Bulk SET of 1 MiB values, pipelined, bytes per second. */
   setBytesPerSecond: number;
-  /** From the start of the restored run to the first record its window operator processes. */
+  /**
+   * From the start of the restored run to the first record its window operator processes; NaN
+   * (null in JSON) when the restored checkpoint held the end of the input (taken after the source
+   * finished, while the windows still fired), so no record came.
+   */
   restoreMs: number;
   /** Heap the job's state takes per key (after a GC, every key in the state), bytes. */
   heapPerKey: number;
@@ -151,6 +155,13 @@ async function throughput(
   });
   await client.result;
   return { perSecond: events / ((performance.now() - t0) / 1000), stats };
+}
+
+/** The restore figure (see {@link CheckpointBenchResult.restoreMs}; null once through JSON). */
+function restoreText(ms: number | null): string {
+  return typeof ms === 'number' && Number.isFinite(ms)
+    ? `${ms.toFixed(0)} ms to the first record at the window operator`
+    : 'not measured: the last checkpoint held the end of the input (no record came after the restore)';
 }
 
 /** Pipelined SET of 1 MiB values (the size of a checkpoint chunk): bytes per second. */
@@ -304,7 +315,7 @@ export async function runCheckpointBench(
     const setBytesPerSecond = await setBandwidth(redis.url);
     const last = withCp.stats[withCp.stats.length - 1]!.checkpointId;
     const restoreMs = await restoreTime(keys, events, base, jobId, last);
-    log(`  restore: ${restoreMs.toFixed(0)} ms to the first record`);
+    log(`  restore: ${restoreText(restoreMs)}`);
     const syncMs = await syncTime(keys, events, base, intervalMs);
     log(`  synchronous part of a checkpoint: ${syncMs.toFixed(0)} ms`);
     await base.close();
@@ -345,7 +356,7 @@ export function formatCheckpointBench(r: CheckpointBenchResult | string): string
     `  checkpoint duration                ${r.durationMs.toFixed(0)} ms (median of ${r.checkpoints}, trigger to commit)`,
     `  checkpoint size                    ${mb(r.bytesWritten)} written each (median), ${mb(r.bytes)} referred to with the shared chunks`,
     `  Redis write bandwidth              ${mb(r.writeBytesPerSecond)}/s during checkpoints vs ${mb(r.setBytesPerSecond)}/s bulk SET (${((100 * r.writeBytesPerSecond) / r.setBytesPerSecond).toFixed(0)} %; target >= 50 %)`,
-    `  restore of that state              ${r.restoreMs.toFixed(0)} ms to the first record at the window operator`,
+    `  restore of that state              ${restoreText(r.restoreMs)}`,
     `  synchronous part of a checkpoint   ${r.syncMs.toFixed(0)} ms (median, slowest subtask, a watched run)`,
     `  heap per key                       ${Number.isNaN(r.heapPerKey) ? 'not measured (run node with --expose-gc)' : `${r.heapPerKey.toFixed(0)} bytes`}`,
   ];
