@@ -64,8 +64,11 @@ export interface KeyedStateBackend {
   readonly owner: string;
   /** One flag per key group of the range: written since its last snapshot. */
   readonly dirty: Uint8Array;
-  /** Per key group: canonical keys written since its last snapshot (undefined: none, or not tracked). */
-  readonly changedKeys: (Set<MapKey> | undefined)[];
+  /**
+   * The canonical keys of key group `index` (minus the range start) written since its last
+   * snapshot, each once (undefined: none, or not tracked).
+   */
+  changedKeysOf(index: number): readonly MapKey[] | undefined;
   /** Per key group: the whole group must be written next time. */
   readonly whole: Uint8Array;
   /** Canonical form of the current key. */

@@ -331,13 +331,13 @@ export class OperatorRuntime {
       let anyWhole = false;
       for (let i = 0; i < dirty.length; i++) {
         if (dirty[i] !== 1) continue;
-        const keys = keyed.changedKeys[i];
+        const keys = keyed.changedKeysOf(i);
         if (
           this.lastWrite[i]! < 0 ||
           keyed.whole[i] === 1 ||
           keys === undefined ||
           this.deltaCounts[i]! >= MAX_DELTAS_PER_KEY_GROUP ||
-          worthWritingWhole(keys.size, keyed.keysInGroup(i))
+          worthWritingWhole(keys.length, keyed.keysInGroup(i))
         ) {
           whole[i] = 1;
           anyWhole = true;
@@ -361,7 +361,7 @@ export class OperatorRuntime {
             (later ??= []).push({ keyGroup: g });
             this.deltaCounts[i] = 0;
           } else {
-            const keys = [...keyed.changedKeys[i]!];
+            const keys = [...keyed.changedKeysOf(i)!];
             (later ??= []).push({ keyGroup: g, keys });
             deltaTimers.set(g, this.timersOfKeys(keys));
             deltas.push([g, this.lastWrite[i]!]);
@@ -375,7 +375,7 @@ export class OperatorRuntime {
           kg = { state: keyed.snapshotKeyGroupForCheckpoint(g), timers: timersByGroup.get(g) ?? {} };
           this.deltaCounts[i] = 0;
         } else {
-          const keys = [...keyed.changedKeys[i]!];
+          const keys = [...keyed.changedKeysOf(i)!];
           kg = { state: keyed.snapshotKeys(g, keys), timers: this.timersOfKeys(keys), replaces: keys };
           deltas.push([g, this.lastWrite[i]!]);
           this.deltaCounts[i]!++;
