@@ -49,17 +49,17 @@ interface EncodedKeyGroup {
  * A state table already split into the columns it is written as, by a backend's walk of its
  * entries ({@link TableColumnsBuilder}): written without building the flat `data` of a
  * {@link TableSnapshot} first and splitting it again (the synchronous part of a checkpoint that
- * writes a key group whole).
+ * writes a key group whole). Each column is what {@link toColumn} makes of its values.
  */
 export interface TableColumns {
   readonly columns: true;
   kind: TableSnapshot['kind'];
   namespaced: boolean;
-  k: unknown[];
-  c?: unknown[];
-  s?: unknown[];
+  k: Column;
+  c?: Column;
+  s?: Column;
   ns?: unknown[];
-  v: unknown[];
+  v: Column;
 }
 
 /** A key group's state tables as the encoder takes them: flat, or already in columns. */
@@ -77,15 +77,22 @@ export interface EncodableKeyGroup {
  * without namespaces; {@link key} then {@link entry} per namespace for a namespaced one.
  */
 export class TableColumnsBuilder {
-  private readonly k: unknown[] = [];
-  private readonly c: unknown[] = [];
-  private readonly s: unknown[] = [];
-  private readonly v: unknown[] = [];
+  private readonly k: ColumnBuilder;
+  private readonly c: ColumnBuilder;
+  private readonly s: ColumnBuilder;
+  private readonly v: ColumnBuilder;
   private readonly dictionary = new Dictionary();
   constructor(
     private readonly kind: TableSnapshot['kind'],
     private readonly namespaced: boolean,
-  ) {}
+    /** The number of keys the walk will give (a hint: the columns grow past it). */
+    keys: number,
+  ) {
+    this.k = new ColumnBuilder(keys);
+    this.v = new ColumnBuilder(keys);
+    this.c = new ColumnBuilder(namespaced ? keys : 0);
+    this.s = new ColumnBuilder(namespaced ? keys : 0);
+  }
   plain(key: unknown, value: unknown): void {
     this.k.push(key);
     this.v.push(value);
@@ -100,9 +107,71 @@ export class TableColumnsBuilder {
     this.v.push(value);
   }
   build(): TableColumns {
-    const { kind, namespaced, k, v } = this;
+    const { kind, namespaced } = this;
+    const k = this.k.build();
+    const v = this.v.build();
     if (!namespaced) return { columns: true, kind, namespaced, k, v };
-    return { columns: true, kind, namespaced, k, c: this.c, s: this.s, ns: this.dictionary.values, v };
+    return {
+      columns: true,
+      kind,
+      namespaced,
+      k,
+      c: this.c.build(),
+      s: this.s.build(),
+      ns: this.dictionary.values,
+      v,
+    };
+  }
+}
+
+/**
+ * One column being built, as {@link toColumn} would make it of the same values: numbers go into a
+ * growing `Float64Array`, noting whether they are all unsigned integers and their largest, until
+ * the first value that is not a number turns the column into a plain array. No array of every
+ * value is built and scanned again (about a third of a whole key group's walk and encoding).
+ */
+class ColumnBuilder {
+  private numbers: Float64Array;
+  private n = 0;
+  private max = 0;
+  private integers = true;
+  private values: unknown[] | undefined = undefined;
+  constructor(capacity: number) {
+    this.numbers = new Float64Array(Math.max(8, capacity));
+  }
+  push(x: unknown): void {
+    if (this.values !== undefined) {
+      this.values.push(x);
+      return;
+    }
+    if (typeof x !== 'number') {
+      const values = (this.values = new Array<unknown>(this.n));
+      for (let i = 0; i < this.n; i++) values[i] = this.numbers[i];
+      values.push(x);
+      return;
+    }
+    if (this.n === this.numbers.length) {
+      const grown = new Float64Array(2 * this.n);
+      grown.set(this.numbers);
+      this.numbers = grown;
+    }
+    this.numbers[this.n++] = x;
+    // NOTE: -0 is not an unsigned integer (it would come back as 0); NaN and fractions are not either.
+    if (this.integers) {
+      if (x >>> 0 !== x || (x === 0 && 1 / x < 0)) this.integers = false;
+      else if (x > this.max) this.max = x;
+    }
+  }
+  build(): Column {
+    if (this.values !== undefined) return this.values;
+    const numbers = this.numbers.subarray(0, this.n);
+    if (!this.integers) return numbers.slice();
+    const max = this.max;
+    return max < 0x100
+      ? new Uint8Array(numbers)
+      : max < 0x10000
+        ? new Uint16Array(numbers)
+        : new Uint32Array(numbers);
   }
 }
 
@@ -142,15 +211,15 @@ export function decodeKeyGroupSnapshot(bytes: Uint8Array): KeyGroupSnapshot {
 function encodeTable(t: TableSnapshot | TableColumns): EncodedTable {
   if ('columns' in t) {
     // NOTE: the fields in the order of the flat path's, so both write the same bytes.
-    if (!t.namespaced) return { kind: t.kind, namespaced: false, k: toColumn(t.k), v: toColumn(t.v) };
+    if (!t.namespaced) return { kind: t.kind, namespaced: false, k: t.k, v: t.v };
     return {
       kind: t.kind,
       namespaced: true,
-      k: toColumn(t.k),
-      c: toColumn(t.c ?? []),
-      s: toColumn(t.s ?? []),
+      k: t.k,
+      c: t.c ?? toColumn([]),
+      s: t.s ?? toColumn([]),
       ns: t.ns ?? [],
-      v: toColumn(t.v),
+      v: t.v,
     };
   }
   const d = t.data;
