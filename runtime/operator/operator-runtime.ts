@@ -343,7 +343,7 @@ export class OperatorRuntime {
           anyWhole = true;
         }
       }
-      const timersByGroup = new Map<number, KeyGroupSnapshot['timers']>();
+      const timersByGroup = new Map<number, EncodableKeyGroup['timers']>();
       if (anyWhole)
         for (const [name, svc] of this.timerServices)
           for (const [g, t] of svc.snapshotForCheckpoint(whole)) {

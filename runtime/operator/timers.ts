@@ -7,6 +7,7 @@ import type { InternalTimerService, NamespaceKeyFn, Timer, Triggerable } from '.
 import type { Key } from '../../state/hash.js';
 import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 import type { KeyedStateBackend } from '../../state/keyed-backend.js';
+import { type TimerColumns, TimerColumnsBuilder } from '../../state/snapshot/key-group-codec.js';
 import type { TimersSnapshot } from '../../state/snapshot/types.js';
 
 /** A live timer's key when it is an array: the key and its canonical form (a string). */
@@ -599,7 +600,7 @@ class FiredTimer<N> implements Timer<Key, N> {
 }
 
 /** A key group without timers, as a checkpoint collected it. */
-const NO_TIMERS: TimersSnapshot = Object.freeze({ event: [], processing: [] }) as TimersSnapshot;
+const NO_TIMERS: TimerColumns = new TimerColumnsBuilder().build();
 
 /** Hooks the timer service needs from its task. */
 export interface TimerHost {
@@ -618,7 +619,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * (see {@link snapshotForCheckpoint}), and whether they changed since (1 from the start: a
    * group is 0 only once its collection is stored).
    */
-  private readonly collected: (TimersSnapshot | undefined)[];
+  private readonly collected: (TimerColumns | undefined)[];
   private readonly changedSince: Uint8Array;
 
   constructor(
@@ -774,24 +775,48 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * checkpoint walks the timers only if some group's changed: in a window job, most intervals
    * change state but open or close no window.
    */
-  snapshotForCheckpoint(whole: Uint8Array): Map<number, TimersSnapshot> {
+  snapshotForCheckpoint(whole: Uint8Array): Map<number, TimerColumns> {
     const start = this.backend.keyGroupRange.start;
     let stale: Uint8Array | undefined;
     for (let i = 0; i < whole.length; i++)
       if (whole[i] === 1 && this.changedSince[i] === 1) (stale ??= new Uint8Array(whole.length))[i] = 1;
-    const fresh = stale === undefined ? undefined : this.snapshotByKeyGroup(stale);
-    const out = new Map<number, TimersSnapshot>();
+    const fresh = stale === undefined ? undefined : this.columnsByKeyGroup(stale);
+    const out = new Map<number, TimerColumns>();
     for (let i = 0; i < whole.length; i++) {
       if (whole[i] !== 1) continue;
-      let t: TimersSnapshot;
+      let t: TimerColumns;
       if (stale?.[i] === 1) {
-        t = fresh!.get(start + i) ?? NO_TIMERS;
+        t = fresh![i]?.build() ?? NO_TIMERS;
         this.collected[i] = t;
         this.changedSince[i] = 0;
       } else t = this.collected[i]!;
       if (t !== NO_TIMERS) out.set(start + i, t);
     }
     return out;
+  }
+
+  /**
+   * The timers of the key groups `only` marks (by index in the range), walked straight into the
+   * columns a checkpoint writes, by index: the same timers in the same order as
+   * {@link snapshotByKeyGroup}'s, without its flat arrays.
+   */
+  private columnsByKeyGroup(only: Uint8Array): (TimerColumnsBuilder | undefined)[] {
+    const backend = this.backend;
+    if (backend.pendingGroups !== 0)
+      for (let i = 0; i < only.length; i++) if (only[i] === 1) backend.installPending(i);
+    const start = backend.keyGroupRange.start;
+    const byIndex: (TimerColumnsBuilder | undefined)[] = new Array(only.length);
+    const add = (h: TimerHeap<N>, processing: boolean) =>
+      h.forEach((e) => {
+        const i = h.keyGroupOf(e) - start;
+        if (only[i] !== 1) return;
+        let b = byIndex[i];
+        if (b === undefined) byIndex[i] = b = new TimerColumnsBuilder();
+        b.add(processing, h.keyOf(e), h.namespaceOf(e), h.timestampOf(e));
+      });
+    add(this.eventTimers, false);
+    add(this.processingTimers, true);
+    return byIndex;
   }
 
   /**

@@ -68,7 +68,7 @@ export type EncodableTables = Record<string, TableSnapshot | TableColumns>;
 /** A key group as {@link encodeKeyGroupSnapshot} takes it. */
 export interface EncodableKeyGroup {
   state: EncodableTables;
-  timers: KeyGroupSnapshot['timers'];
+  timers: Record<string, TimersSnapshot | TimerColumns>;
   replaces?: KeyGroupSnapshot['replaces'];
 }
 
@@ -120,6 +120,47 @@ export class TableColumnsBuilder {
       s: this.s.build(),
       ns: this.dictionary.values,
       v,
+    };
+  }
+}
+
+/**
+ * One timer service's timers of one key group already in the columns they are written as, by a
+ * walk of the timers ({@link TimerColumnsBuilder}): what {@link encodeKeyGroupSnapshot} writes for
+ * the {@link TimersSnapshot} of the same timers, without the flat arrays.
+ */
+export interface TimerColumns {
+  readonly columns: true;
+  readonly encoded: EncodedTimers;
+}
+
+/**
+ * Builds a {@link TimerColumns} from a walk of a key group's timers: {@link add} per timer, every
+ * event-time timer before the processing-time ones, each in the order of the flat snapshot.
+ */
+export class TimerColumnsBuilder {
+  private readonly dictionary = new Dictionary();
+  private readonly event = [new ColumnBuilder(0), new ColumnBuilder(0), new ColumnBuilder(0)] as const;
+  private readonly processing = [new ColumnBuilder(0), new ColumnBuilder(0), new ColumnBuilder(0)] as const;
+  add(processing: boolean, key: unknown, namespace: unknown, timestamp: number): void {
+    const [keys, namespaces, times] = processing ? this.processing : this.event;
+    keys.push(key);
+    namespaces.push(this.dictionary.index(namespaceId(namespace), namespace));
+    times.push(timestamp);
+  }
+  build(): TimerColumns {
+    const columns = (c: readonly [ColumnBuilder, ColumnBuilder, ColumnBuilder]): [Column, Column, Column] => [
+      c[0].build(),
+      c[1].build(),
+      c[2].build(),
+    ];
+    return {
+      columns: true,
+      encoded: {
+        ns: this.dictionary.values,
+        event: columns(this.event),
+        processing: columns(this.processing),
+      },
     };
   }
 }
@@ -184,8 +225,11 @@ export function encodeKeyGroupSnapshot(kg: EncodableKeyGroup): Uint8Array {
   for (const [name, t] of Object.entries(kg.state)) state[name] = encodeTable(t);
   const timers: Record<string, EncodedTimers> = {};
   for (const [name, t] of Object.entries(kg.timers)) {
-    // NOTE: a key group's timers unchanged since the last checkpoint come as the same arrays
-    // (see snapshotForCheckpoint): their columns are encoded once.
+    if ('columns' in t) {
+      timers[name] = t.encoded;
+      continue;
+    }
+    // NOTE: timers collected again unchanged come as the same arrays: their columns are built once.
     let encoded = encodedTimers.get(t);
     if (encoded === undefined) encodedTimers.set(t, (encoded = encodeTimers(t)));
     timers[name] = encoded;
@@ -287,15 +331,8 @@ function encodeTimers(t: TimersSnapshot): EncodedTimers {
     const times = new Array<unknown>(n);
     for (let i = 0, j = 0; j < n; i += 3, j++) {
       const ns = flat[i + 1];
-      // NOTE: windows are told apart by their namespace (equal windows may be different objects).
-      const id =
-        typeof ns === 'object' &&
-        ns !== null &&
-        typeof (ns as { namespace?: unknown }).namespace === 'function'
-          ? (ns as { namespace(): unknown }).namespace()
-          : ns;
       keys[j] = flat[i];
-      namespaces[j] = dictionary.index(id, ns);
+      namespaces[j] = dictionary.index(namespaceId(ns), ns);
       times[j] = flat[i + 2];
     }
     return [toColumn(keys), toColumn(namespaces), toColumn(times)];
@@ -319,6 +356,15 @@ function decodeTimers(t: EncodedTimers): TimersSnapshot {
     return out;
   };
   return { event: flat(t.event), processing: flat(t.processing) };
+}
+
+/** What tells timer namespaces apart: a window's `namespace()` (equal windows may be different objects). */
+function namespaceId(ns: unknown): unknown {
+  return typeof ns === 'object' &&
+    ns !== null &&
+    typeof (ns as { namespace?: unknown }).namespace === 'function'
+    ? (ns as { namespace(): unknown }).namespace()
+    : ns;
 }
 
 /** Distinct values, each with its index (by an identity the caller chooses). */
