@@ -140,26 +140,43 @@ export interface TimerColumns {
  */
 export class TimerColumnsBuilder {
   private readonly dictionary = new Dictionary();
-  private readonly event = [new ColumnBuilder(0), new ColumnBuilder(0), new ColumnBuilder(0)] as const;
-  private readonly processing = [new ColumnBuilder(0), new ColumnBuilder(0), new ColumnBuilder(0)] as const;
+  private readonly eventKeys = new ColumnBuilder(0);
+  private readonly eventNamespaces = new ColumnBuilder(0);
+  private readonly eventTimes = new ColumnBuilder(0);
+  private readonly processingKeys = new ColumnBuilder(0);
+  private readonly processingNamespaces = new ColumnBuilder(0);
+  private readonly processingTimes = new ColumnBuilder(0);
+  private lastNamespace: unknown = undefined;
+  private lastIndex = -1;
   add(processing: boolean, key: unknown, namespace: unknown, timestamp: number): void {
-    const [keys, namespaces, times] = processing ? this.processing : this.event;
-    keys.push(key);
-    namespaces.push(this.dictionary.index(namespaceId(namespace), namespace));
-    times.push(timestamp);
+    // NOTE: timers in a row usually share their namespace object (a window, a constant): its
+    // index is known without asking the window for its canonical form.
+    let index = this.lastIndex;
+    if (index < 0 || namespace !== this.lastNamespace) {
+      index = this.lastIndex = this.dictionary.index(namespaceId(namespace), namespace);
+      this.lastNamespace = namespace;
+    }
+    if (processing) {
+      this.processingKeys.push(key);
+      this.processingNamespaces.push(index);
+      this.processingTimes.push(timestamp);
+    } else {
+      this.eventKeys.push(key);
+      this.eventNamespaces.push(index);
+      this.eventTimes.push(timestamp);
+    }
   }
   build(): TimerColumns {
-    const columns = (c: readonly [ColumnBuilder, ColumnBuilder, ColumnBuilder]): [Column, Column, Column] => [
-      c[0].build(),
-      c[1].build(),
-      c[2].build(),
-    ];
     return {
       columns: true,
       encoded: {
         ns: this.dictionary.values,
-        event: columns(this.event),
-        processing: columns(this.processing),
+        event: [this.eventKeys.build(), this.eventNamespaces.build(), this.eventTimes.build()],
+        processing: [
+          this.processingKeys.build(),
+          this.processingNamespaces.build(),
+          this.processingTimes.build(),
+        ],
       },
     };
   }
