@@ -64,10 +64,10 @@ export function worthWritingWhole(changed: number, keys: number): boolean {
 }
 
 /**
- * The entry of a key in a namespaced table while it has one namespace: most keys of a window
- * operator have one window at a time, and a `Map` of one entry costs about four times this (a
- * tumbling window's key measured 438 bytes of heap with a `Map`, see the checkpoint benchmark).
- * A second namespace turns it into a `Map` ({@link NsEntries}).
+ * The entry of a key in a namespaced table while it has one namespace, where the table keeps an
+ * entry per key (the LMDB backend's cache; the heap backend keeps such keys in {@link Slots}, and
+ * gives this as a view of one): a `Map` of one entry costs about four times this. A second
+ * namespace turns it into a `Map` ({@link NsEntries}).
  */
 class OneNs implements NamespaceEntries {
   constructor(
@@ -167,9 +167,57 @@ export interface EntryStore {
   delete(key: MapKey): boolean;
 }
 
+/**
+ * @internal The entries of one key group of a namespaced heap table whose keys have one namespace,
+ * in columns: slot `s` holds key `keys[s]`, its namespace and its value. The group's `Map` maps
+ * such a key to its slot (a number), and a key with several namespaces to a `Map` of them. A
+ * removed slot takes the last one's entry, so the columns stay dense.
+ *
+ * NOTE: columns (issue 16, a compact heap layout) rather than an object per key: a checkpoint
+ * that writes a key group whole reads three arrays in order, not a `Map` walk that follows a
+ * pointer per key to an object somewhere on the heap (a cache miss each: the walk of 1 M window
+ * keys took most of a checkpoint's synchronous part); and 1 M keys are 1 M fewer objects for each
+ * full garbage collection to mark.
+ */
+export class Slots {
+  readonly keys: MapKey[] = [];
+  readonly namespaces: Namespace[] = [];
+  readonly values: unknown[] = [];
+  /** Keys of the group with several namespaces (a `Map` in the group's `Map`). */
+  multi = 0;
+
+  /** Gives key `mk` (not in `g` yet) a slot with one entry. */
+  add(g: Map<MapKey, unknown>, mk: MapKey, ns: Namespace, v: unknown): void {
+    g.set(mk, this.keys.length);
+    this.keys.push(mk);
+    this.namespaces.push(ns);
+    this.values.push(v);
+  }
+
+  /** Frees slot `s` (its key's entry in `g` is the caller's to change): the last slot moves in. */
+  remove(g: Map<MapKey, unknown>, s: number): void {
+    const last = this.keys.length - 1;
+    if (s !== last) {
+      const moved = this.keys[last]!;
+      this.keys[s] = moved;
+      this.namespaces[s] = this.namespaces[last]!;
+      this.values[s] = this.values[last];
+      g.set(moved, s);
+    }
+    this.keys.pop();
+    this.namespaces.pop();
+    this.values.pop();
+  }
+}
+
 /** @internal one registered state: per key group, canonical key → value (or namespace → value). */
 export class StateTable {
   readonly groups: (Map<MapKey, unknown> | undefined)[];
+  /**
+   * Per key group: the entries of keys with one namespace ({@link Slots}), for a namespaced table
+   * of the heap backend; undefined otherwise (the LMDB backend keeps {@link NsEntries}).
+   */
+  readonly slots: (Slots | undefined)[] | undefined;
   constructor(
     readonly name: string,
     readonly kind: StateKind,
@@ -177,9 +225,40 @@ export class StateTable {
     size: number,
     /** Its number in this backend (registration order): the LMDB backend's keys use it. */
     readonly id: number,
+    slotted = false,
   ) {
     this.groups = new Array(size).fill(undefined);
+    this.slots = slotted && namespaced ? new Array(size).fill(undefined) : undefined;
   }
+
+  /** The slots of key group `index` (by index in the range), created on demand. */
+  slotsAt(index: number): Slots {
+    const all = this.slots!;
+    let slots = all[index];
+    if (slots === undefined) all[index] = slots = new Slots();
+    return slots;
+  }
+}
+
+/**
+ * Appends the entries of a namespaced table's key group to a snapshot's flat data: keys with one
+ * namespace first (in slot order), then the others (in the group's order). `entry` is the table's
+ * {@link entryPusher}.
+ */
+function pushGroup(
+  data: unknown[],
+  kind: StateKind,
+  group: Map<MapKey, unknown>,
+  slots: Slots | undefined,
+  entry: (v: unknown, k: unknown) => void,
+): void {
+  if (slots !== undefined)
+    for (let s = 0; s < slots.keys.length; s++)
+      data.push(slots.keys[s], 1, slots.namespaces[s], snapshotValue(kind, slots.values[s]));
+  if (slots !== undefined && slots.multi === 0) return;
+  group.forEach((e, k) => {
+    if (typeof e !== 'number') pushNamespaced(data, entry, k as MapKey, e as NsEntries);
+  });
 }
 
 /**
@@ -387,7 +466,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     }
     let table = this.tables.get(d.name);
     if (table === undefined) {
-      table = new StateTable(d.name, d.kind, namespaced, this.keyGroupRange.size, this.tables.size);
+      table = new StateTable(
+        d.name,
+        d.kind,
+        namespaced,
+        this.keyGroupRange.size,
+        this.tables.size,
+        this.kind === 'heap',
+      );
       this.tables.set(d.name, table);
     } else if (table.kind !== d.kind) {
       throw this.kindMismatch(d, table.kind);
@@ -465,7 +551,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       for (const group of table.groups) {
         if (group === undefined) continue;
         if (!table.namespaced) n += group.size;
-        else for (const inner of group.values()) n += nsSize(inner as NsEntries);
+        else
+          for (const inner of group.values()) n += typeof inner === 'number' ? 1 : nsSize(inner as NsEntries);
       }
     }
     return n;
@@ -487,10 +574,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       // large group walks every entry, on the task's thread).
       const entry = entryPusher(data, table.kind);
       if (!table.namespaced) group.forEach(entry);
-      else
-        (group as Map<MapKey, NsEntries>).forEach((inner, k) => {
-          pushNamespaced(data, entry, k, inner);
-        });
+      else pushGroup(data, table.kind, group, table.slots?.[index], entry);
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
     return out;
@@ -512,23 +596,30 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (group === undefined || group.size === 0) continue;
       const kind = table.kind;
       const b = new TableColumnsBuilder(kind, table.namespaced, group.size);
-      // NOTE: forEach, not for-of (see snapshotKeyGroup); a key's one namespace read off its entry.
+      // NOTE: forEach, not for-of (see snapshotKeyGroup). Keys with one namespace are read off
+      // their slots, in order, then the others, as snapshotKeyGroup gives them.
       if (!table.namespaced)
         group.forEach((v, k) => {
           b.plain(k, snapshotValue(kind, v));
         });
-      else
-        (group as Map<MapKey, NsEntries>).forEach((inner, k) => {
-          if (inner instanceof OneNs) {
-            b.key(k, 1);
-            b.entry(inner.ns, snapshotValue(kind, inner.v));
-          } else {
-            b.key(k, inner.size);
-            inner.forEach((v, ns) => {
+      else {
+        const slots = table.slots?.[index];
+        if (slots !== undefined) {
+          const { keys, namespaces, values } = slots;
+          for (let i = 0; i < keys.length; i++) {
+            b.key(keys[i], 1);
+            b.entry(namespaces[i], snapshotValue(kind, values[i]));
+          }
+        }
+        if (slots === undefined || slots.multi !== 0)
+          (group as Map<MapKey, NsEntries | number>).forEach((inner, k) => {
+            if (typeof inner === 'number') return;
+            b.key(k, nsSize(inner));
+            nsForEach(inner, (v, ns) => {
               b.entry(ns, snapshotValue(kind, v));
             });
-          }
-        });
+          });
+      }
       out[table.name] = b.build();
     }
     return out;
@@ -546,11 +637,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (group === undefined || group.size === 0) continue;
       const data: unknown[] = [];
       const entry = entryPusher(data, table.kind);
+      const slots = table.slots?.[index];
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!;
         const v = group.get(k);
         if (v === undefined) continue;
         if (!table.namespaced) entry(v, k);
+        else if (typeof v === 'number')
+          data.push(k, 1, slots!.namespaces[v], snapshotValue(table.kind, slots!.values[v]));
         else pushNamespaced(data, entry, k, v as NsEntries);
       }
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
@@ -603,6 +697,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const table = this.restoredTable(name, t);
       const group = new Map<MapKey, unknown>();
       const data = t.data;
+      let slots: Slots | undefined;
+      if (table.slots !== undefined) table.slots[index] = slots = new Slots();
       if (!t.namespaced)
         for (let i = 0; i < data.length; i += 2)
           group.set(data[i] as MapKey, restoreValue(t.kind, data[i + 1]));
@@ -610,10 +706,15 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
         for (let i = 0; i < data.length; ) {
           const k = data[i] as MapKey;
           const n = data[i + 1] as number;
-          group.set(
-            k,
-            nsFromFlat(data, i + 2, n, (v) => restoreValue(t.kind, v)),
-          );
+          if (n === 1 && slots !== undefined)
+            slots.add(group, k, data[i + 2] as Namespace, restoreValue(t.kind, data[i + 3]));
+          else {
+            group.set(
+              k,
+              nsFromFlat(data, i + 2, n, (v) => restoreValue(t.kind, v)),
+            );
+            if (slots !== undefined) slots.multi++;
+          }
           i += 2 + 2 * n;
         }
       table.groups[index] = group;
@@ -625,7 +726,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   protected restoredTable(name: string, t: Tables[string]): StateTable {
     let table = this.tables.get(name);
     if (table === undefined) {
-      table = new StateTable(name, t.kind, t.namespaced, this.keyGroupRange.size, this.tables.size);
+      table = new StateTable(
+        name,
+        t.kind,
+        t.namespaced,
+        this.keyGroupRange.size,
+        this.tables.size,
+        this.kind === 'heap',
+      );
       this.tables.set(name, table);
     } else if (table.kind !== t.kind) {
       throw new StateError(
@@ -787,6 +895,10 @@ abstract class BaseHandle {
     if (g === undefined) return undefined;
     const v = g.get(this.backend.mapKey);
     if (!this.table.namespaced || v === undefined) return v;
+    if (typeof v === 'number') {
+      const slots = this.table.slots![this.backend.groupIndex]!;
+      return slots.namespaces[v] === this.nsKey() ? slots.values[v] : undefined;
+    }
     return nsGet(v as NsEntries, this.nsKey());
   }
 
@@ -797,7 +909,30 @@ abstract class BaseHandle {
       return;
     }
     const mk = this.backend.mapKey;
-    nsSet(g, mk, g.get(mk) as NsEntries | undefined, this.nsKey(), value);
+    this.setNamespaced(g, mk, g.get(mk), this.nsKey(), value);
+  }
+
+  /** Sets the entry of namespace `ns` of key `mk`, whose entry in `g` is `e` (undefined: none). */
+  private setNamespaced(g: EntryStore, mk: MapKey, e: unknown, ns: Namespace, v: unknown): void {
+    if (this.table.slots === undefined) {
+      nsSet(g, mk, e as NsEntries | undefined, ns, v);
+      return;
+    }
+    const map = g as Map<MapKey, unknown>;
+    const slots = this.table.slotsAt(this.backend.groupIndex);
+    if (e === undefined) slots.add(map, mk, ns, v);
+    else if (typeof e !== 'number') (e as Map<Namespace, unknown>).set(ns, v);
+    else if (slots.namespaces[e] === ns) slots.values[e] = v;
+    else {
+      // A second namespace: the key's entries become a Map, its slot freed.
+      const several = new Map<Namespace, unknown>([
+        [slots.namespaces[e]!, slots.values[e]],
+        [ns, v],
+      ]);
+      slots.remove(map, e);
+      map.set(mk, several);
+      slots.multi++;
+    }
   }
 
   protected deleteRaw(): void {
@@ -809,9 +944,26 @@ abstract class BaseHandle {
       return;
     }
     const mk = this.backend.mapKey;
-    const inner = g.get(mk) as NsEntries | undefined;
+    const inner = g.get(mk);
     if (inner === undefined) return;
-    nsDelete(g, mk, inner, this.nsKey());
+    if (this.table.slots === undefined) {
+      nsDelete(g, mk, inner as NsEntries, this.nsKey());
+      return;
+    }
+    const slots = this.table.slotsAt(this.backend.groupIndex);
+    const ns = this.nsKey();
+    if (typeof inner === 'number') {
+      if (slots.namespaces[inner] !== ns) return;
+      slots.remove(g as Map<MapKey, unknown>, inner);
+      g.delete(mk);
+      return;
+    }
+    const several = inner as Map<Namespace, unknown>;
+    several.delete(ns);
+    if (several.size === 0) {
+      g.delete(mk);
+      slots.multi--;
+    }
   }
 
   protected nsKey(): Namespace {
@@ -834,7 +986,12 @@ abstract class BaseHandle {
   namespacesOfCurrentKey(): NamespaceEntries | undefined {
     if (!this.table.namespaced) return undefined;
     const g = this.backend.group(this.table, false);
-    return g === undefined ? undefined : (g.get(this.backend.mapKey) as NsEntries | undefined);
+    if (g === undefined) return undefined;
+    const e = g.get(this.backend.mapKey);
+    if (typeof e !== 'number') return e as NsEntries | undefined;
+    // NOTE: the entry as it is now (a slot may be given to another key once this one's is freed).
+    const slots = this.table.slots![this.backend.groupIndex]!;
+    return new OneNs(slots.namespaces[e]!, slots.values[e]);
   }
 
   /**
@@ -849,10 +1006,19 @@ abstract class BaseHandle {
     const backend = this.backend;
     const g = backend.group(this.table, true)!;
     const mk = backend.mapKey;
-    const inner = g.get(mk) as NsEntries | undefined;
+    const inner = g.get(mk);
     const ns = this.nsKey();
-    const current = (inner === undefined ? undefined : nsGet(inner, ns)) as V | undefined;
-    nsSet(g, mk, inner, ns, next(value, current));
+    if (typeof inner === 'number') {
+      const slots = this.table.slots![backend.groupIndex]!;
+      if (slots.namespaces[inner] === ns) {
+        slots.values[inner] = next(value, slots.values[inner] as V);
+        return false;
+      }
+      this.setNamespaced(g, mk, inner, ns, next(value, undefined));
+      return true;
+    }
+    const current = (inner === undefined ? undefined : nsGet(inner as NsEntries, ns)) as V | undefined;
+    this.setNamespaced(g, mk, inner, ns, next(value, current));
     return current === undefined;
   }
 
