@@ -769,9 +769,10 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
 
   /**
-   * For a checkpoint that writes the key groups `whole` marks whole: their timers, as
-   * {@link snapshotByKeyGroup} gives them. A group whose timers did not change since a checkpoint
-   * last collected them gets that collection again (the same arrays, which nobody mutates), so a
+   * For a checkpoint that writes the key groups `whole` marks whole: their timers, in the columns
+   * the checkpoint writes (the timers {@link snapshotByKeyGroup} gives, in its order). A group
+   * whose timers did not change since a checkpoint last collected them gets that collection again
+   * (the same columns, which nobody mutates), so a
    * checkpoint walks the timers only if some group's changed: in a window job, most intervals
    * change state but open or close no window.
    */
