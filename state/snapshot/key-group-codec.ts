@@ -16,7 +16,7 @@ import type { KeyGroupSnapshot, TableSnapshot, TimersSnapshot } from './types.js
 type Column = Float64Array | Uint32Array | Uint16Array | Uint8Array | unknown[];
 
 /** A state table as written: its flat `data` split into columns. */
-interface EncodedTable {
+export interface EncodedTable {
   kind: TableSnapshot['kind'];
   namespaced: boolean;
   /** Keys (canonical forms). */
@@ -51,15 +51,8 @@ interface EncodedKeyGroup {
  * {@link TableSnapshot} first and splitting it again (the synchronous part of a checkpoint that
  * writes a key group whole). Each column is what {@link toColumn} makes of its values.
  */
-export interface TableColumns {
+export interface TableColumns extends EncodedTable {
   readonly columns: true;
-  kind: TableSnapshot['kind'];
-  namespaced: boolean;
-  k: Column;
-  c?: Column;
-  s?: Column;
-  ns?: unknown[];
-  v: Column;
 }
 
 /** A key group's state tables as the encoder takes them: flat, or already in columns. */
