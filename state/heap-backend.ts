@@ -240,24 +240,63 @@ export class StateTable {
   }
 }
 
+/** @internal Takes a namespaced table's entries key by key: {@link key}, then {@link entry} per namespace. */
+export interface NamespacedSink {
+  key(key: MapKey, n: number): void;
+  entry(namespace: Namespace, value: unknown): void;
+}
+
+/** @internal A sink that appends to a snapshot's flat data (`key, count, ns, value, ...`). */
+export class FlatSink implements NamespacedSink {
+  constructor(readonly data: unknown[]) {}
+  key(key: MapKey, n: number): void {
+    this.data.push(key, n);
+  }
+  entry(namespace: Namespace, value: unknown): void {
+    this.data.push(namespace, value);
+  }
+}
+
 /**
- * Appends the entries of a namespaced table's key group to a snapshot's flat data: keys with one
- * namespace first (in slot order), then the others (in the group's order). `entry` is the table's
- * {@link entryPusher}.
+ * @internal Gives `sink` the entries of key `k` of a namespaced table, whose entry is `e` (on the
+ * heap a slot of `slots` or a `Map` of several namespaces; in the LMDB backend's cache
+ * {@link NsEntries}), values in their snapshot form.
  */
-function pushGroup(
-  data: unknown[],
+export function sendKey(
+  kind: StateKind,
+  k: MapKey,
+  e: unknown,
+  slots: Slots | undefined,
+  sink: NamespacedSink,
+): void {
+  if (typeof e === 'number') {
+    sink.key(k, 1);
+    sink.entry(slots!.namespaces[e]!, snapshotValue(kind, slots!.values[e]));
+    return;
+  }
+  const inner = e as NsEntries;
+  sink.key(k, nsSize(inner));
+  nsForEach(inner, (v, ns) => {
+    sink.entry(ns, snapshotValue(kind, v));
+  });
+}
+
+/**
+ * Gives `sink` every entry of a heap namespaced table's key group: the keys with one namespace
+ * first (in slot order), then the others (in the group's order). The one order of every snapshot
+ * of such a group, flat or in columns.
+ */
+function sendGroup(
   kind: StateKind,
   group: Map<MapKey, unknown>,
   slots: Slots | undefined,
-  entry: (v: unknown, k: unknown) => void,
+  sink: NamespacedSink,
 ): void {
   if (slots !== undefined)
-    for (let s = 0; s < slots.keys.length; s++)
-      data.push(slots.keys[s], 1, slots.namespaces[s], snapshotValue(kind, slots.values[s]));
+    for (let s = 0; s < slots.keys.length; s++) sendKey(kind, slots.keys[s]!, s, slots, sink);
   if (slots !== undefined && slots.multi === 0) return;
   group.forEach((e, k) => {
-    if (typeof e !== 'number') pushNamespaced(data, entry, k as MapKey, e as NsEntries);
+    if (typeof e !== 'number') sendKey(kind, k, e, slots, sink);
   });
 }
 
@@ -574,7 +613,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       // large group walks every entry, on the task's thread).
       const entry = entryPusher(data, table.kind);
       if (!table.namespaced) group.forEach(entry);
-      else pushGroup(data, table.kind, group, table.slots?.[index], entry);
+      else sendGroup(table.kind, group, table.slots?.[index], new FlatSink(data));
       out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
     return out;
@@ -583,9 +622,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   /**
    * {@link snapshotKeyGroup} for a checkpoint: the same entries in the same order, split into the
    * columns the checkpoint writes while walking them (no flat array split again by the encoder):
-   * each column typed while it is walked (see `TableColumnsBuilder`). 1 M window entries walk and
-   * encode in 47-51 ms, against 64-69 ms with plain arrays typed afterwards and 140-154 ms through
-   * flat arrays (`bench/snapshot-encoding.ts`, alternated).
+   * each column typed while it is walked (see `TableColumnsBuilder`). 1 M window entries (in
+   * slots) walk and encode in 40-44 ms, against 64-69 ms with plain arrays typed afterwards and
+   * 140-154 ms through flat arrays (`bench/snapshot-encoding.ts`).
    */
   snapshotKeyGroupForCheckpoint(keyGroup: number): EncodableTables {
     const index = keyGroup - this.keyGroupRange.start;
@@ -596,30 +635,12 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       if (group === undefined || group.size === 0) continue;
       const kind = table.kind;
       const b = new TableColumnsBuilder(kind, table.namespaced, group.size);
-      // NOTE: forEach, not for-of (see snapshotKeyGroup). Keys with one namespace are read off
-      // their slots, in order, then the others, as snapshotKeyGroup gives them.
+      // NOTE: forEach, not for-of (see snapshotKeyGroup).
       if (!table.namespaced)
         group.forEach((v, k) => {
           b.plain(k, snapshotValue(kind, v));
         });
-      else {
-        const slots = table.slots?.[index];
-        if (slots !== undefined) {
-          const { keys, namespaces, values } = slots;
-          for (let i = 0; i < keys.length; i++) {
-            b.key(keys[i], 1);
-            b.entry(namespaces[i], snapshotValue(kind, values[i]));
-          }
-        }
-        if (slots === undefined || slots.multi !== 0)
-          (group as Map<MapKey, NsEntries | number>).forEach((inner, k) => {
-            if (typeof inner === 'number') return;
-            b.key(k, nsSize(inner));
-            nsForEach(inner, (v, ns) => {
-              b.entry(ns, snapshotValue(kind, v));
-            });
-          });
-      }
+      else sendGroup(kind, group, table.slots?.[index], b);
       out[table.name] = b.build();
     }
     return out;
@@ -638,14 +659,13 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const data: unknown[] = [];
       const entry = entryPusher(data, table.kind);
       const slots = table.slots?.[index];
+      const sink = new FlatSink(data);
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!;
         const v = group.get(k);
         if (v === undefined) continue;
         if (!table.namespaced) entry(v, k);
-        else if (typeof v === 'number')
-          data.push(k, 1, slots!.namespaces[v], snapshotValue(table.kind, slots!.values[v]));
-        else pushNamespaced(data, entry, k, v as NsEntries);
+        else sendKey(table.kind, k, v, slots, sink);
       }
       if (data.length > 0) out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
     }
@@ -830,20 +850,6 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     if (create) this.touch();
     return g;
   }
-}
-
-/**
- * @internal Appends a key's entries of a namespaced table to a snapshot's flat data
- * (`key, count, ns, value, ...`); `entry` is the table's {@link entryPusher}.
- */
-export function pushNamespaced(
-  data: unknown[],
-  entry: (v: unknown, ns: Namespace) => void,
-  k: MapKey,
-  inner: NsEntries,
-): void {
-  data.push(k, nsSize(inner));
-  nsForEach(inner, entry);
 }
 
 /** A `forEach` callback that appends `key, value` to a snapshot's flat data. */

@@ -43,14 +43,15 @@ import type { Key } from './hash.js';
 import {
   type EntryStore,
   entryPusher,
+  FlatSink,
   HeapKeyedStateBackend,
   type HeapKeyedStateBackendOptions,
   type NsEntries,
   nsForEach,
   nsFromFlat,
-  pushNamespaced,
   restoreValue,
   type StateTable,
+  sendKey,
   snapshotValue,
 } from './heap-backend.js';
 import { decodeKey, type MapKey } from './key-codec.js';
@@ -652,8 +653,9 @@ class LmdbTableView implements EntryStore {
  * flat data, as the heap backend's snapshot does: directly, without its stored form.
  */
 function cachedPusher(data: unknown[], table: StateTable): (v: unknown, k: MapKey) => void {
-  const entry = entryPusher(data, table.kind);
-  return table.namespaced ? (v, k) => pushNamespaced(data, entry, k, v as NsEntries) : entry;
+  if (!table.namespaced) return entryPusher(data, table.kind);
+  const sink = new FlatSink(data);
+  return (v, k) => sendKey(table.kind, k, v, undefined, sink);
 }
 
 /** A slot of a cache entry: the value of state `id` for its key (undefined: not loaded). */
