@@ -602,19 +602,30 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
    * maps turned into entry arrays, so later writes do not leak into the snapshot.
    */
   snapshotKeyGroup(keyGroup: number): Tables {
-    const index = keyGroup - this.keyGroupRange.start;
-    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
-    const out: Tables = {};
-    for (const table of this.tables.values()) {
-      const group = table.groups[index];
-      if (group === undefined || group.size === 0) continue;
+    return this.eachTableIn(keyGroup, (table, group, index) => {
       const data: unknown[] = [];
       // NOTE: forEach, not for-of: no iterator and no [key, value] pair per entry (a snapshot of a
       // large group walks every entry, on the task's thread).
-      const entry = entryPusher(data, table.kind);
-      if (!table.namespaced) group.forEach(entry);
+      if (!table.namespaced) group.forEach(entryPusher(data, table.kind));
       else sendGroup(table.kind, group, table.slots?.[index], new FlatSink(data));
-      out[table.name] = { kind: table.kind, namespaced: table.namespaced, data };
+      return { kind: table.kind, namespaced: table.namespaced, data };
+    });
+  }
+
+  /**
+   * What `each` makes of every table with entries in key group `keyGroup` (installed first if it
+   * is restored but not yet installed), by state name; `index` is the group's in the range.
+   */
+  private eachTableIn<T>(
+    keyGroup: number,
+    each: (table: StateTable, group: Map<MapKey, unknown>, index: number) => T,
+  ): Record<string, T> {
+    const index = keyGroup - this.keyGroupRange.start;
+    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
+    const out: Record<string, T> = {};
+    for (const table of this.tables.values()) {
+      const group = table.groups[index];
+      if (group !== undefined && group.size !== 0) out[table.name] = each(table, group, index);
     }
     return out;
   }
@@ -627,12 +638,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
    * 140-154 ms through flat arrays (`bench/snapshot-encoding.ts`).
    */
   snapshotKeyGroupForCheckpoint(keyGroup: number): EncodableTables {
-    const index = keyGroup - this.keyGroupRange.start;
-    if (this.pendingCount !== 0 && this.pending![index] === 1) this.installPending(index);
-    const out: EncodableTables = {};
-    for (const table of this.tables.values()) {
-      const group = table.groups[index];
-      if (group === undefined || group.size === 0) continue;
+    return this.eachTableIn(keyGroup, (table, group, index) => {
       const kind = table.kind;
       const b = new TableColumnsBuilder(kind, table.namespaced, group.size);
       // NOTE: forEach, not for-of (see snapshotKeyGroup).
@@ -641,9 +647,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
           b.plain(k, snapshotValue(kind, v));
         });
       else sendGroup(kind, group, table.slots?.[index], b);
-      out[table.name] = b.build();
-    }
-    return out;
+      return b.build();
+    });
   }
 
   /**
