@@ -170,8 +170,9 @@ export interface EntryStore {
 /**
  * @internal The entries of one key group of a namespaced heap table whose keys have one namespace,
  * in columns: slot `s` holds key `keys[s]`, its namespace and its value. The group's `Map` maps
- * such a key to its slot (a number), and a key with several namespaces to a `Map` of them. A
- * removed slot takes the last one's entry, so the columns stay dense.
+ * such a key to its slot (a number), and a key with several namespaces to a `Map` of them (back to
+ * a slot when it has one again). A removed slot takes the last one's entry, so the columns stay
+ * dense.
  *
  * NOTE: columns (issue 16, a compact heap layout) rather than an object per key: a checkpoint
  * that writes a key group whole reads three arrays in order, not a `Map` walk that follows a
@@ -186,7 +187,7 @@ export class Slots {
   /** Keys of the group with several namespaces (a `Map` in the group's `Map`). */
   multi = 0;
 
-  /** Gives key `mk` (not in `g` yet) a slot with one entry. */
+  /** Gives key `mk` a slot with one entry (its entry in `g` becomes the slot number). */
   add(g: Map<MapKey, unknown>, mk: MapKey, ns: Namespace, v: unknown): void {
     g.set(mk, this.keys.length);
     this.keys.push(mk);
@@ -970,11 +971,13 @@ abstract class BaseHandle {
       return;
     }
     const several = inner as Map<Namespace, unknown>;
-    several.delete(ns);
-    if (several.size === 0) {
-      g.delete(mk);
-      slots.multi--;
-    }
+    if (!several.delete(ns) || several.size > 1) return;
+    // NOTE: back to one namespace, the key takes a slot again: a key has a Map only while it has
+    // several, so a snapshot's order (slots, then Maps) comes back the same from its restore.
+    slots.multi--;
+    several.forEach((v, n) => {
+      slots.add(g as Map<MapKey, unknown>, mk, n, v);
+    });
   }
 
   protected nsKey(): Namespace {
