@@ -90,6 +90,12 @@ export interface ResultSink {
 /** A place to write text lines (print sinks), standard output by default. */
 export interface LineWriter {
   writeLine(line: string): void;
+  /**
+   * A line that belongs after every other line of the run (a summary sink's result). On several
+   * slots it is written once every slot's lines are, so no slot's late print lands after it.
+   * Absent: written as any line.
+   */
+  writeFinalLine?(line: string): void;
 }
 
 /** Identity of an operator subtask, for messages and for user functions. */

@@ -282,6 +282,7 @@ export class JobRunner {
                 attemptNumber: this.attempt,
                 runId: this.runId,
                 results: this.results,
+                stdout: execution.stdout,
                 checkpointing,
                 onRunning: () => this.emit({ type: 'running', attempt: this.attempt }),
                 onFinished: () => o.onEvent?.({ type: 'finished', attempt: this.attempt }),

@@ -125,7 +125,9 @@ export class SummarySink<T> extends BaseSink<T> {
     // NOTE: keys sorted, so that the line is the same whatever order the keys arrived in.
     const obj = Object.fromEntries([...this.latest].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     this.ctx.results.add(this.resultId, this.ctx.info.subtaskIndex, obj);
-    this.ctx.stdout.writeLine(toJson(obj));
+    const out = this.ctx.stdout;
+    if (out.writeFinalLine !== undefined) out.writeFinalLine(toJson(obj));
+    else out.writeLine(toJson(obj));
   }
 }
 

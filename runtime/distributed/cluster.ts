@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import type { LineWriter } from '../../operators/contract.js';
 import { deserializeError, registerErrorClass, TidemarkError } from '../../state/errors.js';
 import type { CheckpointMetadata } from '../../state/snapshot/format.js';
 import type { OperatorSubtaskState } from '../../state/snapshot/types.js';
@@ -20,7 +21,7 @@ import {
 } from '../checkpoint/coordinator.js';
 import type { DirtyGroups } from '../checkpoint/snapshot-writer.js';
 import { JobLifecycle } from '../execution/lifecycle.js';
-import type { JobResult, ResultCollector } from '../execution/results.js';
+import { type JobResult, type ResultCollector, writeStdoutLines } from '../execution/results.js';
 import type { JobGraph } from '../graph/job-graph.js';
 import { placeSubtasks } from '../graph/placement.js';
 import { logSettings } from '../log.js';
@@ -56,6 +57,8 @@ export interface ClusterOptions {
   attemptNumber: number;
   runId: string;
   results: ResultCollector;
+  /** Where the slots' print lines go (default: standard output). */
+  stdout?: LineWriter | undefined;
   /** Called once every slot has loaded the job and deployed its subtasks. */
   onRunning?: (() => void) | undefined;
   /** Called once every subtask finished its input (before the final checkpoint). */
@@ -216,6 +219,8 @@ export class ClusterExecutor {
   private nodeMetrics: ReturnType<typeof acquireNodeMetrics> | undefined;
   private readonly samplesBySlot = new Map<number, TaskSample[]>();
   private readonly lifecycle: JobLifecycle;
+  /** Summary lines of the slots, written once the run ended (see `LineWriter.writeFinalLine`). */
+  private finalLines: string[] = [];
   /** Resolves what `run` waits for: every slot done (or finalized), or the run stopped. */
   private settle: (() => void) | undefined;
   private done = 0;
@@ -389,7 +394,16 @@ export class ClusterExecutor {
       });
     coordinator?.stop();
     await Promise.all(this.workers.map((w) => w.terminate()));
+    // Every slot's lines came before its 'done' and 'finalized': the summaries go after them.
+    if (!this.lifecycle.failed) this.writeLines(this.finalLines);
+    this.finalLines = [];
     return this.lifecycle.result(this.metrics(), this.options.results.values);
+  }
+
+  private writeLines(lines: readonly string[]): void {
+    const out = this.options.stdout;
+    if (out === undefined) writeStdoutLines(lines);
+    else for (const line of lines) out.writeLine(line);
   }
 
   /** Places the subtasks on the slots of `available` (see placement.ts). */
@@ -452,6 +466,10 @@ export class ClusterExecutor {
         if (t !== undefined) this.coordinator?.writeFailed(t, m.checkpointId, m.reason);
         break;
       }
+      case 'stdout':
+        this.writeLines(m.lines);
+        for (const line of m.final) this.finalLines.push(line);
+        break;
       case 'results':
         for (const [id, subtask, value] of m.adds) this.options.results.add(id, subtask, value);
         for (const [id, txn, values] of m.commits) this.options.results.commit(id, txn, values);

@@ -112,6 +112,8 @@ export type FromSlot =
   /** `task` could not write its snapshot of checkpoint `checkpointId`: the checkpoint fails. */
   | { type: 'write-failed'; task: TaskRef; checkpointId: number; reason: string }
   /** Values of result sinks: plain adds, and whole committed transactions. */
+  /** Lines of print sinks; `final` ones are written after every slot's others (summaries). */
+  | { type: 'stdout'; lines: string[]; final: string[] }
   | { type: 'results'; adds: [string, number, unknown][]; commits: [string, string, unknown[]][] }
   /**
    * The slot's current operator metrics (every 500 ms while it works, every second while it

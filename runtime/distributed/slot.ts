@@ -126,7 +126,10 @@ export class Slot implements Placement {
     this.runner = new SubtaskRunner(graph, {
       lifecycle: this.lifecycle,
       clock: new SystemClock(),
-      stdout: new BufferedStdout(),
+      // NOTE: lines go to the job manager with the slot's other messages, not to this thread's
+      // process.stdout (which Node passes to the main thread on a channel of its own): so they
+      // come before the slot's 'done', and the job manager can write summaries after them all.
+      stdout: new BufferedStdout((lines, final) => this.send({ type: 'stdout', lines, final })),
       results: this.results,
       attemptNumber: init.attemptNumber,
       runId: init.runId,
@@ -383,6 +386,7 @@ export class Slot implements Placement {
   }
 
   private flushResults(): void {
+    this.runner.flush();
     const r = this.results;
     if (r.adds.length === 0 && r.commits.length === 0) return;
     this.send({ type: 'results', adds: r.adds, commits: r.commits });

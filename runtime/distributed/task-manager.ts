@@ -18,6 +18,7 @@ import type { Server } from 'node:net';
 import { relative, resolve } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { TidemarkError } from '../../state/errors.js';
+import { writeStdoutLines } from '../execution/results.js';
 import type { LogLevel } from '../log.js';
 import { acquireNodeMetrics } from '../observe/node-metrics.js';
 import { type SlotEvents, type SlotHandle, type SlotProvider, startWorker } from './cluster.js';
@@ -565,13 +566,18 @@ export async function runTaskManager(options: TaskManagerOptions): Promise<void>
       const n = m.owners.length;
       const local = new Set(m.inits.map((i) => i.slot));
       const events: SlotEvents = {
+        // NOTE: print lines stay on the task manager's standard output, as Flink's do (a
+        // task manager's .out), summaries after the lines that came with them.
         message: (slot, message) =>
-          jm.send({
-            type: 'slot',
-            deployment: m.deployment,
-            slot,
-            message: message.type === 'metrics' ? { ...message, process: nodeMetrics.snapshot() } : message,
-          } satisfies FromTaskManager),
+          message.type === 'stdout'
+            ? writeStdoutLines([...message.lines, ...message.final])
+            : jm.send({
+                type: 'slot',
+                deployment: m.deployment,
+                slot,
+                message:
+                  message.type === 'metrics' ? { ...message, process: nodeMetrics.snapshot() } : message,
+              } satisfies FromTaskManager),
         exit: (slot, reason) =>
           jm.send({ type: 'exit', deployment: m.deployment, slot, reason } satisfies FromTaskManager),
       };

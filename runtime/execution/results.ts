@@ -37,16 +37,35 @@ export class ResultCollector implements ResultSink {
   }
 }
 
-/** Buffers lines and writes them to standard output in batches. */
+/** Writes lines to this process's standard output. */
+export function writeStdoutLines(lines: readonly string[]): void {
+  if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/**
+ * Buffers lines and writes them in batches: to standard output, or (in a slot) to `out`, which
+ * sends them to the job manager. Final lines (see `LineWriter.writeFinalLine`) go with the batch
+ * they were written in, marked as final.
+ */
 export class BufferedStdout implements LineWriter {
   private lines: string[] = [];
+  private finals: string[] = [];
+  constructor(
+    private readonly out: (lines: string[], finals: string[]) => void = (lines, finals) =>
+      writeStdoutLines(finals.length === 0 ? lines : [...lines, ...finals]),
+  ) {}
   writeLine(line: string): void {
     this.lines.push(line);
     if (this.lines.length >= 4096) this.flush();
   }
+  writeFinalLine(line: string): void {
+    this.finals.push(line);
+  }
   flush(): void {
-    if (this.lines.length === 0) return;
-    process.stdout.write(`${this.lines.join('\n')}\n`);
+    if (this.lines.length === 0 && this.finals.length === 0) return;
+    const { lines, finals } = this;
     this.lines = [];
+    this.finals = [];
+    this.out(lines, finals);
   }
 }

@@ -73,9 +73,27 @@ const crossing = module(
 );`,
 );
 
+const printed = module(
+  'printed',
+  `export default job((env) => {
+  const counts = env.fromGenerator((i) => 'w' + (i % 50), { count: 5000 })
+    .map((word) => ({ word, n: 1 }))
+    .keyBy((r) => r.word)
+    .reduce((a, b) => ({ word: a.word, n: a.n + b.n }));
+  counts.print();
+  counts.printSummary((r) => r.word, (r) => r.n);
+});`,
+);
+
 async function run(
   file: string,
-  options: { slots: number; parallelism: number; checkpointMs?: number; kill?: boolean },
+  options: {
+    slots: number;
+    parallelism: number;
+    checkpointMs?: number;
+    kill?: boolean;
+    stdout?: { writeLine(line: string): void };
+  },
 ) {
   const loaded = await loadJob(file);
   const overrides = { jobName: loaded.name, parallelism: options.parallelism };
@@ -89,6 +107,7 @@ async function run(
   const client = watched(
     env.executeAsync({
       onEvent: (e) => events.push(e),
+      ...(options.stdout === undefined ? {} : { stdout: options.stdout }),
       ...(options.slots > 1
         ? { distributed: { slots: options.slots, jobPath: loaded.path, overrides } }
         : {}),
@@ -136,6 +155,21 @@ describe('several slots', () => {
       expect(r.result.status).toBe('FINISHED');
       expect(r.result.metrics.sourceRecords).toBe(30000);
       expect(finals(r.values)).toEqual(local);
+    }
+  }, 60_000);
+
+  test("print lines of every slot go to the run's stdout, and a summary after all of them", async () => {
+    for (const slots of [1, 2, 3]) {
+      const lines: string[] = [];
+      const r = await run(printed, { slots, parallelism: 3, stdout: { writeLine: (l) => lines.push(l) } });
+      expect(r.result.status).toBe('FINISHED');
+      // Every rolling update, from each of the 3 subtasks (prefix `i> `), then the summary.
+      expect(lines).toHaveLength(5001);
+      const bySubtask = new Set(lines.slice(0, -1).map((l) => l.slice(0, l.indexOf('>'))));
+      expect([...bySubtask].sort()).toEqual(['1', '2', '3']);
+      const summary = JSON.parse(lines.at(-1)!) as Record<string, number>;
+      expect(Object.keys(summary)).toHaveLength(50);
+      expect(Object.values(summary).every((n) => n === 100)).toBe(true);
     }
   }, 60_000);
 
