@@ -145,6 +145,16 @@ export interface KeyedStateBackend {
     parts: readonly SnapshotPart[],
     each: (keyGroup: number, tables: KeyGroupTables) => void,
   ): Promise<void> | undefined;
+  /**
+   * Snapshots whole key groups for a checkpoint with `take(g)`: now, or (the heap, when a write is
+   * the only way to change what the snapshot reads) copy-on-write, before the group's next write
+   * or over event-loop turns. Returns undefined when every group was taken before it returned,
+   * else a promise that resolves once all were.
+   */
+  snapshotWholeLater(
+    keyGroups: readonly number[],
+    take: (keyGroup: number) => void,
+  ): Promise<void> | undefined;
   /** Loads key groups; groups outside the range are ignored. */
   restore(groups: Iterable<readonly [number, KeyGroupTables]>): void;
   /** Loads one key group (replacing what it held). */

@@ -321,6 +321,8 @@ export class OperatorRuntime {
     const keyed = this.keyed;
     let later: SnapshotPart[] | undefined;
     const deltaTimers = new Map<number, KeyGroupSnapshot['timers']>();
+    let wholeGroups: number[] | undefined;
+    let pendingKeyGroups: number[] | undefined;
     let pending: Promise<void> | undefined;
     if (keyed !== undefined) {
       const start = keyed.keyGroupRange.start;
@@ -372,8 +374,12 @@ export class OperatorRuntime {
           continue;
         }
         if (whole[i] === 1) {
-          kg = { state: keyed.snapshotKeyGroupForCheckpoint(g), timers: timersByGroup.get(g) ?? {} };
+          // NOTE: taken below, now or copy-on-write (see snapshotWholeLater).
+          (wholeGroups ??= []).push(g);
           this.deltaCounts[i] = 0;
+          this.lastWrite[i] = checkpointId;
+          keyed.markClean(i);
+          continue;
         } else {
           const keys = [...keyed.changedKeysOf(i)!];
           kg = { state: keyed.snapshotKeys(g, keys), timers: this.timersOfKeys(keys), replaces: keys };
@@ -384,12 +390,25 @@ export class OperatorRuntime {
         this.lastWrite[i] = checkpointId;
         keyed.markClean(i);
       }
+      if (wholeGroups !== undefined) {
+        const take = (g: number) =>
+          changed.set(
+            g,
+            encodeKeyGroupSnapshot({
+              state: keyed.snapshotKeyGroupForCheckpoint(g),
+              timers: timersByGroup.get(g) ?? {},
+            }),
+          );
+        pending = keyed.snapshotWholeLater(wholeGroups, take);
+        if (pending !== undefined) pendingKeyGroups = wholeGroups;
+      }
       // NOTE: whole key groups of a backend that reads them later (LMDB) are read from a read
       // transaction opened now, each encoded in an event-loop turn of its own; the timers were
       // collected above (collections nobody mutates).
       if (later !== undefined) {
         const replaces = new Map<number, MapKey[]>();
         for (const p of later) if (p.keys !== undefined) replaces.set(p.keyGroup, p.keys as MapKey[]);
+        pendingKeyGroups = later.map((p) => p.keyGroup);
         pending = keyed.snapshotKeyGroupsLater(later, (g, state) => {
           const keys = replaces.get(g);
           changed.set(
@@ -404,7 +423,7 @@ export class OperatorRuntime {
       }
     }
     return {
-      ...(pending === undefined ? {} : { pending, pendingKeyGroups: later!.map((p) => p.keyGroup) }),
+      ...(pending === undefined ? {} : { pending, pendingKeyGroups: pendingKeyGroups! }),
       operatorId: this.spec.operatorId,
       subtaskIndex: this.subtaskIndex,
       parallelism: this.spec.parallelism,
