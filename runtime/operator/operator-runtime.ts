@@ -35,7 +35,10 @@ import {
 } from '../../state/snapshot/types.js';
 import { createKeyedStateBackend, type StateBackendConfig } from '../../state/state-backends.js';
 import type { OperatorMetrics } from './metrics.js';
-import { TimerServiceImpl } from './timers.js';
+import { type CollectedTimers, TimerServiceImpl } from './timers.js';
+
+/** Work between event-loop turns while a checkpoint's deferred key groups are encoded (ms). */
+const ENCODE_SLICE_MS = 10;
 
 /** The operator a runtime runs: identity, parallelism and how to create it. */
 export interface OperatorSpec {
@@ -345,14 +348,19 @@ export class OperatorRuntime {
           anyWhole = true;
         }
       }
-      const timersByGroup = new Map<number, EncodableKeyGroup['timers']>();
+      // The timers of whole groups, walked later (see TimerServiceImpl.snapshotForCheckpoint).
+      const collections: [string, CollectedTimers][] = [];
       if (anyWhole)
         for (const [name, svc] of this.timerServices)
-          for (const [g, t] of svc.snapshotForCheckpoint(whole)) {
-            let entry = timersByGroup.get(g);
-            if (entry === undefined) timersByGroup.set(g, (entry = {}));
-            entry[name] = t;
-          }
+          collections.push([name, svc.snapshotForCheckpoint(whole)]);
+      const timersOf = (g: number): EncodableKeyGroup['timers'] => {
+        const timers: EncodableKeyGroup['timers'] = {};
+        for (const [name, c] of collections) {
+          const t = c.get(g);
+          if (t !== undefined) timers[name] = t;
+        }
+        return timers;
+      };
       for (let i = 0; i < dirty.length; i++) {
         if (dirty[i] !== 1) continue;
         const g = start + i;
@@ -391,16 +399,34 @@ export class OperatorRuntime {
         keyed.markClean(i);
       }
       if (wholeGroups !== undefined) {
-        const take = (g: number) =>
-          changed.set(
-            g,
-            encodeKeyGroupSnapshot({
-              state: keyed.snapshotKeyGroupForCheckpoint(g),
-              timers: timersByGroup.get(g) ?? {},
-            }),
-          );
-        pending = keyed.snapshotWholeLater(wholeGroups, take);
-        if (pending !== undefined) pendingKeyGroups = wholeGroups;
+        // A group taken now is encoded now (its values may be objects the job changes in place);
+        // one taken later holds only values nothing can change but a write: its columns wait for
+        // the timers' walk, and are encoded once both are done.
+        let now = true;
+        const columns = new Map<number, EncodableKeyGroup['state']>();
+        const take = (g: number) => {
+          const state = keyed.snapshotKeyGroupForCheckpoint(g);
+          if (now) changed.set(g, encodeKeyGroupSnapshot({ state, timers: timersOf(g) }));
+          else columns.set(g, state);
+        };
+        const taking = keyed.snapshotWholeLater(wholeGroups, take);
+        now = false;
+        const walks: Promise<void>[] = [];
+        for (const [, c] of collections) if (c.pending !== undefined) walks.push(c.pending);
+        if (taking !== undefined || walks.length > 0) {
+          pendingKeyGroups = wholeGroups;
+          pending = (async () => {
+            await Promise.all([taking, ...walks]);
+            let slice = performance.now();
+            for (const [g, state] of columns) {
+              if (performance.now() - slice > ENCODE_SLICE_MS) {
+                await new Promise<void>((resolve) => setImmediate(resolve));
+                slice = performance.now();
+              }
+              changed.set(g, encodeKeyGroupSnapshot({ state, timers: timersOf(g) }));
+            }
+          })();
+        }
       }
       // NOTE: whole key groups of a backend that reads them later (LMDB) are read from a read
       // transaction opened now, each encoded in an event-loop turn of its own; the timers were
@@ -415,7 +441,7 @@ export class OperatorRuntime {
             g,
             encodeKeyGroupSnapshot(
               keys === undefined
-                ? { state, timers: timersByGroup.get(g) ?? {} }
+                ? { state, timers: timersOf(g) }
                 : { state, timers: deltaTimers.get(g) ?? {}, replaces: keys },
             ),
           );

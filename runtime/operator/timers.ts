@@ -34,6 +34,50 @@ interface Bucket {
 }
 
 /**
+ * A walk of a {@link TimerHeap}'s live timers as they were when {@link TimerHeap.walkLater} began
+ * it, in pieces: {@link step} visits timers until its time is up, {@link finish} the rest.
+ */
+export class TimerWalk {
+  private r = 0;
+  private i: number;
+  constructor(
+    private readonly heap: { seqOf(slot: number): number },
+    private readonly ranges: readonly number[][],
+    private readonly from: readonly number[],
+    private readonly to: readonly number[],
+  ) {
+    this.i = from[0] ?? 0;
+  }
+  get done(): boolean {
+    return this.r >= this.ranges.length;
+  }
+  /** Visits timers with `f` until `deadline` (performance.now(), checked every 1024); true when done. */
+  step(f: (slot: number) => void, deadline: number): boolean {
+    const heap = this.heap;
+    while (this.r < this.ranges.length) {
+      const entries = this.ranges[this.r]!;
+      const end = this.to[this.r]!;
+      let i = this.i;
+      while (i < end) {
+        const e = entries[i++]!;
+        if (heap.seqOf(e) !== DELETED) f(e);
+        if ((i & 1023) === 0 && performance.now() > deadline) {
+          this.i = i;
+          return false;
+        }
+      }
+      this.r++;
+      this.i = this.from[this.r] ?? 0;
+    }
+    return true;
+  }
+  /** Visits the rest. */
+  finish(f: (slot: number) => void): void {
+    this.step(f, Number.POSITIVE_INFINITY);
+  }
+}
+
+/**
  * Timers in timestamp order (ties in registration order), with lazy deletion: a min-heap of the
  * distinct timestamps, and per timestamp a bucket of its timers in registration order. Windows
  * give many timers the same timestamp (every key's window ends together), so registering is
@@ -82,7 +126,50 @@ export class TimerHeap<N> {
   /** The namespaces' canonical forms, computed when first needed (see {@link find}); made then. */
   private nsKeys: (string | number | undefined)[] | undefined;
 
+  /**
+   * Called (once) before the next change that could alter what a walk begun by
+   * {@link walkLater} visits: its owner finishes the walk then (see `TimerServiceImpl`).
+   */
+  private beforeChange: (() => void) | undefined = undefined;
+
   constructor(private readonly nsKeyOf: NamespaceKeyFn<N>) {}
+
+  private changing(): void {
+    const f = this.beforeChange;
+    if (f === undefined) return;
+    this.beforeChange = undefined;
+    f();
+  }
+
+  /**
+   * The live timers as they are now, in {@link forEach}'s order, for a walk that happens later
+   * ({@link TimerWalk}): the buckets' ranges of entries, O(distinct timestamps). `beforeChange` is
+   * called before anything changes that the walk would read (a timer deleted, moved or fired and
+   * its slot given back, a restore, a clear); timers added meanwhile go after the ranges, into
+   * slots no range holds, so they are not seen. Undefined when timers moved in place and not yet
+   * into their buckets (their order needs {@link forEach}'s sort): walk now then.
+   */
+  walkLater(beforeChange: () => void): TimerWalk | undefined {
+    if (this.moved > 0) return undefined;
+    const times = [...this.buckets.keys()].sort((a, b) => a - b);
+    const ranges: number[][] = [];
+    const from: number[] = [];
+    const to: number[] = [];
+    for (const t of times) {
+      const b = this.buckets.get(t)!;
+      if (b.pos === b.entries.length) continue;
+      ranges.push(b.entries);
+      from.push(b.pos);
+      to.push(b.entries.length);
+    }
+    this.beforeChange = beforeChange;
+    return new TimerWalk(this, ranges, from, to);
+  }
+
+  /** Forgets the walk's hook (it finished). */
+  walked(): void {
+    this.beforeChange = undefined;
+  }
 
   get size(): number {
     return this.live;
@@ -150,6 +237,7 @@ export class TimerHeap<N> {
 
   /** Gives back the slot of a timer nothing refers to any more. */
   private release(slot: number): void {
+    if (this.beforeChange !== undefined) this.changing();
     this.keys[slot] = undefined;
     this.namespaces[slot] = undefined as N;
     if (this.nsKeys !== undefined) this.nsKeys[slot] = undefined;
@@ -227,6 +315,7 @@ export class TimerHeap<N> {
    * and with the bucket of the previous timer reused (a window's timers share their timestamp).
    */
   addAll(flat: readonly unknown[], keyGroup: number): void {
+    if (this.beforeChange !== undefined) this.changing();
     let bucket: Bucket | undefined;
     let bucketTime = Number.NaN;
     for (let i = 0; i < flat.length; i += 3) {
@@ -299,6 +388,7 @@ export class TimerHeap<N> {
     const head = this.byKey.get(mapKey) ?? NONE;
     const e = this.find(head, namespace, from);
     if (e === NONE) return false;
+    if (this.beforeChange !== undefined) this.changing();
     const ns = this.namespaces[e]!;
     if (to !== from && this.find(head, ns, to) !== NONE) {
       this.unlink(e);
@@ -328,6 +418,7 @@ export class TimerHeap<N> {
 
   /** Marks an unlinked timer deleted (its bucket skips it); its slot is free once nothing refers to it. */
   private deleted(e: number): void {
+    if (this.beforeChange !== undefined) this.changing();
     this.seqs[e] = DELETED;
     if (this.after.size !== 0) this.after.delete(e);
     if (this.flags[e] !== REFERENCED) this.release(e);
@@ -537,6 +628,7 @@ export class TimerHeap<N> {
   }
 
   clear(): void {
+    if (this.beforeChange !== undefined) this.changing();
     this.moved = 0;
     this.after.clear();
     this.times.length = 0;
@@ -597,6 +689,19 @@ class FiredTimer<N> implements Timer<Key, N> {
     readonly namespace: N,
     readonly timestamp: number,
   ) {}
+}
+
+/** Work between event-loop turns while a checkpoint's timers are walked (ms). */
+const WALK_SLICE_MS = 10;
+
+/**
+ * The timers a checkpoint collects for the key groups it writes whole (see
+ * `TimerServiceImpl.snapshotForCheckpoint`): `get(g)` gives key group `g`'s (walking what is left
+ * first); `pending` resolves once the walk is done (undefined: it is).
+ */
+export interface CollectedTimers {
+  get(keyGroup: number): TimerColumns | undefined;
+  readonly pending: Promise<void> | undefined;
 }
 
 /** A key group without timers, as a checkpoint collected it. */
@@ -772,53 +877,99 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
    * For a checkpoint that writes the key groups `whole` marks whole: their timers, in the columns
    * the checkpoint writes (the timers {@link snapshotByKeyGroup} gives, in its order). A group
    * whose timers did not change since a checkpoint last collected them gets that collection again
-   * (the same columns, which nobody mutates), so a
-   * checkpoint walks the timers only if some group's changed: in a window job, most intervals
-   * change state but open or close no window.
+   * (the same columns, which nobody mutates), so a checkpoint walks the timers only if some
+   * group's changed: in a window job, most intervals change state but open or close no window.
+   *
+   * The walk itself happens later, copy-on-write (see `TimerHeap.walkLater`): in slices of about
+   * 10 ms of later event-loop turns, or at once before a timer is deleted, moved or fired, or when
+   * {@link CollectedTimers.get} asks for a group's timers first.
    */
-  snapshotForCheckpoint(whole: Uint8Array): Map<number, TimerColumns> {
-    const start = this.backend.keyGroupRange.start;
+  snapshotForCheckpoint(whole: Uint8Array): CollectedTimers {
+    // A walk of an earlier checkpoint is finished first: its columns are that of unchanged groups.
+    this.collecting?.finish();
+    const range = this.backend.keyGroupRange;
+    const start = range.start;
     let stale: Uint8Array | undefined;
     for (let i = 0; i < whole.length; i++)
       if (whole[i] === 1 && this.changedSince[i] === 1) (stale ??= new Uint8Array(whole.length))[i] = 1;
-    const fresh = stale === undefined ? undefined : this.columnsByKeyGroup(stale);
     const out = new Map<number, TimerColumns>();
-    for (let i = 0; i < whole.length; i++) {
-      if (whole[i] !== 1) continue;
-      let t: TimerColumns;
-      if (stale?.[i] === 1) {
-        t = fresh![i]?.build() ?? NO_TIMERS;
-        this.collected[i] = t;
-        this.changedSince[i] = 0;
-      } else t = this.collected[i]!;
-      if (t !== NO_TIMERS) out.set(start + i, t);
+    const collected = this.collected;
+    const gather = () => {
+      for (let i = 0; i < whole.length; i++) {
+        if (whole[i] !== 1) continue;
+        const t = collected[i]!;
+        if (t !== NO_TIMERS) out.set(start + i, t);
+      }
+    };
+    if (stale === undefined) {
+      gather();
+      return { get: (g) => out.get(g), pending: undefined };
     }
-    return out;
-  }
-
-  /**
-   * The timers of the key groups `only` marks (by index in the range), walked straight into the
-   * columns a checkpoint writes, by index: the same timers in the same order as
-   * {@link snapshotByKeyGroup}'s, without its flat arrays.
-   */
-  private columnsByKeyGroup(only: Uint8Array): (TimerColumnsBuilder | undefined)[] {
     const backend = this.backend;
     if (backend.pendingGroups !== 0)
-      for (let i = 0; i < only.length; i++) if (only[i] === 1) backend.installPending(i);
-    const start = backend.keyGroupRange.start;
+      for (let i = 0; i < stale.length; i++) if (stale[i] === 1) backend.installPending(i);
+    // NOTE: changes from now on mark their groups changed again; the columns are those of now.
+    for (let i = 0; i < stale.length; i++) if (stale[i] === 1) this.changedSince[i] = 0;
+    const only = stale;
     const byIndex: (TimerColumnsBuilder | undefined)[] = new Array(only.length);
-    const add = (h: TimerHeap<N>, processing: boolean) =>
-      h.forEach((e) => {
-        const i = h.keyGroupOf(e) - start;
-        if (only[i] !== 1) return;
-        let b = byIndex[i];
-        if (b === undefined) byIndex[i] = b = new TimerColumnsBuilder();
-        b.add(processing, h.keyOf(e), h.namespaceOf(e), h.timestampOf(e));
-      });
-    add(this.eventTimers, false);
-    add(this.processingTimers, true);
-    return byIndex;
+    const visitor = (h: TimerHeap<N>, processing: boolean) => (e: number) => {
+      const i = h.keyGroupOf(e) - start;
+      if (only[i] !== 1) return;
+      let b = byIndex[i];
+      if (b === undefined) byIndex[i] = b = new TimerColumnsBuilder();
+      b.add(processing, h.keyOf(e), h.namespaceOf(e), h.timestampOf(e));
+    };
+    const visitEvent = visitor(this.eventTimers, false);
+    const visitProcessing = visitor(this.processingTimers, true);
+    const build = () => {
+      for (let i = 0; i < only.length; i++)
+        if (only[i] === 1) collected[i] = byIndex[i]?.build() ?? NO_TIMERS;
+      gather();
+    };
+    let events: TimerWalk | undefined;
+    let processing: TimerWalk | undefined;
+    let finished = false;
+    // Every event-time timer before the processing-time ones (the order of the columns).
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      this.eventTimers.walked();
+      this.processingTimers.walked();
+      if (this.collecting === collecting) this.collecting = undefined;
+      events!.finish(visitEvent);
+      processing!.finish(visitProcessing);
+      build();
+    };
+    const collecting = { finish };
+    events = this.eventTimers.walkLater(finish);
+    processing = events === undefined ? undefined : this.processingTimers.walkLater(finish);
+    if (events === undefined || processing === undefined) {
+      this.eventTimers.walked();
+      this.eventTimers.forEach(visitEvent);
+      this.processingTimers.forEach(visitProcessing);
+      build();
+      return { get: (g) => out.get(g), pending: undefined };
+    }
+    this.collecting = collecting;
+    const walkInSlices = async (): Promise<void> => {
+      while (!finished) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (finished) return;
+        const deadline = performance.now() + WALK_SLICE_MS;
+        if (events!.step(visitEvent, deadline) && processing!.step(visitProcessing, deadline)) finish();
+      }
+    };
+    return {
+      get: (g) => {
+        finish();
+        return out.get(g);
+      },
+      pending: walkInSlices(),
+    };
   }
+
+  /** The walk of the timers a checkpoint collects, while it is under way (see snapshotForCheckpoint). */
+  private collecting: { finish(): void } | undefined;
 
   /**
    * The timers of some keys (canonical forms), flat as {@link snapshotByKeyGroup} gives them, in

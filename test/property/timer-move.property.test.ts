@@ -141,7 +141,8 @@ function service(moves: boolean) {
       case 'checkpoint': {
         const whole = new Uint8Array(MAX_PARALLELISM);
         for (const g of op.groups) whole[g] = 1;
-        return [...svc.snapshotForCheckpoint(whole)].sort(([a], [b]) => a - b);
+        const collected = svc.snapshotForCheckpoint(whole);
+        return [...op.groups].sort((a, b) => a - b).map((g) => [g, collected.get(g)]);
       }
     }
   };

@@ -1,12 +1,13 @@
 // Timers a checkpoint collects for the key groups it writes whole (`snapshotForCheckpoint`) reuse
-// a group's last collection while its timers are unchanged. Over random sequences of timer
-// registrations, deletions, firings (event and processing time, also from inside onTimer) and
-// checkpoints of random groups, every collection (in the columns a checkpoint writes) encodes to
-// the bytes of a fresh walk of the timers.
+// a group's last collection while its timers are unchanged, and are walked later (copy-on-write:
+// in later event-loop turns, or before a timer is deleted, moved or fired). Over random sequences
+// of timer registrations, deletions, moves, firings (event and processing time, also from inside
+// onTimer), event-loop turns and checkpoints of random groups, every collection (in the columns a
+// checkpoint writes) encodes to the bytes of a fresh walk of the timers at its checkpoint.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Timer } from '../../operators/contract.js';
-import { TimerServiceImpl } from '../../runtime/operator/timers.js';
+import { type CollectedTimers, TimerServiceImpl } from '../../runtime/operator/timers.js';
 import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
 import { KeyGroupRange } from '../../state/key-groups.js';
 import { encodeKeyGroupSnapshot, type TimerColumns } from '../../state/snapshot/key-group-codec.js';
@@ -14,8 +15,12 @@ import type { TimersSnapshot } from '../../state/snapshot/types.js';
 
 type Op =
   | { kind: 'timer'; remove: boolean; key: number; ns: string; time: number; event: boolean }
+  | { kind: 'move'; key: number; ns: string; from: number; to: number }
   | { kind: 'fire'; upTo: number; event: boolean; reRegister: boolean }
-  | { kind: 'checkpoint'; groups: number[] };
+  | { kind: 'checkpoint'; groups: number[] }
+  | { kind: 'turn' }
+  // Asks a pending collection for a group's timers (as a key group's encoding does).
+  | { kind: 'get' };
 
 const MAX_PARALLELISM = 8;
 
@@ -25,9 +30,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('timer' as const),
       remove: fc.boolean(),
-      key: fc.nat({ max: 20 }),
+      key: fc.nat({ max: 9 }),
       ns: fc.constantFrom('w1', 'w2'),
-      time: fc.nat({ max: 30 }),
+      time: fc.nat({ max: 15 }),
       event: fc.boolean(),
     }),
   },
@@ -41,6 +46,18 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('move' as const),
+      key: fc.nat({ max: 9 }),
+      ns: fc.constantFrom('w1', 'w2'),
+      from: fc.nat({ max: 15 }),
+      to: fc.nat({ max: 15 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'turn' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'get' as const }) },
+  {
     weight: 2,
     arbitrary: fc.record({
       kind: fc.constant('checkpoint' as const),
@@ -50,9 +67,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 describe('timer snapshots for checkpoints', () => {
-  test('a collection reused while a group is unchanged equals a fresh walk of the timers', () => {
-    fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+  test('a collection (reused while a group is unchanged, walked later) equals a fresh walk at its checkpoint', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { maxLength: 60 }), async (ops) => {
         const backend = new HeapKeyedStateBackend({
           maxParallelism: MAX_PARALLELISM,
           keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
@@ -72,8 +89,29 @@ describe('timer snapshots for checkpoints', () => {
           (ns) => ns,
           { now: () => 0, currentWatermark: () => 0, wakeAt: () => {} },
         );
+        // The collections under way, with the bytes of a walk at their checkpoint.
+        const checks: { collected: CollectedTimers; groups: number[]; expected: unknown }[] = [];
+        const bytes = (m: Map<number, TimersSnapshot | TimerColumns>) =>
+          [...m]
+            .sort(([a], [b]) => a - b)
+            .map(([g, t]) => [g, encodeKeyGroupSnapshot({ state: {}, timers: { timers: t } })]);
+        const collectedBytes = (c: { collected: CollectedTimers; groups: number[] }) => {
+          const m = new Map<number, TimerColumns>();
+          for (const g of c.groups) {
+            const t = c.collected.get(g);
+            if (t !== undefined) m.set(g, t);
+          }
+          return bytes(m);
+        };
         for (const op of ops) {
-          if (op.kind === 'timer') {
+          if (op.kind === 'turn') await new Promise<void>((resolve) => setImmediate(resolve));
+          else if (op.kind === 'get') {
+            const c = checks.at(-1);
+            if (c !== undefined) expect(collectedBytes(c)).toEqual(c.expected);
+          } else if (op.kind === 'move') {
+            backend.setCurrentKey(op.key);
+            svc.moveEventTimeTimer(op.ns, op.from, op.to);
+          } else if (op.kind === 'timer') {
             backend.setCurrentKey(op.key);
             if (!op.remove)
               op.event
@@ -90,17 +128,36 @@ describe('timer snapshots for checkpoints', () => {
             const whole = new Uint8Array(MAX_PARALLELISM);
             for (const g of op.groups) whole[g] = 1;
             const collected = svc.snapshotForCheckpoint(whole);
-            const fresh = svc.snapshotByKeyGroup(whole);
             // The collection is in the columns a checkpoint writes: the bytes of the fresh walk's.
-            const bytes = (m: Map<number, TimersSnapshot | TimerColumns>) =>
-              [...m]
-                .sort(([a], [b]) => a - b)
-                .map(([g, t]) => [g, encodeKeyGroupSnapshot({ state: {}, timers: { timers: t } })]);
-            expect(bytes(collected)).toEqual(bytes(fresh));
+            checks.push({ collected, groups: op.groups, expected: bytes(svc.snapshotByKeyGroup(whole)) });
           }
         }
+        for (const c of checks) {
+          await c.collected.pending;
+          expect(collectedBytes(c)).toEqual(c.expected);
+        }
       }),
-      { numRuns: 300 },
+      {
+        numRuns: 300,
+        // A timer deleted after a checkpoint and before its walk is still in that checkpoint.
+        examples: [
+          [
+            [
+              { kind: 'timer', remove: false, key: 1, ns: 'w1', time: 5, event: true },
+              { kind: 'checkpoint', groups: [0, 1, 2, 3, 4, 5, 6, 7] },
+              { kind: 'timer', remove: true, key: 1, ns: 'w1', time: 5, event: true },
+            ],
+          ],
+          // A timer moved later in place after a checkpoint: that checkpoint has its old time.
+          [
+            [
+              { kind: 'timer', remove: false, key: 1, ns: 'w1', time: 5, event: true },
+              { kind: 'checkpoint', groups: [0, 1, 2, 3, 4, 5, 6, 7] },
+              { kind: 'move', key: 1, ns: 'w1', from: 5, to: 9 },
+            ],
+          ],
+        ],
+      },
     );
   });
 });
