@@ -713,7 +713,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
    *
    * A group is deferred only when a write is the only way to change what its snapshot reads: every
    * table with entries in it keeps them in slots (one namespace per key) as values of a value,
-   * reducing or aggregating state that are not objects (numbers, strings...). An object could be
+   * reducing or aggregating state that are numbers, strings or booleans. An object could be
    * changed in place by the job before the snapshot reads it (a user function mutating its
    * accumulator), and lists and maps are; those groups are taken now. NOTE: the cost moves out of
    * the synchronous part; it is the same walk (the heap has no shadow copy to read instead: a copy
@@ -751,8 +751,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
           await new Promise<void>((resolve) => setImmediate(resolve));
           slice = performance.now();
         }
-        // NOTE: already taken by a write (or by dispose) when undefined.
-        if (this.later?.[index] !== undefined) this.takeLater(index);
+        const later = this.later;
+        if (later === undefined)
+          throw new StateError(`${this.owner}: the state backend was closed during a snapshot`);
+        // NOTE: already taken by a write when undefined.
+        if (later[index] !== undefined) this.takeLater(index);
       }
       if (failure !== undefined) throw failure;
     };
@@ -772,12 +775,6 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.mapKey = mapKey;
   }
 
-  /** Takes every deferred snapshot now. */
-  private takeAllLater(): void {
-    for (let i = 0; this.laterCount !== 0 && i < this.keyGroupRange.size; i++)
-      if (this.later![i] !== undefined) this.takeLater(i);
-  }
-
   /** Whether a write is the only way to change a snapshot of key group `index` (see snapshotWholeLater). */
   private canTakeLater(index: number): boolean {
     if (this.pendingCount !== 0 && this.pending![index] === 1) return false;
@@ -788,9 +785,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const slots = table.slots?.[index];
       if (slots === undefined || slots.multi !== 0) return false;
       const values = slots.values;
+      // NOTE: numbers, strings and booleans only: what else a value may be is an object (or a
+      // symbol, which the encoder refuses: that error belongs to the synchronous part).
       for (let s = 0; s < values.length; s++) {
-        const v = values[s];
-        if (typeof v === 'object' && v !== null) return false;
+        const t = typeof values[s];
+        if (t !== 'number' && t !== 'string' && t !== 'boolean') return false;
       }
     }
     return true;
@@ -943,9 +942,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.dedupAt.fill(DEDUP_FIRST);
   }
 
-  /** Drops all state (a checkpoint's snapshots still to be taken are taken first). */
+  /**
+   * Drops all state. A checkpoint's snapshots still to be taken are abandoned (their promise
+   * rejects): the task is gone, so is the checkpoint (a finished job's last checkpoint completed
+   * before its operators close).
+   */
   dispose(): void {
-    this.takeAllLater();
+    this.later = undefined;
+    this.laterCount = 0;
     this.pending = undefined;
     this.pendingCount = 0;
     this.tables.clear();

@@ -464,6 +464,12 @@ export class OperatorRuntime {
     };
   }
 
+  /** Drops the keyed state and abandons a checkpoint's snapshot under way (the operator closed). */
+  disposeState(): void {
+    for (const svc of this.timerServices.values()) svc.dispose();
+    this.keyed?.dispose();
+  }
+
   /** The timers of some keys (canonical forms), by timer service: a delta's timers. */
   private timersOfKeys(keys: readonly MapKey[]): KeyGroupSnapshot['timers'] {
     const timers: KeyGroupSnapshot['timers'] = {};

@@ -4,6 +4,7 @@
  * registration order) with their key set as current.
  */
 import type { InternalTimerService, NamespaceKeyFn, Timer, Triggerable } from '../../operators/contract.js';
+import { StateError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
 import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 import type { KeyedStateBackend } from '../../state/keyed-backend.js';
@@ -929,8 +930,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     let events: TimerWalk | undefined;
     let processing: TimerWalk | undefined;
     let finished = false;
+    let abandoned = false;
     // Every event-time timer before the processing-time ones (the order of the columns).
     const finish = () => {
+      if (abandoned)
+        throw new StateError(`${backend.owner}: the timers were closed during a checkpoint's snapshot`);
       if (finished) return;
       finished = true;
       this.eventTimers.walked();
@@ -940,7 +944,14 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
       processing!.finish(visitProcessing);
       build();
     };
-    const collecting = { finish };
+    const abandon = () => {
+      if (finished) return;
+      finished = abandoned = true;
+      this.eventTimers.walked();
+      this.processingTimers.walked();
+      if (this.collecting === collecting) this.collecting = undefined;
+    };
+    const collecting = { finish, abandon };
     events = this.eventTimers.walkLater(finish);
     processing = events === undefined ? undefined : this.processingTimers.walkLater(finish);
     if (events === undefined || processing === undefined) {
@@ -954,6 +965,8 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     const walkInSlices = async (): Promise<void> => {
       while (!finished) {
         await new Promise<void>((resolve) => setImmediate(resolve));
+        if (abandoned)
+          throw new StateError(`${backend.owner}: the timers were closed during a checkpoint's snapshot`);
         if (finished) return;
         const deadline = performance.now() + WALK_SLICE_MS;
         if (events!.step(visitEvent, deadline) && processing!.step(visitProcessing, deadline)) finish();
@@ -969,7 +982,15 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   }
 
   /** The walk of the timers a checkpoint collects, while it is under way (see snapshotForCheckpoint). */
-  private collecting: { finish(): void } | undefined;
+  private collecting: { finish(): void; abandon(): void } | undefined;
+
+  /**
+   * The operator closed: a walk under way is abandoned (its checkpoint cannot complete without
+   * the task; a finished job's last checkpoint completed before its operators close).
+   */
+  dispose(): void {
+    this.collecting?.abandon();
+  }
 
   /**
    * The timers of some keys (canonical forms), flat as {@link snapshotByKeyGroup} gives them, in

@@ -307,7 +307,7 @@ export class OperatorChain {
         errors.push(e);
       }
       try {
-        m.keyed?.dispose();
+        m.disposeState();
       } catch (e) {
         errors.push(e);
       }

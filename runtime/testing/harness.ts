@@ -649,7 +649,7 @@ export class OperatorHarness<IN, OUT, IN2 = never> {
     try {
       this.op.close();
     } finally {
-      this.runtime.keyed?.dispose();
+      this.runtime.disposeState();
     }
   }
 }

@@ -69,7 +69,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 describe('timer snapshots for checkpoints', () => {
   test('a collection (reused while a group is unchanged, walked later) equals a fresh walk at its checkpoint', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { maxLength: 60 }), async (ops) => {
+      fc.asyncProperty(fc.array(opArb, { maxLength: 60 }), fc.boolean(), async (ops, dispose) => {
         const backend = new HeapKeyedStateBackend({
           maxParallelism: MAX_PARALLELISM,
           keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
@@ -132,9 +132,19 @@ describe('timer snapshots for checkpoints', () => {
             checks.push({ collected, groups: op.groups, expected: bytes(svc.snapshotByKeyGroup(whole)) });
           }
         }
+        // The operator closed: a walk under way is abandoned, with a clear error.
+        if (dispose) svc.dispose();
         for (const c of checks) {
-          await c.collected.pending;
-          expect(collectedBytes(c)).toEqual(c.expected);
+          const error = await (c.collected.pending ?? Promise.resolve()).then(
+            () => undefined,
+            (e: unknown) => e as Error,
+          );
+          if (error === undefined) expect(collectedBytes(c)).toEqual(c.expected);
+          else {
+            expect(dispose).toBe(true);
+            expect(error.message).toBe("test: the timers were closed during a checkpoint's snapshot");
+            expect(() => collectedBytes(c)).toThrow(error.message);
+          }
         }
       }),
       {
@@ -147,6 +157,7 @@ describe('timer snapshots for checkpoints', () => {
               { kind: 'checkpoint', groups: [0, 1, 2, 3, 4, 5, 6, 7] },
               { kind: 'timer', remove: true, key: 1, ns: 'w1', time: 5, event: true },
             ],
+            false,
           ],
           // A timer moved later in place after a checkpoint: that checkpoint has its old time.
           [
@@ -155,6 +166,7 @@ describe('timer snapshots for checkpoints', () => {
               { kind: 'checkpoint', groups: [0, 1, 2, 3, 4, 5, 6, 7] },
               { kind: 'move', key: 1, ns: 'w1', from: 5, to: 9 },
             ],
+            false,
           ],
         ],
       },
