@@ -759,7 +759,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       }
       if (failure !== undefined) throw failure;
     };
-    return takeAll();
+    const taking = takeAll();
+    taking.catch(() => {}); // see OperatorRuntime.snapshotIncremental
+    return taking;
   }
 
   /** Takes the deferred snapshot of key group `index` now (see {@link snapshotWholeLater}). */

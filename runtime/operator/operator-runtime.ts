@@ -448,6 +448,10 @@ export class OperatorRuntime {
         });
       }
     }
+    // NOTE: marked handled now: the task attaches its handler only once the checkpoints before
+    // this one are acknowledged, and not at all when a later operator's snapshot fails; a
+    // snapshot abandoned meanwhile (the task failed) must not be an unhandled rejection.
+    pending?.catch(() => {});
     return {
       ...(pending === undefined ? {} : { pending, pendingKeyGroups: pendingKeyGroups! }),
       operatorId: this.spec.operatorId,

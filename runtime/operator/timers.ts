@@ -972,12 +972,14 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
         if (events!.step(visitEvent, deadline) && processing!.step(visitProcessing, deadline)) finish();
       }
     };
+    const pending = walkInSlices();
+    pending.catch(() => {}); // see OperatorRuntime.snapshotIncremental
     return {
       get: (g) => {
         finish();
         return out.get(g);
       },
-      pending: walkInSlices(),
+      pending,
     };
   }
 
