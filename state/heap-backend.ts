@@ -46,6 +46,16 @@ export interface HeapKeyedStateBackendOptions {
 
 /** A key group's log of changed keys is rid of repeats at this length at the earliest. */
 const DEDUP_FIRST = 64;
+/**
+ * A value a snapshot may read later than it was written: a number, string or boolean. What else a
+ * value may be is an object, which a function may change in place without a write (or a symbol,
+ * which the encoder refuses: that error belongs to the synchronous part).
+ */
+function isPlain(v: unknown): boolean {
+  const t = typeof v;
+  return t === 'number' || t === 'string' || t === 'boolean';
+}
+
 /** Work between event-loop turns while a checkpoint's deferred snapshots are taken (ms). */
 const LATER_SLICE_MS = 10;
 
@@ -221,6 +231,13 @@ export class StateTable {
    * of the heap backend; undefined otherwise (the LMDB backend keeps {@link NsEntries}).
    */
   readonly slots: (Slots | undefined)[] | undefined;
+  /**
+   * A value that is not a number, string or boolean was stored in this (non-namespaced) table
+   * since it was created: its key groups are snapshotted in a checkpoint's synchronous part (see
+   * `HeapKeyedStateBackend.snapshotWholeLater`). NOTE: a flag set on writes, not a scan of the
+   * group's `Map` at each checkpoint (a walk of its own).
+   */
+  objects = false;
   constructor(
     readonly name: string,
     readonly kind: StateKind,
@@ -712,8 +729,9 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
    * the first error of a `take`).
    *
    * A group is deferred only when a write is the only way to change what its snapshot reads: every
-   * table with entries in it keeps them in slots (one namespace per key) as values of a value,
-   * reducing or aggregating state that are numbers, strings or booleans. An object could be
+   * table with entries in it is a value, reducing or aggregating state whose values are numbers,
+   * strings or booleans (namespaced: kept in slots, one namespace per key, and scanned; not
+   * namespaced: none other ever stored, see `StateTable.objects`). An object could be
    * changed in place by the job before the snapshot reads it (a user function mutating its
    * accumulator), and lists and maps are; those groups are taken now. NOTE: the cost moves out of
    * the synchronous part; it is the same walk (the heap has no shadow copy to read instead: a copy
@@ -784,15 +802,14 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       const group = table.groups[index];
       if (group === undefined || group.size === 0) continue;
       if (table.kind === 'list' || table.kind === 'map') return false;
+      if (!table.namespaced) {
+        if (table.objects) return false;
+        continue;
+      }
       const slots = table.slots?.[index];
       if (slots === undefined || slots.multi !== 0) return false;
       const values = slots.values;
-      // NOTE: numbers, strings and booleans only: what else a value may be is an object (or a
-      // symbol, which the encoder refuses: that error belongs to the synchronous part).
-      for (let s = 0; s < values.length; s++) {
-        const t = typeof values[s];
-        if (t !== 'number' && t !== 'string' && t !== 'boolean') return false;
-      }
+      for (let s = 0; s < values.length; s++) if (!isPlain(values[s])) return false;
     }
     return true;
   }
@@ -833,8 +850,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       let slots: Slots | undefined;
       if (table.slots !== undefined) table.slots[index] = slots = new Slots();
       if (!t.namespaced)
-        for (let i = 0; i < data.length; i += 2)
-          group.set(data[i] as MapKey, restoreValue(t.kind, data[i + 1]));
+        for (let i = 0; i < data.length; i += 2) {
+          const v = restoreValue(t.kind, data[i + 1]);
+          if (!isPlain(v)) table.objects = true;
+          group.set(data[i] as MapKey, v);
+        }
       else
         for (let i = 0; i < data.length; ) {
           const k = data[i] as MapKey;
@@ -1030,6 +1050,7 @@ abstract class BaseHandle {
   protected setRaw(value: unknown): void {
     const g = this.backend.group(this.table, true)!;
     if (!this.table.namespaced) {
+      if (!this.table.objects && !isPlain(value)) this.table.objects = true;
       g.set(this.backend.mapKey, value);
       return;
     }

@@ -39,6 +39,12 @@ export interface SchedulingPolicy {
    */
   readonly awaitCheckpointIo?: boolean;
   /**
+   * Take checkpoint snapshots whole in their synchronous part, not copy-on-write (default false):
+   * a simulation steps without event-loop turns and moves its clock when idle, so work left for
+   * later turns would not run before the checkpoint expired.
+   */
+  readonly snapshotsInSyncPart?: boolean;
+  /**
    * Takes checkpoints by progress rather than by processing time (the testing toolkit's failure
    * checks): called before each step with every task and the checkpoints: whether one is in
    * flight, and `trigger()`, which triggers one now and returns its id (undefined if declined: one

@@ -67,6 +67,7 @@ export class SubtaskRunner implements TaskHost {
   readonly runId: string;
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
   readonly strictRecords: boolean;
+  readonly snapshotsInSyncPart: boolean;
   readonly chooseChannel?: (task: Task, candidates: number) => number;
   readonly tasks: Task[];
   private readonly scheduler: Scheduler;
@@ -85,6 +86,7 @@ export class SubtaskRunner implements TaskHost {
     this.runId = options.runId;
     this.checkpointMode = options.checkpointMode;
     this.strictRecords = options.strictRecords === true;
+    this.snapshotsInSyncPart = options.policy?.snapshotsInSyncPart === true;
     const choose = options.policy?.chooseChannel;
     if (choose !== undefined) this.chooseChannel = (t, n) => choose.call(options.policy, t, n);
     this.alignment = new AlignmentGroups(() => this.wakeUp());

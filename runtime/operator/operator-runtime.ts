@@ -60,6 +60,8 @@ export interface OperatorHost {
   readonly stdout: LineWriter;
   readonly attemptNumber: number;
   readonly runId: string;
+  /** Take checkpoint snapshots whole in their synchronous part (see `SchedulingPolicy`). */
+  readonly snapshotsInSyncPart?: boolean;
   /** The operator's task should run again (a source has data). */
   wakeUp(): void;
   /** The task should run again once nothing else can run. */
@@ -409,7 +411,9 @@ export class OperatorRuntime {
           if (now) changed.set(g, encodeKeyGroupSnapshot({ state, timers: timersOf(g) }));
           else columns.set(g, state);
         };
-        const taking = keyed.snapshotWholeLater(wholeGroups, take);
+        let taking: Promise<void> | undefined;
+        if (this.host.snapshotsInSyncPart === true) for (const g of wholeGroups) take(g);
+        else taking = keyed.snapshotWholeLater(wholeGroups, take);
         now = false;
         const walks: Promise<void>[] = [];
         for (const [, c] of collections) if (c.pending !== undefined) walks.push(c.pending);

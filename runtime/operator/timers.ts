@@ -698,7 +698,7 @@ const WALK_SLICE_MS = 10;
 /**
  * The timers a checkpoint collects for the key groups it writes whole (see
  * `TimerServiceImpl.snapshotForCheckpoint`): `get(g)` gives key group `g`'s (walking what is left
- * first); `pending` resolves once the walk is done (undefined: it is).
+ * first); `pending` resolves once the walk is done (undefined once it is).
  */
 export interface CollectedTimers {
   get(keyGroup: number): TimerColumns | undefined;
@@ -979,7 +979,10 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
         finish();
         return out.get(g);
       },
-      pending,
+      // NOTE: undefined once walked (a group's encoding asked for it): nothing left to wait for.
+      get pending() {
+        return finished && !abandoned ? undefined : pending;
+      },
     };
   }
 

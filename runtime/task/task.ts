@@ -54,6 +54,8 @@ export interface TaskHost {
   onTaskStatus?(task: Task): void;
   /** Freeze every record an operator emits (strict records, for tests; default false). */
   readonly strictRecords?: boolean;
+  /** Take checkpoint snapshots whole in their synchronous part (see `SchedulingPolicy`). */
+  readonly snapshotsInSyncPart?: boolean;
   /** Exactly-once aligns barriers (blocks channels); at-least-once only counts them. */
   readonly checkpointMode: 'exactly-once' | 'at-least-once';
   /** The task took the synchronous part of checkpoint `checkpointId` (`timing`: how long it took). */
@@ -185,6 +187,7 @@ export class Task {
       stdout: host.stdout,
       attemptNumber: host.attemptNumber,
       runId: host.runId,
+      snapshotsInSyncPart: host.snapshotsInSyncPart === true,
       wakeUp: () => {
         this.wakeups++;
         this.sourceAvailable = true;

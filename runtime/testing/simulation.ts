@@ -113,6 +113,7 @@ export class SimulationPolicy implements SchedulingPolicy {
   readonly trace: string[] = [];
   steps = 0;
   readonly awaitCheckpointIo: boolean;
+  readonly snapshotsInSyncPart = true;
   constructor(
     private readonly options: SimulationOptions,
     private readonly clock: ManualClock,

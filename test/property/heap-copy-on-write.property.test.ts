@@ -1,13 +1,13 @@
 // The heap backend takes a checkpoint's snapshots of whole key groups copy-on-write
 // (snapshotWholeLater): a group whose entries only a write can change is taken before its next
 // write or in a later event-loop turn, the others at once. Over random writes, clears, merges,
-// values that are objects changed in place by the job, checkpoints and event-loop turns, every
-// key group's snapshot is byte for byte what it would have been had it been taken at the
-// checkpoint, and it is taken by the time the checkpoint's promise resolves (a backend disposed
+// states with and without namespaces, values that are objects changed in place by the job,
+// checkpoints and event-loop turns, every key group's snapshot is byte for byte what it would have
+// been had it been taken at the checkpoint, and it is taken by the time the checkpoint's promise resolves (a backend disposed
 // meanwhile abandons it: the promise rejects with a clear error).
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ReducingStateDescriptor, ValueStateDescriptor } from '../../state/descriptors.js';
+import { ReducingStateDescriptor, type ValueState, ValueStateDescriptor } from '../../state/descriptors.js';
 import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
 import { KeyGroupRange, keyGroupFor } from '../../state/key-groups.js';
 import { encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
@@ -24,6 +24,10 @@ type Op =
   // An object value: stored, or changed in place without a write (as a user function may).
   | { kind: 'object'; key: number; ns: number; value: number }
   | { kind: 'mutate'; key: number; ns: number; value: number }
+  // A state without namespaces (a process function's): a number, or an object changed in place.
+  | { kind: 'count'; key: number; value: number }
+  | { kind: 'plainObject'; key: number; value: number }
+  | { kind: 'plainMutate'; key: number; value: number }
   | { kind: 'checkpoint' }
   | { kind: 'turn' };
 
@@ -46,6 +50,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('object' as const), key: objectKey, ns, value }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('mutate' as const), key: objectKey, ns, value }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('count' as const), key, value }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('plainObject' as const), key: objectKey, value }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('plainMutate' as const), key: objectKey, value }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'checkpoint' as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'turn' as const }) },
 );
@@ -61,6 +68,8 @@ type Namespaced<T> = {
 
 const sums = new ReducingStateDescriptor<number>('sums', (a, b) => a + b);
 const objects = new ValueStateDescriptor<{ n: number }>('objects');
+const counts = new ValueStateDescriptor<number>('counts');
+const plainObjects = new ValueStateDescriptor<{ n: number }>('plain-objects');
 
 function make(): HeapKeyedStateBackend {
   return new HeapKeyedStateBackend({
@@ -80,6 +89,8 @@ describe('copy-on-write snapshots of the heap backend', () => {
         const backend = make();
         const sum = backend.getNamespacedState<Namespaced<number>>(sums);
         const obj = backend.getNamespacedState<Namespaced<{ n: number }>>(objects);
+        const count = backend.getState(counts) as ValueState<number>;
+        const plainObject = backend.getState(plainObjects) as ValueState<{ n: number }>;
         const checks: {
           expected: Map<number, Uint8Array>;
           got: Map<number, Uint8Array>;
@@ -110,7 +121,12 @@ describe('copy-on-write snapshots of the heap backend', () => {
             sum.setNamespace(op.ns);
             sum.clear();
           } else if (op.kind === 'merge') backend.mergeNamespaces(sums, op.target, op.sources);
-          else if (op.kind === 'object') {
+          else if (op.kind === 'count') count.update((count.value() ?? 0) + op.value);
+          else if (op.kind === 'plainObject') plainObject.update({ n: op.value });
+          else if (op.kind === 'plainMutate') {
+            const o = plainObject.value();
+            if (o !== undefined) o.n += op.value;
+          } else if (op.kind === 'object') {
             obj.setNamespace(op.ns);
             obj.update!({ n: op.value });
           } else {
@@ -145,6 +161,14 @@ describe('copy-on-write snapshots of the heap backend', () => {
               { kind: 'object', key: 0, ns: 0, value: 0 },
               { kind: 'checkpoint' },
               { kind: 'mutate', key: 0, ns: 0, value: -1 },
+            ],
+            false,
+          ],
+          [
+            [
+              { kind: 'plainObject', key: 1, value: 0 },
+              { kind: 'checkpoint' },
+              { kind: 'plainMutate', key: 1, value: 2 },
             ],
             false,
           ],
