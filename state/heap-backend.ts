@@ -710,7 +710,10 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     return groups;
   }
 
-  /** The heap backend snapshots whole key groups in the synchronous part of a checkpoint. */
+  /**
+   * The heap backend reads no transaction later: a checkpoint takes its whole key groups with
+   * {@link snapshotWholeLater} (copy-on-write).
+   */
   readonly readsLater: boolean = false;
 
   /**

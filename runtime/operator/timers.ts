@@ -49,9 +49,6 @@ export class TimerWalk {
   ) {
     this.i = from[0] ?? 0;
   }
-  get done(): boolean {
-    return this.r >= this.ranges.length;
-  }
   /** Visits timers with `f` until `deadline` (performance.now(), checked every 1024); true when done. */
   step(f: (slot: number) => void, deadline: number): boolean {
     const heap = this.heap;
