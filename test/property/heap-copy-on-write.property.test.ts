@@ -8,9 +8,9 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ReducingStateDescriptor, type ValueState, ValueStateDescriptor } from '../../state/descriptors.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { KeyGroupRange, keyGroupFor } from '../../state/key-groups.js';
+import { keyGroupFor } from '../../state/key-groups.js';
 import { encodeKeyGroupSnapshot } from '../../state/snapshot/key-group-codec.js';
+import { heapBackend } from '../helpers/heap.js';
 
 // NOTE: many key groups and keys, few namespaces: groups with a key in several namespaces (a Map,
 // taken at once) stay rare enough that deferred groups holding objects come up.
@@ -71,14 +71,7 @@ const objects = new ValueStateDescriptor<{ n: number }>('objects');
 const counts = new ValueStateDescriptor<number>('counts');
 const plainObjects = new ValueStateDescriptor<{ n: number }>('plain-objects');
 
-function make(): HeapKeyedStateBackend {
-  return new HeapKeyedStateBackend({
-    maxParallelism: MAX_PARALLELISM,
-    keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
-    now: () => 0,
-    owner: 'test',
-  });
-}
+const make = () => heapBackend(MAX_PARALLELISM);
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 

@@ -8,8 +8,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ReducingStateDescriptor } from '../../state/descriptors.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { KeyGroupRange } from '../../state/key-groups.js';
+import { heapBackend } from '../helpers/heap.js';
 
 const MAX_PARALLELISM = 4;
 
@@ -52,14 +51,7 @@ type Slices = {
     | undefined;
 };
 
-function make(): HeapKeyedStateBackend {
-  return new HeapKeyedStateBackend({
-    maxParallelism: MAX_PARALLELISM,
-    keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
-    now: () => 0,
-    owner: 'test',
-  });
-}
+const make = () => heapBackend(MAX_PARALLELISM);
 
 const sum = new ReducingStateDescriptor<number>('sums', (a, b) => a + b);
 

@@ -13,13 +13,12 @@ import {
   type StateDescriptor,
   ValueStateDescriptor,
 } from '../../state/descriptors.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { KeyGroupRange } from '../../state/key-groups.js';
 import {
   decodeKeyGroupSnapshot,
   encodeKeyGroupSnapshot,
   TableColumnsBuilder,
 } from '../../state/snapshot/key-group-codec.js';
+import { heapBackend } from '../helpers/heap.js';
 
 const MAX_PARALLELISM = 8;
 
@@ -73,12 +72,7 @@ describe('checkpoint snapshots in columns', () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 120 }), (ops) => {
         let now = 0;
-        const backend = new HeapKeyedStateBackend({
-          maxParallelism: MAX_PARALLELISM,
-          keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
-          now: () => now,
-          owner: 'test',
-        });
+        const backend = heapBackend(MAX_PARALLELISM, () => now);
         const states = descriptors().map(([d, namespaced]) =>
           namespaced
             ? backend.getNamespacedState<Record<string, (...a: unknown[]) => unknown>>(d)

@@ -10,8 +10,7 @@ import { describe, expect, test } from 'vitest';
 import type { Timer } from '../../operators/contract.js';
 import { TimerServiceImpl } from '../../runtime/operator/timers.js';
 import type { Key } from '../../state/hash.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { KeyGroupRange } from '../../state/key-groups.js';
+import { heapBackend } from '../helpers/heap.js';
 
 type OnTimer = 'none' | 'same' | 'later' | 'deleteOther' | 'moveOther';
 type Op =
@@ -158,12 +157,7 @@ describe('timer service against a model', () => {
   test('fires and holds the same timers in the same order', () => {
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 20, maxLength: 200 }), (ops) => {
-        const backend = new HeapKeyedStateBackend({
-          maxParallelism: MAX_PARALLELISM,
-          keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
-          now: () => 0,
-          owner: 'test',
-        });
+        const backend = heapBackend(MAX_PARALLELISM);
         let onTimer: OnTimer = 'none';
         const firedBySvc: unknown[] = [];
         let svc!: TimerServiceImpl<string>;

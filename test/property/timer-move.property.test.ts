@@ -8,9 +8,8 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Timer } from '../../operators/contract.js';
 import { TimerServiceImpl } from '../../runtime/operator/timers.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
 import { canonicalKey } from '../../state/key-codec.js';
-import { KeyGroupRange } from '../../state/key-groups.js';
+import { heapBackend } from '../helpers/heap.js';
 
 type Op =
   | { kind: 'register' | 'delete'; key: number; ns: string; time: number; event: boolean }
@@ -68,12 +67,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 /** A timer service, and what it fired; `moves` says whether it moves timers or deletes and registers. */
 function service(moves: boolean) {
-  const backend = new HeapKeyedStateBackend({
-    maxParallelism: MAX_PARALLELISM,
-    keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
-    now: () => 0,
-    owner: 'test',
-  });
+  const backend = heapBackend(MAX_PARALLELISM);
   const fired: unknown[] = [];
   let onTimer: 'none' | 'move' | 'same' | 'both' = 'none';
   let svc!: TimerServiceImpl<string>;
@@ -208,12 +202,7 @@ describe('moving timers', () => {
 
 describe('moving a timer put aside in a firing round', () => {
   test('it is queued once, at its new time, when the round ends', () => {
-    const backend = new HeapKeyedStateBackend({
-      maxParallelism: 1,
-      keyGroupRange: KeyGroupRange.all(1),
-      now: () => 0,
-      owner: 'test',
-    });
+    const backend = heapBackend(1);
     const fired: string[] = [];
     let svc!: TimerServiceImpl<string>;
     svc = new TimerServiceImpl<string>(

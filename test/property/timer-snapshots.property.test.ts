@@ -8,10 +8,9 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Timer } from '../../operators/contract.js';
 import { type CollectedTimers, TimerServiceImpl } from '../../runtime/operator/timers.js';
-import { HeapKeyedStateBackend } from '../../state/heap-backend.js';
-import { KeyGroupRange } from '../../state/key-groups.js';
 import { encodeKeyGroupSnapshot, type TimerColumns } from '../../state/snapshot/key-group-codec.js';
 import type { TimersSnapshot } from '../../state/snapshot/types.js';
+import { heapBackend } from '../helpers/heap.js';
 
 type Op =
   | { kind: 'timer'; remove: boolean; key: number; ns: string; time: number; event: boolean }
@@ -70,12 +69,7 @@ describe('timer snapshots for checkpoints', () => {
   test('a collection (reused while a group is unchanged, walked later) equals a fresh walk at its checkpoint', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { maxLength: 60 }), fc.boolean(), async (ops, dispose) => {
-        const backend = new HeapKeyedStateBackend({
-          maxParallelism: MAX_PARALLELISM,
-          keyGroupRange: KeyGroupRange.all(MAX_PARALLELISM),
-          now: () => 0,
-          owner: 'test',
-        });
+        const backend = heapBackend(MAX_PARALLELISM);
         let svc!: TimerServiceImpl<string>;
         let reRegister = false;
         // onTimer may register a later timer of the same key (as triggers and process functions do).
