@@ -6,6 +6,7 @@
  * change (`dirty` tracking). Values are stored as given (no copy on write to the table), so a value
  * that user code mutates after `update` is mutated in the table too, as with Flink's heap backend.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type {
   AggregatingState,
   AggregatingStateDescriptor,
@@ -373,8 +374,8 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
   /** Marks the current key changed (its key group dirty). */
   touch(): void {
     const i = this.groupIndex;
-    // NOTE: every write touches before it changes anything: a key group whose checkpoint snapshot
-    // is still to be taken (see snapshotWholeLater) is taken first, as it was.
+    // NOTE: every write touches before it changes anything (keep it so): a key group whose
+    // checkpoint snapshot is still to be taken (see snapshotWholeLater) is taken first, as it was.
     if (this.laterCount !== 0 && this.later![i] !== undefined) this.takeLater(i);
     const k = this.mapKey;
     // NOTE: a record usually writes several times under one key: remember the last one.
@@ -769,7 +770,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
       let slice = Number.NEGATIVE_INFINITY;
       for (const index of deferred) {
         if (performance.now() - slice > LATER_SLICE_MS) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          await nextTurn();
           slice = performance.now();
         }
         const later = this.later;
@@ -791,8 +792,13 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.later![index] = undefined;
     this.laterCount--;
     // NOTE: the current key is kept: a write is taking it, in the middle of its record.
+    this.keepingCurrentKey(take);
+  }
+
+  /** Runs `f`, then sets the current key back to what it was. */
+  private keepingCurrentKey(f: () => void): void {
     const { key, groupIndex, mapKey } = this;
-    take();
+    f();
     this.key = key;
     this.groupIndex = groupIndex;
     this.mapKey = mapKey;
@@ -945,11 +951,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     this.pending[index] = 0;
     this.pendingCount--;
     // NOTE: the current key is kept: installing runs in the middle of setting another one.
-    const { key, groupIndex, mapKey } = this;
-    this.install!(index + this.keyGroupRange.start);
-    this.key = key;
-    this.groupIndex = groupIndex;
-    this.mapKey = mapKey;
+    this.keepingCurrentKey(() => this.install!(index + this.keyGroupRange.start));
   }
 
   /** Installs every pending key group, in key-group order. */
@@ -1188,8 +1190,8 @@ abstract class BaseHandle {
     if (this.refreshOnRead && w.t !== now) {
       // NOTE: a refreshed timestamp is a change: the next checkpoint (and the LMDB backend's
       // cache) must write it.
-      w.t = now;
       this.backend.touch();
+      w.t = now;
     }
     return w.v;
   }
@@ -1397,8 +1399,8 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
       this.setRaw([this.wrap(value)]);
       return true;
     }
-    list.push(this.wrap(value));
     this.backend.touch();
+    list.push(this.wrap(value));
     return list.length === 1;
   }
   addAll(values: Iterable<T>): void {
@@ -1429,8 +1431,8 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
       const current = this.raw() as unknown[] | undefined;
       if (current === undefined) this.setRaw(moved);
       else {
-        for (const u of moved) current.push(u);
         this.backend.touch();
+        for (const u of moved) current.push(u);
       }
     } finally {
       this.ns = saved;
@@ -1469,8 +1471,8 @@ class HeapMapState<UK extends Key, UV> extends BaseHandle implements MapState<UK
     if (m !== undefined) this.removeCanonical(m, canonicalKey(key));
   }
   private removeCanonical(m: Map<MapKey, unknown>, ck: MapKey): void {
-    m.delete(ck);
     this.backend.touch();
+    m.delete(ck);
     if (m.size === 0) this.deleteRaw();
   }
   contains(key: UK): boolean {

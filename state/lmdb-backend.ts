@@ -30,10 +30,12 @@
  * id); the value of one key (all its namespaces, a whole list or map state) is read and written
  * whole, so a key with a huge list or map state is slow, as with the heap backend's snapshots.
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { getHeapStatistics } from 'node:v8';
 import type { RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
@@ -436,7 +438,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
       try {
         let slice = Number.NEGATIVE_INFINITY;
         const yieldTurn = async (): Promise<void> => {
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          await nextTurn();
           slice = performance.now();
           if (this.disposed)
             throw new StateError(`${this.owner}: the state backend was closed during a snapshot`);

@@ -3,6 +3,7 @@
  * processing-time callbacks, watermark), its snapshot and its restore. Tasks hold one per chained
  * operator; the test harness of `tidemark/testing` holds one on its own.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type {
   AlignmentGroup,
   Clock,
@@ -424,7 +425,7 @@ export class OperatorRuntime {
             let slice = performance.now();
             for (const [g, state] of columns) {
               if (performance.now() - slice > ENCODE_SLICE_MS) {
-                await new Promise<void>((resolve) => setImmediate(resolve));
+                await nextTurn();
                 slice = performance.now();
               }
               changed.set(g, encodeKeyGroupSnapshot({ state, timers: timersOf(g) }));

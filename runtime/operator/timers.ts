@@ -3,6 +3,7 @@
  * a namespace, at most one per (key, namespace, timestamp), firing in timestamp order (ties in
  * registration order) with their key set as current.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { InternalTimerService, NamespaceKeyFn, Timer, Triggerable } from '../../operators/contract.js';
 import { StateError } from '../../state/errors.js';
 import type { Key } from '../../state/hash.js';
@@ -961,7 +962,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     this.collecting = collecting;
     const walkInSlices = async (): Promise<void> => {
       while (!finished) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await nextTurn();
         if (abandoned)
           throw new StateError(`${backend.owner}: the timers were closed during a checkpoint's snapshot`);
         if (finished) return;
