@@ -886,8 +886,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
   snapshotForCheckpoint(whole: Uint8Array): CollectedTimers {
     // A walk of an earlier checkpoint is finished first: its columns are that of unchanged groups.
     this.collecting?.finish();
-    const range = this.backend.keyGroupRange;
-    const start = range.start;
+    const start = this.backend.keyGroupRange.start;
     let stale: Uint8Array | undefined;
     for (let i = 0; i < whole.length; i++)
       if (whole[i] === 1 && this.changedSince[i] === 1) (stale ??= new Uint8Array(whole.length))[i] = 1;
@@ -929,10 +928,11 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     let processing: TimerWalk | undefined;
     let finished = false;
     let abandoned = false;
+    const closed = () =>
+      new StateError(`${backend.owner}: the timers were closed during a checkpoint's snapshot`);
     // Every event-time timer before the processing-time ones (the order of the columns).
     const finish = () => {
-      if (abandoned)
-        throw new StateError(`${backend.owner}: the timers were closed during a checkpoint's snapshot`);
+      if (abandoned) throw closed();
       if (finished) return;
       finished = true;
       this.eventTimers.walked();
@@ -963,8 +963,7 @@ export class TimerServiceImpl<N> implements InternalTimerService<N> {
     const walkInSlices = async (): Promise<void> => {
       while (!finished) {
         await nextTurn();
-        if (abandoned)
-          throw new StateError(`${backend.owner}: the timers were closed during a checkpoint's snapshot`);
+        if (abandoned) throw closed();
         if (finished) return;
         const deadline = performance.now() + WALK_SLICE_MS;
         if (events!.step(visitEvent, deadline) && processing!.step(visitProcessing, deadline)) finish();
