@@ -80,7 +80,7 @@ export function worthWritingWhole(changed: number, keys: number): boolean {
  * The entry of a key in a namespaced table while it has one namespace, where the table keeps an
  * entry per key (the LMDB backend's cache; the heap backend keeps such keys in {@link Slots}, and
  * gives this as a view of one): a `Map` of one entry costs about four times this. A second
- * namespace turns it into a `Map` ({@link NsEntries}).
+ * namespace turns it into an {@link NsMap}.
  */
 class OneNs implements NamespaceEntries {
   constructor(
@@ -101,8 +101,83 @@ class OneNs implements NamespaceEntries {
   }
 }
 
-/** A key's entries in a namespaced table: one namespace, or a `Map` of several. */
-export type NsEntries = OneNs | Map<Namespace, unknown>;
+/**
+ * A key's entries of a namespaced table while it has several namespaces. Up to {@link NS_LIST_MAX}
+ * of them are two small arrays searched in order; beyond, a `Map`. Entries keep their insertion
+ * order either way (a snapshot's order, as a `Map`'s).
+ *
+ * NOTE: a key of a sliding window holds a few namespaces at a time (q5: five slices), which come
+ * and go as windows fire. A `Map` of them cost a hash table allocated each time a key went from
+ * one namespace to two (and again as it grew), promoted to the old space as windows live for
+ * seconds, and a hash lookup per access; a scan of a few small integers or strings costs less.
+ * Namespaces are compared with `===` (a `Map`'s SameValueZero but for NaN, which no namespace is).
+ */
+export class NsMap implements NamespaceEntries {
+  private ns: Namespace[] = [];
+  private vs: unknown[] = [];
+  /** The entries once there are more than {@link NS_LIST_MAX} (the arrays are then empty). */
+  private map: Map<Namespace, unknown> | undefined = undefined;
+
+  get size(): number {
+    return this.map === undefined ? this.ns.length : this.map.size;
+  }
+  private indexOf(ns: Namespace): number {
+    const a = this.ns;
+    for (let i = 0; i < a.length; i++) if (a[i] === ns) return i;
+    return -1;
+  }
+  get(ns: Namespace): unknown {
+    if (this.map !== undefined) return this.map.get(ns);
+    const i = this.indexOf(ns);
+    return i < 0 ? undefined : this.vs[i];
+  }
+  has(ns: Namespace): boolean {
+    return this.map !== undefined ? this.map.has(ns) : this.indexOf(ns) >= 0;
+  }
+  set(ns: Namespace, v: unknown): this {
+    if (this.map !== undefined) {
+      this.map.set(ns, v);
+      return this;
+    }
+    const i = this.indexOf(ns);
+    if (i >= 0) this.vs[i] = v;
+    else if (this.ns.length < NS_LIST_MAX) {
+      this.ns.push(ns);
+      this.vs.push(v);
+    } else {
+      const map = new Map<Namespace, unknown>();
+      for (let j = 0; j < this.ns.length; j++) map.set(this.ns[j]!, this.vs[j]);
+      map.set(ns, v);
+      this.map = map;
+      this.ns = [];
+      this.vs = [];
+    }
+    return this;
+  }
+  delete(ns: Namespace): boolean {
+    if (this.map !== undefined) return this.map.delete(ns);
+    const i = this.indexOf(ns);
+    if (i < 0) return false;
+    this.ns.splice(i, 1);
+    this.vs.splice(i, 1);
+    return true;
+  }
+  forEach(f: (value: unknown, ns: Namespace) => void): void {
+    if (this.map !== undefined) {
+      this.map.forEach(f);
+      return;
+    }
+    const ns = this.ns;
+    const vs = this.vs;
+    for (let i = 0; i < ns.length; i++) f(vs[i], ns[i]!);
+  }
+}
+
+/** Namespaces a key keeps in {@link NsMap}'s arrays before they become a `Map`. */
+const NS_LIST_MAX = 8;
+
+/** A key's entries in a namespaced table: one namespace, or an {@link NsMap} of several. */
+export type NsEntries = OneNs | NsMap;
 
 function nsGet(e: NsEntries, ns: Namespace): unknown {
   if (e instanceof OneNs) return e.ns === ns ? e.v : undefined;
@@ -124,14 +199,7 @@ function nsSet(g: EntryStore, mk: MapKey, e: NsEntries | undefined, ns: Namespac
   if (e === undefined) g.set(mk, new OneNs(ns, v));
   else if (!(e instanceof OneNs)) e.set(ns, v);
   else if (e.ns === ns) e.v = v;
-  else
-    g.set(
-      mk,
-      new Map<Namespace, unknown>([
-        [e.ns, e.v],
-        [ns, v],
-      ]),
-    );
+  else g.set(mk, new NsMap().set(e.ns, e.v).set(ns, v));
 }
 
 /**
@@ -145,7 +213,7 @@ export function nsFromFlat(
   value: (v: unknown) => unknown,
 ): NsEntries {
   if (n === 1) return new OneNs(flat[at] as Namespace, value(flat[at + 1]));
-  const inner = new Map<Namespace, unknown>();
+  const inner = new NsMap();
   for (let j = 0; j < n; j++) inner.set(flat[at + 2 * j] as Namespace, value(flat[at + 1 + 2 * j]));
   return inner;
 }
@@ -183,7 +251,7 @@ export interface EntryStore {
 /**
  * @internal The entries of one key group of a namespaced heap table whose keys have one namespace,
  * in columns: slot `s` holds key `keys[s]`, its namespace and its value. The group's `Map` maps
- * such a key to its slot (a number), and a key with several namespaces to a `Map` of them (back to
+ * such a key to its slot (a number), and a key with several namespaces to an {@link NsMap} (back to
  * a slot when it has one again). A removed slot takes the last one's entry, so the columns stay
  * dense.
  *
@@ -197,7 +265,7 @@ export class Slots {
   readonly keys: MapKey[] = [];
   readonly namespaces: Namespace[] = [];
   readonly values: unknown[] = [];
-  /** Keys of the group with several namespaces (a `Map` in the group's `Map`). */
+  /** Keys of the group with several namespaces (an {@link NsMap} in the group's `Map`). */
   multi = 0;
 
   /** Gives key `mk` a slot with one entry (its entry in `g` becomes the slot number). */
@@ -280,7 +348,7 @@ export class FlatSink implements NamespacedSink {
 
 /**
  * @internal Gives `sink` the entries of key `k` of a namespaced table, whose entry is `e` (on the
- * heap a slot of `slots` or a `Map` of several namespaces; in the LMDB backend's cache
+ * heap a slot of `slots` or an {@link NsMap} of several namespaces; in the LMDB backend's cache
  * {@link NsEntries}), values in their snapshot form.
  */
 export function sendKey(
@@ -1072,14 +1140,11 @@ abstract class BaseHandle {
     const map = g as Map<MapKey, unknown>;
     const slots = this.table.slotsAt(this.backend.groupIndex);
     if (e === undefined) slots.add(map, mk, ns, v);
-    else if (typeof e !== 'number') (e as Map<Namespace, unknown>).set(ns, v);
+    else if (typeof e !== 'number') (e as NsMap).set(ns, v);
     else if (slots.namespaces[e] === ns) slots.values[e] = v;
     else {
-      // A second namespace: the key's entries become a Map, its slot freed.
-      const several = new Map<Namespace, unknown>([
-        [slots.namespaces[e]!, slots.values[e]],
-        [ns, v],
-      ]);
+      // A second namespace: the key's entries become an NsMap, its slot freed.
+      const several = new NsMap().set(slots.namespaces[e]!, slots.values[e]).set(ns, v);
       slots.remove(map, e);
       map.set(mk, several);
       slots.multi++;
@@ -1109,10 +1174,10 @@ abstract class BaseHandle {
       g.delete(mk);
       return;
     }
-    const several = inner as Map<Namespace, unknown>;
+    const several = inner as NsMap;
     if (!several.delete(ns) || several.size > 1) return;
-    // NOTE: back to one namespace, the key takes a slot again: a key has a Map only while it has
-    // several, so a snapshot's order (slots, then Maps) comes back the same from its restore.
+    // NOTE: back to one namespace, the key takes a slot again: a key has an NsMap only while it
+    // has several, so a snapshot's order (slots, then NsMaps) comes back the same from its restore.
     slots.multi--;
     several.forEach((v, n) => {
       slots.add(g as Map<MapKey, unknown>, mk, n, v);

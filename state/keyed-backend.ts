@@ -34,7 +34,7 @@ export type Namespace = string | number;
 
 /**
  * A key's entries of a namespaced state, by namespace (read only): what a heap state handle's
- * `namespacesOfCurrentKey` gives (a `Map`, or a small object while the key has one namespace).
+ * `namespacesOfCurrentKey` gives (a small object while the key has one namespace, an `NsMap` for several).
  */
 export interface NamespaceEntries {
   readonly size: number;

@@ -126,8 +126,6 @@ export const NEXT = 2;
  */
 const MAX_SLICES_PER_WINDOW = 64;
 
-const ascending = (a: number, b: number): number => a - b;
-
 function gcd(a: number, b: number): number {
   while (b !== 0) {
     const t = a % b;
@@ -307,10 +305,15 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   private processedAt = Number.NaN;
   /** The keys whose firings and cleanups up to the watermark are done (see processKey). */
   private readonly processed = new Set<MapKey>();
-  /** The current key's slice indices, ascending, and their first and last window ends (see processKey). */
+  /**
+   * The current key's slice indices, ascending, and their first and last window ends (see
+   * processKey): the first {@link nIndices} entries. NOTE: a count, not the arrays' length, so
+   * that the arrays keep their storage from key to key (a length set to 0 lets it go).
+   */
   private readonly indices: number[] = [];
   private readonly firstEnds: number[] = [];
   private readonly lastEnds: number[] = [];
+  private nIndices = 0;
   /** The current key's slices while processKey runs (read and cleared through it). */
   private keySlices: NamespaceEntries | undefined = undefined;
   private numLateRecordsDropped!: Counter;
@@ -609,34 +612,54 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
   private loadIndices(): boolean {
     const byIndex = this.reader!.namespacesOfCurrentKey();
     this.keySlices = byIndex;
-    const idx = this.indices;
-    idx.length = 0;
+    this.nIndices = 0;
     if (byIndex === undefined) return false;
     byIndex.forEach(this.pushIndex);
-    if (idx.length > 1) idx.sort(ascending);
+    const n = this.nIndices;
+    const idx = this.indices;
+    // NOTE: slices are mostly added in time order, so the indices mostly come sorted; an insertion
+    // sort of a few numbers, in place (Array.prototype.sort would take the whole array).
+    for (let k = 1; k < n; k++) {
+      const x = idx[k]!;
+      let j = k - 1;
+      while (j >= 0 && idx[j]! > x) {
+        idx[j + 1] = idx[j]!;
+        j--;
+      }
+      idx[j + 1] = x;
+    }
     // The first and last window end of each slice (-Infinity: in no window).
     const { size, slide, g, offset } = this;
     const firstEnds = this.firstEnds;
     const lastEnds = this.lastEnds;
-    firstEnds.length = lastEnds.length = idx.length;
-    for (let k = 0; k < idx.length; k++) {
+    for (let k = 0; k < n; k++) {
       const start = idx[k]! * g + offset - g;
       // NOTE: with the slide as the slice (a common case), every slice starts a window.
       const last = slide === g ? start : TimeWindow.getWindowStartWithOffset(start, offset, slide);
-      if (last <= start - size) {
-        firstEnds[k] = lastEnds[k] = Number.NEGATIVE_INFINITY;
-        continue;
+      let first: number;
+      let lastEnd: number;
+      if (last <= start - size) first = lastEnd = Number.NEGATIVE_INFINITY;
+      else {
+        first =
+          slide === g
+            ? start - size + g + size
+            : last - Math.floor((last - (start - size) - 1) / slide) * slide + size;
+        lastEnd = last + size;
       }
-      firstEnds[k] =
-        slide === g
-          ? start - size + g + size
-          : last - Math.floor((last - (start - size) - 1) / slide) * slide + size;
-      lastEnds[k] = last + size;
+      if (k < firstEnds.length) {
+        firstEnds[k] = first;
+        lastEnds[k] = lastEnd;
+      } else {
+        firstEnds.push(first);
+        lastEnds.push(lastEnd);
+      }
     }
-    return idx.length > 0;
+    return n > 0;
   }
   private readonly pushIndex = (_v: unknown, i: Namespace): void => {
-    this.indices.push(i as number);
+    const k = this.nIndices++;
+    if (k < this.indices.length) this.indices[k] = i as number;
+    else this.indices.push(i as number);
   };
 
   /** The smallest window end `>= t` (window ends are `offset + size` apart from multiples of the slide). */
@@ -652,7 +675,7 @@ export class SlicingWindowOperator<K extends Key, IN, OUT = unknown>
    */
   private nextWindowEnd(from: number): number {
     const lastEnds = this.lastEnds;
-    for (let k = 0; k < lastEnds.length; k++) {
+    for (let k = 0; k < this.nIndices; k++) {
       if (lastEnds[k]! < from) continue;
       const first = this.firstEnds[k]!;
       return Math.max(first, from);
