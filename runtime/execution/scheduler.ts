@@ -11,6 +11,7 @@ import type { Clock, LineWriter } from '../../operators/contract.js';
 import { TidemarkError } from '../../state/errors.js';
 import type { CheckpointCoordinator } from '../checkpoint/coordinator.js';
 import { isManualClock } from '../clock.js';
+import type { Channel } from '../task/channel.js';
 import type { Task } from '../task/task.js';
 import type { JobLifecycle } from './lifecycle.js';
 import { BufferedStdout } from './results.js';
@@ -123,6 +124,14 @@ export class Scheduler {
   private readonly idleWaiters = new Set<Task>();
   /** When the current pass started (`performance.now()`; observed runs only). */
   passStartedAt = performance.now();
+  /** Tasks reading a channel's backlog inside another task's step now (see {@link drain}). */
+  private readonly draining = new Set<Task>();
+  /** Time spent in drains (observed runs), taken off the busy time of the step they ran in. */
+  private drainedMs = 0;
+  /** Each task's output channels to tasks of this thread (see {@link drain}). */
+  private readonly localOutputs = new Map<Task, Channel[]>();
+  /** A drained task failed: the run fails with it after the step the drain ran in. */
+  private drainFailure: { error: unknown; task: Task } | undefined;
 
   constructor(
     private readonly tasks: readonly Task[],
@@ -180,6 +189,7 @@ export class Scheduler {
     };
     policy?.started?.(tasks);
     const observe = this.options.observe === true;
+    if (policy === undefined) this.installDrains();
     for (;;) {
       // NOTE: while checkpoint chunks are being written, slices are short, so that their replies
       // are taken (and the next writes sent) without waiting behind a full slice of records.
@@ -205,13 +215,18 @@ export class Scheduler {
             }
             progressed = true;
             const s = performance.now();
+            const drained = this.drainedMs;
             try {
               t.step(budget, now);
             } catch (e) {
               lifecycle.fail(e, t.describe());
               return;
             }
-            t.busyMs += performance.now() - s;
+            t.busyMs += performance.now() - s - (this.drainedMs - drained);
+            if (this.drainFailure !== undefined) {
+              lifecycle.fail(this.drainFailure.error, this.drainFailure.task.describe());
+              return;
+            }
           }
         } else if (policy === undefined) {
           for (let i = 0; i < tasks.length; i++) {
@@ -222,6 +237,10 @@ export class Scheduler {
               t.step(budget, now);
             } catch (e) {
               lifecycle.fail(e, t.describe());
+              return;
+            }
+            if (this.drainFailure !== undefined) {
+              lifecycle.fail(this.drainFailure.error, this.drainFailure.task.describe());
               return;
             }
           }
@@ -266,6 +285,73 @@ export class Scheduler {
       else await this.waitForWork();
       if (lifecycle.stopped) return;
     }
+  }
+
+  /**
+   * Has every channel between two of this thread's tasks call {@link drain} once it holds more than
+   * twice its capacity. NOTE: the round-robin loop only; a scheduling policy (a simulation) keeps
+   * the choice of which task runs when, at step boundaries.
+   */
+  private installDrains(): void {
+    const byGate = new Map(this.tasks.map((t) => [t.outputGate, t] as const));
+    for (const t of this.tasks)
+      for (const c of t.inputs) {
+        const producer = byGate.get(c.producer);
+        if (producer === undefined) continue;
+        c.drainAt = 2 * c.capacity;
+        c.drain = (ch) => this.drain(t, ch);
+        let outs = this.localOutputs.get(producer);
+        if (outs === undefined) this.localOutputs.set(producer, (outs = []));
+        outs.push(c);
+      }
+  }
+
+  /**
+   * The consumer `task` reads `channel` down below its capacity now, from inside the step of the
+   * task that filled it past twice its capacity (see `Channel.drain` for why); if its own outputs
+   * are full, their consumers read first, the same way. It is another interleaving of the tasks'
+   * work, one step boundaries could give: a consumer sees only what its channels hold, and the
+   * producer's step goes on after it. A consumer that cannot read now (blocked, being drained
+   * already up the stack, an output to another thread full) is asked again once the channel has
+   * grown by another twice its capacity; a failure is the consumer's, reported after the step
+   * (not thrown into the producer's code).
+   */
+  private drain(task: Task, channel: Channel): void {
+    if (this.drainFailure === undefined && !this.draining.has(task)) {
+      this.draining.add(task);
+      const observe = this.options.observe === true;
+      const s = observe ? performance.now() : 0;
+      const before = this.drainedMs;
+      try {
+        while (channel.size >= channel.capacity) {
+          if (task.outputGate.full > 0) this.makeRoom(task);
+          if (this.drainFailure !== undefined || !task.canRun(Number.NEGATIVE_INFINITY)) break;
+          const size = channel.size;
+          task.step(size, Number.NEGATIVE_INFINITY);
+          if (channel.size >= size) break;
+        }
+      } catch (e) {
+        this.drainFailure = { error: e, task };
+      } finally {
+        this.draining.delete(task);
+        if (observe) {
+          // Drains within this one (the consumer's own consumers) are their tasks' busy time.
+          const ms = performance.now() - s;
+          task.busyMs += ms - (this.drainedMs - before);
+          this.drainedMs = before + ms;
+        }
+      }
+    }
+    // Read down: past twice the capacity again; not (the consumer could not go on): once it grew
+    // by that much more, not at every record.
+    channel.drainAt = (channel.size < channel.capacity ? 0 : channel.size) + 2 * channel.capacity;
+  }
+
+  /** The consumers of `task`'s full channels in this thread read them (see {@link drain}). */
+  private makeRoom(task: Task): void {
+    const outs = this.localOutputs.get(task);
+    if (outs === undefined) return;
+    for (const c of outs) if (c.size >= c.capacity) c.drain!(c);
   }
 
   /** Sleeps until something can run: a wake-up, a settled promise, or a processing-time deadline. */

@@ -42,6 +42,67 @@ describe('local execution', () => {
     expect(maxInFlight).toBeLessThanOrEqual(16 + 2);
   });
 
+  test('a record fanned out far past the capacity is read by its consumer while it is emitted', async () => {
+    // One input record emits 1000: past twice the capacity, the consumers read their channels
+    // from inside the producer's step (in one thread they would otherwise wait for its end).
+    const env = new StreamExecutionEnvironment({ parallelism: 1, bufferCapacity: 16 });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const seen: number[] = [];
+    const fanOut = (x: number, out: Collector<number>): void => {
+      for (let i = 0; i < 1000; i++) {
+        out.collect(x * 1000 + i);
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+      }
+    };
+    env
+      .fromArray([1, 2, 3])
+      .flatMap(fanOut)
+      .disableChaining()
+      .map((v) => v)
+      .disableChaining()
+      .addSink((v: number) => {
+        inFlight--;
+        seen.push(v);
+      })
+      .disableChaining();
+    await env.execute();
+    expect(seen).toEqual([1, 2, 3].flatMap((x) => Array.from({ length: 1000 }, (_, i) => x * 1000 + i)));
+    // Up to twice the capacity in the first channel, a full second one (the map, whose output is
+    // full, has the sink read first), and the record in hand.
+    expect(maxInFlight).toBeLessThanOrEqual(2 * 16 + 16 + 1);
+  });
+
+  test("a consumer that fails while it reads inside its producer's step fails the job as itself", async () => {
+    // The producer catches what its collect throws (a chained operator's errors would come that
+    // way): a consumer in another task is not its to catch, however the two interleave.
+    const fanOut = (x: number, out: Collector<number>): void => {
+      for (let i = 0; i < 100; i++)
+        try {
+          out.collect(x * 1000 + i);
+        } catch {
+          // dropped
+        }
+    };
+    const env = new StreamExecutionEnvironment({ parallelism: 1, bufferCapacity: 4, jobName: 'fan-out' });
+    env
+      .fromArray([1])
+      .flatMap(fanOut)
+      .name('fan out')
+      .disableChaining()
+      .map((v) => {
+        if (v === 1050) throw new Error('bad value');
+        return v;
+      })
+      .name('check')
+      .uid('check-values')
+      .disableChaining()
+      .addSink(() => {});
+    await expect(env.execute()).rejects.toThrow(
+      /^job 'fan-out' failed: operator 'check' \(check-values\) subtask 1\/1 of job 'fan-out': user function threw on record 1050: bad value$/,
+    );
+  });
+
   test('a user function exception fails the job, naming the operator and the record', async () => {
     const env = new StreamExecutionEnvironment({ parallelism: 2, jobName: 'failing' });
     env

@@ -161,7 +161,9 @@ describe('heap namespaced state in slots', () => {
 
   test('a key with more namespaces than the small arrays hold (a Map) agrees with the model too', () => {
     fc.assert(
-      fc.property(fc.array(opsOn(1, 11, 1), { minLength: 40, maxLength: 120 }), (ops) => agreesWithModel(ops, 1, 11)),
+      fc.property(fc.array(opsOn(1, 11, 1), { minLength: 40, maxLength: 120 }), (ops) =>
+        agreesWithModel(ops, 1, 11),
+      ),
       { numRuns: 200 },
     );
   });
