@@ -10,7 +10,7 @@
 //
 // Run it with:  npx tidemark run examples/nexmark/q8.ts   (NEXMARK_EVENTS=n, NEXMARK_RATE=r)
 import { type DataStream, job, TumblingEventTimeWindows } from 'tidemark';
-import { auctionsOf, type Event, eventsFromEnv, type Person, personsOf } from './generator.js';
+import { auctionsOf, type Event, eventsFromEnv, personsOf } from './generator.js';
 
 /** A new user who also sells (Flink's q8 columns). */
 export interface Q8Result {
@@ -23,8 +23,15 @@ export interface Q8Result {
 /** Window size of q8 (ms). */
 export const Q8_SIZE_MS = 10_000;
 
+/** The columns of a person q8 reads. */
+interface NewPerson {
+  id: number;
+  name: string;
+  dateTime: number;
+}
+
 /** True if a person before `i` has the name of person `i`. */
-function nameSeenBefore(persons: readonly Person[], i: number): boolean {
+function nameSeenBefore(persons: readonly NewPerson[], i: number): boolean {
   const name = persons[i]!.name;
   for (let j = 0; j < i; j++) if (persons[j]!.name === name) return true;
   return false;
@@ -32,13 +39,22 @@ function nameSeenBefore(persons: readonly Person[], i: number): boolean {
 
 /** q8: persons and their auctions in the same 10 s tumbling window, one row per person and window. */
 export function build(events: DataStream<Event>): DataStream<Q8Result> {
-  return personsOf(events)
-    .coGroup(auctionsOf(events))
+  // Only the columns the query reads go into the window (a person's id, name and time, an
+  // auction's seller): projected before the shuffle, as Flink's planner does for q8.sql, so the
+  // window keeps three fields of a person and a number per auction, not the whole events.
+  const persons = personsOf(events)
+    .map((p): NewPerson => ({ id: p.id, name: p.name, dateTime: p.dateTime }))
+    .name('q8: columns of the person');
+  const sellers = auctionsOf(events)
+    .map((a) => a.seller)
+    .name('q8: seller of the auction');
+  return persons
+    .coGroup(sellers)
     .where((p) => p.id)
-    .equalTo((a) => a.seller)
+    .equalTo((seller) => seller)
     .window(TumblingEventTimeWindows.of(Q8_SIZE_MS))
-    .apply<Q8Result>((persons, auctions, out) => {
-      if (auctions.length === 0) return;
+    .apply<Q8Result>((persons, sellers, out) => {
+      if (sellers.length === 0) return;
       // The key is the id: one row per distinct name among the window's persons.
       for (let i = 0; i < persons.length; i++) {
         const p = persons[i]!;
