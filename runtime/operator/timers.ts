@@ -11,6 +11,7 @@ import { canonicalKey, type MapKey } from '../../state/key-codec.js';
 import type { KeyedStateBackend } from '../../state/keyed-backend.js';
 import { type TimerColumns, TimerColumnsBuilder } from '../../state/snapshot/key-group-codec.js';
 import type { TimersSnapshot } from '../../state/snapshot/types.js';
+import { KeyIndex } from './key-index.js';
 
 /** A live timer's key when it is an array: the key and its canonical form (a string). */
 class ArrayKey {
@@ -95,9 +96,9 @@ export class TimerWalk {
 export class TimerHeap<N> {
   /** Distinct timestamps that have a bucket, as a binary min-heap. */
   private readonly times: number[] = [];
-  private readonly buckets = new Map<number, Bucket>();
+  private readonly buckets = new KeyIndex<Bucket>();
   /** The live timers of each key (canonical form): the most recent one's slot. */
-  private readonly byKey = new Map<MapKey, number>();
+  private readonly byKey = new KeyIndex<number>();
   private live = 0;
   private seq = 0;
   /** Moves in place since the last walk found no entry out of its bucket (see {@link forEach}). */
@@ -150,7 +151,7 @@ export class TimerHeap<N> {
    */
   walkLater(beforeChange: () => void): TimerWalk | undefined {
     if (this.moved > 0) return undefined;
-    const times = [...this.buckets.keys()].sort((a, b) => a - b);
+    const times = (this.buckets.keyList() as number[]).sort((a, b) => a - b);
     const ranges: number[][] = [];
     const from: number[] = [];
     const to: number[] = [];
@@ -595,7 +596,7 @@ export class TimerHeap<N> {
    * belong).
    */
   forEach(f: (slot: number) => void): void {
-    const times = [...this.buckets.keys()].sort((a, b) => a - b);
+    const times = (this.buckets.keyList() as number[]).sort((a, b) => a - b);
     const seqs = this.seqs;
     const stamps = this.stamps;
     if (this.moved > 0) {
