@@ -502,7 +502,18 @@ export class TimerHeap<N> {
   private roundSeq = Number.POSITIVE_INFINITY;
   /** The timers fired in the current round (their slots, given back when it ends), and by key once a check needs that. */
   private readonly fired: number[] = [];
-  private firedByKey: Map<MapKey, number[]> | undefined;
+  /**
+   * The fired timers of the current round by key, once a check needs them: the most recent one's
+   * slot, the others chained through `nexts` (which a fired timer, out of its key's chain, does
+   * not use until its slot is given back at the round's end).
+   */
+  private firedByKey: KeyIndex<number> | undefined;
+  /**
+   * The latest timestamp fired in the current round (-Infinity before the first): a timer
+   * registered during the round at a later time repeats no fired one, without a look at
+   * {@link firedByKey}.
+   */
+  private maxFired = Number.NEGATIVE_INFINITY;
   /** Timers put aside in the current round: live, but back in their buckets only at its end. */
   private readonly aside: number[] = [];
   /**
@@ -516,6 +527,7 @@ export class TimerHeap<N> {
   /** Starts firing the timers due at `time` (then {@link pollDue} until -1, then {@link endRound}). */
   beginRound(): void {
     this.roundSeq = this.seq;
+    this.maxFired = Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -528,7 +540,10 @@ export class TimerHeap<N> {
       if (t === NONE) return NONE;
       const after =
         this.after.size === 0 ? Number.NEGATIVE_INFINITY : (this.after.get(t) ?? Number.NEGATIVE_INFINITY);
-      if (after >= time || (this.seqs[t]! >= this.roundSeq && this.firedInRound(t))) {
+      if (
+        after >= time ||
+        (this.seqs[t]! >= this.roundSeq && this.stamps[t]! <= this.maxFired && this.firedInRound(t))
+      ) {
         if (after < time) this.after.set(t, time);
         // Live and findable (a delete or an equal registration sees it), not yet due.
         const mapKey = this.mapKeyOf(t);
@@ -541,6 +556,7 @@ export class TimerHeap<N> {
       }
       if (after !== Number.NEGATIVE_INFINITY) this.after.delete(t);
       this.fired.push(t);
+      if (this.stamps[t]! > this.maxFired) this.maxFired = this.stamps[t]!;
       if (this.firedByKey !== undefined) this.addFired(this.firedByKey, t);
       return t;
     }
@@ -566,15 +582,13 @@ export class TimerHeap<N> {
   private firedInRound(t: number): boolean {
     let byKey = this.firedByKey;
     if (byKey === undefined) {
-      byKey = this.firedByKey = new Map();
+      byKey = this.firedByKey = new KeyIndex();
       for (const f of this.fired) this.addFired(byKey, f);
     }
-    const same = byKey.get(this.mapKeyOf(t));
-    if (same === undefined) return false;
     const ts = this.stamps[t]!;
     const ns = this.namespaces[t];
     let k: string | number | undefined;
-    for (const f of same) {
+    for (let f = byKey.get(this.mapKeyOf(t)) ?? NONE; f !== NONE; f = this.nexts[f]!) {
       if (this.stamps[f] !== ts) continue;
       if (this.namespaces[f] === ns) return true;
       k ??= this.nsKeyAt(t);
@@ -583,11 +597,10 @@ export class TimerHeap<N> {
     return false;
   }
 
-  private addFired(byKey: Map<MapKey, number[]>, f: number): void {
+  private addFired(byKey: KeyIndex<number>, f: number): void {
     const mapKey = this.mapKeyOf(f);
-    const list = byKey.get(mapKey);
-    if (list === undefined) byKey.set(mapKey, [f]);
-    else list.push(f);
+    this.nexts[f] = byKey.get(mapKey) ?? NONE;
+    byKey.set(mapKey, f);
   }
 
   /**

@@ -322,6 +322,31 @@ describe('the timer loop guard', () => {
     expect(h.numEventTimeTimers()).toBe(2); // still registered, and snapshotted
   });
 
+  test("a timer registered again at a time that fired earlier in the advance, behind the key's later one, waits", () => {
+    // Key 'a' fires at 5 and at 6 in one advance; at 6 it asks for 5 again: that one already
+    // fired in this advance (it is not the key's latest fired timer), so it waits for the next.
+    const check = guard(100);
+    const h = OperatorHarness.forOneInput((s: DataStream<string>) =>
+      s
+        .keyBy((k) => k)
+        .process<string>({
+          processElement(_v, ctx) {
+            ctx.timerService().registerEventTimeTimer(5);
+            ctx.timerService().registerEventTimeTimer(6);
+          },
+          onTimer(ts: number, ctx: OnTimerContext<string>, out) {
+            check();
+            out.collect(`${ctx.getCurrentKey()}@${ts}`);
+            if (ts === 6) ctx.timerService().registerEventTimeTimer(5);
+          },
+        }),
+    );
+    h.processElement('a').processWatermark(7);
+    expect(h.output()).toEqual(['a@5', 'a@6']);
+    h.processWatermark(8);
+    expect(h.output()).toEqual(['a@5', 'a@6', 'a@5']);
+  });
+
   test('a processing-time timer that registers itself again fires once per advance', () => {
     const h = timerJob('processing', (ts) => ts);
     h.processElement('a').setProcessingTime(6);
