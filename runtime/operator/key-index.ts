@@ -9,6 +9,10 @@
  * addressing table of typed arrays (linear probing, deleted slots reused, rebuilt at half full):
  * about 45 ns an operation on the same churn. Other keys (strings, bigints, booleans, NaN) go to
  * a `Map`. No order is kept: callers that walk the keys sort them.
+ *
+ * The price is memory: a quarter to a half of the slots are in use, so a number key takes 18–36
+ * bytes of typed arrays and 16–32 of the values' array (a `Map` about 30 in all): with a timer for
+ * each of 1 M keys, 42 bytes a key more (the checkpoint benchmark's memory per key, 148 → 190).
  */
 
 const EMPTY = 0;

@@ -17,7 +17,10 @@ afterAll(() => {
 /** The environment of a child without the log settings of the one running the tests. */
 const ENV = { TIDEMARK_LOG_LEVEL: undefined, TIDEMARK_LOG_FORMAT: undefined };
 
-// Subtask 1 of the map fails once, on its first attempt, after a few checkpoints.
+// Subtask 1 of the map fails once, on its first attempt, after a few checkpoints: its 400th
+// record comes 2 s after the source starts (200 records/s each), checkpoints every 100 ms. (Its
+// 150th, at 0.75 s, came once before the first checkpoint completed, in a CI run on a busy
+// machine: the restart then started from scratch.)
 const flaky = join(dir, 'flaky.mts');
 writeFileSync(
   flaky,
@@ -26,12 +29,12 @@ class FailOnce extends RichMapFunction {
   n = 0;
   map(v) {
     const info = this.getRuntimeContext().taskInfo;
-    if (info.attemptNumber === 0 && info.subtaskIndex === 1 && ++this.n === 150) throw new Error('boom on ' + v.i);
+    if (info.attemptNumber === 0 && info.subtaskIndex === 1 && ++this.n === 400) throw new Error('boom on ' + v.i);
     return v;
   }
 }
 export default job((env) => {
-  env.fromGenerator((i) => ({ i }), { count: 800, ratePerSecond: 400 })
+  env.fromGenerator((i) => ({ i }), { count: 1000, ratePerSecond: 400 })
     .map(new FailOnce())
     .name('fail once')
     .filter(() => false)
