@@ -842,8 +842,7 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
           slice = performance.now();
         }
         const later = this.later;
-        if (later === undefined)
-          throw new StateError(`${this.owner}: the state backend was closed during a snapshot`);
+        if (later === undefined) throw this.closedDuringSnapshot();
         // NOTE: already taken by a write when undefined.
         if (later[index] !== undefined) this.takeLater(index);
       }
@@ -852,6 +851,11 @@ export class HeapKeyedStateBackend implements KeyedStateBackend {
     const taking = takeAll();
     taking.catch(() => {}); // see OperatorRuntime.snapshotIncremental
     return taking;
+  }
+
+  /** The error of a snapshot still under way when the backend is disposed (its operator closed). */
+  protected closedDuringSnapshot(): StateError {
+    return new StateError(`${this.owner}: the state backend was closed during a snapshot`);
   }
 
   /** Takes the deferred snapshot of key group `index` now (see {@link snapshotWholeLater}). */

@@ -30,7 +30,6 @@
  * id); the value of one key (all its namespaces, a whole list or map state) is read and written
  * whole, so a key with a huge list or map state is slow, as with the heap backend's snapshots.
  */
-
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -440,8 +439,7 @@ export class LmdbKeyedStateBackend extends HeapKeyedStateBackend {
         const yieldTurn = async (): Promise<void> => {
           await nextTurn();
           slice = performance.now();
-          if (this.disposed)
-            throw new StateError(`${this.owner}: the state backend was closed during a snapshot`);
+          if (this.disposed) throw this.closedDuringSnapshot();
         };
         for (const { keyGroup, keys } of parts) {
           if (performance.now() - slice > SLICE_MS) await yieldTurn();

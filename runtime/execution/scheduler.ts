@@ -223,10 +223,7 @@ export class Scheduler {
               return;
             }
             t.busyMs += performance.now() - s - (this.drainedMs - drained);
-            if (this.drainFailure !== undefined) {
-              lifecycle.fail(this.drainFailure.error, this.drainFailure.task.describe());
-              return;
-            }
+            if (this.failedInDrain()) return;
           }
         } else if (policy === undefined) {
           for (let i = 0; i < tasks.length; i++) {
@@ -239,10 +236,7 @@ export class Scheduler {
               lifecycle.fail(e, t.describe());
               return;
             }
-            if (this.drainFailure !== undefined) {
-              lifecycle.fail(this.drainFailure.error, this.drainFailure.task.describe());
-              return;
-            }
+            if (this.failedInDrain()) return;
           }
         } else {
           policy.beforeStep?.(clock);
@@ -345,6 +339,14 @@ export class Scheduler {
     // Read down: past twice the capacity again; not (the consumer could not go on): once it grew
     // by that much more, not at every record.
     channel.drainAt = (channel.size < channel.capacity ? 0 : channel.size) + 2 * channel.capacity;
+  }
+
+  /** Fails the run if a task drained during the last step failed (see {@link drain}); true then. */
+  private failedInDrain(): boolean {
+    const f = this.drainFailure;
+    if (f === undefined) return false;
+    this.lifecycle.fail(f.error, f.task.describe());
+    return true;
   }
 
   /** The consumers of `task`'s full channels in this thread read them (see {@link drain}). */
