@@ -1435,6 +1435,13 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
   }
 }
 
+/** Appends to a stored list in place, or starts one (see {@link BaseHandle.combineNamespaced}). */
+const append = (value: unknown, list: unknown[] | undefined): unknown[] => {
+  if (list === undefined) return [value];
+  list.push(value);
+  return list;
+};
+
 class HeapListState<T> extends BaseHandle implements ListState<T> {
   get(): readonly T[] {
     const list = this.raw() as unknown[] | undefined;
@@ -1463,6 +1470,8 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
       throw new InvalidArgumentError(
         `${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`,
       );
+    // NOTE: one lookup of the key's entries (a window's first element creates its list).
+    if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, append);
     const list = this.raw() as unknown[] | undefined;
     if (list === undefined) {
       this.setRaw([this.wrap(value)]);
