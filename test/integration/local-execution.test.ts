@@ -184,6 +184,34 @@ describe('local execution', () => {
     expect(of('negate')).toMatchObject({ numRecordsIn: 4, numRecordsOut: 4 });
   });
 
+  test('an operator fanned out to chained operators gives each of them every record, in order', async () => {
+    // 2 to 4 chained targets are called by a function compiled per output, wider fan-outs by a
+    // loop: both give every branch the records in order, and count them once out, once in each.
+    for (const width of [1, 2, 3, 4, 5, 6]) {
+      const env = new StreamExecutionEnvironment({ parallelism: 1 });
+      const numbers = env
+        .fromArray([1, 2, 3, 4, 5, 6, 7, 8])
+        .uid('numbers')
+        .map((n) => n + 1)
+        .uid('plus-one');
+      const branches = Array.from({ length: width }, (_, b) =>
+        numbers
+          .map((n) => n * 10 + b)
+          .uid(`branch-${b}`)
+          .collect(),
+      );
+      const client = env.executeAsync();
+      await client.result;
+      for (const [b, results] of branches.entries())
+        expect(results.values, `branch ${b} of ${width}`).toEqual(
+          [2, 3, 4, 5, 6, 7, 8, 9].map((n) => n * 10 + b),
+        );
+      const of = (uid: string) => client.metrics().operators.find((o) => o.operatorId === uid)!.metrics;
+      expect(of('plus-one')).toMatchObject({ numRecordsIn: 8, numRecordsOut: 8 });
+      for (let b = 0; b < width; b++)
+        expect(of(`branch-${b}`)).toMatchObject({ numRecordsIn: 8, numRecordsOut: 8 });
+    }
+  });
   test('rich functions are opened and closed once per subtask and see their task info', async () => {
     const env = new StreamExecutionEnvironment({ parallelism: 3 });
     const opened: string[] = [];
