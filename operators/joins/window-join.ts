@@ -32,6 +32,42 @@ export interface TaggedUnion<A, B> {
   readonly value: A | B;
 }
 
+/**
+ * Calls `each` with the values of each side of a window's tagged elements, in order. NOTE: most
+ * windows of a join hold one side only (a key seen on one input): its values are copied at their
+ * exact size and the other side is an empty array without a backing store, instead of two arrays
+ * grown by push.
+ */
+function bySide<A, B, R>(
+  input: readonly TaggedUnion<A, B>[],
+  each: (first: A[], second: B[], out: Collector<R>) => void,
+  out: Collector<R>,
+): void {
+  let firstCount = 0;
+  for (let i = 0; i < input.length; i++) if (input[i]!.side === 1) firstCount++;
+  if (firstCount === input.length) each(input.map(untagged) as A[], [], out);
+  else if (firstCount === 0) each([], input.map(untagged) as B[], out);
+  else bothSides(input, each, out);
+}
+
+/** {@link bySide} for a window with elements of both sides. */
+function bothSides<A, B, R>(
+  input: readonly TaggedUnion<A, B>[],
+  each: (first: A[], second: B[], out: Collector<R>) => void,
+  out: Collector<R>,
+): void {
+  const firsts: A[] = [];
+  const seconds: B[] = [];
+  for (let i = 0; i < input.length; i++) {
+    const t = input[i]!;
+    if (t.side === 1) firsts.push(t.value as A);
+    else seconds.push(t.value as B);
+  }
+  each(firsts, seconds, out);
+}
+
+const untagged = (t: TaggedUnion<unknown, unknown>): unknown => t.value;
+
 /** Everything a windowed join or coGroup needs. */
 interface WindowedSpec<A, B, K extends Key, W extends Window> {
   first: DataStream<A>;
@@ -138,13 +174,8 @@ abstract class WindowedTwoStreams<A, B, K extends Key, W extends Window> {
           openFunction(userFn, ctx, (e) => (e instanceof Error ? e : new Error(String(e)))),
         close: () => closeFunction(userFn),
         apply: (_key, _window, input, out) => {
-          const firsts: A[] = [];
-          const seconds: B[] = [];
-          for (const t of input) {
-            if (t.side === 1) firsts.push(t.value as A);
-            else seconds.push(t.value as B);
-          }
-          each(firsts, seconds, out);
+          const tagged = Array.isArray(input) ? (input as readonly TaggedUnion<A, B>[]) : [...input];
+          bySide(tagged, each, out);
         },
       })
       .name(name);
