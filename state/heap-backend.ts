@@ -1188,6 +1188,38 @@ abstract class BaseHandle {
     });
   }
 
+  /**
+   * @internal the current namespace's raw entry, removed: a read and then a clear, with one lookup
+   * of the key's entries where the key has one namespace (a window's contents when it fires and is
+   * cleaned up at once); undefined when there is none. Namespaced state without TTL.
+   */
+  protected takeRaw(): unknown {
+    const backend = this.backend;
+    const g = backend.group(this.table, false);
+    if (g === undefined) return undefined;
+    const mk = backend.mapKey;
+    const inner = g.get(mk);
+    if (inner === undefined) return undefined;
+    if (typeof inner !== 'number') {
+      // Several namespaces (or the LMDB backend's entries): read, then delete.
+      const v = nsGet(inner as NsEntries, this.nsKey());
+      if (v !== undefined) this.deleteRaw();
+      return v;
+    }
+    const slots = this.table.slots![backend.groupIndex]!;
+    if (slots.namespaces[inner] !== this.nsKey()) return undefined;
+    const v = slots.values[inner];
+    backend.touch();
+    slots.remove(g as Map<MapKey, unknown>, inner);
+    g.delete(mk);
+    return v;
+  }
+
+  /** True when {@link takeRaw} may be used: namespaced state without TTL. */
+  protected get takes(): boolean {
+    return this.ttl === undefined && this.table.namespaced;
+  }
+
   protected nsKey(): Namespace {
     if (this.ns === undefined)
       throw new StateError(
@@ -1319,6 +1351,13 @@ class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
     }
     return v;
   }
+  /** @internal what {@link get} returns, then cleared (see {@link BaseHandle.takeRaw}). */
+  getAndClear(): T | undefined {
+    if (this.takes) return this.takeRaw() as T | undefined;
+    const v = this.get();
+    this.clear();
+    return v;
+  }
   add(value: T): void {
     this.addReportingNew(value);
   }
@@ -1381,6 +1420,16 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
   }
   get(): OUT | undefined {
     const acc = this.acc();
+    return acc === undefined ? undefined : this.d.aggregate.getResult(acc);
+  }
+  /** @internal what {@link get} returns, then cleared (see {@link BaseHandle.takeRaw}). */
+  getAndClear(): OUT | undefined {
+    let acc: ACC | undefined;
+    if (this.takes) acc = this.takeRaw() as ACC | undefined;
+    else {
+      acc = this.acc();
+      this.clear();
+    }
     return acc === undefined ? undefined : this.d.aggregate.getResult(acc);
   }
   add(value: IN): void {
@@ -1460,6 +1509,13 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
       else this.setRaw(kept);
     }
     return out;
+  }
+  /** @internal what {@link get} returns, then cleared (see {@link BaseHandle.takeRaw}). */
+  getAndClear(): readonly T[] {
+    if (this.takes) return (this.takeRaw() as T[] | undefined) ?? [];
+    const v = this.get();
+    this.clear();
+    return v;
   }
   add(value: T): void {
     this.addReportingNew(value);

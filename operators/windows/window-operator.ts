@@ -100,6 +100,11 @@ interface AddReportingNew {
   addReportingNew(value: unknown): boolean;
 }
 
+/** Heap reducing, aggregating and list state: read what `get()` returns and clear it at once. */
+interface GetAndClear {
+  getAndClear(): unknown;
+}
+
 /** Heap reducing and aggregating state: merge a partial result, and say whether there was nothing before. */
 interface MergesPartials {
   mergePartialReportingNew(partial: unknown): boolean;
@@ -248,6 +253,11 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   private readonly eventTimeFastPath: boolean;
   /** The contents, when the fast path adds to them with one lookup (see addToWindows). */
   private addReportingNew: AddReportingNew | undefined;
+  /**
+   * The contents, when a window that fires and is cleaned up by the same timer reads and clears
+   * them with one lookup (see onTimer): not with an evictor, which writes back what it keeps.
+   */
+  private getAndClear: GetAndClear | undefined;
 
   private contents!: ContentsState;
   /** The merging window set, loaded per key (merging assigners only, not on the session fast path). */
@@ -321,6 +331,11 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
     this.addReportingNew =
       this.eventTimeFastPath && this.evictor === undefined && typeof adding.addReportingNew === 'function'
         ? (adding as AddReportingNew)
+        : undefined;
+    const taking = this.contents as unknown as Partial<GetAndClear>;
+    this.getAndClear =
+      this.evictor === undefined && typeof taking.getAndClear === 'function'
+        ? (taking as GetAndClear)
         : undefined;
     if (this.merging !== undefined)
       this.mergingSet = new MergingWindowSet(
@@ -748,16 +763,27 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       const result: TriggerResult = eventTime
         ? this.trigger.onEventTime(timer.timestamp, window, tctx)
         : this.trigger.onProcessingTime(timer.timestamp, window, tctx);
-      if (isFire(result)) {
+      const cleanup = eventTime === this.isEventTime && this.cleanupTime(window) === timer.timestamp;
+      // NOTE: a window that fires and is cleaned up now (EventTimeTrigger without allowed
+      // lateness) takes its contents out with the read: one lookup of the key's entries, not a
+      // read and a clear. Its window function sees the same elements (nothing it can reach reads
+      // the contents state), and a failure in it fails the task, which restores from a checkpoint.
+      const taken = cleanup && isFire(result) && set === undefined && this.getAndClear !== undefined;
+      if (taken) {
+        const c = this.getAndClear!.getAndClear();
+        if (c !== undefined && !(this.listContents && (c as readonly unknown[]).length === 0))
+          this.emitWindowContents(window, c);
+      } else if (isFire(result)) {
         const c = this.read();
         if (c !== undefined) this.emitWindowContents(window, c);
       }
-      if (isPurge(result)) this.contents.clear();
-      if (eventTime === this.isEventTime && this.cleanupTime(window) === timer.timestamp)
+      if (isPurge(result) && !taken) this.contents.clear();
+      if (cleanup)
         this.clearAllState(
           window,
           set,
           eventTime && this.eventTimeTrigger && timer.timestamp === window.maxTimestamp(),
+          taken,
         );
       set?.persist();
     } catch (e) {
@@ -772,10 +798,16 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
   /**
    * Removes everything of a window: contents, trigger state and timers, window-function state.
    * `firingTriggerTimer`: the EventTimeTrigger's one timer (maxTimestamp) is the one firing now,
-   * already off the queue; its clear() would only delete it, so it is skipped.
+   * already off the queue; its clear() would only delete it, so it is skipped. `contentsCleared`:
+   * the contents were taken out as the window fired.
    */
-  private clearAllState(window: W, set: MergingWindowSet<W> | undefined, firingTriggerTimer = false): void {
-    this.contents.clear();
+  private clearAllState(
+    window: W,
+    set: MergingWindowSet<W> | undefined,
+    firingTriggerTimer = false,
+    contentsCleared = false,
+  ): void {
+    if (!contentsCleared) this.contents.clear();
     const tctx = this.triggerContext;
     tctx.window = window;
     this.stage = 'trigger';
