@@ -150,7 +150,34 @@ export class KeyIndex<V> {
     const { keys, vals, states, cap } = this;
     let n = 16;
     while (n < 4 * this.count) n *= 2;
+    if (n === cap) {
+      this.rebuildInPlace();
+      return;
+    }
     this.init(n);
     for (let i = 0; i < cap; i++) if (states[i] === FULL) this.set(keys[i]!, vals[i] as V);
+  }
+
+  /**
+   * The same table rid of its deleted slots, in the arrays it has. NOTE: with steady churn (as
+   * many keys come as go: timers' timestamps, q4's auctions) the table fills with deleted slots at
+   * the same size, and a new table each time cost three allocations of its size (a `vals` array
+   * of 64 k entries is a large object) several times a second; the live entries are a quarter at
+   * most, copied out and back.
+   */
+  private rebuildInPlace(): void {
+    const { keys, vals, states, cap } = this;
+    const liveKeys: number[] = [];
+    const liveVals: (V | undefined)[] = [];
+    for (let i = 0; i < cap; i++)
+      if (states[i] === FULL) {
+        liveKeys.push(keys[i]!);
+        liveVals.push(vals[i]);
+      }
+    states.fill(EMPTY);
+    vals.fill(undefined);
+    this.occupied = 0;
+    this.count = 0;
+    for (let i = 0; i < liveKeys.length; i++) this.set(liveKeys[i]!, liveVals[i] as V);
   }
 }
