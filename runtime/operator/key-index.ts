@@ -136,6 +136,22 @@ export class KeyIndex<V> {
     this.other = undefined;
   }
 
+  /**
+   * Empties the index for about `expected` keys to come: in its own arrays when they are not much
+   * larger than that needs (no allocation), else in new small ones.
+   */
+  reset(expected: number): void {
+    this.other = undefined;
+    if (this.cap > 64 && this.cap > 16 * expected) {
+      this.init(16);
+      return;
+    }
+    this.states.fill(EMPTY);
+    this.vals.fill(undefined);
+    this.occupied = 0;
+    this.count = 0;
+  }
+
   /** The keys, in no particular order. */
   keyList(): unknown[] {
     const out: unknown[] = [];

@@ -1,12 +1,15 @@
 // The timer service's hash index (numbers in an open-addressing table, other keys in a Map)
-// answers as a Map does, over random additions, replacements and deletions of numbers (small
+// answers as a Map does, over random additions, replacements, deletions and resets of numbers (small
 // integers, timestamps, fractions, 0 and -0, NaN) and other keys, with enough churn that deleted
 // slots are reused and the table is rebuilt many times.
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { KeyIndex } from '../../runtime/operator/key-index.js';
 
-type Op = { kind: 'set'; key: unknown; value: number } | { kind: 'delete'; key: unknown };
+type Op =
+  | { kind: 'set'; key: unknown; value: number }
+  | { kind: 'delete'; key: unknown }
+  | { kind: 'reset'; expected: number };
 
 const key: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: -40, max: 200 }) },
@@ -18,6 +21,10 @@ const key: fc.Arbitrary<unknown> = fc.oneof(
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('set' as const), key, value: fc.integer() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), key }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('reset' as const), expected: fc.nat({ max: 300 }) }),
+  },
 );
 
 /** The keys of a Map as the index lists them (-0 as 0, as both keep it), sorted to compare. */
@@ -32,6 +39,12 @@ describe('KeyIndex', () => {
         const index = new KeyIndex<number>();
         const model = new Map<unknown, number>();
         for (const o of ops) {
+          if (o.kind === 'reset') {
+            index.reset(o.expected);
+            model.clear();
+            expect(index.size).toBe(0);
+            continue;
+          }
           if (o.kind === 'set') {
             index.set(o.key, o.value);
             model.set(o.key, o.value);
