@@ -5,7 +5,7 @@
 import type { PartitionerSpec } from '../../operators/transformation.js';
 import { UserFunctionError } from '../../state/errors.js';
 import { describeValue, type Key } from '../../state/hash.js';
-import { keyGroupFor, subtaskForKeyGroup } from '../../state/key-groups.js';
+import { keyGroupFor, subtaskForKeyGroup, unsignedMod } from '../../state/key-groups.js';
 import { RECORD } from './channel.js';
 
 /** The sending end of a channel: a local ring, or a batch sent to another thread or process. */
@@ -65,7 +65,7 @@ class ShuffleWriter extends RecordWriter {
     x ^= x >>> 17;
     x ^= x << 5;
     this.state = x;
-    this.channels[(x >>> 0) % this.channels.length]!.push(RECORD, value, timestamp);
+    this.channels[unsignedMod(x, this.channels.length)]!.push(RECORD, value, timestamp);
   }
 }
 

@@ -8,6 +8,7 @@ import {
   keyGroupFor,
   subtaskForKey,
   subtaskForKeyGroup,
+  unsignedMod,
 } from '../../state/key-groups.js';
 
 describe('stable key hash', () => {
@@ -77,6 +78,23 @@ describe('stable key hash', () => {
 });
 
 describe('key groups', () => {
+  test("a key's group is its hash, as an unsigned number, modulo maxParallelism (in int32 arithmetic)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        fc.integer({ min: 1, max: 32768 }),
+        (h, m) => {
+          expect(unsignedMod(h, m)).toBe((h >>> 0) % m);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    for (const h of [0, 1, -1, 2 ** 31 - 1, -(2 ** 31)])
+      for (const m of [1, 2, 3, 127, 128, 32767, 32768]) expect(unsignedMod(h, m)).toBe((h >>> 0) % m);
+    for (const key of ['a', 7, -3, 1.5, 2n ** 40n, [1, 'x']])
+      expect(keyGroupFor(key, 128)).toBe((hashKey(key) >>> 0) % 128);
+  });
+
   test('Flink assignment: key group g goes to floor(g * p / maxP)', () => {
     expect(subtaskForKeyGroup(0, 4, 128)).toBe(0);
     expect(subtaskForKeyGroup(31, 4, 128)).toBe(0);
