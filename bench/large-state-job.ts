@@ -22,6 +22,8 @@ import {
 
 const KEYS = Number(process.env.LARGE_STATE_KEYS ?? 1_000_000);
 const OUT = process.env.LARGE_STATE_OUT ?? 'large-state-out';
+/** Records per second of the source (unset: as fast as it goes). */
+const RATE = process.env.LARGE_STATE_RATE === undefined ? undefined : Number(process.env.LARGE_STATE_RATE);
 
 /** Emits a key the first time it is seen; counts how often it was. */
 class FirstSeen extends KeyedProcessFunction<number, number, number> {
@@ -45,7 +47,10 @@ if (process.env.LARGE_STATE_MEMORY === '1')
 
 export default job((env) => {
   env
-    .fromGenerator((i) => (i * 7919) % KEYS, { count: Math.floor(KEYS * 1.25) })
+    .fromGenerator((i) => (i * 7919) % KEYS, {
+      count: Math.floor(KEYS * 1.25),
+      ...(RATE === undefined ? {} : { ratePerSecond: RATE }),
+    })
     .uid('keys')
     .keyBy((k) => k)
     .process(new FirstSeen())

@@ -151,12 +151,18 @@ export async function runLargeState(options: {
   stateBackend: string;
   dir: string;
   leaseDuration?: string;
+  /** Records per second of the job's source (default: as fast as it goes). */
+  ratePerSecond?: number;
 }): Promise<LargeStateResult> {
   const { keys, heapMiB, dir } = options;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const out = join(dir, 'out');
-  const env = { LARGE_STATE_KEYS: String(keys), LARGE_STATE_OUT: out };
+  const env = {
+    LARGE_STATE_KEYS: String(keys),
+    LARGE_STATE_OUT: out,
+    ...(options.ratePerSecond === undefined ? {} : { LARGE_STATE_RATE: String(options.ratePerSecond) }),
+  };
   const args = [
     '--state-backend',
     options.stateBackend,

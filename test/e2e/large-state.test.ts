@@ -30,6 +30,9 @@ describe('the LMDB state backend from the CLI', () => {
       killAfter: 2,
       stateBackend: 'lmdb',
       dir,
+      // NOTE: paced (250 000 records in about 2 s), so that two checkpoints complete before the
+      // source ends however fast the machine: unpaced, a run once ended after 0.6 s, before them.
+      ratePerSecond: 125_000,
     });
     expect(r.first.signal).toBe('SIGKILL');
     expect(r.first.checkpoints.length).toBeGreaterThanOrEqual(2);
