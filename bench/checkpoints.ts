@@ -4,7 +4,7 @@
  * duration and size of the checkpoints, the bandwidth of their writes next to a bulk `SET`
  * bandwidth measured against the same Redis, and the time to restore that state.
  *
- * Run alone: `node --expose-gc --import ./bench/register.mjs bench/checkpoints.ts [--events N] [--keys N] [--interval MS] [--state-backend heap|lmdb] [--quiet]`
+ * Run alone: `node --expose-gc --import ./bench/register.mjs bench/checkpoints.ts [--events N] [--keys N] [--interval MS] [--pairs N] [--state-backend heap|lmdb] [--quiet]`
  * (`npm run bench` runs it after the queries, in a process of its own).
  */
 import { Redis } from 'ioredis';
@@ -26,6 +26,11 @@ export interface CheckpointBenchOptions {
   events?: number;
   /** Checkpoint interval (default 1000 ms). */
   intervalMs?: number;
+  /**
+   * Pairs of runs without and with checkpoints, alternated (default 3), after one warm-up run of
+   * each: the overhead is each pair's, and their median.
+   */
+  pairs?: number;
   log?: (line: string) => void;
 }
 
@@ -34,12 +39,14 @@ export interface CheckpointBenchResult {
   events: number;
   intervalMs: number;
   redis: string;
-  /** Events per second without checkpoints. */
+  /** Events per second without checkpoints (median of the pairs' runs). */
   baseline: number;
-  /** Events per second with a checkpoint every interval. */
+  /** Events per second with a checkpoint every interval (median of the pairs' runs). */
   withCheckpoints: number;
-  /** 1 - withCheckpoints / baseline. */
+  /** Median of {@link overheads}. */
   overhead: number;
+  /** Each pair's `1 - withCheckpoints / baseline`, in the order they ran. */
+  overheads: number[];
   checkpoints: number;
   /** Trigger to commit, median over the checkpoints with the full state. */
   durationMs: number;
@@ -317,14 +324,46 @@ export async function runCheckpointBench(
     // NOTE: a prefix of its own, deleted at the end: the Redis may be shared (TIDEMARK_REDIS_URL).
     const keyPrefix = `tidemark-bench-cp-${process.pid}`;
     const base = new RedisCheckpointStorage({ url: redis.url, keyPrefix });
-    const { storage, windows } = timed(base);
     log(`checkpoint bench: ${events.toLocaleString('en')} events over ${keys.toLocaleString('en')} keys`);
-    const none = await throughput(keys, events);
-    log(`  without checkpoints: ${(none.perSecond / 1e6).toFixed(3)} M events/s`);
-    const withCp = await throughput(keys, events, { storage, intervalMs, jobId });
-    log(
-      `  with a checkpoint every ${intervalMs} ms to Redis: ${(withCp.perSecond / 1e6).toFixed(3)} M events/s (${withCp.stats.length} checkpoints)`,
-    );
+    // NOTE: alternated pairs, after a warm-up run of each kind (the first run of a process is
+    // slower while the code is compiled): a single run of each moved by 20 points from one
+    // invocation to the next on a shared machine. Each checkpointed run has a job id of its own;
+    // the last one's checkpoints give the figures below and the restore.
+    const pairs = Math.max(1, options.pairs ?? 3);
+    const run = (i: number) => {
+      const t = timed(base);
+      return throughput(keys, events, { storage: t.storage, intervalMs, jobId: `${jobId}-${i}` }).then(
+        (r) => ({
+          ...r,
+          jobId: `${jobId}-${i}`,
+          windows: t.windows,
+        }),
+      );
+    };
+    await throughput(keys, events);
+    await run(0);
+    const nones: number[] = [];
+    const cps: number[] = [];
+    const overheads: number[] = [];
+    let withCp: Awaited<ReturnType<typeof run>> | undefined;
+    for (let p = 0; p < pairs; p++) {
+      let none: number;
+      if (p % 2 === 0) {
+        none = (await throughput(keys, events)).perSecond;
+        withCp = await run(p + 1);
+      } else {
+        withCp = await run(p + 1);
+        none = (await throughput(keys, events)).perSecond;
+      }
+      nones.push(none);
+      cps.push(withCp.perSecond);
+      overheads.push(1 - withCp.perSecond / none);
+      log(
+        `  pair ${p + 1}: ${(none / 1e6).toFixed(3)} M events/s without checkpoints, ${(withCp.perSecond / 1e6).toFixed(3)} with a checkpoint every ${intervalMs} ms to Redis (${withCp.stats.length} checkpoints): ${(100 * overheads[p]!).toFixed(0)} % lower`,
+      );
+    }
+    if (withCp === undefined) throw new Error('no run');
+    const windows = withCp.windows;
     if (withCp.stats.length === 0) {
       await base.close();
       return `skipped: no checkpoint completed during a run of ${events} events (give it more events)`;
@@ -343,7 +382,7 @@ export async function runCheckpointBench(
     const ids = withCp.stats.map((s) => s.checkpointId);
     const restorable = ids.filter((id) => withCp.beforeEnd.has(id));
     const from = restorable.length > 0 ? restorable : ids;
-    const restoreMs = await restoreTime(keys, events, base, jobId, from[from.length - 1]!);
+    const restoreMs = await restoreTime(keys, events, base, withCp.jobId, from[from.length - 1]!);
     log(`  restore: ${restoreText(restoreMs)}`);
     const syncMs = await syncTime(keys, events, base, intervalMs);
     log(`  synchronous part of a checkpoint: ${syncMs.toFixed(0)} ms`);
@@ -357,9 +396,10 @@ export async function runCheckpointBench(
       events,
       intervalMs,
       redis: redis.source,
-      baseline: none.perSecond,
-      withCheckpoints: withCp.perSecond,
-      overhead: 1 - withCp.perSecond / none.perSecond,
+      baseline: median(nones),
+      withCheckpoints: median(cps),
+      overhead: median(overheads),
+      overheads,
       checkpoints: withCp.stats.length,
       durationMs: median(full.map((s) => s.durationMs)),
       bytes: median(full.map((s) => s.fullBytes)),
@@ -384,7 +424,7 @@ export function formatCheckpointBench(r: CheckpointBenchResult | string): string
   return [
     `checkpoints (${r.keys.toLocaleString('en')} keys, ${r.events.toLocaleString('en')} events, ${r.redis}):`,
     `  throughput without checkpoints     ${(r.baseline / 1e6).toFixed(3)} M events/s`,
-    `  ${`throughput, checkpoint/${r.intervalMs} ms`.padEnd(35)}${(r.withCheckpoints / 1e6).toFixed(3)} M events/s  (${(100 * r.overhead).toFixed(0)} % lower; target <= 10 %)`,
+    `  ${`throughput, checkpoint/${r.intervalMs} ms`.padEnd(35)}${(r.withCheckpoints / 1e6).toFixed(3)} M events/s  (${(100 * r.overhead).toFixed(0)} % lower, median of ${r.overheads.length} alternated pairs: ${r.overheads.map((o) => (100 * o).toFixed(0)).join(', ')} %; target <= 10 % in every run)`,
     `  checkpoint duration                ${r.durationMs.toFixed(0)} ms (median of ${r.checkpoints}, trigger to commit)`,
     `  checkpoint size                    ${mb(r.bytesWritten)} written each (median), ${mb(r.bytes)} referred to with the shared chunks`,
     `  Redis write bandwidth              ${mb(r.writeBytesPerSecond)}/s during checkpoints vs ${mb(r.setBytesPerSecond)}/s bulk SET (${((100 * r.writeBytesPerSecond) / r.setBytesPerSecond).toFixed(0)} %; target >= 50 %)`,
@@ -407,6 +447,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...(arg('--keys') === undefined ? {} : { keys: arg('--keys')! }),
     ...(arg('--events') === undefined ? {} : { events: arg('--events')! }),
     ...(arg('--interval') === undefined ? {} : { intervalMs: arg('--interval')! }),
+    ...(arg('--pairs') === undefined ? {} : { pairs: arg('--pairs')! }),
     ...(process.argv.includes('--quiet') ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }),
   });
   // --result: one line for bench/run.ts, which runs this in a process of its own.

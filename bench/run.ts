@@ -208,7 +208,9 @@ async function main(): Promise<number> {
   let checkpointBench: CheckpointBenchResult | string | undefined;
   if (!args['no-checkpoint-bench'] && !args['no-redis']) {
     if (!quick) process.stderr.write('bench: checkpoints ...\n');
-    const size = quick ? ['--keys', '20000', '--events', '200000', '--interval', '50', '--quiet'] : [];
+    const size = quick
+      ? ['--keys', '20000', '--events', '200000', '--interval', '50', '--pairs', '1', '--quiet']
+      : [];
     try {
       checkpointBench = await runScript<CheckpointBenchResult | string>(
         CHECKPOINTS,
