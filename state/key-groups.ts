@@ -19,10 +19,11 @@ export function keyGroupFor(key: Key, maxParallelism: number): number {
 }
 
 /**
- * `(h >>> 0) % m` of an int32 `h` and a positive int32 `m`, in int32 arithmetic: the unsigned
- * value is `2 * (h >>> 1) + (h & 1)`, so its remainder is that of `2 * ((h >>> 1) % m) + (h & 1)`.
- * NOTE: half of all hashes are above 2^31 as unsigned numbers, and V8 takes the remainder of such
- * a number as a double (about 9 ns against 2 for this; every keyed record computes its key group).
+ * `(h >>> 0) % m` of an int32 `h` and an integer `m` in [1, 2^30), in int32 arithmetic: the
+ * unsigned value is `2 * (h >>> 1) + (h & 1)`, so its remainder is that of
+ * `2 * ((h >>> 1) % m) + (h & 1)`. NOTE: half of all hashes are above 2^31 as unsigned numbers,
+ * and V8 takes the remainder of such a number as a double (about 9 ns against 2 for this; every
+ * keyed record computes its key group).
  */
 export function unsignedMod(h: number, m: number): number {
   return ((((h >>> 1) % m) << 1) + (h & 1)) % m;
