@@ -241,12 +241,16 @@ describe('examples', { timeout: 180_000 }, () => {
     try {
       const env = { PAGEVIEWS: '2000000' };
       const full = await runCli(['run', join(ROOT, 'examples/pageviews.ts')], { env, cwd });
+      // NOTE: the interrupted run is paced (about 2 s for its 2 M page views), so that it is still
+      // running after its first checkpoint however fast the machine: unpaced, it once finished in
+      // 0.8 s, before the interrupt, and the resumed run (from its final checkpoint) had nothing
+      // left to print.
       const child = spawn(
         process.execPath,
         [BIN, 'run', join(ROOT, 'examples/pageviews.ts'), '--progress', '--checkpoint-interval', '100ms'],
         {
           cwd,
-          env: { ...process.env, ...env },
+          env: { ...process.env, ...env, PAGEVIEWS_PER_SECOND: '1000000' },
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       );
@@ -254,11 +258,10 @@ describe('examples', { timeout: 180_000 }, () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       while (!/checkpoint \d+/.test(stderr) && child.exitCode === null)
         await new Promise((r) => setTimeout(r, 20));
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT');
-        await exited;
-      }
+      expect(child.exitCode, `the run ended before it was interrupted:\n${stderr}`).toBeNull();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
       const resumed = await runCli(['run', join(ROOT, 'examples/pageviews.ts'), '--restore', 'latest'], {
         env,
         cwd,
