@@ -1096,6 +1096,11 @@ abstract class BaseHandle {
   readonly ttl: StateTtlConfig | undefined;
   readonly refreshOnRead: boolean;
   readonly returnExpired: boolean;
+  /**
+   * Namespaced state without TTL: an entry is combined ({@link combineNamespaced}) or taken
+   * ({@link takeRaw}) with one lookup of the key's entries.
+   */
+  protected readonly oneLookup: boolean;
 
   constructor(
     readonly backend: HeapKeyedStateBackend,
@@ -1103,6 +1108,7 @@ abstract class BaseHandle {
     d: StateDescriptor,
   ) {
     this.ttl = d.ttl;
+    this.oneLookup = d.ttl === undefined && table.namespaced;
     this.refreshOnRead = d.ttl?.updateType === 'OnReadAndWrite';
     this.returnExpired = d.ttl?.stateVisibility === 'ReturnExpiredIfNotCleanedUp';
   }
@@ -1213,11 +1219,6 @@ abstract class BaseHandle {
     slots.remove(g as Map<MapKey, unknown>, inner);
     g.delete(mk);
     return v;
-  }
-
-  /** True when {@link takeRaw} may be used: namespaced state without TTL. */
-  protected get takes(): boolean {
-    return this.ttl === undefined && this.table.namespaced;
   }
 
   protected nsKey(): Namespace {
@@ -1353,7 +1354,7 @@ class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
   }
   /** @internal what {@link get} returns, then cleared (see {@link BaseHandle.takeRaw}). */
   getAndClear(): T | undefined {
-    if (this.takes) return this.takeRaw() as T | undefined;
+    if (this.oneLookup) return this.takeRaw() as T | undefined;
     const v = this.get();
     this.clear();
     return v;
@@ -1365,7 +1366,7 @@ class HeapReducingState<T> extends BaseHandle implements ReducingState<T> {
     current === undefined ? (value as T) : this.d.reduce(current, value as T);
   /** @internal adds; true when the current key (and namespace) had no value before. */
   addReportingNew(value: T): boolean {
-    if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, this.combine);
+    if (this.oneLookup) return this.combineNamespaced(value, this.combine);
     const current = this.get();
     this.setRaw(this.wrap(current === undefined ? value : this.d.reduce(current, value)));
     return current === undefined;
@@ -1425,7 +1426,7 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
   /** @internal what {@link get} returns, then cleared (see {@link BaseHandle.takeRaw}). */
   getAndClear(): OUT | undefined {
     let acc: ACC | undefined;
-    if (this.takes) acc = this.takeRaw() as ACC | undefined;
+    if (this.oneLookup) acc = this.takeRaw() as ACC | undefined;
     else {
       acc = this.acc();
       this.clear();
@@ -1439,7 +1440,7 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
     this.d.aggregate.add(value as IN, acc === undefined ? this.d.aggregate.createAccumulator() : acc);
   /** @internal adds; true when the current key (and namespace) had no accumulator before. */
   addReportingNew(value: IN): boolean {
-    if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, this.combine);
+    if (this.oneLookup) return this.combineNamespaced(value, this.combine);
     const acc = this.acc();
     this.setRaw(this.wrap(this.d.aggregate.add(value, acc ?? this.d.aggregate.createAccumulator())));
     return acc === undefined;
@@ -1455,8 +1456,7 @@ class HeapAggregatingState<IN, ACC, OUT> extends BaseHandle implements Aggregati
       throw new StateError(
         `${this.backend.owner}: aggregating state '${this.d.name}' cannot merge a partial result: its AggregateFunction has no merge()`,
       );
-    if (this.ttl === undefined && this.table.namespaced)
-      return this.combineNamespaced(partial, this.mergeAcc);
+    if (this.oneLookup) return this.combineNamespaced(partial, this.mergeAcc);
     const acc = this.acc();
     this.setRaw(this.wrap(this.mergeAcc(partial, acc)));
     return acc === undefined;
@@ -1512,7 +1512,7 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
   }
   /** @internal what {@link get} returns, then cleared (see {@link BaseHandle.takeRaw}). */
   getAndClear(): readonly T[] {
-    if (this.takes) return (this.takeRaw() as T[] | undefined) ?? [];
+    if (this.oneLookup) return (this.takeRaw() as T[] | undefined) ?? [];
     const v = this.get();
     this.clear();
     return v;
@@ -1527,7 +1527,7 @@ class HeapListState<T> extends BaseHandle implements ListState<T> {
         `${this.backend.owner}: list state '${this.table.name}' cannot hold ${value}`,
       );
     // NOTE: one lookup of the key's entries (a window's first element creates its list).
-    if (this.ttl === undefined && this.table.namespaced) return this.combineNamespaced(value, append);
+    if (this.oneLookup) return this.combineNamespaced(value, append);
     const list = this.raw() as unknown[] | undefined;
     if (list === undefined) {
       this.setRaw([this.wrap(value)]);

@@ -730,7 +730,11 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
 
   /** The contents at the current namespace, or `undefined` if there are none (Flink's null). */
   private read(): unknown {
-    const c = this.contents.get();
+    return this.present(this.contents.get());
+  }
+
+  /** Contents as read (or taken), `undefined` for none: an empty list is none. */
+  private present(c: unknown): unknown {
     if (this.listContents && (c as readonly unknown[]).length === 0) return undefined;
     return c;
   }
@@ -770,9 +774,8 @@ export class WindowOperator<K extends Key, IN, W extends Window, OUT = unknown>
       // the contents state), and a failure in it fails the task, which restores from a checkpoint.
       const taken = cleanup && isFire(result) && set === undefined && this.getAndClear !== undefined;
       if (taken) {
-        const c = this.getAndClear!.getAndClear();
-        if (c !== undefined && !(this.listContents && (c as readonly unknown[]).length === 0))
-          this.emitWindowContents(window, c);
+        const c = this.present(this.getAndClear!.getAndClear());
+        if (c !== undefined) this.emitWindowContents(window, c);
       } else if (isFire(result)) {
         const c = this.read();
         if (c !== undefined) this.emitWindowContents(window, c);

@@ -347,10 +347,8 @@ export class TimerHeap<N> {
         this.flags[e] = REFERENCED;
         continue;
       }
-      this.enqueue(e);
+      bucket = this.enqueue(e);
       bucketTime = timestamp;
-      const b = this.buckets.get(timestamp);
-      bucket = typeof b === 'object' ? b : undefined;
     }
   }
 
@@ -379,16 +377,26 @@ export class TimerHeap<N> {
     else entries.splice(i, 0, e);
   }
 
-  /** Puts a live timer in its timestamp's bucket. */
-  private enqueue(e: number): void {
+  /**
+   * Puts a live timer in its timestamp's bucket; returns that bucket, or undefined when the timer
+   * is its timestamp's only one.
+   */
+  private enqueue(e: number): Bucket | undefined {
     const t = this.stamps[e]!;
     this.flags[e] = REFERENCED;
     const b = this.buckets.get(t);
     if (b === undefined) {
       this.buckets.set(t, e);
       this.up(t);
-    } else if (typeof b === 'number') this.buckets.set(t, { entries: [b, e], pos: 0 });
-    else b.entries.push(e);
+      return undefined;
+    }
+    if (typeof b === 'number') {
+      const bucket: Bucket = { entries: [b, e], pos: 0 };
+      this.buckets.set(t, bucket);
+      return bucket;
+    }
+    b.entries.push(e);
+    return b;
   }
 
   /**
